@@ -1,0 +1,36 @@
+# zephyr: `make demo` and `make test` work on a fresh machine with Python 3.11+.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' && { echo $$p; break; }; done)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.zephyr-installed
+
+.PHONY: demo test test-py typecheck stubs bench clean
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "zephyr needs Python 3.11 or newer on PATH"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev,examples]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/seed_model.py
+
+test: test-py typecheck
+
+test-py: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile
+
+typecheck: $(STAMP)
+	$(PY) -m mypy zephyr
+	$(PY) -m pyright
+
+stubs: $(STAMP)
+	$(PY) -m zephyr.typing.stubgen
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache dist build

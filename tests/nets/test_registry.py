@@ -1,0 +1,81 @@
+"""Cross-cutting sweeps over every registered net (tests/nets/cases_*.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tests.nets.registry import NetCase, all_cases
+from zephyr import trace, trace_with_state
+
+CASES = all_cases()
+
+
+def _build(case: NetCase, key: jax.Array) -> tuple[Any, Any, Any]:
+    x = case.make_x(jax.random.fold_in(key, 1))
+    if case.stateful:
+        params, state = trace_with_state(case.apply, key, x)
+        return params, state, x
+    return trace(case.apply, key, x), None, x
+
+
+def _call(case: NetCase, params: Any, state: Any, x: Any) -> Any:
+    if case.stateful:
+        y, _new_state = case.apply(params, state, x)
+        return y
+    return case.apply(params, x)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_jit_matches_eager(case: NetCase, key: jax.Array) -> None:
+    params, state, x = _build(case, key)
+    eager = _call(case, params, state, x)
+    jitted = jax.jit(lambda p, s, x: _call(case, p, s, x))(params, state, x)
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_trace_is_deterministic_and_params_are_plain(case: NetCase, key: jax.Array) -> None:
+    first, _, x = _build(case, key)
+    second, _, _ = _build(case, key)
+    assert jax.tree.structure(first) == jax.tree.structure(second)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
+        assert isinstance(a, jax.Array)
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_grad_is_finite(case: NetCase, key: jax.Array) -> None:
+    if "grad" in case.skip:
+        pytest.skip(case.skip["grad"])
+    params, state, x = _build(case, key)
+    if not jax.tree.leaves(params):
+        pytest.skip("no params")
+    grads = jax.grad(lambda p: jnp.sum(_call(case, p, state, x).astype(jnp.float32)))(params)
+    for leaf in jax.tree.leaves(grads):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_vmap_over_a_new_batch_axis(case: NetCase, key: jax.Array) -> None:
+    if "vmap" in case.skip:
+        pytest.skip(case.skip["vmap"])
+    params, state, x = _build(case, key)
+    xs = jax.tree.map(lambda a: jnp.stack([a, a]), x)
+    ys = jax.vmap(lambda x: _call(case, params, state, x))(xs)
+    single = _call(case, params, state, x)
+    np.testing.assert_allclose(np.asarray(ys[0]), np.asarray(single), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_bfloat16_inputs(case: NetCase, key: jax.Array) -> None:
+    if "bf16" in case.skip:
+        pytest.skip(case.skip["bf16"])
+    params, state, x = _build(case, key)
+    x16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a, x)
+    y = _call(case, params, state, x16)
+    assert bool(jnp.all(jnp.isfinite(y.astype(jnp.float32))))

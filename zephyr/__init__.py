@@ -1,0 +1,35 @@
+"""zephyr: neural networks as plain, typed functions on JAX.
+
+``trace(f, key, *sample_args)`` builds the params of ``f(params, x, *hyperparameters)``;
+``validate`` declares what a parameter must look like; ``zephyr.nets`` holds the layers.
+"""
+
+from . import functools as functools
+from . import nets as nets
+from . import typing as typing
+from ._api import collect_specs as collect_specs
+from ._api import initialize as initialize
+from ._api import trace as trace
+from ._api import trace_with_state as trace_with_state
+from ._api import validate as validate
+from ._initializers import default_initializer as default_initializer
+from .functools._partial import flexible as flexible
+from .functools._partial import placeholder_hole as placeholder_hole
+from ._stack import stack as stack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "collect_specs",
+    "default_initializer",
+    "initialize",
+    "stack",
+    "trace_with_state",
+    "flexible",
+    "functools",
+    "nets",
+    "placeholder_hole",
+    "trace",
+    "typing",
+    "validate",
+]

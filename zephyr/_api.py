@@ -1,0 +1,216 @@
+"""``trace`` and ``validate``: the two functions zephyr is made of."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import numpy as np
+from jax import Array
+
+from ._initializers import default_initializer
+from ._paths import Path, format_path
+from ._source import describe_call_argument
+from ._trace import (
+    LeafSpec,
+    TraceNode,
+    TraceState,
+    active_path_of,
+    build_tree,
+    check_trace_key,
+    initialize_leaf,
+    run_abstract,
+    to_dtype,
+)
+from ._types import DType, Initializer, Params, PRNGKey, Shape
+
+P = TypeVar("P")
+Ps = ParamSpec("Ps")
+
+
+def trace(
+    f: Callable[Concatenate[P, Ps], object],
+    key: PRNGKey,
+    *args: Ps.args,
+    **kwargs: Ps.kwargs,
+) -> P:
+    """Build the params of ``f`` by running ``f(params, *args, **kwargs)`` once, abstractly.
+
+    The forward runs like ``jax.eval_shape``: shapes and dtypes only, no arithmetic on the
+    inputs and no large allocation. Every leaf it declares (with ``validate`` or by its params
+    annotation) is then initialized with a key folded from ``key`` and the leaf's path, so
+    adding a layer leaves the other layers' initial values unchanged.
+
+    Args:
+        f: the net, a function of ``(params, *args, **kwargs)``; may be ``jax.jit``-wrapped.
+        key: a JAX random key (``jax.random.key(0)`` or ``jax.random.PRNGKey(0)``).
+        *args: sample inputs. Arrays are seen only by shape and dtype; anything else (ints,
+            strings, callables) is passed as it is, as a hyperparameter.
+        **kwargs: sample keyword inputs, treated like ``args``.
+
+    Returns:
+        A plain nested dict of ``jax.Array`` (str and int keys), as ``f`` indexes it.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> params = trace(nets.linear(_, _, 3), jax.random.key(0), jnp.ones((2, 4)))
+        >>> jax.tree.map(jnp.shape, params)
+        {'bias': (3,), 'weights': (4, 3)}
+    """
+    check_trace_key(key)
+    (specs,) = collect_specs(f, args, kwargs)
+    tree: Any = initialize(specs, key)
+    return tree  # type: ignore[no-any-return]  # the tree has the shape f's params declare
+
+
+S = TypeVar("S")
+
+
+def trace_with_state(
+    f: Callable[Concatenate[P, S, Ps], object],
+    key: PRNGKey,
+    *args: Ps.args,
+    **kwargs: Ps.kwargs,
+) -> tuple[P, S]:
+    """Like :func:`trace` for a stateful net ``f(params, state, *args)``: returns both trees.
+
+    State (running statistics, caches) is declared like params, with ``validate(state[...],
+    shape, initializer)``, and lives in its own tree; a stateful net returns
+    ``(output, new_state)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import trace_with_state, validate
+        >>> from zephyr._initializers import zeros
+        >>> def counter(params, state, x):
+        ...     count = validate(state["count"], (), zeros, dtype=jnp.int32)
+        ...     return x, {"count": count + 1}
+        >>> params, state = trace_with_state(counter, jax.random.key(0), jnp.ones(3))
+        >>> params, state["count"].tolist()
+        ({}, 0)
+    """
+    check_trace_key(key, "trace_with_state")
+    param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
+    params: Any = initialize(param_specs, key)
+    state: Any = initialize(state_specs, key)
+    return params, state
+
+
+def collect_specs(
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    roots: tuple[str, ...] = ("params",),
+) -> tuple[dict[Path, LeafSpec], ...]:
+    """Run ``f(*roots, *args, **kwargs)`` abstractly; the leaves each root declared, in order.
+
+    The first half of :func:`trace`: no key, no allocation. Use it to plan (shapes, dtypes,
+    tags) or to initialize in another way (sharded, abstract).
+    """
+    states = tuple(TraceState(root) for root in roots)
+    run_abstract(f, args, kwargs, states)
+    return tuple(state.specs for state in states)
+
+
+def initialize(
+    specs: dict[Path, LeafSpec],
+    key: PRNGKey,
+    placement: Callable[[LeafSpec], Any] | None = None,
+) -> dict[Any, Any]:
+    """The second half of :func:`trace`: initialize each leaf and nest them into dicts.
+
+    ``placement(spec)`` may return a ``jax.sharding.Sharding`` for a leaf (or ``None``); the
+    leaf is then created already placed, shard by shard.
+    """
+    values = {
+        path: initialize_leaf(spec, key, placement(spec) if placement else None)
+        for path, spec in specs.items()
+    }
+    root = next(iter(specs.values())).root if specs else "params"
+    return build_tree(values, root)
+
+
+def validate(
+    array: Params | Array,
+    shape: Shape | str | Any,
+    initializer: Initializer = default_initializer,
+    *,
+    dtype: DType | None = None,
+    tags: str | Iterable[str] = (),
+) -> Array:
+    """Declare a parameter during ``trace``; check its shape afterwards. Returns ``array``.
+
+    During ``trace``, ``array`` is a node of the params being built and this declares the
+    leaf at its path: its shape, dtype, initializer and tags. On a real array (apply time,
+    also under ``jit``) it checks the shape and returns the array unchanged.
+
+    Args:
+        array: ``params[...]``, the leaf to declare or check.
+        shape: a tuple of ints; or a dim string (``"d_in out_dim"``) or jaxtyping annotation
+            (``Float[Array, "d_in out_dim"]``) whose names resolve from the arguments of the
+            enclosing function, as the signature form of a net does.
+        initializer: ``(key, shape, dtype) -> Array``, e.g. any of ``jax.nn.initializers``.
+            Default: truncated normal scaled by fan-in for rank >= 2, zeros otherwise.
+        dtype: the storage dtype (default float32, or the annotation's dtype).
+        tags: labels for the leaf, used by ``zephyr.tags`` (optimizers, sharding).
+
+    Returns:
+        ``array`` itself (a stand-in of that shape during trace).
+
+    Raises:
+        ValueError: the shape differs from ``shape`` (naming the path), or one path is
+            declared twice with different shapes.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import trace, validate
+        >>> def affine(params, x):
+        ...     w = validate(params["w"], (x.shape[-1], 2))
+        ...     return x @ w
+        >>> params = trace(affine, jax.random.key(0), jnp.ones((5, 3)))
+        >>> params["w"].shape
+        (3, 2)
+    """
+    resolved_dtype: DType | None = dtype
+    if isinstance(shape, tuple | list) and all(isinstance(d, int) for d in shape):
+        expected: Shape = tuple(shape)
+    else:
+        from .typing._dims import resolve_shape_spec
+
+        expected, annotated_dtype = resolve_shape_spec(shape, sys._getframe(1), "validate")
+        if resolved_dtype is None:
+            resolved_dtype = annotated_dtype
+    if type(array) is TraceNode:
+        tag_tuple = (tags,) if isinstance(tags, str) else tuple(tags)
+        spec = LeafSpec(
+            array.path, expected, to_dtype(resolved_dtype), initializer, tag_tuple, array.state.root
+        )
+        return array.state.declare(spec)
+    actual = getattr(array, "shape", None)
+    if actual is None:
+        raise TypeError(
+            f"validate: expected an array or `params[...]`, got {type(array).__name__} "
+            f"(at {describe_call_argument(sys._getframe(1))})"
+        )
+    if tuple(actual) != expected:
+        raise ValueError(
+            f"{_name_for_error(array, sys._getframe(1))}: expected shape {expected}, "
+            f"got {tuple(actual)}"
+        )
+    if dtype is not None and np.dtype(array.dtype) != to_dtype(dtype):  # type: ignore[union-attr]
+        raise ValueError(
+            f"{_name_for_error(array, sys._getframe(1))}: expected dtype {to_dtype(dtype).name}, "
+            f"got {np.dtype(array.dtype).name}"  # type: ignore[union-attr]
+        )
+    return array  # type: ignore[return-value]  # an array-like with a shape: an Array here
+
+
+def _name_for_error(array: object, frame: Any) -> str:
+    found = active_path_of(array)
+    if found is not None:
+        root, path = found
+        return f"`{format_path(path, root)}`"
+    return describe_call_argument(frame)

@@ -1,0 +1,1 @@
+"""Implementations of ``zephyr.nets``, one module per family."""

@@ -1,0 +1,171 @@
+"""Affine layers: ``linear``, ``branch_linear``, ``linear_like``, ``mlp``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NotRequired, TypedDict
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jaxtyping import Float
+
+from .._api import validate
+from .._initializers import default_initializer, zeros
+from .._types import DType, Initializer
+from ..functools._partial import flexible
+
+
+class LinearParams(TypedDict):
+    """Params of :func:`linear`."""
+
+    weights: Float[Array, "d_in out_dim"]
+    bias: NotRequired[Float[Array, " out_dim"]]
+
+
+@flexible
+def linear(
+    params: LinearParams,
+    x: Float[Array, "*batch d_in"],
+    out_dim: int,
+    use_bias: bool = True,
+    *,
+    weights_initializer: Initializer = default_initializer,
+    bias_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch out_dim"]:
+    """An affine map of the last axis: ``x @ weights + bias``.
+
+    Args:
+        params: ``{"weights": (d_in, out_dim), "bias": (out_dim,)}``.
+        x: ``(*batch, d_in)``, any number of batch axes.
+        out_dim: the size of the output's last axis.
+        use_bias: whether to add ``bias``.
+        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
+        bias_initializer: initializer of ``bias`` (default: zeros).
+        dtype: the computation dtype (default: the promoted dtype of ``x`` and the params).
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        ``(*batch, out_dim)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 5))
+        >>> params = trace(nets.linear(_, _, 3), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'bias': (3,), 'weights': (5, 3)}
+        >>> nets.linear(params, x, 3).shape
+        (2, 3)
+    """
+    if x.ndim < 1:
+        raise ValueError(f"linear: `x` must have at least one axis, got shape {x.shape}")
+    weights = validate(params["weights"], (x.shape[-1], out_dim), weights_initializer, dtype=param_dtype)
+    compute = dtype or jnp.result_type(x.dtype, weights.dtype)
+    y = jnp.matmul(x.astype(compute), weights.astype(compute))
+    if use_bias:
+        bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)
+        y = y + bias.astype(compute)
+    return y
+
+
+@flexible
+def linear_like(
+    params: LinearParams,
+    x: Float[Array, "*batch d_in"],
+    reference: Float[Array, "*rest out_dim"],
+    use_bias: bool = True,
+    *,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch out_dim"]:
+    """A :func:`linear` whose output size is the last axis of ``reference``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> x, ref = jnp.ones((2, 5)), jnp.ones((7,))
+        >>> params = trace(nets.linear_like, jax.random.key(0), x, ref)
+        >>> nets.linear_like(params, x, ref).shape
+        (2, 7)
+    """
+    return linear(params, x, reference.shape[-1], use_bias, dtype=dtype, param_dtype=param_dtype)
+
+
+@flexible
+def branch_linear(
+    params: LinearParams,
+    x: Float[Array, "*batch d"],
+    num_branches: int,
+    use_bias: bool = True,
+    *,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch num_branches d"]:
+    """Branch the last axis into ``num_branches`` linear maps of the same width.
+
+    Args:
+        params: ``{"weights": (d, num_branches * d), "bias": (num_branches * d,)}``.
+        x: ``(*batch, d)``.
+        num_branches: how many branches.
+
+    Returns:
+        ``(*batch, num_branches, d)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> x = jnp.ones((2, 4))
+        >>> params = trace(nets.branch_linear, jax.random.key(0), x, 3)
+        >>> nets.branch_linear(params, x, 3).shape
+        (2, 3, 4)
+    """
+    if num_branches < 1:
+        raise ValueError(f"branch_linear: `num_branches` must be >= 1, got {num_branches}")
+    d = x.shape[-1]
+    y = linear(params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
+    return jnp.reshape(y, y.shape[:-1] + (num_branches, d))
+
+
+@flexible
+def mlp(
+    params: dict[int, LinearParams],
+    x: Float[Array, "*batch d_in"],
+    out_dims: Sequence[int],
+    activation: Callable[[Array], Array] = jax.nn.relu,
+    activation_final: Callable[[Array], Array] = lambda y: y,
+    *,
+    use_bias: bool = True,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch d_out"]:
+    """A stack of :func:`linear` layers, ``activation`` between them.
+
+    Args:
+        params: layer ``i`` at ``params[i]``.
+        x: ``(*batch, d_in)``.
+        out_dims: the output size of each layer; the last is the output size.
+        activation: applied after every layer but the last.
+        activation_final: applied after the last layer (default: identity).
+
+    Returns:
+        ``(*batch, out_dims[-1])``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> x = jnp.ones((2, 4))
+        >>> params = trace(nets.mlp, jax.random.key(0), x, [8, 3])
+        >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
+        ([0, 1], (2, 3))
+    """
+    dims = list(out_dims)
+    if not dims:
+        raise ValueError("mlp: `out_dims` must name at least one layer, got []")
+    for i, out_dim in enumerate(dims):
+        x = linear(params[i], x, out_dim, use_bias, dtype=dtype, param_dtype=param_dtype)
+        x = activation(x) if i < len(dims) - 1 else activation_final(x)
+    return x

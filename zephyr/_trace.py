@@ -1,0 +1,380 @@
+"""The trace engine: run a net abstractly, collect the leaves it declares, initialize them.
+
+During ``trace`` the net receives a :class:`TraceNode` instead of a params dict. Indexing a
+node gives a child node; ``validate(node, shape)`` declares a leaf at the node's path and
+returns an abstract stand-in of that shape; indexing a declared path afterwards gives a
+stand-in too. The forward runs under ``jax.eval_shape``: shapes and dtypes only, no FLOPs,
+no allocation. Then every declared leaf is initialized with a key folded from the trace key
+and the leaf's path, one compiled call per kind of leaf.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from ._initializers import initializer_identity
+from ._paths import Path, PathKey, check_key, format_path, path_hash
+from ._types import DType, Initializer, PRNGKey, Shape
+
+MSG_UNDECLARED = """\
+A parameter is declared by `validate` before it is used, or by the params annotation of a
+@flexible net:
+
+    w = validate(params["weights"], (x.shape[-1], out_dim))
+    y = x @ w
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LeafSpec:
+    """Everything ``trace`` knows about one declared leaf."""
+
+    path: Path
+    shape: Shape
+    dtype: np.dtype[Any]
+    initializer: Initializer
+    tags: tuple[str, ...]
+    root: str = "params"
+
+    @property
+    def name(self) -> str:
+        """The leaf as the expression that reaches it, e.g. ``params['linear']['weights']``."""
+        return format_path(self.path, self.root)
+
+
+class TraceState:
+    """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
+
+    __slots__ = ("root", "specs", "from_signature", "stand_ins", "where")
+
+    def __init__(self, root: str = "params") -> None:
+        self.root = root  # how paths are written in messages: params[...] or state[...]
+        self.specs: dict[Path, LeafSpec] = {}
+        # Paths declared only by a params annotation so far: an explicit `validate` of the
+        # same shape refines them (its initializer, dtype and tags win).
+        self.from_signature: set[Path] = set()
+        # id(stand-in) -> (stand-in, path): kept alive for the trace so ids stay unique.
+        self.stand_ins: dict[int, tuple[Array, Path]] = {}
+        # The net being traced and the path of its params, for error notes.
+        self.where: tuple[str, Path] | None = None
+
+    def stand_in(self, spec: LeafSpec) -> Array:
+        """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
+        value = jnp.zeros(spec.shape, spec.dtype)
+        self.stand_ins[id(value)] = (value, spec.path)
+        return value
+
+    def path_of(self, value: object) -> Path | None:
+        """The path of a stand-in this trace handed out, if ``value`` is one."""
+        entry = self.stand_ins.get(id(value))
+        return entry[1] if entry is not None and entry[0] is value else None
+
+    def declare(self, spec: LeafSpec, from_signature: bool = False) -> Array:
+        """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
+        earlier = self.specs.get(spec.path)
+        if earlier is None:
+            for declared in self.specs:
+                _check_no_overlap(declared, spec.path, self.root)
+            self.specs[spec.path] = spec
+            if from_signature:
+                self.from_signature.add(spec.path)
+        elif spec.path in self.from_signature and not from_signature and earlier.shape == spec.shape:
+            self.from_signature.discard(spec.path)
+            merged = tuple(dict.fromkeys(earlier.tags + spec.tags))
+            self.specs[spec.path] = LeafSpec(
+                spec.path, spec.shape, spec.dtype, spec.initializer, merged, self.root
+            )
+        elif earlier.shape != spec.shape or earlier.dtype != spec.dtype:
+            raise ValueError(
+                f"`{spec.name}`: declared twice with different shapes: first "
+                f"{_describe(earlier.shape, earlier.dtype)}, then {_describe(spec.shape, spec.dtype)} "
+                "(the same shape twice shares one array, as weight tying does)"
+            )
+        elif spec.tags and set(spec.tags) - set(earlier.tags):
+            merged = tuple(dict.fromkeys(earlier.tags + spec.tags))
+            self.specs[spec.path] = LeafSpec(
+                earlier.path, earlier.shape, earlier.dtype, earlier.initializer, merged, self.root
+            )
+        return self.stand_in(spec)
+
+
+def _describe(shape: Shape, dtype: np.dtype[Any]) -> str:
+    return f"{shape} {dtype.name}"
+
+
+def _check_no_overlap(declared: Path, new: Path, root: str) -> None:
+    shorter, longer = (declared, new) if len(declared) <= len(new) else (new, declared)
+    if shorter != longer and longer[: len(shorter)] == shorter:
+        raise ValueError(
+            f"`{format_path(shorter, root)}` is a leaf, so `{format_path(longer, root)}` cannot be declared "
+            "below it: one path is either an array or a subtree"
+        )
+
+
+_ACTIVE: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar(
+    "zephyr_active_trace", default=()
+)
+
+
+def active_path_of(value: object) -> tuple[str, Path] | None:
+    """``(root, path)`` of a stand-in handed out by the innermost running ``trace``, if any."""
+    for state in _ACTIVE.get():
+        path = state.path_of(value)
+        if path is not None:
+            return state.root, path
+    return None
+
+
+class TraceNode:
+    """The ``params`` a net receives during ``trace``: a path into the params being built.
+
+    It is indexable like the finished params. It is not an array: using one as an array
+    before declaring it raises a ``TypeError`` that names its path.
+    """
+
+    __slots__ = ("_state", "_path")
+
+    def __init__(self, state: TraceState, path: Path) -> None:
+        self._state = state
+        self._path = path
+
+    @property
+    def path(self) -> Path:
+        """The keys from the root params to this node."""
+        return self._path
+
+    @property
+    def state(self) -> TraceState:
+        """The trace this node belongs to."""
+        return self._state
+
+    def __getitem__(self, key: PathKey) -> TraceNode | Array:
+        path = self._path + (check_key(self._path, key),)
+        spec = self._state.specs.get(path)
+        if spec is None:
+            return TraceNode(self._state, path)
+        return self._state.stand_in(spec)
+
+    def __repr__(self) -> str:
+        return f"<zephyr trace node {format_path(self._path, self._state.root)}>"
+
+    def _undeclared(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError(
+            f"`{format_path(self._path, self._state.root)}` is used as an array before it is declared.\n"
+            + MSG_UNDECLARED
+        )
+
+    __jax_array__ = __array__ = _undeclared
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _undeclared
+    __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _undeclared
+    __neg__ = __pos__ = __abs__ = __float__ = __int__ = __bool__ = _undeclared
+    __iter__ = __len__ = _undeclared
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._undeclared()
+
+
+jax.tree_util.register_pytree_node(
+    TraceNode,
+    lambda node: ((), node),
+    lambda node, _: node,
+)
+
+
+def _is_array_input(leaf: object) -> bool:
+    return isinstance(leaf, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
+
+
+def _is_key(key: object) -> bool:
+    if not isinstance(key, jax.Array | np.ndarray):
+        return False
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key.shape == ()
+    return key.dtype == np.uint32 and key.shape == (2,)
+
+
+def _describe_value(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _unwrap_jit(f: Callable[..., Any]) -> Callable[..., Any]:
+    # trace(jax.jit(f), ...) traces f itself: jit changes nothing abstractly, and going
+    # through it would keep one cache entry per trace in the jitted function.
+    inner = getattr(f, "__wrapped__", None)
+    if inner is not None and callable(getattr(f, "lower", None)):
+        return _unwrap_jit(inner)
+    return f
+
+
+def name_of(f: object) -> str:
+    """A readable name for a function in messages."""
+    return str(getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f))
+
+
+def run_abstract(
+    f: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    states: tuple[TraceState, ...],
+) -> Any:
+    """Run ``f(*nodes, *args, **kwargs)`` under ``jax.eval_shape``; return its output shapes.
+
+    ``nodes`` holds one root ``TraceNode`` per state (params; params and state).
+
+    Array leaves of the arguments become abstract (shape and dtype only); every other leaf
+    (ints, strings, callables, ...) is passed through as it is, as a hyperparameter.
+    """
+    from .functools._partial import PlaceholderType
+
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    for leaf in leaves:
+        if isinstance(leaf, PlaceholderType):
+            raise TypeError(
+                f"trace: an argument of `{name_of(f)}` is the placeholder `_`; trace calls the "
+                "function now, so every argument must be given (fill the holes first, or pass "
+                "the holed function itself: trace(net(_, _, 256), key, x))"
+            )
+    positions = [i for i, leaf in enumerate(leaves) if _is_array_input(leaf)]
+    abstract = [jax.ShapeDtypeStruct(np.shape(leaves[i]), leaves[i].dtype) for i in positions]
+    roots = tuple(TraceNode(state, ()) for state in states)
+    target = _unwrap_jit(f)
+
+    def forward(*arrays: Any) -> Any:
+        filled = list(leaves)
+        for i, array in zip(positions, arrays):
+            filled[i] = array
+        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
+        out = target(*roots, *call_args, **call_kwargs)
+        out_leaves = jax.tree_util.tree_leaves(out)
+        return [leaf for leaf in out_leaves if isinstance(leaf, jax.Array)]
+
+    token = _ACTIVE.set(states)
+    try:
+        return jax.eval_shape(forward, *abstract)
+    except Exception as error:
+        _annotate(error, f, next((s for s in states if s.where), states[0]))
+        raise
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _annotate(error: Exception, f: Callable[..., Any], state: TraceState) -> None:
+    where = ""
+    if state.where is not None:
+        net, path = state.where
+        where = f" (last net entered: `{net}` at `{format_path(path, state.root)}`)"
+    note = f"zephyr.trace: raised while running `{name_of(f)}` abstractly{where}."
+    if isinstance(error, jax.errors.ConcretizationTypeError | jax.errors.TracerBoolConversionError):
+        note += (
+            " trace runs the forward like jax.eval_shape, without values: Python control flow "
+            "may depend on shapes and hyperparameters, not on array values (use jnp.where or "
+            "jax.lax.cond)."
+        )
+    elif isinstance(error, jax.errors.UnexpectedTracerError):
+        note += (
+            " A value from an earlier trace (or from inside a transformation) was kept and used "
+            "here: a tracer leaked. Do not store arrays from inside the net in globals or caches."
+        )
+    if note not in getattr(error, "__notes__", ()):
+        error.add_note(note)
+
+
+def check_trace_key(key: object, who: str = "trace") -> None:
+    """Raise a ``TypeError`` unless ``key`` is a single JAX random key."""
+    if not _is_key(key):
+        raise TypeError(
+            f"{who}: `key` must be a JAX random key, jax.random.key(0) or "
+            f"jax.random.PRNGKey(0), got {_describe_value(key)}"
+        )
+
+
+@functools.lru_cache(maxsize=512)
+def _leaf_initializer(
+    identity: Hashable,
+    initializer: Initializer,
+    shape: Shape,
+    dtype: np.dtype[Any],
+    sharding: jax.sharding.Sharding | None,
+) -> Callable[[PRNGKey, Array], Array]:
+    del identity  # the cache key; ``initializer`` is one representative of it
+
+    def init(key: PRNGKey, path_hash: Array) -> Array:
+        value = initializer(jax.random.fold_in(key, path_hash), shape, dtype)
+        return jnp.asarray(value, dtype)
+
+    # With a sharding, jit writes each shard on its device: the whole leaf never exists on
+    # one device.
+    return jax.jit(init, out_shardings=sharding)
+
+
+def initialize_leaf(
+    spec: LeafSpec, key: PRNGKey, sharding: jax.sharding.Sharding | None = None
+) -> Array:
+    """The initial value of one leaf: ``initializer(fold_in(key, hash(path)), shape, dtype)``.
+
+    With ``sharding``, the leaf is created already placed (each device computes its shard).
+    """
+    init = _leaf_initializer(
+        initializer_identity(spec.initializer), spec.initializer, spec.shape, spec.dtype, sharding
+    )
+    try:
+        value = init(key, np.uint32(path_hash(spec.path)))
+    except Exception as error:
+        error.add_note(
+            f"zephyr.trace: raised by the initializer of `{spec.name}` "
+            f"({name_of(spec.initializer)}, shape {spec.shape}, dtype {spec.dtype.name})."
+        )
+        raise
+    if value.shape != spec.shape:
+        raise ValueError(
+            f"`{spec.name}`: the initializer {name_of(spec.initializer)} returned "
+            f"shape {value.shape}, expected {spec.shape}"
+        )
+    return value
+
+
+def build_tree(values: dict[Path, Any], root: str = "params") -> dict[PathKey, Any]:
+    """Nest ``{path: value}`` into plain dicts, checking that each dict's keys can be sorted."""
+    tree_root: dict[PathKey, Any] = {}
+    for path, value in values.items():
+        node = tree_root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    _check_sortable(tree_root, (), root)
+    return tree_root
+
+
+def _check_sortable(tree: dict[PathKey, Any], path: Path, root: str) -> None:
+    kinds = {type(key) for key in tree}
+    if len(kinds) > 1:
+        keys = ", ".join(repr(key) for key in tree)
+        raise TypeError(
+            f"`{format_path(path, root)}` mixes int and str keys ({keys}); jax.tree_util sorts dict "
+            "keys and cannot order those: use one kind of key per level"
+        )
+    for key, child in tree.items():
+        if isinstance(child, dict):
+            _check_sortable(child, path + (key,), root)
+
+
+def to_dtype(dtype: DType | None) -> np.dtype[Any]:
+    """Canonical numpy dtype; ``None`` is JAX's default float (float32 unless x64 is on)."""
+    if dtype is None:
+        return np.dtype(jnp.result_type(float))
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))

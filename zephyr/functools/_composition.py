@@ -1,0 +1,122 @@
+"""Composition of functions: chain them, add skip connections, thread a value through them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Concatenate, ParamSpec, TypeVar
+
+import jax
+from jax import Array
+
+from .._types import Params, PRNGKey
+
+T = TypeVar("T")
+V = TypeVar("V")
+R = TypeVar("R")
+Ps = ParamSpec("Ps")
+
+
+def chain(fs: Sequence[Callable[[T], T]]) -> Callable[[T], T]:
+    """Compose left to right: ``chain([f, g, h])(x) == h(g(f(x)))``.
+
+    Example:
+        >>> chain([lambda x: x + 1, lambda x: x * 10])(1)
+        20
+    """
+    functions = tuple(fs)
+    for i, f in enumerate(functions):
+        if not callable(f):
+            raise TypeError(f"chain: element {i} is {type(f).__name__}, not a function")
+
+    def chained(x: T) -> T:
+        for f in functions:
+            x = f(x)
+        return x
+
+    return chained
+
+
+def skip(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """A skip (residual) connection: ``skip(f)(x) == x + f(x)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> skip(lambda x: 2 * x)(jnp.ones(2)).tolist()
+        [3.0, 3.0]
+    """
+    if not callable(f):
+        raise TypeError(f"skip: expected a function, got {type(f).__name__}")
+
+    def skipped(x: Array) -> Array:
+        y = f(x)
+        if getattr(y, "shape", None) != getattr(x, "shape", None):
+            raise ValueError(
+                f"skip: the wrapped function maps shape {getattr(x, 'shape', None)} to "
+                f"{getattr(y, 'shape', None)}; a skip connection needs the same shape"
+            )
+        return x + y
+
+    return skipped
+
+
+def thread(
+    fs: Sequence[Callable[Concatenate[V, Ps], R]],
+    value: V,
+    split_rule: Callable[[V, int], Sequence[V]],
+) -> list[Callable[Ps, R]]:
+    """Give each function its share of ``value`` as its first argument.
+
+    ``split_rule(value, len(fs))`` returns one share per function; function ``i`` becomes
+    ``functools.partial(fs[i], shares[i])``.
+
+    Example:
+        >>> fs = thread([lambda s, x: s + x] * 2, 10, lambda v, n: [v * i for i in range(n)])
+        >>> [f(1) for f in fs]
+        [1, 11]
+    """
+    functions = list(fs)
+    shares = list(split_rule(value, len(functions)))
+    if len(shares) != len(functions):
+        raise ValueError(
+            f"thread: split_rule gave {len(shares)} shares for {len(functions)} functions"
+        )
+    return [functools.partial(f, share) for f, share in zip(functions, shares)]
+
+
+def thread_params(fs: Sequence[Callable[Concatenate[Params, Ps], R]], params: Params) -> list[Callable[Ps, R]]:
+    """Function ``i`` gets ``params[i]`` as its params: a stack of layers, one subtree each.
+
+    Example:
+        >>> blocks = thread_params([lambda p, x: p + x] * 2, {0: 1, 1: 2})
+        >>> [b(10) for b in blocks]
+        [11, 12]
+    """
+    functions = list(fs)
+    return [functools.partial(f, params[i]) for i, f in enumerate(functions)]
+
+
+def thread_key(fs: Sequence[Callable[Concatenate[PRNGKey, Ps], R]], key: PRNGKey) -> list[Callable[Ps, R]]:
+    """Function ``i`` gets its own key, ``jax.random.split(key, len(fs))[i]``.
+
+    Example:
+        >>> import jax
+        >>> fs = thread_key([lambda k, x: x] * 3, jax.random.key(0))
+        >>> len(fs)
+        3
+    """
+    functions = list(fs)
+    keys = jax.random.split(key, len(functions))
+    return [functools.partial(f, keys[i]) for i, f in enumerate(functions)]
+
+
+def thread_identity(fs: Sequence[Callable[Concatenate[V, Ps], R]], value: V) -> list[Callable[Ps, R]]:
+    """Every function gets the same ``value`` as its first argument.
+
+    Example:
+        >>> [f(1) for f in thread_identity([lambda v, x: v + x] * 2, 5)]
+        [6, 6]
+    """
+    return [functools.partial(f, value) for f in fs]
+
+

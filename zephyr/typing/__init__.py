@@ -1,0 +1,31 @@
+"""zephyr's named types, shapes by signature, and run-time checking.
+
+- ``Params``, ``PRNGKey``, ``Shape``, ``DType``, ``Initializer``, ``PlaceholderType``: the
+  types that zephyr's signatures use.
+- ``checking(True)`` / ``ZEPHYR_TYPECHECK=1``: beartype + jaxtyping checks of annotated nets.
+- ``params_layout(net)``: the leaves a net's params annotation declares.
+"""
+
+from .._types import DType as DType
+from .._types import Initializer as Initializer
+from .._types import Params as Params
+from .._types import PRNGKey as PRNGKey
+from .._types import Shape as Shape
+from ..functools._partial import PlaceholderType as PlaceholderType
+from ._checking import checking as checking
+from ._checking import is_checking as is_checking
+from ._dims import parse_dims as parse_dims
+from ._signature import params_layout as params_layout
+
+__all__ = [
+    "DType",
+    "Initializer",
+    "PRNGKey",
+    "Params",
+    "PlaceholderType",
+    "Shape",
+    "checking",
+    "is_checking",
+    "params_layout",
+    "parse_dims",
+]

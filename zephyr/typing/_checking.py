@@ -1,0 +1,119 @@
+"""Run-time shape checking of annotated nets: beartype + jaxtyping, switched on or off.
+
+With checking off (the default) a net's call costs nothing extra: the flexible wrapper reads
+one context variable. With checking on, each call of an annotated @flexible net is checked:
+its array arguments and return value by ``jaxtyping.jaxtyped(typechecker=beartype)``, and
+its params leaves against the dims its params annotation gives them. Under ``jax.jit`` the
+checks run once, while jit traces.
+"""
+
+from __future__ import annotations
+
+import types
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from beartype import beartype
+from jaxtyping import jaxtyped
+
+from .._paths import format_path
+from .._switches import CHECKING
+from .._trace import name_of
+from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
+
+_CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
+class _Switch:
+    """The value of ``checking(...)``: already applied; a context manager that undoes it."""
+
+    def __init__(self, token: Any) -> None:
+        self._token = token
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        CHECKING.reset(self._token)
+
+
+def checking(enabled: bool | None = None) -> Any:
+    """Turn run-time shape checking of annotated nets on or off, or ask whether it is on.
+
+    ``checking()`` returns the current setting. ``checking(True)`` turns it on for the current
+    context (thread or task) and returns a context manager that restores the previous
+    setting on exit; the environment variable ``ZEPHYR_TYPECHECK=1`` turns it on at import.
+
+    Example:
+        >>> from zephyr.typing import checking
+        >>> with checking(True):
+        ...     checking()
+        True
+        >>> checking()
+        False
+    """
+    if enabled is None:
+        return CHECKING.get()
+    return _Switch(CHECKING.set(bool(enabled)))
+
+
+def is_checking() -> bool:
+    """Whether run-time checking is on in this context.
+
+    >>> is_checking()
+    False
+    """
+    return CHECKING.get()
+
+
+def _checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
+    checked = _CHECKED.get(fn)
+    if checked is None:
+        target = fn
+        if layout is not None and isinstance(fn, types.FunctionType):
+            # beartype does not look inside a TypedDict of arrays: the params are checked
+            # by zephyr itself, so the copy checked by jaxtyping leaves them out.
+            target = types.FunctionType(
+                fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+            )
+            target.__kwdefaults__ = fn.__kwdefaults__
+            target.__qualname__ = fn.__qualname__
+            target.__module__ = fn.__module__
+            target.__annotations__ = {
+                k: v for k, v in fn.__annotations__.items() if k != layout.params_name
+            }
+        checked = jaxtyped(typechecker=beartype)(target)
+        _CHECKED[fn] = checked
+    return checked
+
+
+def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Check the params leaves of one call of ``fn`` against its annotation."""
+    bound = bound_dims(fn, layout, args, kwargs)
+    arguments = layout.signature.bind(*args, **kwargs).arguments
+    params = arguments[layout.params_name]
+    for spec in leaf_specs(fn, layout, (), bound):
+        value: Any = params
+        for key in spec.path:
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                raise ValueError(
+                    f"`{name_of(fn)}`: `{format_path(spec.path)}` is missing from the params"
+                ) from None
+        actual = tuple(getattr(value, "shape", ()))
+        if actual != spec.shape:
+            dims = next(l.annotation.dim_str for l in layout.leaves if l.path == spec.path)
+            raise ValueError(
+                f"`{name_of(fn)}`: `{format_path(spec.path)}`: expected shape {spec.shape} "
+                f"({dims!r}), got {actual}"
+            )
+
+
+def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn`` with its annotations checked (checking is on)."""
+    layout = params_layout(fn)
+    if layout is not None:
+        check_params(fn, layout, args, kwargs)
+    return _checked(fn, layout)(*args, **kwargs)

@@ -1,0 +1,252 @@
+"""Dim strings: parse jaxtyping's ``"*batch d_in d*4"``, bind names from arguments, evaluate.
+
+One parser and one binder serve the three ways zephyr reads shapes from names: a net's params
+annotation during ``trace``, ``validate(params["w"], "d_in out_dim")``, and run-time checks.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import typing
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from .._registry import function_of_code
+from .._types import DType, Shape
+
+_VARIADIC_ANONYMOUS = "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Dim:
+    """One axis of a dim string.
+
+    ``kind`` is ``"fixed"`` (``size`` set), ``"named"`` (``name``), ``"symbolic"`` (``code``,
+    a Python expression over other names), ``"anonymous"`` (``_``), or ``"variadic"``
+    (``*name``, ``*_`` or ``...``: any number of axes, ``name`` empty when anonymous).
+    """
+
+    kind: str
+    name: str = ""
+    size: int = 0
+    code: str = ""
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_dims(dim_str: str) -> tuple[Dim, ...]:
+    """Parse a jaxtyping dim string.
+
+    >>> [d.kind for d in parse_dims("*batch d_in 3 d*4 _")]
+    ['variadic', 'named', 'fixed', 'symbolic', 'anonymous']
+    """
+    dims: list[Dim] = []
+    for token in dim_str.replace(",", " ").split():
+        token = token.lstrip("#")  # broadcastable marker: the size is the same for us
+        if token.startswith("?"):
+            token = token[1:]
+        if token in (_VARIADIC_ANONYMOUS, "*_", "*#_"):
+            dims.append(Dim("variadic"))
+        elif token.startswith("*"):
+            dims.append(Dim("variadic", name=token[1:].lstrip("#")))
+        elif token == "_":
+            dims.append(Dim("anonymous"))
+        elif token.isdigit():
+            dims.append(Dim("fixed", size=int(token)))
+        elif token.isidentifier():
+            dims.append(Dim("named", name=token))
+        else:
+            name, _, code = token.partition("=") if "=" in token else ("", "", token)
+            try:
+                ast.parse(code, mode="eval")
+            except SyntaxError:
+                raise ValueError(f"cannot read dim `{token}` in {dim_str!r}") from None
+            dims.append(Dim("symbolic", name=name, code=code))
+    if sum(d.kind == "variadic" for d in dims) > 1:
+        raise ValueError(f"{dim_str!r} has more than one variadic dim (`*name` or `...`)")
+    return tuple(dims)
+
+
+def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where: str) -> None:
+    """Bind the named dims of ``dims`` to the axes of ``shape``, checking earlier bindings.
+
+    Raises ``ValueError`` naming ``where`` when the rank or a dim disagrees.
+    """
+    variadic = next((i for i, d in enumerate(dims) if d.kind == "variadic"), None)
+    if variadic is None:
+        if len(shape) != len(dims):
+            raise ValueError(f"{where}: expected {len(dims)} axes, got shape {tuple(shape)}")
+        pairs = list(zip(dims, shape))
+    else:
+        after = len(dims) - variadic - 1
+        if len(shape) < len(dims) - 1:
+            raise ValueError(
+                f"{where}: expected at least {len(dims) - 1} axes, got shape {tuple(shape)}"
+            )
+        pairs = list(zip(dims[:variadic], shape[:variadic]))
+        pairs += list(zip(dims[variadic + 1 :], shape[len(shape) - after :]))
+    for dim, size in pairs:
+        if dim.kind == "named":
+            previous = bound.setdefault(dim.name, int(size))
+            if previous != size:
+                raise ValueError(
+                    f"{where}: dim `{dim.name}` is {size} here but {previous} elsewhere "
+                    f"(shape {tuple(shape)})"
+                )
+        elif dim.kind == "fixed" and dim.size != size:
+            raise ValueError(f"{where}: expected axis of size {dim.size}, got shape {tuple(shape)}")
+
+
+def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -> Shape:
+    """The concrete shape ``dims`` describe, given ``bound`` names.
+
+    Raises ``ValueError`` naming ``where`` and the dim that has no value.
+    """
+    shape: list[int] = []
+    for dim in dims:
+        if dim.kind == "fixed":
+            shape.append(dim.size)
+        elif dim.kind == "named":
+            if dim.name not in bound:
+                raise ValueError(_unbound(dim.name, bound, where))
+            shape.append(bound[dim.name])
+        elif dim.kind == "symbolic":
+            try:
+                value = eval(dim.code, {"__builtins__": {}}, dict(bound))  # noqa: S307
+            except NameError as error:
+                raise ValueError(_unbound(str(error.name), bound, where)) from None
+            shape.append(int(value))
+        else:
+            raise ValueError(
+                f"{where}: a parameter's shape must be fully determined; "
+                f"`{dim.name or '...' if dim.kind == 'variadic' else '_'}` is not"
+            )
+    return tuple(shape)
+
+
+def _unbound(name: str, bound: Mapping[str, int], where: str) -> str:
+    known = ", ".join(f"{k}={v}" for k, v in bound.items()) or "none"
+    return (
+        f"{where}: cannot bind dim `{name}`: no array argument is annotated with `{name}` and "
+        f"no int argument is named `{name}` (bound: {known})"
+    )
+
+
+def annotation_dims(annotation: Any) -> tuple[tuple[Dim, ...], DType | None] | None:
+    """``(dims, dtype)`` of a jaxtyping annotation, or ``None`` if it is not one."""
+    dim_str = getattr(annotation, "dim_str", None)
+    if not isinstance(dim_str, str) or not hasattr(annotation, "dtypes"):
+        return None
+    return parse_dims(dim_str), default_dtype(annotation)
+
+
+def default_dtype(annotation: Any) -> DType | None:
+    """The dtype a new leaf gets from a jaxtyping annotation: JAX's default of its kind."""
+    dtypes = getattr(annotation, "dtypes", None)
+    if not isinstance(dtypes, tuple | list):
+        return None  # Shaped: any dtype, so the default float
+    names = set(dtypes)
+    for candidate in (np.dtype(jnp.result_type(float)).name, "float32", "int32", "bool", "uint32"):
+        if candidate in names:
+            return candidate
+    return next(iter(dtypes), None)
+
+
+def strip_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    """``Annotated[T, *extras]`` -> ``(T, extras)``; anything else -> ``(annotation, ())``."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        base, *extras = typing.get_args(annotation)
+        return base, tuple(extras)
+    return annotation, ()
+
+
+_HINTS: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s annotations with strings resolved and ``Annotated`` kept (cached)."""
+    hints = _HINTS.get(fn)
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(fn, include_extras=True)
+        except Exception as error:  # an unresolvable forward reference
+            raise TypeError(
+                f"`{getattr(fn, '__qualname__', fn)}`: cannot resolve its annotations ({error})"
+            ) from error
+        _HINTS[fn] = hints
+    return hints
+
+
+def bind_arguments(
+    fn: Callable[..., Any],
+    arguments: Mapping[str, Any],
+    skip: str | None = None,
+) -> dict[str, int]:
+    """Dim names bound by ``fn``'s arguments: int arguments by name, arrays by annotation."""
+    hints = resolved_hints(fn)
+    bound: dict[str, int] = {}
+    name = getattr(fn, "__qualname__", "function")
+    for arg_name, value in arguments.items():
+        if arg_name == skip:
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            bound.setdefault(arg_name, value)
+            continue
+        hint = hints.get(arg_name)
+        if hint is None:
+            continue
+        parsed = annotation_dims(strip_annotated(hint)[0])
+        shape = getattr(value, "shape", None)
+        if parsed is not None and shape is not None:
+            bind_shape(parsed[0], tuple(shape), bound, f"`{name}` argument `{arg_name}`")
+    return bound
+
+
+def _function_of(frame: FrameType) -> Callable[..., Any] | None:
+    fn = function_of_code(frame.f_code)
+    if fn is not None:
+        return fn
+    candidate = frame.f_globals.get(frame.f_code.co_name)
+    candidate = inspect.unwrap(candidate) if callable(candidate) else None
+    if candidate is not None and getattr(candidate, "__code__", None) is frame.f_code:
+        return candidate
+    return None
+
+
+def resolve_shape_spec(spec: Any, frame: FrameType, who: str) -> tuple[Shape, DType | None]:
+    """A concrete shape (and dtype, for annotations) from a dim string or jaxtyping annotation.
+
+    Names resolve from the arguments of the function running in ``frame``.
+    """
+    if isinstance(spec, str):
+        dims, dtype = parse_dims(spec), None
+    else:
+        parsed = annotation_dims(strip_annotated(spec)[0])
+        if parsed is None:
+            raise TypeError(
+                f"{who}: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" "
+                f"or a jaxtyping annotation, got {spec!r}"
+            )
+        dims, dtype = parsed
+    fixed = all(d.kind == "fixed" for d in dims)
+    if fixed:
+        return tuple(d.size for d in dims), dtype
+    fn = _function_of(frame)
+    code = frame.f_code
+    where = f"{who} in `{code.co_name}`"
+    if fn is None:
+        raise TypeError(
+            f"{where}: dim names resolve from the enclosing function's arguments, but "
+            f"`{code.co_name}` is neither @flexible nor a module-level function"
+        )
+    parameters = inspect.signature(fn).parameters
+    arguments = {name: frame.f_locals[name] for name in parameters if name in frame.f_locals}
+    bound = bind_arguments(fn, arguments)
+    return evaluate_dims(dims, bound, where), dtype

@@ -1,0 +1,142 @@
+"""Shapes by signature: the leaves a net's params annotation declares.
+
+A net annotated ``params: LinearParams`` (a ``TypedDict`` whose leaves are jaxtyping
+annotations, nested TypedDicts for sub-networks) gets those leaves declared by ``trace``
+before its body runs. Dims bind from the other arguments (``x: Float[Array, "*b d_in"]``
+binds ``d_in``; ``out_dim: int`` binds ``out_dim``). ``Annotated[Float[...], initializer,
+"tag", ...]`` attaches an initializer and tags. Fields that are not required
+(``NotRequired``/``total=False``) and fields that are not arrays are left to the body.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .._initializers import default_initializer
+from .._paths import Path, format_path
+from .._trace import LeafSpec, TraceNode, name_of, to_dtype
+from ._dims import Dim, annotation_dims, bind_arguments, evaluate_dims, resolved_hints, strip_annotated
+from .._types import DType, Initializer
+
+
+@dataclass(frozen=True, slots=True)
+class LeafTemplate:
+    """One leaf of a params annotation, with its dims still symbolic."""
+
+    path: Path
+    dims: tuple[Dim, ...]
+    dtype: DType | None
+    initializer: Initializer
+    tags: tuple[str, ...]
+    annotation: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParamsLayout:
+    """What a net's signature says about its params."""
+
+    params_name: str
+    leaves: tuple[LeafTemplate, ...]
+    signature: inspect.Signature
+
+
+_LAYOUTS: weakref.WeakKeyDictionary[Callable[..., Any], ParamsLayout | None] = weakref.WeakKeyDictionary()
+
+
+def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
+    """The leaves ``fn``'s params annotation declares, or ``None`` if it declares none."""
+    try:
+        return _LAYOUTS[fn]
+    except KeyError:
+        pass
+    layout = _compute_layout(fn)
+    _LAYOUTS[fn] = layout
+    return layout
+
+
+def _compute_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
+    signature = inspect.signature(fn)
+    if not signature.parameters:
+        return None
+    params_name = next(iter(signature.parameters))
+    hints = resolved_hints(fn)
+    annotation = hints.get(params_name)
+    if annotation is None or not typing.is_typeddict(strip_annotated(annotation)[0]):
+        return None
+    leaves = tuple(_leaves_of(strip_annotated(annotation)[0], (), name_of(fn)))
+    return ParamsLayout(params_name, leaves, signature) if leaves else None
+
+
+def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTemplate]:
+    hints = typing.get_type_hints(typed_dict, include_extras=True)
+    required: frozenset[str] = getattr(typed_dict, "__required_keys__", frozenset(hints))
+    for key, hint in hints.items():
+        if key not in required:
+            continue
+        base, extras = strip_annotated(hint)
+        if typing.get_origin(base) is typing.Required:
+            base, more = strip_annotated(typing.get_args(base)[0])
+            extras += more
+        path = prefix + (key,)
+        if typing.is_typeddict(base):
+            yield from _leaves_of(base, path, owner)
+            continue
+        parsed = annotation_dims(base)
+        if parsed is None:
+            continue
+        dims, dtype = parsed
+        initializer: Initializer = default_initializer
+        tags: list[str] = []
+        for extra in extras:
+            if isinstance(extra, str):
+                tags.append(extra)
+            elif isinstance(extra, tuple | list | frozenset | set) and all(isinstance(t, str) for t in extra):
+                tags.extend(extra)
+            elif callable(extra):
+                initializer = extra
+            else:
+                raise TypeError(
+                    f"`{owner}`: the annotation of `{format_path(path)}` carries {extra!r}; "
+                    "Annotated extras are an initializer and str tags"
+                )
+        yield LeafTemplate(path, dims, dtype, initializer, tuple(tags), base)
+
+
+def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+    """Dim names bound by the arguments of one call of ``fn``."""
+    try:
+        bound_args = layout.signature.bind(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"`{name_of(fn)}`: {error}") from None
+    bound_args.apply_defaults()
+    return bind_arguments(fn, bound_args.arguments, skip=layout.params_name)
+
+
+def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[LeafSpec]:
+    """Concrete ``LeafSpec``s for the leaves of ``layout`` below ``node_path``."""
+    for leaf in layout.leaves:
+        path = node_path + leaf.path
+        where = f"`{name_of(fn)}`, `{format_path(path)}` ({leaf.annotation.dim_str!r})"
+        shape = evaluate_dims(leaf.dims, bound, where)
+        yield LeafSpec(path, shape, to_dtype(leaf.dtype), leaf.initializer, leaf.tags)
+
+
+def call_traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn`` during ``trace``: declare the leaves its signature describes, then run it."""
+    node: TraceNode = args[0]
+    state = node.state
+    layout = params_layout(fn)
+    if layout is not None:
+        bound = bound_dims(fn, layout, args, kwargs)
+        for spec in leaf_specs(fn, layout, node.path, bound):
+            state.declare(spec, from_signature=True)
+    previous = state.where
+    state.where = (name_of(fn), node.path)
+    out = fn(*args, **kwargs)
+    state.where = previous  # left as it is on error: the note names the innermost net
+    return out

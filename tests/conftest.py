@@ -1,10 +1,15 @@
-"""Strict JAX for every test, and run-time shape checking on for the whole run."""
+"""Strict JAX for every test, run-time shape checking on, and an 8-device CPU mesh."""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("ZEPHYR_TYPECHECK", "1")
+# Eight CPU devices for the sharding tests; set before JAX starts.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
 
 import jax  # noqa: E402
 import pytest  # noqa: E402

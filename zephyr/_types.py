@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import jax.numpy as jnp
 from jax import Array
@@ -19,6 +19,7 @@ DType = Any
 float32 = jnp.float32
 
 
+@runtime_checkable
 class Params(Protocol):
     """A params tree as the type checkers see it: indexable, all the way down.
 
@@ -34,6 +35,7 @@ class Params(Protocol):
     def __getitem__(self, key: Any, /) -> Params: ...
 
 
+@runtime_checkable
 class Initializer(Protocol):
     """``(key, shape, dtype) -> Array``: the protocol of ``jax.nn.initializers``."""
 

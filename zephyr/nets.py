@@ -1,5 +1,6 @@
 """The nets: plain functions ``(params, [state,] [key,] x, *hyperparameters)``, all @flexible."""
 
+from ._nets._linear import BranchLinearParams as BranchLinearParams
 from ._nets._linear import LinearParams as LinearParams
 from ._nets._linear import branch_linear as branch_linear
 from ._nets._linear import linear as linear

@@ -13,6 +13,7 @@ from jaxtyping import Float
 from .._api import validate
 from .._initializers import default_initializer, zeros
 from .._types import DType, Initializer
+from ._dtypes import compute_dtype
 from ..functools._partial import flexible
 
 
@@ -21,6 +22,13 @@ class LinearParams(TypedDict):
 
     weights: Float[Array, "d_in out_dim"]
     bias: NotRequired[Float[Array, " out_dim"]]
+
+
+class BranchLinearParams(TypedDict):
+    """Params of :func:`branch_linear`."""
+
+    weights: Float[Array, "d num_branches*d"]
+    bias: NotRequired[Float[Array, " num_branches*d"]]
 
 
 @flexible
@@ -64,11 +72,11 @@ def linear(
     if x.ndim < 1:
         raise ValueError(f"linear: `x` must have at least one axis, got shape {x.shape}")
     weights = validate(params["weights"], (x.shape[-1], out_dim), weights_initializer, dtype=param_dtype)
-    compute = dtype or jnp.result_type(x.dtype, weights.dtype)
+    compute = compute_dtype(dtype, x, weights)
     y = jnp.matmul(x.astype(compute), weights.astype(compute))
     if use_bias:
         bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)
-        y = y + bias.astype(compute)
+        y = y + jnp.broadcast_to(bias.astype(compute), y.shape)
     return y
 
 
@@ -97,7 +105,7 @@ def linear_like(
 
 @flexible
 def branch_linear(
-    params: LinearParams,
+    params: BranchLinearParams,
     x: Float[Array, "*batch d"],
     num_branches: int,
     use_bias: bool = True,
@@ -126,7 +134,8 @@ def branch_linear(
     if num_branches < 1:
         raise ValueError(f"branch_linear: `num_branches` must be >= 1, got {num_branches}")
     d = x.shape[-1]
-    y = linear(params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
+    flat_params: LinearParams = params  # type: ignore[assignment]  # same keys, other dim names
+    y = linear(flat_params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
     return jnp.reshape(y, y.shape[:-1] + (num_branches, d))
 
 

@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+import jax
 import numpy as np
 from jax import Array
 
@@ -16,7 +17,7 @@ from ._trace import (
     LeafSpec,
     TraceNode,
     TraceState,
-    active_path_of,
+    active_stand_in,
     build_tree,
     check_trace_key,
     initialize_leaf,
@@ -125,10 +126,13 @@ def initialize(
     ``placement(spec)`` may return a ``jax.sharding.Sharding`` for a leaf (or ``None``); the
     leaf is then created already placed, shard by shard.
     """
-    values = {
-        path: initialize_leaf(spec, key, placement(spec) if placement else None)
-        for path, spec in specs.items()
-    }
+    # Concrete even when called inside another trace (a trace inside a trace): the key is
+    # concrete, so the leaves are too. A traced key (trace under jit) still stages.
+    with jax.ensure_compile_time_eval():
+        values = {
+            path: initialize_leaf(spec, key, placement(spec) if placement else None)
+            for path, spec in specs.items()
+        }
     root = next(iter(specs.values())).root if specs else "params"
     return build_tree(values, root)
 
@@ -184,11 +188,14 @@ def validate(
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
     if type(array) is TraceNode:
+        declared: tuple[TraceState, Path] | None = (array.state, array.path)
+    else:
+        declared = active_stand_in(array)  # a declared leaf read again during trace
+    if declared is not None:
+        state, path = declared
         tag_tuple = (tags,) if isinstance(tags, str) else tuple(tags)
-        spec = LeafSpec(
-            array.path, expected, to_dtype(resolved_dtype), initializer, tag_tuple, array.state.root
-        )
-        return array.state.declare(spec)
+        spec = LeafSpec(path, expected, to_dtype(resolved_dtype), initializer, tag_tuple, state.root)
+        return state.declare(spec)
     actual = getattr(array, "shape", None)
     if actual is None:
         raise TypeError(
@@ -209,8 +216,8 @@ def validate(
 
 
 def _name_for_error(array: object, frame: Any) -> str:
-    found = active_path_of(array)
+    found = active_stand_in(array)
     if found is not None:
-        root, path = found
-        return f"`{format_path(path, root)}`"
+        state, path = found
+        return f"`{format_path(path, state.root)}`"
     return describe_call_argument(frame)

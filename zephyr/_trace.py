@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -62,21 +63,22 @@ class TraceState:
         # Paths declared only by a params annotation so far: an explicit `validate` of the
         # same shape refines them (its initializer, dtype and tags win).
         self.from_signature: set[Path] = set()
-        # id(stand-in) -> (stand-in, path): kept alive for the trace so ids stay unique.
-        self.stand_ins: dict[int, tuple[Array, Path]] = {}
+        # id(stand-in) -> (weak reference, path): weak, so no tracer outlives its own trace
+        # (a jit inside the net ends before the trace does); a reused id has a dead reference.
+        self.stand_ins: dict[int, tuple[weakref.ref[Array], Path]] = {}
         # The net being traced and the path of its params, for error notes.
         self.where: tuple[str, Path] | None = None
 
     def stand_in(self, spec: LeafSpec) -> Array:
         """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
         value = jnp.zeros(spec.shape, spec.dtype)
-        self.stand_ins[id(value)] = (value, spec.path)
+        self.stand_ins[id(value)] = (weakref.ref(value), spec.path)
         return value
 
     def path_of(self, value: object) -> Path | None:
         """The path of a stand-in this trace handed out, if ``value`` is one."""
         entry = self.stand_ins.get(id(value))
-        return entry[1] if entry is not None and entry[0] is value else None
+        return entry[1] if entry is not None and entry[0]() is value else None
 
     def declare(self, spec: LeafSpec, from_signature: bool = False) -> Array:
         """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
@@ -125,12 +127,12 @@ _ACTIVE: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar
 )
 
 
-def active_path_of(value: object) -> tuple[str, Path] | None:
-    """``(root, path)`` of a stand-in handed out by the innermost running ``trace``, if any."""
+def active_stand_in(value: object) -> tuple[TraceState, Path] | None:
+    """``(state, path)`` of a stand-in handed out by the innermost running ``trace``, if any."""
     for state in _ACTIVE.get():
         path = state.path_of(value)
         if path is not None:
-            return state.root, path
+            return state, path
     return None
 
 
@@ -223,7 +225,7 @@ def _unwrap_jit(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def name_of(f: object) -> str:
     """A readable name for a function in messages."""
-    return str(getattr(f, "__qualname__", None) or getattr(f, "__name__", None) or repr(f))
+    return str(getattr(f, "__name__", None) or repr(f))
 
 
 def run_abstract(
@@ -259,18 +261,35 @@ def run_abstract(
         for i, array in zip(positions, arrays):
             filled[i] = array
         call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
-        out = target(*roots, *call_args, **call_kwargs)
+        try:
+            out = target(*roots, *call_args, **call_kwargs)
+        finally:
+            for state in states:  # drop the stand-ins: no tracer outlives its trace
+                state.stand_ins.clear()
         out_leaves = jax.tree_util.tree_leaves(out)
         return [leaf for leaf in out_leaves if isinstance(leaf, jax.Array)]
 
     token = _ACTIVE.set(states)
     try:
-        return jax.eval_shape(forward, *abstract)
+        with jax.checking_leaks():  # costs nothing measurable here; names what kept a tracer
+            return jax.eval_shape(forward, *abstract)
     except Exception as error:
+        if type(error) is Exception and str(error).startswith("Leaked trace"):
+            raise ValueError(_leak_message(f, str(error))) from error
         _annotate(error, f, next((s for s in states if s.where), states[0]))
         raise
     finally:
         _ACTIVE.reset(token)
+
+
+def _leak_message(f: Callable[..., Any], detail: str) -> str:
+    if len(detail) > 3000:
+        detail = detail[:3000] + "\n... (the full report is the chained exception)"
+    return (
+        f"trace: `{name_of(f)}` kept an abstract value from its trace (a tracer leaked), e.g. "
+        "in a global, a cache or a closure. trace runs the net abstractly; values from that run "
+        "cannot be used afterwards. JAX's report of what holds it:\n" + detail
+    )
 
 
 def _annotate(error: Exception, f: Callable[..., Any], state: TraceState) -> None:
@@ -289,6 +308,11 @@ def _annotate(error: Exception, f: Callable[..., Any], state: TraceState) -> Non
         note += (
             " A value from an earlier trace (or from inside a transformation) was kept and used "
             "here: a tracer leaked. Do not store arrays from inside the net in globals or caches."
+        )
+    elif isinstance(error, TypeError) and "string indexing" in str(error):
+        note += (
+            " A declared parameter (an array) was indexed like a subtree: one path is either an "
+            "array or a subtree."
         )
     if note not in getattr(error, "__notes__", ()):
         error.add_note(note)

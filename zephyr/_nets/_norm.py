@@ -1,0 +1,382 @@
+"""Normalization: ``layer_norm``, ``rms_norm``, ``group_norm`` and the stateful ``batch_norm``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NotRequired, TypedDict
+
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jaxtyping import Float
+
+from .._api import validate
+from .._initializers import ones, zeros
+from .._types import DType, Initializer
+from ..functools._partial import flexible
+from ._dtypes import compute_dtype
+
+
+class NormParams(TypedDict):
+    """Params of :func:`layer_norm` and :func:`group_norm`: shaped by the normalized axes.
+
+    Both leaves are optional (``create_scale`` / ``create_offset``); the net's body declares them.
+    """
+
+    scale: NotRequired[Float[Array, "*normalized"]]
+    offset: NotRequired[Float[Array, "*normalized"]]
+
+
+class RMSNormParams(TypedDict):
+    """Params of :func:`rms_norm`: an optional ``scale`` shaped by the normalized axes."""
+
+    scale: NotRequired[Float[Array, "*normalized"]]
+
+
+class BatchNormState(TypedDict):
+    """State of :func:`batch_norm`: the running statistics, shaped by the feature axes."""
+
+    mean: Float[Array, "*features"]
+    var: Float[Array, "*features"]
+
+
+def _axes(who: str, axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
+    """``axis`` as sorted non-negative axes of an array of rank ``ndim``, checked."""
+    raw = (axis,) if isinstance(axis, int) else tuple(axis)
+    if not raw:
+        raise ValueError(f"{who}: `axis` must name at least one axis, got {axis!r}")
+    axes: list[int] = []
+    for a in raw:
+        if not isinstance(a, int) or isinstance(a, bool):  # pyright: ignore[reportUnnecessaryIsInstance]  # run-time guard
+            raise TypeError(f"{who}: `axis` must be an int or a sequence of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{who}: `axis` {a} is out of range for `x` of rank {ndim}")
+        axes.append(a % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{who}: `axis` names an axis twice: {axis!r}")
+    return tuple(sorted(axes))
+
+
+def _along(v: Array, axes: tuple[int, ...], shape: tuple[int, ...], dtype: Any) -> Array:
+    """``v`` (shaped by ``axes`` of ``shape``) broadcast explicitly to ``shape``."""
+    keep = [shape[a] if a in axes else 1 for a in range(len(shape))]
+    return jnp.broadcast_to(v.astype(dtype).reshape(keep), shape)
+
+
+def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
+    """Statistics are computed in at least float32 (bf16 inputs get f32 means)."""
+    if compute.itemsize < 4:
+        return np.dtype(np.float32)
+    return compute
+
+
+def _scale_offset(
+    params: NormParams,
+    y: Array,
+    axes: tuple[int, ...],
+    param_shape: tuple[int, ...],
+    create_scale: bool,
+    create_offset: bool,
+    scale_initializer: Initializer,
+    offset_initializer: Initializer,
+    param_dtype: DType | None,
+    dtype: np.dtype[Any],
+) -> Array:
+    if create_scale:
+        scale = validate(params["scale"], param_shape, scale_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
+        y = y * _along(scale, axes, y.shape, dtype)
+    if create_offset:
+        offset = validate(params["offset"], param_shape, offset_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_offset
+        y = y + _along(offset, axes, y.shape, dtype)
+    return y
+
+
+def _compute(dtype: DType | None, x: Array, param_dtype: DType | None) -> np.dtype[Any]:
+    # The params' dtype takes part in the promotion, as Flax does (default float32 storage).
+    stored = np.empty((), param_dtype if param_dtype is not None else np.float32)
+    return compute_dtype(dtype, x, stored)
+
+
+@flexible
+def layer_norm(
+    params: NormParams,
+    x: Float[Array, "*shape"],
+    axis: int | Sequence[int] = -1,
+    *,
+    create_scale: bool = True,
+    create_offset: bool = True,
+    eps: float = 1e-5,
+    scale_initializer: Initializer = ones,
+    offset_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*shape"]:
+    """Layer normalization: ``(x - mean) / sqrt(var + eps) * scale + offset`` over ``axis``.
+
+    Mean and (biased) variance are taken over the axes in ``axis``, separately for every
+    position of the other axes; statistics are computed in at least float32.
+
+    Args:
+        params: ``{"scale": s, "offset": s}`` with ``s = tuple(x.shape[a] for a in axis)``
+            (sorted axes); each only if created.
+        x: any shape with at least one axis.
+        axis: the normalized axis or axes (relative axes welcome).
+        create_scale: whether to learn a scale (initialized to ones).
+        create_offset: whether to learn an offset (initialized to zeros).
+        eps: added to the variance.
+        scale_initializer: initializer of ``scale`` (default ones).
+        offset_initializer: initializer of ``offset`` (default zeros).
+        dtype: the computation dtype (default: the promotion of ``x`` and the params).
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        The shape of ``x``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> x = jnp.ones((2, 3, 5))
+        >>> params = trace(nets.layer_norm, jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'offset': (5,), 'scale': (5,)}
+        >>> nets.layer_norm(params, x).shape
+        (2, 3, 5)
+    """
+    if x.ndim < 1:
+        raise ValueError(f"layer_norm: `x` must have at least one axis, got shape {x.shape}")
+    axes = _axes("layer_norm", axis, x.ndim)
+    compute = _compute(dtype, x, param_dtype)
+    stats = _stats_dtype(compute)
+    xs = x.astype(stats)
+    mean = jnp.mean(xs, axis=axes, keepdims=True)
+    centered = xs - jnp.broadcast_to(mean, xs.shape)
+    var = jnp.mean(jnp.square(centered), axis=axes, keepdims=True)
+    y = centered * jnp.broadcast_to(1.0 / jnp.sqrt(var + eps), xs.shape)
+    param_shape = tuple(x.shape[a] for a in axes)
+    y = _scale_offset(
+        params, y.astype(compute), axes, param_shape, create_scale, create_offset,
+        scale_initializer, offset_initializer, param_dtype, compute,
+    )
+    return y
+
+
+@flexible
+def rms_norm(
+    params: RMSNormParams,
+    x: Float[Array, "*shape"],
+    axis: int | Sequence[int] = -1,
+    *,
+    create_scale: bool = True,
+    eps: float = 1e-5,
+    scale_initializer: Initializer = ones,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*shape"]:
+    """Root-mean-square normalization: ``x / sqrt(mean(x**2) + eps) * scale`` over ``axis``.
+
+    Args:
+        params: ``{"scale": s}`` with ``s = tuple(x.shape[a] for a in axis)``, if created.
+        x: any shape with at least one axis.
+        axis: the normalized axis or axes.
+        create_scale: whether to learn a scale (initialized to ones).
+        eps: added to the mean square.
+        scale_initializer: initializer of ``scale`` (default ones).
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        The shape of ``x``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> x = jnp.ones((2, 5))
+        >>> params = trace(nets.rms_norm, jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'scale': (5,)}
+        >>> nets.rms_norm(params, x).shape
+        (2, 5)
+    """
+    if x.ndim < 1:
+        raise ValueError(f"rms_norm: `x` must have at least one axis, got shape {x.shape}")
+    axes = _axes("rms_norm", axis, x.ndim)
+    compute = _compute(dtype, x, param_dtype)
+    stats = _stats_dtype(compute)
+    xs = x.astype(stats)
+    mean_square = jnp.mean(jnp.square(xs), axis=axes, keepdims=True)
+    y = xs * jnp.broadcast_to(1.0 / jnp.sqrt(mean_square + eps), xs.shape)
+    y = y.astype(compute)
+    if create_scale:
+        param_shape = tuple(x.shape[a] for a in axes)
+        scale = validate(params["scale"], param_shape, scale_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
+        y = y * _along(scale, axes, y.shape, compute)
+    return y
+
+
+@flexible
+def group_norm(
+    params: NormParams,
+    x: Float[Array, "batch *spatial channels"],
+    num_groups: int,
+    *,
+    create_scale: bool = True,
+    create_offset: bool = True,
+    eps: float = 1e-5,
+    scale_initializer: Initializer = ones,
+    offset_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "batch *spatial channels"]:
+    """Group normalization: channels split into ``num_groups`` groups, each normalized alone.
+
+    As in Haiku and Flax, the first axis is the batch: the statistics of one sample and one
+    group are taken over all its spatial axes and the group's channels.
+
+    Args:
+        params: ``{"scale": (channels,), "offset": (channels,)}``, each only if created.
+        x: ``(batch, *spatial, channels)``; ``num_groups`` must divide ``channels``.
+        num_groups: the number of groups (1: layer norm over all but the batch axis;
+            ``channels``: instance norm).
+        create_scale: whether to learn a per-channel scale (initialized to ones).
+        create_offset: whether to learn a per-channel offset (initialized to zeros).
+        eps: added to the variance.
+        scale_initializer: initializer of ``scale`` (default ones).
+        offset_initializer: initializer of ``offset`` (default zeros).
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        The shape of ``x``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 4, 4, 6))
+        >>> params = trace(nets.group_norm(_, _, 3), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'offset': (6,), 'scale': (6,)}
+        >>> nets.group_norm(params, x, 3).shape
+        (2, 4, 4, 6)
+    """
+    if x.ndim < 2:
+        raise ValueError(
+            f"group_norm: `x` must have at least 2 axes (batch, ..., channels), got shape {x.shape}"
+        )
+    channels = x.shape[-1]
+    if num_groups < 1 or channels % num_groups != 0:
+        raise ValueError(
+            f"group_norm: `num_groups` must divide the {channels} channels of `x`, got {num_groups}"
+        )
+    compute = _compute(dtype, x, param_dtype)
+    stats = _stats_dtype(compute)
+    grouped = x.astype(stats).reshape(x.shape[:-1] + (num_groups, channels // num_groups))
+    reduce = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    mean = jnp.mean(grouped, axis=reduce, keepdims=True)
+    centered = grouped - jnp.broadcast_to(mean, grouped.shape)
+    var = jnp.mean(jnp.square(centered), axis=reduce, keepdims=True)
+    normed = centered * jnp.broadcast_to(1.0 / jnp.sqrt(var + eps), grouped.shape)
+    y = normed.reshape(x.shape).astype(compute)
+    return _scale_offset(
+        params, y, (x.ndim - 1,), (channels,), create_scale, create_offset,
+        scale_initializer, offset_initializer, param_dtype, compute,
+    )
+
+
+@flexible
+def batch_norm(
+    params: NormParams,
+    state: BatchNormState,
+    x: Float[Array, "*shape"],
+    is_training: bool,
+    *,
+    momentum: float = 0.99,
+    eps: float = 1e-5,
+    axis: int | Sequence[int] = -1,
+    create_scale: bool = True,
+    create_offset: bool = True,
+    scale_initializer: Initializer = ones,
+    offset_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*shape"], BatchNormState]:
+    """Batch normalization with running statistics kept in ``state``.
+
+    ``axis`` names the feature axes (default the channels, ``-1``); statistics are taken
+    over every other axis. Training (``is_training=True``) normalizes with the batch's mean
+    and biased variance and updates the running ones as exponential moving averages::
+
+        mean' = momentum * mean + (1 - momentum) * batch_mean
+        var'  = momentum * var  + (1 - momentum) * batch_var
+
+    Evaluation normalizes with the running statistics and returns ``state`` unchanged.
+    Build both trees with ``params, state = zephyr.trace_with_state(net, key, x, ...)``
+    (running mean starts at zeros, running variance at ones).
+
+    Args:
+        params: ``{"scale": f, "offset": f}`` with ``f`` the shape of the feature axes.
+        state: ``{"mean": f, "var": f}``, the running statistics.
+        x: any shape with a feature axis and at least one other axis.
+        is_training: batch statistics and updated state (True), or running ones (False).
+        momentum: the weight of the old running statistics in the update.
+        eps: added to the variance.
+        axis: the feature axis or axes.
+        create_scale: whether to learn a scale (initialized to ones).
+        create_offset: whether to learn an offset (initialized to zeros).
+        scale_initializer: initializer of ``scale`` (default ones).
+        offset_initializer: initializer of ``offset`` (default zeros).
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params and the state (default float32).
+
+    Returns:
+        ``(y, new_state)``, ``y`` of the shape of ``x``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace_with_state
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.arange(8.0).reshape(4, 2)
+        >>> params, state = trace_with_state(nets.batch_norm(_, _, _, True), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, (params, state))
+        ({'offset': (2,), 'scale': (2,)}, {'mean': (2,), 'var': (2,)})
+        >>> y, state = nets.batch_norm(params, state, x, True)
+        >>> [round(m, 3) for m in state["mean"].tolist()]
+        [0.03, 0.04]
+    """
+    if x.ndim < 2:
+        raise ValueError(
+            f"batch_norm: `x` must have at least 2 axes (batch, ..., features), got shape {x.shape}"
+        )
+    if not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"batch_norm: `momentum` must be in [0, 1], got {momentum}")
+    axes = _axes("batch_norm", axis, x.ndim)
+    if len(axes) == x.ndim:
+        raise ValueError(
+            f"batch_norm: `axis` {axis!r} names every axis of `x` (shape {x.shape}); "
+            "at least one axis must be left to average over"
+        )
+    feature_shape = tuple(x.shape[a] for a in axes)
+    reduce = tuple(a for a in range(x.ndim) if a not in axes)
+    running_mean = validate(state["mean"], feature_shape, zeros, dtype=param_dtype)
+    running_var = validate(state["var"], feature_shape, ones, dtype=param_dtype)
+    compute = _compute(dtype, x, param_dtype)
+    stats = _stats_dtype(compute)
+    xs = x.astype(stats)
+    if is_training:
+        mean = jnp.mean(xs, axis=reduce)
+        var = jnp.mean(jnp.square(xs - _along(mean, axes, xs.shape, stats)), axis=reduce)
+        m = momentum
+        new_state: BatchNormState = {
+            "mean": (m * running_mean.astype(stats) + (1 - m) * mean).astype(running_mean.dtype),
+            "var": (m * running_var.astype(stats) + (1 - m) * var).astype(running_var.dtype),
+        }
+    else:
+        mean, var = running_mean.astype(stats), running_var.astype(stats)
+        new_state = {"mean": running_mean, "var": running_var}
+    inv = 1.0 / jnp.sqrt(var + eps)
+    y = (xs - _along(mean, axes, xs.shape, stats)) * _along(inv, axes, xs.shape, stats)
+    y = _scale_offset(
+        params, y.astype(compute), axes, feature_shape, create_scale, create_offset,
+        scale_initializer, offset_initializer, param_dtype, compute,
+    )
+    return y, new_state

@@ -1,0 +1,417 @@
+"""Tags and paths of parameters: select, mask and label leaves for optimizers and sharding.
+
+Every leaf of a params tree has a *path* (``("encoder", 0, "weights")``, written
+``"encoder/0/weights"`` as a *key*), a *depth* (the index of the numbered layer it belongs
+to) and *tags* (labels given by ``validate(..., tags=...)``, by ``Annotated[..., "tag"]`` in
+a params annotation, or added by path rules with :func:`tag`).
+
+A *selector* picks leaves. It is one of:
+
+- ``"tag:NAME"``: the leaves tagged ``NAME``;
+- any other string: a regular expression searched (``re.search``) in the leaf's key, e.g.
+  ``"bias$"``, ``"^encoder/"``, ``"(^|/)0/"``;
+- a callable ``(Leaf) -> bool``.
+
+The functions take a tree whose leaves are :class:`Leaf` (from :func:`leaf_info`, which knows
+the tags, shapes and dtypes without allocating anything) or arrays (then only paths are known
+and no leaf has tags). Their results mirror the params tree, so they go straight to optax:
+``optax.multi_transform(transforms, labels(info, rules))``, ``optax.masked(tx, mask(info, ...))``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import jax
+import numpy as np
+
+from ._api import collect_specs
+from ._paths import Path, PathKey, format_path
+from ._stack import StackedInitializer
+from ._trace import LeafSpec, build_tree
+from ._types import Params, Shape
+
+Selector = str | Callable[["Leaf"], bool]
+"""Picks leaves: ``"tag:NAME"``, a regex searched in the leaf's key, or ``(Leaf) -> bool``."""
+
+TAG_PREFIX = "tag:"
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """What is known about one parameter without its value: path, shape, dtype, tags.
+
+    Attributes:
+        path: the keys from the root, e.g. ``("encoder", 0, "weights")``.
+        shape: the leaf's shape.
+        dtype: the leaf's storage dtype.
+        tags: the tags given to the leaf, in declaration order.
+        layers: for a leaf of :func:`zephyr.stack`, the size of its leading layer axis
+            (slice ``i`` belongs to layer ``i``); 0 for any other leaf.
+        root: ``"params"`` or ``"state"``, how :attr:`name` is written.
+    """
+
+    path: Path
+    shape: Shape
+    dtype: np.dtype[Any]
+    tags: tuple[str, ...] = ()
+    layers: int = 0
+    root: str = "params"
+
+    @property
+    def key(self) -> str:
+        """The path as one string, keys joined by ``/``: ``"encoder/0/weights"``."""
+        return "/".join(str(k) for k in self.path)
+
+    @property
+    def name(self) -> str:
+        """The path as the expression that reaches it: ``params['encoder'][0]['weights']``."""
+        return format_path(self.path, self.root)
+
+    @property
+    def depth(self) -> int | None:
+        """The index of the numbered layer the leaf belongs to, or ``None``.
+
+        That is the first integer key on the path: ``params[2]["weights"]`` (an ``mlp``) and
+        ``params["blocks"][2]["attn"][0]["weights"]`` both have depth 2. Leaves outside any
+        numbered layer (an embedding, a final norm) have depth ``None``. A stacked leaf
+        (:attr:`layers` > 0) holds every layer along its axis 0: its depth is ``None`` and
+        slice ``i`` is at depth ``i``.
+        """
+        return next((k for k in self.path if isinstance(k, int)), None)
+
+    @property
+    def size(self) -> int:
+        """The number of scalars in the leaf."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+def _is_leaf_info(node: object) -> bool:
+    return isinstance(node, Leaf)
+
+
+def _key_of(entry: object) -> PathKey:
+    for attr in ("key", "idx", "name"):
+        value = getattr(entry, attr, None)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return value
+    return str(entry)
+
+
+def path_of(key_path: Iterable[object]) -> Path:
+    """A zephyr path from a ``jax.tree_util`` key path: ``(DictKey('a'), SequenceKey(0))`` → ``('a', 0)``."""
+    return tuple(_key_of(entry) for entry in key_path)
+
+
+def _layers(initializer: object) -> int:
+    return initializer.layers if isinstance(initializer, StackedInitializer) else 0
+
+
+def leaf_from_spec(spec: LeafSpec) -> Leaf:
+    """The :class:`Leaf` of a ``LeafSpec`` collected by a trace."""
+    return Leaf(spec.path, spec.shape, spec.dtype, spec.tags, _layers(spec.initializer), spec.root)
+
+
+def _as_leaf(path: Path, node: object) -> Leaf:
+    if isinstance(node, Leaf):
+        return node
+    shape = getattr(node, "shape", None)
+    dtype = getattr(node, "dtype", None)
+    if shape is None or dtype is None:
+        raise TypeError(
+            f"`{format_path(path)}`: expected an array, a jax.ShapeDtypeStruct or a zephyr.tags.Leaf, "
+            f"got {type(node).__name__}"
+        )
+    return Leaf(path, tuple(shape), np.dtype(dtype))
+
+
+def leaves_with_paths(tree: object) -> list[Leaf]:
+    """Every leaf of ``tree`` as a :class:`Leaf` (arrays become tag-less ``Leaf``s), in tree order."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)
+    return [_as_leaf(path_of(key_path), node) for key_path, node in flat]
+
+
+def map_leaves(fn: Callable[[Leaf], Any], tree: object) -> Any:
+    """``tree`` with every leaf replaced by ``fn(Leaf)``; same structure as ``tree``."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)
+    return jax.tree_util.tree_unflatten(
+        treedef, [fn(_as_leaf(path_of(key_path), node)) for key_path, node in flat]
+    )
+
+
+def leaf_info(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """The params of ``f`` as :class:`Leaf` objects: paths, shapes, dtypes, tags. Allocates nothing.
+
+    It runs ``f(params, *args, **kwargs)`` abstractly, as :func:`zephyr.trace` does, but does
+    not initialize anything: use it on models too big for memory, and to get the tags that
+    ``validate`` and params annotations declare.
+
+    Args:
+        f: the net, a function of ``(params, *args, **kwargs)``.
+        *args: sample inputs (only their shapes and dtypes are used) and hyperparameters.
+        **kwargs: sample keyword inputs.
+
+    Returns:
+        A nested dict shaped like the params of ``f``, with :class:`Leaf` leaves.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets, tags
+        >>> info = tags.leaf_info(nets.mlp, jnp.ones((2, 4)), [8, 3])
+        >>> leaf = info[1]["weights"]
+        >>> leaf.key, leaf.shape, leaf.depth
+        ('1/weights', (8, 3), 1)
+    """
+    (specs,) = collect_specs(f, args, kwargs)
+    return build_tree({path: leaf_from_spec(spec) for path, spec in specs.items()})
+
+
+def _check_selector(where: object) -> None:
+    if callable(where):
+        return
+    if not isinstance(where, str):
+        raise TypeError(
+            f"zephyr.tags: a selector is 'tag:NAME', a regex on the leaf's key, or a callable, "
+            f"got {type(where).__name__} {where!r}"
+        )
+    if not where.startswith(TAG_PREFIX):
+        try:
+            re.compile(where)
+        except re.error as error:
+            raise ValueError(f"zephyr.tags: selector {where!r} is not a valid regular expression: {error}") from None
+
+
+def matches(leaf: Leaf, where: Selector) -> bool:
+    """Whether ``where`` selects ``leaf``.
+
+    Args:
+        leaf: the leaf.
+        where: ``"tag:NAME"``, a regex searched in ``leaf.key``, or ``(Leaf) -> bool``.
+
+    Returns:
+        ``True`` if the selector picks the leaf.
+
+    Example:
+        >>> import numpy as np
+        >>> from zephyr.tags import Leaf, matches
+        >>> leaf = Leaf((0, "bias"), (3,), np.dtype("float32"), tags=("no_decay",))
+        >>> matches(leaf, "bias$"), matches(leaf, "tag:no_decay"), matches(leaf, "^1/")
+        (True, True, False)
+    """
+    if isinstance(where, str):
+        if where.startswith(TAG_PREFIX):
+            return where[len(TAG_PREFIX) :] in leaf.tags
+        return re.search(where, leaf.key) is not None
+    return bool(where(leaf))
+
+
+def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
+    """Add tags by path rule: every leaf selected by a rule's key gets that rule's tags.
+
+    Args:
+        tree: params, abstract params, or the result of :func:`leaf_info` (tags kept).
+        rules: ``{selector: tag or tags}``; every rule that matches a leaf adds its tags.
+
+    Returns:
+        A tree shaped like ``tree`` with :class:`Leaf` leaves.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets, tags
+        >>> info = tags.leaf_info(nets.mlp, jnp.ones((2, 4)), [8, 3])
+        >>> info = tags.tag(info, {"bias$": "no_decay", "^0/": ("first", "frozen")})
+        >>> info[0]["bias"].tags, info[1]["weights"].tags
+        (('no_decay', 'first', 'frozen'), ())
+    """
+    compiled = []
+    for where, extra in rules.items():
+        _check_selector(where)
+        compiled.append((where, (extra,) if isinstance(extra, str) else tuple(extra)))
+
+    def add(leaf: Leaf) -> Leaf:
+        added = [t for where, extra in compiled if matches(leaf, where) for t in extra]
+        if not added:
+            return leaf
+        return replace(leaf, tags=tuple(dict.fromkeys(leaf.tags + tuple(added))))
+
+    return map_leaves(add, tree)
+
+
+def tags(tree: object) -> Any:
+    """The tags of each leaf: a tree shaped like the params, with ``tuple[str, ...]`` leaves.
+
+    Map it together with params with the params first, ``jax.tree.map(f, params, tags(info))``
+    (a tuple is a pytree node, so ``f`` gets each leaf's whole tuple).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import tags, validate
+        >>> def net(params, x):
+        ...     return x * validate(params["scale"], (3,), tags="norm")
+        >>> tags.tags(tags.leaf_info(net, jnp.ones(3)))
+        {'scale': ('norm',)}
+    """
+    return map_leaves(lambda leaf: leaf.tags, tree)
+
+
+def paths(tree: object) -> Any:
+    """The key of each leaf (``"encoder/0/weights"``): a tree shaped like the params.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets, tags
+        >>> tags.paths(tags.leaf_info(nets.mlp, jnp.ones((2, 4)), [3]))
+        {0: {'bias': '0/bias', 'weights': '0/weights'}}
+    """
+    return map_leaves(lambda leaf: leaf.key, tree)
+
+
+def mask(tree: object, *where: Selector) -> Any:
+    """``True`` at each leaf that any selector picks: the mask ``optax.masked`` takes.
+
+    Args:
+        tree: params or :func:`leaf_info` (needed to select by tag).
+        *where: selectors (``"tag:NAME"``, a regex on the key, or ``(Leaf) -> bool``).
+
+    Returns:
+        A tree shaped like the params with ``bool`` leaves.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets, tags
+        >>> info = tags.leaf_info(nets.mlp, jnp.ones((2, 4)), [3])
+        >>> tags.mask(info, "weights$")
+        {0: {'bias': False, 'weights': True}}
+    """
+    for selector in where:
+        _check_selector(selector)
+    return map_leaves(lambda leaf: any(matches(leaf, s) for s in where), tree)
+
+
+def labels(
+    tree: object,
+    rules: Mapping[str, Hashable] | Callable[[Leaf], Hashable],
+    default: Hashable | None = None,
+) -> Any:
+    """One label per leaf: the ``param_labels`` of ``optax.multi_transform``.
+
+    Args:
+        tree: params or :func:`leaf_info` (needed to label by tag).
+        rules: ``{selector: label}``, the first matching rule wins (in dict order); or a
+            function ``(Leaf) -> label``, e.g. ``lambda leaf: f"layer{leaf.depth}"``.
+        default: the label of leaves no rule picks. Without one, such leaves are an error.
+
+    Returns:
+        A tree shaped like the params with hashable leaves.
+
+    Raises:
+        ValueError: some leaves match no rule and there is no ``default`` (names them).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets, tags
+        >>> info = tags.leaf_info(nets.mlp, jnp.ones((2, 4)), [8, 3])
+        >>> tags.labels(info, {"bias$": "no_decay"}, default="decay")[0]
+        {'bias': 'no_decay', 'weights': 'decay'}
+        >>> tags.labels(info, lambda leaf: f"layer{leaf.depth}")[1]["weights"]
+        'layer1'
+    """
+    if callable(rules) and not isinstance(rules, Mapping):
+        return map_leaves(rules, tree)
+    for selector in rules:
+        _check_selector(selector)
+    unmatched: list[str] = []
+
+    def label(leaf: Leaf) -> Hashable:
+        for selector, value in rules.items():
+            if matches(leaf, selector):
+                return value
+        if default is None:
+            unmatched.append(leaf.name)
+        return default
+
+    result = map_leaves(label, tree)
+    if unmatched:
+        raise ValueError(
+            f"zephyr.tags.labels: no rule matches {', '.join(f'`{n}`' for n in unmatched)} "
+            f"(rules: {list(rules)}); add a rule or give `default`"
+        )
+    return result
+
+
+def select(params: Params, *where: Selector, info: object = None) -> Any:
+    """The subtree of ``params`` made of the leaves any selector picks (other leaves dropped).
+
+    Args:
+        params: a nested dict of arrays.
+        *where: selectors (``"tag:NAME"``, a regex on the key, or ``(Leaf) -> bool``).
+        info: :func:`leaf_info` of the same net, to select by tag (default: paths only).
+
+    Returns:
+        A nested dict holding only the selected leaves (empty dicts are dropped).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, tags, trace
+        >>> params = trace(nets.mlp, jax.random.key(0), jnp.ones((2, 4)), [8, 3])
+        >>> jax.tree.map(jnp.shape, tags.select(params, "weights$"))
+        {0: {'weights': (4, 8)}, 1: {'weights': (8, 3)}}
+    """
+    return partition(params, *where, info=info)[0]
+
+
+def partition(params: Params, *where: Selector, info: object = None) -> tuple[Any, Any]:
+    """Split ``params`` into ``(selected, rest)``; :func:`zephyr.tree.merge` joins them again.
+
+    Train a part of a model with ``jax.grad`` on ``selected`` while ``rest`` stays fixed, as
+    ``equinox.partition`` / ``equinox.combine`` do.
+
+    Args:
+        params: a nested dict of arrays.
+        *where: selectors (``"tag:NAME"``, a regex on the key, or ``(Leaf) -> bool``).
+        info: :func:`leaf_info` of the same net, to select by tag (default: paths only).
+
+    Returns:
+        Two nested dicts: the selected leaves and the others.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, tags, trace, tree
+        >>> params = trace(nets.mlp, jax.random.key(0), jnp.ones((2, 4)), [3])
+        >>> biases, others = tags.partition(params, "bias$")
+        >>> sorted(biases[0]), sorted(others[0])
+        (['bias'], ['weights'])
+        >>> tree.merge(biases, others).keys() == params.keys()
+        True
+    """
+    for selector in where:
+        _check_selector(selector)
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    source = params if info is None else info
+    known = leaves_with_paths(source)
+    by_path = {leaf.path: leaf for leaf in known}
+    chosen: dict[Path, Any] = {}
+    rest: dict[Path, Any] = {}
+    for key_path, value in flat:
+        path = path_of(key_path)
+        leaf = by_path.get(path)
+        if leaf is None:
+            raise ValueError(
+                f"zephyr.tags: `{format_path(path)}` is in `params` but not in `info`: "
+                "give the leaf_info of the same net"
+            )
+        (chosen if any(matches(leaf, s) for s in where) else rest)[path] = value
+    return _nest(chosen), _nest(rest)
+
+
+def _nest(values: dict[Path, Any]) -> dict[PathKey, Any]:
+    root: dict[PathKey, Any] = {}
+    for path, value in values.items():
+        node = root
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+    return root

@@ -1,0 +1,77 @@
+"""Tree utilities that ``jax.tree_util`` and optax do not already give: merge, path-aware map.
+
+Use ``jax.tree.map`` / ``jax.tree_util.tree_map_with_path`` and ``optax.apply_updates`` for
+everything else (``optax.apply_updates`` takes any pytree, e.g. ``(params, state)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from ._paths import Path, PathKey, format_path
+from ._tags import path_of
+
+
+def merge(*trees: Mapping[PathKey, Any]) -> dict[PathKey, Any]:
+    """Join nested dicts with disjoint leaves into one (the inverse of ``tags.partition``).
+
+    Args:
+        *trees: nested dicts; a path may be a leaf in at most one of them.
+
+    Returns:
+        A new nested dict with every leaf of every tree (the inputs are not changed).
+
+    Raises:
+        ValueError: two trees have a leaf (or a leaf and a subtree) at the same path.
+
+    Example:
+        >>> from zephyr import tree
+        >>> tree.merge({"a": {"w": 1}}, {"a": {"b": 2}, "c": 3})
+        {'a': {'w': 1, 'b': 2}, 'c': 3}
+    """
+    merged: dict[PathKey, Any] = {}
+    for source in trees:
+        _merge_into(merged, source, ())
+    return merged
+
+
+def _merge_into(target: dict[PathKey, Any], source: Mapping[PathKey, Any], path: Path) -> None:
+    for key, value in source.items():
+        here = path + (key,)
+        if key not in target:
+            target[key] = _copy(value)
+        elif isinstance(target[key], dict) and isinstance(value, Mapping):
+            _merge_into(target[key], value, here)
+        else:
+            raise ValueError(f"zephyr.tree.merge: `{format_path(here)}` is in more than one tree")
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _copy(child) for key, child in value.items()}
+    return value
+
+
+def map_with_path(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:
+    """``jax.tree.map`` that also hands ``f`` each leaf's path as plain keys, ``('encoder', 0, 'w')``.
+
+    Like ``jax.tree_util.tree_map_with_path``, but the path is zephyr's tuple of str and
+    int keys (the keys you index params with), not ``DictKey``/``SequenceKey`` objects.
+
+    Args:
+        f: ``f(path, leaf, *rest_leaves)``.
+        tree: the tree whose leaves are mapped.
+        *rest: more trees with ``tree``'s structure (or with it as a prefix).
+
+    Returns:
+        A tree shaped like ``tree``.
+
+    Example:
+        >>> from zephyr import tree
+        >>> tree.map_with_path(lambda path, x: (path, x), {"a": [1, 2]})
+        {'a': [(('a', 0), 1), (('a', 1), 2)]}
+    """
+    return jax.tree_util.tree_map_with_path(lambda kp, x, *xs: f(path_of(kp), x, *xs), tree, *rest)

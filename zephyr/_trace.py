@@ -175,7 +175,7 @@ class TraceNode:
             + MSG_UNDECLARED
         )
 
-    __jax_array__ = __array__ = _undeclared
+    __array__ = _undeclared
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _undeclared
     __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _undeclared
     __neg__ = __pos__ = __abs__ = __float__ = __int__ = __bool__ = _undeclared

@@ -49,7 +49,7 @@ class PlaceholderType:
     def _as_value(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
 
-    __jax_array__ = __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
+    __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
     __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
     __float__ = __int__ = __index__ = _as_value

@@ -16,10 +16,20 @@ from ._initializers import default_initializer as default_initializer
 from .functools._partial import flexible as flexible
 from .functools._partial import placeholder_hole as placeholder_hole
 from ._stack import stack as stack
+from . import sharding as sharding
+from . import tags as tags
+from . import tree as tree
+from ._sharding import abstract_trace as abstract_trace
+from ._sharding import trace_sharded as trace_sharded
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "abstract_trace",
+    "sharding",
+    "tags",
+    "trace_sharded",
+    "tree",
     "collect_specs",
     "default_initializer",
     "initialize",

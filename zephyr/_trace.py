@@ -182,9 +182,13 @@ class TraceNode:
     __iter__ = __len__ = _undeclared
 
     def __getattr__(self, name: str) -> NoReturn:
+        # An AttributeError, so getattr(node, "shape", None) and hasattr() still work.
         if name.startswith("__"):
             raise AttributeError(name)
-        self._undeclared()
+        raise AttributeError(
+            f"`{format_path(self._path, self._state.root)}` has no `.{name}`: it is used as an "
+            "array before it is declared.\n" + MSG_UNDECLARED
+        )
 
 
 jax.tree_util.register_pytree_node(

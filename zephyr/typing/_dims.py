@@ -248,5 +248,5 @@ def resolve_shape_spec(spec: Any, frame: FrameType, who: str) -> tuple[Shape, DT
         )
     parameters = inspect.signature(fn).parameters
     arguments = {name: frame.f_locals[name] for name in parameters if name in frame.f_locals}
-    bound = bind_arguments(fn, arguments)
+    bound = bind_arguments(fn, arguments, skip=next(iter(parameters), None))
     return evaluate_dims(dims, bound, where), dtype

@@ -1,8 +1,9 @@
 """Shapes by signature: the leaves a net's params annotation declares.
 
 A net annotated ``params: LinearParams`` (a ``TypedDict`` whose leaves are jaxtyping
-annotations, nested TypedDicts for sub-networks) gets those leaves declared by ``trace``
-before its body runs. Dims bind from the other arguments (``x: Float[Array, "*b d_in"]``
+annotations) gets those leaves declared by ``trace`` before its body runs. A field typed with
+another TypedDict is a sub-network: its dims are named in that sub-network's own signature,
+and it declares its leaves when it is called. Dims bind from the other arguments (``x: Float[Array, "*b d_in"]``
 binds ``d_in``; ``out_dim: int`` binds ``out_dim``). ``Annotated[Float[...], initializer,
 "tag", ...]`` attaches an initializer and tags. Fields that are not required
 (``NotRequired``/``total=False``) and fields that are not arrays are left to the body.
@@ -84,7 +85,8 @@ def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTempla
             extras += more
         path = prefix + (key,)
         if typing.is_typeddict(base):
-            yield from _leaves_of(base, path, owner)
+            # A sub-network: its dims are named in its own signature, and it declares its
+            # leaves when it is called.
             continue
         parsed = annotation_dims(base)
         if parsed is None:

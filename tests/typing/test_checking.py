@@ -1,0 +1,92 @@
+"""Run-time shape checking: on, it names the argument and dims; off, it costs nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import Array
+from jaxtyping import Float, TypeCheckError
+
+from tests.typing.test_signature import typed_linear
+from zephyr import nets, trace
+from zephyr._switches import CHECKING
+from zephyr.functools.partial import flexible
+from zephyr.typing import Params, checking, is_checking
+
+
+def test_checking_is_a_switch_and_a_context_manager() -> None:
+    outer = is_checking()
+    with checking(False):
+        assert checking() is False
+        with checking(True):
+            assert is_checking()
+        assert not is_checking()
+    assert is_checking() == outer
+
+
+def test_a_wrong_argument_shape_names_the_argument_and_dims(key: jax.Array) -> None:
+    params = trace(typed_linear, key, jnp.ones((2, 5)), 3)
+    with checking(True), pytest.raises(TypeCheckError, match=r"(?s)Type-check error.*parameter 'x'.*i32\[2,5\]"):
+        typed_linear(params, jnp.ones((2, 5), jnp.int32), 3)  # Float expected
+
+
+def test_a_wrong_params_leaf_names_the_path_expected_dims_and_actual(key: jax.Array) -> None:
+    params = trace(typed_linear, key, jnp.ones((2, 5)), 3)
+    bad = {"weights": jnp.ones((5, 4)), "bias": params["bias"]}
+    with checking(True), pytest.raises(ValueError, match=r"`typed_linear`: `params\['weights'\]`: expected shape \(5, 3\) \('d_in out_dim'\), got \(5, 4\)"):
+        typed_linear(bad, jnp.ones((2, 5)), 3)
+
+
+@flexible
+def bad_return(params: Params, x: Float[Array, "b d"]) -> Float[Array, "b d"]:
+    return x[:, :1]
+
+
+def test_a_wrong_return_shape_is_reported(key: jax.Array) -> None:
+    with checking(True), pytest.raises(TypeCheckError, match=r"(?s)return"):
+        bad_return({}, jnp.ones((2, 3)))
+    with checking(False):
+        assert bad_return({}, jnp.ones((2, 3))).shape == (2, 1)
+
+
+def test_missing_params_leaf_is_named(key: jax.Array) -> None:
+    with checking(True), pytest.raises(ValueError, match=r"`params\['bias'\]` is missing from the params"):
+        typed_linear({"weights": jnp.ones((5, 3))}, jnp.ones((2, 5)), 3)
+
+
+def test_with_checking_off_a_bad_shape_reaches_jax(key: jax.Array) -> None:
+    params = trace(typed_linear, key, jnp.ones((2, 5)), 3)
+    with checking(False), pytest.raises(TypeError, match=r"dot_general requires contracting dimensions"):
+        typed_linear(params, jnp.ones((2, 4)), 3)
+
+
+def test_under_jit_the_check_runs_while_jit_traces(key: jax.Array) -> None:
+    params = trace(nets.linear, key, jnp.ones((2, 5)), 3)
+    calls = []
+
+    def spy(p: object, x: jax.Array) -> jax.Array:
+        calls.append(CHECKING.get())
+        return nets.linear(p, x, 3)  # type: ignore[arg-type]  # params from trace
+
+    with checking(True):
+        jitted = jax.jit(spy)
+        jitted(params, jnp.ones((2, 5)))
+        jitted(params, jnp.ones((2, 5)))
+        with pytest.raises(ValueError, match=r"expected shape \(4, 3\)"):
+            jitted(params, jnp.ones((2, 4)))
+    assert calls == [True, True]  # traced twice (two input shapes), never run in Python again
+
+
+def test_the_environment_variable_turns_checking_on_at_import() -> None:
+    code = "import zephyr.typing as t; print(t.is_checking())"
+    env = {**os.environ, "ZEPHYR_TYPECHECK": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
+    env["ZEPHYR_TYPECHECK"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

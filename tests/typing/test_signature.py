@@ -1,0 +1,147 @@
+"""Shapes by signature: a params TypedDict declares the leaves; the call form agrees."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import Array
+from jaxtyping import Float, Int
+
+from zephyr import trace, validate
+from zephyr._initializers import ones
+from zephyr.functools.partial import flexible
+from zephyr.typing import Params, params_layout
+
+
+class LinearParams(TypedDict):
+    weights: Float[Array, "d_in out_dim"]
+    bias: Float[Array, " out_dim"]
+
+
+@flexible
+def typed_linear(params: LinearParams, x: Float[Array, "*batch d_in"], out_dim: int) -> Float[Array, "*batch out_dim"]:
+    return x @ params["weights"] + params["bias"][None]
+
+
+@flexible
+def called_linear(params: Params, x: Array, out_dim: int) -> Array:
+    w = validate(params["weights"], (x.shape[-1], out_dim))
+    b = validate(params["bias"], (out_dim,))
+    return x @ w + b[None]
+
+
+def test_the_signature_alone_declares_the_leaves(key: Array) -> None:
+    params = trace(typed_linear, key, jnp.ones((2, 5)), 3)
+    assert jax.tree.map(jnp.shape, params) == {"bias": (3,), "weights": (5, 3)}
+
+
+def test_signature_form_and_call_form_give_the_same_params(key: Array) -> None:
+    x = jnp.ones((2, 5))
+    by_signature = trace(typed_linear, key, x, 3)
+    by_call = trace(called_linear, key, x, 3)
+    for a, b in zip(jax.tree.leaves(by_signature), jax.tree.leaves(by_call)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    np.testing.assert_allclose(typed_linear(by_signature, x, 3), called_linear(by_call, x, 3))
+
+
+class BlockParams(TypedDict):
+    up: Annotated[Float[Array, "d d*4"], jax.nn.initializers.ones, "decay"]
+    down: Float[Array, "d*4 d"]
+    heads: Float[Array, "heads d_head"]
+    scale: Annotated[Float[Array, " d"], ones, ("norm", "no_decay")]
+    proj: LinearParams
+    steps: Int[Array, ""]
+
+
+@flexible
+def block(params: BlockParams, x: Float[Array, "b d"], heads: int, d_head: int, out_dim: int) -> Array:
+    h = (x @ params["up"]) @ params["down"] * params["scale"][None]
+    return typed_linear(params["proj"], h, out_dim)
+
+
+def test_symbolic_dims_nested_typeddicts_and_annotated_extras(key: Array) -> None:
+    params = trace(block, key, jnp.ones((2, 3)), 4, 5, 6)
+    assert jax.tree.map(jnp.shape, params) == {
+        "down": (12, 3),
+        "heads": (4, 5),
+        "proj": {"bias": (6,), "weights": (3, 6)},
+        "scale": (3,),
+        "steps": (),
+        "up": (3, 12),
+    }
+    np.testing.assert_array_equal(np.asarray(params["up"]), np.ones((3, 12), np.float32))
+    np.testing.assert_array_equal(np.asarray(params["scale"]), np.ones(3, np.float32))
+    assert params["steps"].dtype == jnp.int32
+    layout = params_layout(block)
+    assert layout is not None
+    tags = {leaf.path: leaf.tags for leaf in layout.leaves}
+    assert tags[("up",)] == ("decay",) and tags[("scale",)] == ("norm", "no_decay")
+
+
+class UnbindableParams(TypedDict):
+    w: Float[Array, "d_in hidden"]
+
+
+@flexible
+def unbindable(params: UnbindableParams, x: Float[Array, "b d_in"]) -> Array:
+    return x @ params["w"]
+
+
+def test_an_unbindable_dim_names_the_dim_the_leaf_and_the_function(key: Array) -> None:
+    with pytest.raises(ValueError, match=r"`unbindable`, `params\['w'\]` \('d_in hidden'\): cannot bind dim `hidden`.*\(bound: b=2, d_in=3\)"):
+        trace(unbindable, key, jnp.ones((2, 3)))
+
+
+@flexible
+def by_dim_string(params: Params, x: Float[Array, "*batch d_in"], out_dim: int) -> Array:
+    w = validate(params["w"], "d_in out_dim")
+    v = validate(params["v"], Float[Array, "out_dim d_in"])
+    b = validate(params["b"], "out_dim*2")
+    return x @ w @ v + jnp.sum(b)
+
+
+def test_validate_resolves_dim_strings_and_annotations_from_the_enclosing_arguments(key: Array) -> None:
+    params = trace(by_dim_string, key, jnp.ones((2, 3)), 4)
+    assert jax.tree.map(jnp.shape, params) == {"b": (8,), "v": (4, 3), "w": (3, 4)}
+    assert by_dim_string(params, jnp.ones((2, 3)), 4).shape == (2, 3)
+    with pytest.raises(ValueError, match=r"expected shape \(5, 4\), got \(3, 4\)"):
+        by_dim_string(params, jnp.ones((2, 5)), 4)
+
+
+def test_validate_with_an_unknown_dim_name_says_which(key: Array) -> None:
+    @flexible
+    def net(params: Params, x: Float[Array, "b d"]) -> Array:
+        return validate(params["w"], "d width")
+
+    with pytest.raises(ValueError, match=r"validate in `net`: cannot bind dim `width`"):
+        trace(net, key, jnp.ones((2, 3)))
+
+
+class SquareParams(TypedDict):
+    w: Float[Array, "d d"]
+
+
+@flexible
+def two_inputs(params: SquareParams, x: Float[Array, "b d"], y: Float[Array, "b d"]) -> Array:
+    return x @ params["w"] + y
+
+
+def test_a_shape_mismatch_between_arguments_is_reported(key: Array) -> None:
+    with pytest.raises(ValueError, match=r"`two_inputs` argument `y`: dim `d` is 4 here but 3 elsewhere"):
+        trace(two_inputs, key, jnp.ones((2, 3)), jnp.ones((2, 4)))
+
+
+@flexible
+def refined(params: SquareParams, x: Float[Array, "b d"]) -> Array:
+    w = validate(params["w"], (x.shape[-1],) * 2, jax.nn.initializers.ones, dtype=jnp.bfloat16)
+    return x @ w.astype(x.dtype)
+
+
+def test_explicit_validate_refines_a_signature_leaf(key: Array) -> None:
+    params = trace(refined, key, jnp.ones((2, 3)))
+    assert params["w"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(params["w"], np.float32), np.ones((3, 3), np.float32))

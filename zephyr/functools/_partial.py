@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any, ClassVar, Final, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, TypeVar, final
 
 from .._switches import CHECKING
 from .._trace import TraceNode
@@ -49,15 +49,18 @@ class PlaceholderType:
     def _as_value(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
 
-    __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
-    __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
-    __float__ = __int__ = __index__ = _as_value
+    # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
+    # (not ``Params``, not ``Iterable``) and the overloads in stubs/ can tell it from a value.
+    if not TYPE_CHECKING:
+        __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
+        __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
+        __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
+        __float__ = __int__ = __index__ = _as_value
 
-    def __getattr__(self, name: str) -> NoReturn:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._as_value()
+        def __getattr__(self, name: str) -> NoReturn:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            self._as_value()
 
 
 placeholder_hole: Final = PlaceholderType()

@@ -21,11 +21,15 @@ from . import tags as tags
 from . import tree as tree
 from ._sharding import abstract_trace as abstract_trace
 from ._sharding import trace_sharded as trace_sharded
+from . import checkpoint as checkpoint
+from ._summary import summary as summary
 
 __version__ = "0.1.0"
 
 __all__ = [
     "abstract_trace",
+    "checkpoint",
+    "summary",
     "sharding",
     "tags",
     "trace_sharded",

@@ -1,0 +1,209 @@
+"""Convolutions against explicit numpy loops on tiny shapes."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zephyr import nets, trace
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import checking
+
+NDArray = np.ndarray[Any, np.dtype[np.float64]]
+
+
+def _reference_conv(
+    x: NDArray,
+    w: NDArray,
+    stride: tuple[int, ...],
+    pads: list[tuple[int, int]],
+    dilation: tuple[int, ...],
+    groups: int = 1,
+) -> NDArray:
+    """Cross-correlation by loops. x (N, *spatial, C), w (*kernel, C // groups, O)."""
+    n = w.ndim - 2
+    kernel = w.shape[:n]
+    xp = np.pad(x, [(0, 0)] + pads + [(0, 0)])
+    out_sizes = [(xp.shape[1 + i] - ((kernel[i] - 1) * dilation[i] + 1)) // stride[i] + 1 for i in range(n)]
+    c_group, o_group = x.shape[-1] // groups, w.shape[-1] // groups
+    y = np.zeros((x.shape[0], *out_sizes, w.shape[-1]))
+    for pos in itertools.product(*(range(s) for s in out_sizes)):
+        for k in itertools.product(*(range(s) for s in kernel)):
+            index = tuple(pos[i] * stride[i] + k[i] * dilation[i] for i in range(n))
+            patch = xp[(slice(None), *index)]
+            for g in range(groups):
+                out = (slice(None), *pos, slice(g * o_group, (g + 1) * o_group))
+                y[out] += patch[:, g * c_group : (g + 1) * c_group] @ w[k][:, g * o_group : (g + 1) * o_group]
+    return y
+
+
+def _same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+    out = math.ceil(size / s)
+    total = max((out - 1) * s + (k - 1) * d + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def _as_np(a: jax.Array) -> NDArray:
+    return np.asarray(a, np.float64)
+
+
+def _with_bias(params: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+    return {**params, "bias": jax.random.normal(key, params["bias"].shape)}
+
+
+@pytest.mark.parametrize("stride,dilation,padding", [(1, 1, "SAME"), (2, 1, "VALID"), (1, 2, "SAME"), (2, 2, [(2, 1)]), (1, 2, "CAUSAL"), (3, 1, "SAME")])
+def test_conv_1d_matches_loops(key: jax.Array, stride: int, dilation: int, padding: Any) -> None:
+    x = jax.random.normal(key, (2, 9, 3))
+    params = _with_bias(trace(nets.conv_1d(_, _, 4, 3, stride, padding, dilation), key, x), key)
+    assert jax.tree.map(jnp.shape, params) == {"bias": (4,), "weights": (3, 3, 4)}
+    y = nets.conv_1d(params, x, 4, 3, stride, padding, dilation)
+    if padding == "SAME":
+        pads = [_same_pads(9, 3, stride, dilation)]
+    elif padding == "VALID":
+        pads = [(0, 0)]
+    elif padding == "CAUSAL":
+        pads = [(2 * dilation, 0)]
+    else:
+        pads = padding
+    expected = _reference_conv(_as_np(x), _as_np(params["weights"]), (stride,), pads, (dilation,)) + _as_np(params["bias"])
+    np.testing.assert_allclose(_as_np(y), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_1d_causal_output_ignores_the_future(key: jax.Array) -> None:
+    x = jax.random.normal(key, (7, 2))
+    params = trace(nets.conv_1d(_, _, 3, 3, 1, "CAUSAL", 2), key, x)
+    y = nets.conv_1d(params, x, 3, 3, 1, "CAUSAL", 2)
+    y_changed = nets.conv_1d(params, x.at[4:].set(100.0), 3, 3, 1, "CAUSAL", 2)
+    assert y.shape == (7, 3)
+    np.testing.assert_allclose(_as_np(y[:4]), _as_np(y_changed[:4]), rtol=1e-6)
+    assert not np.allclose(_as_np(y[4:]), _as_np(y_changed[4:]))
+
+
+@pytest.mark.parametrize("stride,dilation,padding,groups", [((1, 2), 1, "SAME", 1), (2, (2, 1), "VALID", 1), (1, 1, [(1, 0), (0, 2)], 1), (1, 1, "SAME", 2), (2, 1, "SAME", 4)])
+def test_conv_2d_matches_loops(key: jax.Array, stride: Any, dilation: Any, padding: Any, groups: int) -> None:
+    x = jax.random.normal(key, (2, 5, 6, 4))
+    kernel = (3, 2)
+    net = nets.conv_2d(_, _, 8, kernel, stride, padding, dilation, feature_group_count=groups)
+    params = _with_bias(trace(net, key, x), key)
+    assert params["weights"].shape == (3, 2, 4 // groups, 8)
+    y = net(params, x)
+    s = (stride, stride) if isinstance(stride, int) else stride
+    d = (dilation, dilation) if isinstance(dilation, int) else dilation
+    if padding == "SAME":
+        pads = [_same_pads(5, 3, s[0], d[0]), _same_pads(6, 2, s[1], d[1])]
+    elif padding == "VALID":
+        pads = [(0, 0), (0, 0)]
+    else:
+        pads = padding
+    expected = _reference_conv(_as_np(x), _as_np(params["weights"]), s, pads, d, groups) + _as_np(params["bias"])
+    np.testing.assert_allclose(_as_np(y), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_3d_matches_loops(key: jax.Array) -> None:
+    x = jax.random.normal(key, (1, 4, 3, 5, 2))
+    params = _with_bias(trace(nets.conv_3d(_, _, 3, (2, 2, 3), (1, 1, 2), "VALID"), key, x), key)
+    assert params["weights"].shape == (2, 2, 3, 2, 3)
+    y = nets.conv_3d(params, x, 3, (2, 2, 3), (1, 1, 2), "VALID")
+    expected = _reference_conv(_as_np(x), _as_np(params["weights"]), (1, 1, 2), [(0, 0)] * 3, (1, 1, 1)) + _as_np(params["bias"])
+    np.testing.assert_allclose(_as_np(y), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_any_number_of_batch_axes(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 3, 5, 5, 2))
+    params = trace(nets.conv_2d(_, _, 4, 3), key, x)
+    y = nets.conv_2d(params, x, 4, 3)
+    assert y.shape == (2, 3, 5, 5, 4)
+    np.testing.assert_allclose(_as_np(y[1, 2]), _as_np(nets.conv_2d(params, x[1, 2], 4, 3)), rtol=1e-5, atol=1e-5)
+    assert nets.conv_2d(params, x[0, 0], 4, 3).shape == (5, 5, 4)
+
+
+def test_conv_without_bias(key: jax.Array) -> None:
+    x = jax.random.normal(key, (6, 2))
+    params = trace(nets.conv_1d(_, _, 3, 2, use_bias=False), key, x)
+    assert list(params) == ["weights"]
+    assert nets.conv_1d(params, x, 3, 2, use_bias=False).shape == (6, 3)
+
+
+def _reference_conv_transpose_valid(x: NDArray, w: NDArray, stride: tuple[int, ...], dilation: tuple[int, ...]) -> NDArray:
+    """The scatter definition: x[i] adds x[i] @ w[j] at i * s + (k - 1 - j) * d (unflipped kernel)."""
+    n = w.ndim - 2
+    kernel = w.shape[:n]
+    spatial = x.shape[1:-1]
+    out = [(spatial[i] - 1) * stride[i] + (kernel[i] - 1) * dilation[i] + 1 for i in range(n)]
+    y = np.zeros((x.shape[0], *out, w.shape[-1]))
+    for pos in itertools.product(*(range(s) for s in spatial)):
+        for k in itertools.product(*(range(s) for s in kernel)):
+            target = tuple(pos[i] * stride[i] + (kernel[i] - 1 - k[i]) * dilation[i] for i in range(n))
+            y[(slice(None), *target)] += x[(slice(None), *pos)] @ w[k]
+    return y
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (3, 2)])
+def test_conv_transpose_1d_valid_matches_scatter(key: jax.Array, stride: int, dilation: int) -> None:
+    x = jax.random.normal(key, (2, 4, 3))
+    net = nets.conv_transpose_1d(_, _, 5, 3, stride, "VALID", dilation)
+    params = _with_bias(trace(net, key, x), key)
+    assert jax.tree.map(jnp.shape, params) == {"bias": (5,), "weights": (3, 3, 5)}
+    expected = _reference_conv_transpose_valid(_as_np(x), _as_np(params["weights"]), (stride,), (dilation,))
+    np.testing.assert_allclose(_as_np(net(params, x)), expected + _as_np(params["bias"]), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_transpose_2d_valid_matches_scatter_and_same_shape(key: jax.Array) -> None:
+    x = jax.random.normal(key, (3, 4, 2))
+    net = nets.conv_transpose_2d(_, _, 3, (2, 3), (2, 1), "VALID")
+    params = trace(net, key, x)
+    expected = _reference_conv_transpose_valid(_as_np(x)[None], _as_np(params["weights"]), (2, 1), (1, 1))[0]
+    np.testing.assert_allclose(_as_np(net(params, x)), expected, rtol=1e-5, atol=1e-5)
+    same = nets.conv_transpose_2d(_, _, 3, 3, 2)
+    assert same(trace(same, key, x), x).shape == (6, 8, 3)
+
+
+def test_conv_transpose_explicit_padding_matches_lax(key: jax.Array) -> None:
+    x = jax.random.normal(key, (1, 2, 3, 2, 2))
+    net = nets.conv_transpose_3d(_, _, 2, 2, 2, [(1, 1), (0, 1), (1, 0)], use_bias=False)
+    params = trace(net, key, x)
+    # lax.conv_transpose without transpose_kernel is a convolution of the stride-dilated input.
+    expected = jax.lax.conv_general_dilated(
+        x, params["weights"], (1, 1, 1), [(1, 1), (0, 1), (1, 0)], lhs_dilation=(2, 2, 2),
+        dimension_numbers=("NDHWC", "DHWIO", "NDHWC"),
+    )
+    np.testing.assert_allclose(_as_np(net(params, x)), _as_np(expected), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_inputs(key: jax.Array) -> None:
+    x = jnp.ones((2, 5, 5, 4))
+    params = trace(nets.conv_2d(_, _, 8, 3), key, x)
+    with pytest.raises(ValueError, match=r"weights.*expected shape \(3, 3, 3, 8\), got \(3, 3, 4, 8\)"):
+        nets.conv_2d(params, jnp.ones((2, 5, 5, 3)), 8, 3)
+    # With checking on, the annotations reject a wrong rank or padding string first.
+    with pytest.raises(TypeError, match=r"conv_2d"):
+        nets.conv_2d(params, jnp.ones((4,)), 8, 3)
+    with pytest.raises(TypeError, match=r"padding"):
+        nets.conv_2d(params, x, 8, 3, padding="same")  # type: ignore[arg-type]  # the wrong string on purpose
+    with checking(False):
+        _bad_inputs_unchecked(params, x)
+
+
+def _bad_inputs_unchecked(params: dict[str, jax.Array], x: jax.Array) -> None:
+    with pytest.raises(ValueError, match=r"conv_2d: `x` must have at least 3 axes \(\*batch, height, width, channels\), got shape \(4,\)"):
+        nets.conv_2d(params, jnp.ones((4,)), 8, 3)
+    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'same'"):
+        nets.conv_2d(params, x, 8, 3, padding="same")  # type: ignore[arg-type]  # the wrong string on purpose
+    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'CAUSAL'"):
+        nets.conv_2d(params, x, 8, 3, padding="CAUSAL")  # type: ignore[arg-type]  # CAUSAL is 1-d only
+    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of 'SAME', 'VALID' or 2 \(low, high\) pairs of ints"):
+        nets.conv_2d(params, x, 8, 3, padding=[(1, 1)])
+    with pytest.raises(ValueError, match=r"conv_2d: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
+        nets.conv_2d(params, x, 8, (3, 3, 3))
+    with pytest.raises(ValueError, match=r"conv_2d: `stride` must be a positive int or 2 positive ints, got 0"):
+        nets.conv_2d(params, x, 8, 3, 0)
+    with pytest.raises(ValueError, match=r"conv_2d: `feature_group_count` must divide both the 4 input channels of `x` and `out_channels` 8, got 3"):
+        nets.conv_2d(params, x, 8, 3, feature_group_count=3)
+    with pytest.raises(ValueError, match=r"conv_transpose_1d: `padding` must be one of \('SAME', 'VALID'\)"):
+        nets.conv_transpose_1d({}, jnp.ones((5, 2)), 3, 2, padding="CAUSAL")  # type: ignore[arg-type]  # 1-d conv only

@@ -1,0 +1,622 @@
+"""Recurrent nets: ``rnn``, ``lstm``, ``gru`` cells, their sequence versions over ``lax.scan``,
+and ``bidirectional``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jaxtyping import Float
+
+from .._api import validate
+from .._initializers import default_initializer, zeros
+from .._types import DType, PRNGKey, Shape
+from ..functools._partial import flexible
+from ._dtypes import compute_dtype
+
+_orthogonal = jax.nn.initializers.orthogonal()
+
+
+def recurrent_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
+    """Orthogonal rows (``jax.nn.initializers.orthogonal``): the usual init of hidden-to-hidden weights.
+
+    >>> import jax, jax.numpy as jnp
+    >>> w = recurrent_initializer(jax.random.key(0), (3, 6))
+    >>> bool(jnp.allclose(w @ w.T, jnp.eye(3), atol=1e-5))
+    True
+    """
+    return _orthogonal(key, shape, dtype)
+
+
+def lstm_bias_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
+    """Zeros, but ones for the forget gate (the second quarter): the LSTM keeps its memory at first.
+
+    >>> import jax
+    >>> lstm_bias_initializer(jax.random.key(0), (8,)).tolist()
+    [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    """
+    del key
+    hidden = shape[-1] // 4
+    gate = jax.lax.iota(jnp.int32, shape[-1]) // hidden
+    return jnp.where(gate == 1, jax.lax.full(shape, 1, dtype), jax.lax.full(shape, 0, dtype))
+
+
+class RNNParams(TypedDict):
+    """Params of :func:`rnn_cell` and :func:`rnn`."""
+
+    w_input: Float[Array, "features hidden_size"]
+    w_hidden: Annotated[Float[Array, "hidden_size hidden_size"], recurrent_initializer]
+    bias: Float[Array, " hidden_size"]
+
+
+class LSTMParams(TypedDict):
+    """Params of :func:`lstm_cell` and :func:`lstm`; gates in the order input, forget, cell, output."""
+
+    w_input: Float[Array, "features 4*hidden_size"]
+    w_hidden: Annotated[Float[Array, "hidden_size 4*hidden_size"], recurrent_initializer]
+    bias: Annotated[Float[Array, " 4*hidden_size"], lstm_bias_initializer]
+
+
+class GRUParams(TypedDict):
+    """Params of :func:`gru_cell` and :func:`gru`; gates in the order reset, update, candidate."""
+
+    w_input: Float[Array, "features 3*hidden_size"]
+    w_hidden: Annotated[Float[Array, "hidden_size 3*hidden_size"], recurrent_initializer]
+    bias_input: Float[Array, " 3*hidden_size"]
+    bias_hidden: Float[Array, " 3*hidden_size"]
+
+
+class LSTMState(NamedTuple):
+    """The carry of an LSTM: ``hidden`` (the output ``h``) and ``cell`` (``c``), each ``(*batch, hidden_size)``."""
+
+    hidden: Float[Array, "*batch hidden_size"]
+    cell: Float[Array, "*batch hidden_size"]
+
+
+class BidirectionalParams(TypedDict):
+    """Params of :func:`bidirectional`: ``forward`` and ``backward``, each the params of the chosen net."""
+
+    forward: RNNParams | LSTMParams | GRUParams
+    backward: RNNParams | LSTMParams | GRUParams
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+class _Weights(NamedTuple):
+    w_input: Array
+    w_hidden: Array
+    bias_input: Array
+    bias_hidden: Array | None
+    compute: np.dtype[Any]
+
+
+def _bias(b: Array, shape: tuple[int, ...]) -> Array:
+    return jnp.broadcast_to(b, shape)
+
+
+def _project_input(weights: _Weights, x: Array) -> Array:
+    """``x @ w_input + bias_input``, for one step or a whole sequence at once."""
+    y = jnp.matmul(x.astype(weights.compute), weights.w_input)
+    return y + _bias(weights.bias_input, y.shape)
+
+
+def _hidden(weights: _Weights, h: Array) -> Array:
+    y = jnp.matmul(h, weights.w_hidden)
+    return y if weights.bias_hidden is None else y + _bias(weights.bias_hidden, y.shape)
+
+
+def _rnn_update(weights: _Weights, activation: Callable[[Array], Array], h: Array, px: Array) -> Array:
+    return activation(px + _hidden(weights, h)).astype(weights.compute)
+
+
+def _lstm_update(weights: _Weights, carry: LSTMState, px: Array) -> LSTMState:
+    gates = px + _hidden(weights, carry.hidden)
+    i, f, g, o = jnp.split(gates, 4, axis=-1)
+    c = jax.nn.sigmoid(f) * carry.cell + jax.nn.sigmoid(i) * jnp.tanh(g)
+    h = jax.nn.sigmoid(o) * jnp.tanh(c)
+    return LSTMState(h.astype(weights.compute), c.astype(weights.compute))
+
+
+def _gru_update(weights: _Weights, h: Array, px: Array) -> Array:
+    hidden = _hidden(weights, h)
+    xr, xz, xn = jnp.split(px, 3, axis=-1)
+    hr, hz, hn = jnp.split(hidden, 3, axis=-1)
+    r = jax.nn.sigmoid(xr + hr)
+    z = jax.nn.sigmoid(xz + hz)
+    n = jnp.tanh(xn + r * hn)
+    return ((1.0 - z) * n + z * h).astype(weights.compute)
+
+
+def _check_x(who: str, x: Array, what: str, least: int) -> None:
+    if x.ndim < least:
+        raise ValueError(f"{who}: `x` must have at least {least} axes {what}, got shape {x.shape}")
+
+
+def _positive_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _check_hidden_size(who: str, hidden_size: int) -> None:
+    if not _positive_int(hidden_size):
+        raise ValueError(f"{who}: `hidden_size` must be a positive int, got {hidden_size!r}")
+
+
+def _is_pair(value: object) -> bool:
+    return isinstance(value, tuple) and len(value) == 2  # pyright: ignore[reportUnknownArgumentType]  # any tuple
+
+
+def _check_carry(who: str, name: str, carry: Array, batch: tuple[int, ...], hidden_size: int) -> None:
+    expected = (*batch, hidden_size)
+    if tuple(carry.shape) != expected:
+        raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(carry.shape)}")
+
+
+def _rnn_weights(params: RNNParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
+    features = x.shape[-1]
+    w_input = validate(params["w_input"], (features, hidden_size), default_initializer, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, hidden_size), recurrent_initializer, dtype=param_dtype)
+    bias = validate(params["bias"], (hidden_size,), zeros, dtype=param_dtype)
+    compute = compute_dtype(dtype, x, w_input)
+    return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
+
+
+def _lstm_weights(params: LSTMParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
+    features, width = x.shape[-1], 4 * hidden_size
+    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
+    bias = validate(params["bias"], (width,), lstm_bias_initializer, dtype=param_dtype)
+    compute = compute_dtype(dtype, x, w_input)
+    return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
+
+
+def _gru_weights(params: GRUParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
+    features, width = x.shape[-1], 3 * hidden_size
+    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
+    bias_input = validate(params["bias_input"], (width,), zeros, dtype=param_dtype)
+    bias_hidden = validate(params["bias_hidden"], (width,), zeros, dtype=param_dtype)
+    compute = compute_dtype(dtype, x, w_input)
+    return _Weights(
+        w_input.astype(compute), w_hidden.astype(compute), bias_input.astype(compute), bias_hidden.astype(compute), compute
+    )
+
+
+def _scan(
+    step: Callable[[object, Array], object], initial: object, projected: Array, reverse: bool
+) -> tuple[object, Array]:
+    """Run ``step(carry, px_t) -> new_carry`` over axis -2 of ``projected``; outputs ``(*batch, time, hidden)``."""
+
+    def body(carry: object, px: Array) -> tuple[object, Array]:
+        new = step(carry, px)
+        out = new.hidden if isinstance(new, LSTMState) else cast(Array, new)
+        return new, out
+
+    final, ys = jax.lax.scan(body, initial, jnp.moveaxis(projected, -2, 0), reverse=reverse)
+    return final, jnp.moveaxis(ys, 0, -2)
+
+
+# -------------------------------------------------------------------------------------- cells
+
+
+@flexible
+def rnn_cell(
+    params: RNNParams,
+    carry: Float[Array, "*batch hidden_size"],
+    x_t: Float[Array, "*batch features"],
+    hidden_size: int,
+    *,
+    activation: Callable[[Array], Array] = jnp.tanh,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
+    """One step of an Elman RNN: ``h = activation(x_t @ w_input + h @ w_hidden + bias)``.
+
+    Args:
+        params: ``{"w_input": (features, hidden_size), "w_hidden": (hidden_size, hidden_size),
+            "bias": (hidden_size,)}``.
+        carry: ``h``, ``(*batch, hidden_size)``.
+        x_t: ``(*batch, features)``.
+        hidden_size: the size of ``h``.
+        activation: default ``tanh``.
+
+    Returns:
+        ``(new_carry, h)``, the same array twice, ``(*batch, hidden_size)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> h, x_t = jnp.zeros((2, 4)), jnp.ones((2, 3))
+        >>> params = trace(nets.rnn_cell, jax.random.key(0), h, x_t, 4)
+        >>> new_h, y = nets.rnn_cell(params, h, x_t, 4)
+        >>> y.shape
+        (2, 4)
+    """
+    who = "rnn_cell"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x_t, "(features,)", 1)
+    _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
+    weights = _rnn_weights(params, x_t, hidden_size, dtype, param_dtype)
+    h = _rnn_update(weights, activation, carry.astype(weights.compute), _project_input(weights, x_t))
+    return h, h
+
+
+@flexible
+def lstm_cell(
+    params: LSTMParams,
+    carry: LSTMState,
+    x_t: Float[Array, "*batch features"],
+    hidden_size: int,
+    *,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]:
+    """One step of an LSTM (Hochreiter & Schmidhuber; gates as in PyTorch's ``nn.LSTMCell``).
+
+    With ``[i, f, g, o] = split(x_t @ w_input + h @ w_hidden + bias, 4)``:
+    ``c' = sigmoid(f) * c + sigmoid(i) * tanh(g)``, ``h' = sigmoid(o) * tanh(c')``.
+
+    Args:
+        params: ``{"w_input": (features, 4 * hidden_size), "w_hidden": (hidden_size, 4 *
+            hidden_size), "bias": (4 * hidden_size,)}`` (forget-gate bias initialized to 1).
+        carry: ``LSTMState(hidden, cell)``, each ``(*batch, hidden_size)``.
+        x_t: ``(*batch, features)``.
+        hidden_size: the size of ``h`` and ``c``.
+
+    Returns:
+        ``(LSTMState(h', c'), h')``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> state = nets.LSTMState(jnp.zeros((2, 4)), jnp.zeros((2, 4)))
+        >>> x_t = jnp.ones((2, 3))
+        >>> params = trace(nets.lstm_cell, jax.random.key(0), state, x_t, 4)
+        >>> params["w_hidden"].shape
+        (4, 16)
+        >>> new_state, h = nets.lstm_cell(params, state, x_t, 4)
+        >>> h.shape, new_state.cell.shape
+        ((2, 4), (2, 4))
+    """
+    who = "lstm_cell"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x_t, "(features,)", 1)
+    if not _is_pair(carry):
+        raise TypeError(f"{who}: `carry` must be an LSTMState(hidden, cell), got {type(carry).__name__}")
+    batch = tuple(x_t.shape[:-1])
+    _check_carry(who, "carry.hidden", carry[0], batch, hidden_size)
+    _check_carry(who, "carry.cell", carry[1], batch, hidden_size)
+    weights = _lstm_weights(params, x_t, hidden_size, dtype, param_dtype)
+    state = LSTMState(carry[0].astype(weights.compute), carry[1].astype(weights.compute))
+    new = _lstm_update(weights, state, _project_input(weights, x_t))
+    return new, new.hidden
+
+
+@flexible
+def gru_cell(
+    params: GRUParams,
+    carry: Float[Array, "*batch hidden_size"],
+    x_t: Float[Array, "*batch features"],
+    hidden_size: int,
+    *,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
+    """One step of a GRU (Cho et al.; gates as in PyTorch's ``nn.GRUCell`` and Flax's ``GRUCell``).
+
+    With ``[xr, xz, xn] = split(x_t @ w_input + bias_input, 3)`` and ``[hr, hz, hn] = split(h @
+    w_hidden + bias_hidden, 3)``: ``r = sigmoid(xr + hr)``, ``z = sigmoid(xz + hz)``,
+    ``n = tanh(xn + r * hn)``, ``h' = (1 - z) * n + z * h``.
+
+    Args:
+        params: ``{"w_input": (features, 3 * hidden_size), "w_hidden": (hidden_size, 3 *
+            hidden_size), "bias_input": (3 * hidden_size,), "bias_hidden": (3 * hidden_size,)}``.
+        carry: ``h``, ``(*batch, hidden_size)``.
+        x_t: ``(*batch, features)``.
+        hidden_size: the size of ``h``.
+
+    Returns:
+        ``(new_carry, h')``, the same array twice.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> h, x_t = jnp.zeros((2, 4)), jnp.ones((2, 3))
+        >>> params = trace(nets.gru_cell, jax.random.key(0), h, x_t, 4)
+        >>> nets.gru_cell(params, h, x_t, 4)[1].shape
+        (2, 4)
+    """
+    who = "gru_cell"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x_t, "(features,)", 1)
+    _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
+    weights = _gru_weights(params, x_t, hidden_size, dtype, param_dtype)
+    h = _gru_update(weights, carry.astype(weights.compute), _project_input(weights, x_t))
+    return h, h
+
+
+# ---------------------------------------------------------------------------------- sequences
+
+
+def _initial(who: str, initial_state: Array | None, batch: tuple[int, ...], hidden_size: int, compute: np.dtype[Any]) -> Array:
+    if initial_state is None:
+        return jax.lax.full((*batch, hidden_size), 0, compute)
+    _check_carry(who, "initial_state", initial_state, batch, hidden_size)
+    return initial_state.astype(compute)
+
+
+@overload
+def rnn(
+    params: RNNParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[False] = False,
+    activation: Callable[[Array], Array] = jnp.tanh,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"]: ...
+@overload
+def rnn(
+    params: RNNParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = jnp.tanh,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+@flexible
+def rnn(
+    params: RNNParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: bool = False,
+    activation: Callable[[Array], Array] = jnp.tanh,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
+    """An Elman RNN over a sequence (:func:`rnn_cell` at each step, in one ``jax.lax.scan``).
+
+    The input projection of every step is computed at once, before the scan.
+
+    Args:
+        params: as :func:`rnn_cell`'s.
+        x: ``(*batch, time, features)``.
+        hidden_size: the size of ``h``.
+        initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
+        reverse: run from the last step to the first (outputs stay in time order).
+        return_state: also return the final carry.
+        activation: default ``tanh``.
+
+    Returns:
+        ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 7, 3))
+        >>> params = trace(nets.rnn(_, _, 4), jax.random.key(0), x)
+        >>> nets.rnn(params, x, 4).shape
+        (2, 7, 4)
+    """
+    who = "rnn"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x, "(time, features)", 2)
+    weights = _rnn_weights(params, x, hidden_size, dtype, param_dtype)
+    h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
+    final, ys = _scan(
+        lambda h, px: _rnn_update(weights, activation, cast(Array, h), px), h0, _project_input(weights, x), reverse
+    )
+    return (ys, cast(Array, final)) if return_state else ys
+
+
+@overload
+def lstm(
+    params: LSTMParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = None,
+    reverse: bool = False,
+    return_state: Literal[False] = False,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"]: ...
+@overload
+def lstm(
+    params: LSTMParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = None,
+    reverse: bool = False,
+    return_state: Literal[True],
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+@flexible
+def lstm(
+    params: LSTMParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = None,
+    reverse: bool = False,
+    return_state: bool = False,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], LSTMState]:
+    """An LSTM over a sequence (:func:`lstm_cell` at each step, in one ``jax.lax.scan``).
+
+    Args:
+        params: as :func:`lstm_cell`'s.
+        x: ``(*batch, time, features)``.
+        hidden_size: the size of ``h`` and ``c``.
+        initial_state: ``LSTMState(hidden, cell)`` before the first step (default zeros).
+        reverse: run from the last step to the first (outputs stay in time order).
+        return_state: also return the final ``LSTMState``.
+
+    Returns:
+        the hidden states ``(*batch, time, hidden_size)``; with ``return_state``,
+        ``(outputs, final_state)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 7, 3))
+        >>> params = trace(nets.lstm(_, _, 4), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'bias': (16,), 'w_hidden': (4, 16), 'w_input': (3, 16)}
+        >>> ys, state = nets.lstm(params, x, 4, return_state=True)
+        >>> ys.shape, state.cell.shape
+        ((2, 7, 4), (2, 4))
+    """
+    who = "lstm"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x, "(time, features)", 2)
+    weights = _lstm_weights(params, x, hidden_size, dtype, param_dtype)
+    batch = tuple(x.shape[:-2])
+    if initial_state is None:
+        zero = jax.lax.full((*batch, hidden_size), 0, weights.compute)
+        state0 = LSTMState(zero, zero)
+    else:
+        if not _is_pair(initial_state):
+            raise TypeError(f"{who}: `initial_state` must be an LSTMState(hidden, cell), got {type(initial_state).__name__}")
+        state0 = LSTMState(
+            _initial(who, initial_state[0], batch, hidden_size, weights.compute),
+            _initial(who, initial_state[1], batch, hidden_size, weights.compute),
+        )
+    final, ys = _scan(
+        lambda c, px: _lstm_update(weights, cast(LSTMState, c), px), state0, _project_input(weights, x), reverse
+    )
+    return (ys, cast(LSTMState, final)) if return_state else ys
+
+
+@overload
+def gru(
+    params: GRUParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[False] = False,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"]: ...
+@overload
+def gru(
+    params: GRUParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[True],
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+@flexible
+def gru(
+    params: GRUParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    reverse: bool = False,
+    return_state: bool = False,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
+    """A GRU over a sequence (:func:`gru_cell` at each step, in one ``jax.lax.scan``).
+
+    Args:
+        params: as :func:`gru_cell`'s.
+        x: ``(*batch, time, features)``.
+        hidden_size: the size of ``h``.
+        initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
+        reverse: run from the last step to the first (outputs stay in time order).
+        return_state: also return the final ``h``.
+
+    Returns:
+        ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((7, 3))
+        >>> params = trace(nets.gru(_, _, 4), jax.random.key(0), x)
+        >>> nets.gru(params, x, 4, reverse=True).shape
+        (7, 4)
+    """
+    who = "gru"
+    _check_hidden_size(who, hidden_size)
+    _check_x(who, x, "(time, features)", 2)
+    weights = _gru_weights(params, x, hidden_size, dtype, param_dtype)
+    h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
+    final, ys = _scan(lambda h, px: _gru_update(weights, cast(Array, h), px), h0, _project_input(weights, x), reverse)
+    return (ys, cast(Array, final)) if return_state else ys
+
+
+@flexible
+def bidirectional(
+    params: BidirectionalParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = "lstm",
+    *,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time two_hidden"]:
+    """A bidirectional recurrent net: ``concatenate([net(x), net(x, reverse=True)], axis=-1)``.
+
+    Args:
+        params: ``{"forward": p, "backward": p}``, ``p`` the params of :func:`rnn`,
+            :func:`lstm` or :func:`gru` (as ``cell`` says); ``backward`` runs with
+            ``reverse=True``.
+        x: ``(*batch, time, features)``.
+        hidden_size: the hidden size of each direction.
+        cell: which net runs in each direction.
+
+    Returns:
+        ``(*batch, time, 2 * hidden_size)`` (``two_hidden``): at each step, the forward output then the
+        backward output.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 7, 3))
+        >>> params = trace(nets.bidirectional(_, _, 4, "gru"), jax.random.key(0), x)
+        >>> sorted(params), nets.bidirectional(params, x, 4, "gru").shape
+        (['backward', 'forward'], (2, 7, 8))
+    """
+    if cell not in ("rnn", "lstm", "gru"):
+        raise ValueError(f"bidirectional: `cell` must be 'rnn', 'lstm' or 'gru', got {cell!r}")
+    outputs: list[Array] = []
+    for direction, reverse in (("forward", False), ("backward", True)):
+        p = params["forward"] if direction == "forward" else params["backward"]
+        if cell == "lstm":
+            y = lstm(cast(LSTMParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+        elif cell == "gru":
+            y = gru(cast(GRUParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+        else:
+            y = rnn(cast(RNNParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+        outputs.append(y)
+    return jnp.concatenate(outputs, axis=-1)

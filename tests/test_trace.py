@@ -382,3 +382,43 @@ def test_shape_dtype_structs_are_accepted_as_sample_inputs(key: jax.Array) -> No
     params = trace(two_layers, key, jax.ShapeDtypeStruct((3, 5), jnp.float32))
     assert shapes(params)["first"]["weights"] == (5, 4)
     assert trace(_identity, key, jax.ShapeDtypeStruct((3,), jnp.float32)) == {}
+
+
+def test_a_warm_trace_skips_the_forward_but_not_the_initialization(key: jax.Array) -> None:
+    from zephyr import clear_trace_cache
+
+    runs: list[int] = []
+
+    def counted(params: Params, x: jax.Array, width: int) -> jax.Array:
+        runs.append(width)
+        return nets.linear(params, x, width)
+
+    x = jnp.ones((2, 3))
+    first = trace(counted, key, x, 4)
+    second = trace(counted, jax.random.key(1), x, 4)
+    assert runs == [4]
+    assert not np.array_equal(np.asarray(first["weights"]), np.asarray(second["weights"]))
+    trace(counted, key, x, 5)  # another hyperparameter
+    trace(counted, key, jnp.ones((2, 7)), 4)  # another input shape
+    trace(counted, key, x.astype(jnp.bfloat16), 4)  # another dtype
+    assert runs == [4, 5, 4, 4]
+    clear_trace_cache()
+    trace(counted, key, x, 4)
+    assert runs == [4, 5, 4, 4, 4]
+
+
+def test_a_holed_net_built_twice_is_recognised(key: jax.Array) -> None:
+    from zephyr._trace_cache import function_key
+
+    assert function_key(nets.linear(_, _, 3)) == function_key(nets.linear(_, _, 3))
+    assert function_key(nets.linear(_, _, 3)) != function_key(nets.linear(_, _, 4))
+    assert function_key(nets.linear(_, jnp.ones(2), 3)) is None  # an array argument: no key
+
+
+def test_changing_what_collect_specs_returned_does_not_change_the_cache(key: jax.Array) -> None:
+    from zephyr import collect_specs
+
+    x = jnp.ones((2, 3))
+    (specs,) = collect_specs(two_layers, (x,), {})
+    specs.clear()
+    assert shapes(trace(two_layers, key, x))["first"]["weights"] == (3, 4)

@@ -8,6 +8,7 @@ from . import functools as functools
 from . import nets as nets
 from . import typing as typing
 from ._api import collect_specs as collect_specs
+from ._trace_cache import clear_trace_cache as clear_trace_cache
 from ._api import initialize as initialize
 from ._api import trace as trace
 from ._api import trace_with_state as trace_with_state
@@ -34,6 +35,7 @@ __all__ = [
     "tags",
     "trace_sharded",
     "tree",
+    "clear_trace_cache",
     "collect_specs",
     "default_initializer",
     "initialize",

@@ -13,6 +13,7 @@ from jax import Array
 from ._initializers import default_initializer
 from ._paths import Path, format_path
 from ._source import describe_call_argument
+from ._trace_cache import function_key, lookup, signature_key, store
 from ._trace import (
     LeafSpec,
     TraceNode,
@@ -21,6 +22,7 @@ from ._trace import (
     build_tree,
     check_trace_key,
     initialize_leaf,
+    is_array_input,
     run_abstract,
     to_dtype,
 )
@@ -52,6 +54,11 @@ def trace(
 
     Returns:
         A plain nested dict of ``jax.Array`` (str and int keys), as ``f`` indexes it.
+
+    Like ``jax.jit``, ``trace`` treats ``f`` as a pure function: the abstract run is cached
+    per function and argument signature (array shapes and dtypes, hyperparameter values), so
+    tracing the same net again with another key only initializes. A net whose structure
+    depends on mutable global state needs :func:`clear_trace_cache` in between.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -109,11 +116,23 @@ def collect_specs(
     """Run ``f(*roots, *args, **kwargs)`` abstractly; the leaves each root declared, in order.
 
     The first half of :func:`trace`: no key, no allocation. Use it to plan (shapes, dtypes,
-    tags) or to initialize in another way (sharded, abstract).
+    tags) or to initialize in another way (sharded, abstract). The result is cached per
+    function and argument signature (see :func:`clear_trace_cache`).
     """
+    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    fkey = function_key(f)
+    signature = signature_key(leaves, treedef, is_array_input) if fkey is not None else None
+    key = (fkey, signature, roots) if signature is not None else None
+    if key is not None:
+        cached = lookup(key)
+        if cached is not None:
+            return cached
     states = tuple(TraceState(root) for root in roots)
     run_abstract(f, args, kwargs, states)
-    return tuple(state.specs for state in states)
+    specs = tuple(state.specs for state in states)
+    if key is not None:
+        store(key, specs)
+    return specs
 
 
 def initialize(

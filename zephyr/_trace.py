@@ -55,11 +55,13 @@ class LeafSpec:
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
-    __slots__ = ("root", "specs", "from_signature", "stand_ins", "where")
+    __slots__ = ("root", "specs", "prefixes", "from_signature", "stand_ins", "where")
 
     def __init__(self, root: str = "params") -> None:
         self.root = root  # how paths are written in messages: params[...] or state[...]
         self.specs: dict[Path, LeafSpec] = {}
+        # Every proper prefix of a declared path: the subtrees that exist so far.
+        self.prefixes: set[Path] = set()
         # Paths declared only by a params annotation so far: an explicit `validate` of the
         # same shape refines them (its initializer, dtype and tags win).
         self.from_signature: set[Path] = set()
@@ -71,7 +73,7 @@ class TraceState:
 
     def stand_in(self, spec: LeafSpec) -> Array:
         """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
-        value = jnp.zeros(spec.shape, spec.dtype)
+        value = _empty(spec.shape, spec.dtype)
         self.stand_ins[id(value)] = (weakref.ref(value), spec.path)
         return value
 
@@ -84,9 +86,9 @@ class TraceState:
         """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
         earlier = self.specs.get(spec.path)
         if earlier is None:
-            for declared in self.specs:
-                _check_no_overlap(declared, spec.path, self.root)
+            self._check_no_overlap(spec.path)
             self.specs[spec.path] = spec
+            self.prefixes.update(spec.path[:i] for i in range(len(spec.path)))
             if from_signature:
                 self.from_signature.add(spec.path)
         elif spec.path in self.from_signature and not from_signature and earlier.shape == spec.shape:
@@ -108,18 +110,33 @@ class TraceState:
             )
         return self.stand_in(spec)
 
+    def _check_no_overlap(self, path: Path) -> None:
+        """A new leaf may be neither above nor below an existing leaf."""
+        if path in self.prefixes:
+            below = next(p for p in self.specs if p[: len(path)] == path)
+            self._overlap(path, below)
+        for i in range(len(path)):
+            if path[:i] in self.specs:
+                self._overlap(path[:i], path)
+
+    def _overlap(self, leaf: Path, below: Path) -> NoReturn:
+        raise ValueError(
+            f"`{format_path(leaf, self.root)}` is a leaf, so `{format_path(below, self.root)}` "
+            "cannot be declared below it: one path is either an array or a subtree"
+        )
+
 
 def _describe(shape: Shape, dtype: np.dtype[Any]) -> str:
     return f"{shape} {dtype.name}"
 
 
-def _check_no_overlap(declared: Path, new: Path, root: str) -> None:
-    shorter, longer = (declared, new) if len(declared) <= len(new) else (new, declared)
-    if shorter != longer and longer[: len(shorter)] == shorter:
-        raise ValueError(
-            f"`{format_path(shorter, root)}` is a leaf, so `{format_path(longer, root)}` cannot be declared "
-            "below it: one path is either an array or a subtree"
-        )
+def _empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
+    # The cheapest abstract array to stage (about 3x cheaper than jnp.zeros); its values
+    # are never computed: the forward only runs abstractly.
+    empty = getattr(jax.lax, "empty", None)
+    if empty is not None:
+        return empty(shape, dtype)  # type: ignore[no-any-return]
+    return jax.lax.broadcast_in_dim(np.zeros((), dtype), shape, ())
 
 
 _ACTIVE: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar(
@@ -198,7 +215,8 @@ jax.tree_util.register_pytree_node(
 )
 
 
-def _is_array_input(leaf: object) -> bool:
+def is_array_input(leaf: object) -> bool:
+    """Whether ``trace`` sees this argument leaf abstractly (an array) or as a hyperparameter."""
     return isinstance(leaf, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
 
 
@@ -255,7 +273,7 @@ def run_abstract(
                 "function now, so every argument must be given (fill the holes first, or pass "
                 "the holed function itself: trace(net(_, _, 256), key, x))"
             )
-    positions = [i for i, leaf in enumerate(leaves) if _is_array_input(leaf)]
+    positions = [i for i, leaf in enumerate(leaves) if is_array_input(leaf)]
     abstract = [jax.ShapeDtypeStruct(np.shape(leaves[i]), leaves[i].dtype) for i in positions]
     roots = tuple(TraceNode(state, ()) for state in states)
     target = _unwrap_jit(f)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, TypeVar, final
 
 from .._switches import CHECKING
@@ -150,6 +150,18 @@ class Holed:
         filled.extend(new)
         merged = {**self.kwargs, **kwargs} if kwargs else self.kwargs
         return self.func(*filled, **merged)
+
+    def cache_key(self) -> Hashable | None:
+        """A hashable identity of this holed call (function, arguments, holes), if it has one.
+
+        ``trace`` uses it to recognise ``net(_, _, 256)`` built twice as the same net.
+        """
+        try:
+            key = (self.func, self.args, tuple(sorted(self.kwargs.items())))
+            hash(key)
+        except TypeError:  # an array or another unhashable argument
+            return None
+        return key
 
     @property
     def __signature__(self) -> inspect.Signature:

@@ -139,8 +139,3 @@ def test_learning_rate_scaled_by_depth(key: Array) -> None:
     updates, _state = tx.update(grads, tx.init(params), params)
     for d in range(3):
         np.testing.assert_allclose(updates[d]["weights"], -(0.5**d) * np.ones((3, 3)))
-
-
-def test_tree_map_with_path() -> None:
-    out = tree.map_with_path(lambda path, leaf: len(path) + leaf, {"a": {0: 1}, "b": 2})
-    assert out == {"a": {0: 3}, "b": 3}

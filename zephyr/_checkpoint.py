@@ -18,7 +18,8 @@ import jax
 import numpy as np
 
 from ._paths import Path, PathKey, format_path
-from ._tags import Leaf, _is_leaf_info, path_of
+from ._sharding import abstract_leaf
+from ._tags import Leaf, flatten_with_paths
 
 FORMAT = "zephyr-checkpoint"
 VERSION = 1
@@ -26,7 +27,7 @@ VERSION = 1
 
 def _require_orbax() -> Any:
     try:
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
     except ImportError as error:  # pragma: no cover - orbax is a dependency
         raise ImportError(
             "zephyr.checkpoint needs orbax-checkpoint: pip install orbax-checkpoint"
@@ -35,10 +36,8 @@ def _require_orbax() -> Any:
 
 
 def _flatten(tree: object, root: str, who: str) -> dict[Path, Any]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)
     out: dict[Path, Any] = {}
-    for key_path, value in flat:
-        path = path_of(key_path)
+    for path, value in flatten_with_paths(tree)[0]:
         if not (isinstance(value, Leaf) or (hasattr(value, "shape") and hasattr(value, "dtype"))):
             raise TypeError(
                 f"{who}: `{format_path(path, root)}` must be an array, got {type(value).__name__}"
@@ -106,7 +105,7 @@ def save(
         ([0, 1], True)
     """
     ocp = _require_orbax()
-    target = os.path.abspath(os.fspath(directory))
+    target: str = os.path.abspath(directory)
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(
             f"zephyr.checkpoint.save: `{target}` exists; pass overwrite=True to replace it"
@@ -176,9 +175,9 @@ def _restore_trees(
     directory: str | os.PathLike[str], likes: dict[str, object], who: str
 ) -> dict[str, Any]:
     ocp = _require_orbax()
-    target = os.path.abspath(os.fspath(directory))
+    target: str = os.path.abspath(directory)
     meta = _read_meta(ocp, target, who)
-    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    default = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.devices is partially typed
     problems: list[str] = []
     abstract: dict[str, Any] = {}
     order: dict[str, list[Path]] = {}
@@ -202,7 +201,7 @@ def _restore_trees(
         if saved:
             abstract[root] = _nest_str(
                 {
-                    path: jax.ShapeDtypeStruct(shape, dtype, sharding=placed.get(path, default))
+                    path: abstract_leaf(shape, dtype, placed.get(path, default))
                     for path, (shape, dtype) in saved.items()
                 }
             )

@@ -17,11 +17,21 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._api import collect_specs, initialize
-from ._tags import Leaf, Selector, _check_selector, leaf_from_spec, map_leaves, matches
+from ._tags import Leaf, Selector, check_selector, leaf_from_spec, map_leaves, matches
 from ._trace import LeafSpec, build_tree, check_trace_key
 
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
+
+_REPLICATED = PartitionSpec()  # type: ignore[no-untyped-call]  # jax leaves PartitionSpec.__init__ unannotated
+
+
+def abstract_leaf(
+    shape: tuple[int, ...], dtype: Any, sharding: jax.sharding.Sharding | None = None
+) -> jax.ShapeDtypeStruct:
+    """``jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)``, typed."""
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)  # type: ignore[no-untyped-call]  # jax leaves __init__ unannotated
+
 
 ShardingRules = Mapping[str, PartitionSpec] | Sequence[tuple[Selector, PartitionSpec]]
 """``{selector: PartitionSpec}`` or ``[(selector, PartitionSpec), ...]``; first match wins."""
@@ -30,11 +40,11 @@ ShardingRules = Mapping[str, PartitionSpec] | Sequence[tuple[Selector, Partition
 def _rule_list(rules: ShardingRules) -> list[tuple[Selector, PartitionSpec]]:
     items: list[tuple[Selector, PartitionSpec]] = list(rules.items()) if isinstance(rules, Mapping) else list(rules)
     for item in items:
-        if not (isinstance(item, tuple) and len(item) == 2):
+        if not (isinstance(item, tuple) and len(item) == 2):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
             raise TypeError(f"zephyr.sharding: a rule is (selector, PartitionSpec), got {item!r}")
         selector, spec = item
-        _check_selector(selector)
-        if not isinstance(spec, PartitionSpec):
+        check_selector(selector)
+        if not isinstance(spec, PartitionSpec):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
             raise TypeError(
                 f"zephyr.sharding: the rule for {selector!r} must map to a jax.sharding.PartitionSpec, "
                 f"got {type(spec).__name__} {spec!r}"
@@ -47,7 +57,7 @@ def spec_for(leaf: Leaf, rules: ShardingRules) -> PartitionSpec:
     for selector, spec in _rule_list(rules):
         if matches(leaf, selector):
             return spec
-    return PartitionSpec()
+    return _REPLICATED
 
 
 def _sharding_for(leaf: Leaf, mesh: Mesh, rules: ShardingRules) -> NamedSharding:
@@ -196,7 +206,7 @@ def abstract_trace(f: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
         ShapeDtypeStruct(shape=(100000, 100000), dtype=float32)
     """
     (specs,) = collect_specs(f, args, kwargs)
-    return build_tree({path: jax.ShapeDtypeStruct(spec.shape, spec.dtype) for path, spec in specs.items()})
+    return build_tree({path: abstract_leaf(spec.shape, spec.dtype) for path, spec in specs.items()})
 
 
 def abstract_trace_sharded(
@@ -228,9 +238,7 @@ def abstract_trace_sharded(
     (specs,) = collect_specs(f, args, kwargs)
     return build_tree(
         {
-            path: jax.ShapeDtypeStruct(
-                spec.shape, spec.dtype, sharding=_sharding_for(leaf_from_spec(spec), mesh, items)
-            )
+            path: abstract_leaf(spec.shape, spec.dtype, _sharding_for(leaf_from_spec(spec), mesh, items))
             for path, spec in specs.items()
         }
     )

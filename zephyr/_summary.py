@@ -5,10 +5,8 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-import jax
-
 from ._paths import Path, format_path
-from ._tags import Leaf, leaves_with_paths, path_of
+from ._tags import Leaf, flatten_with_paths, leaves_with_paths
 
 _HEADER = ("path", "shape", "dtype", "tags", "params")
 
@@ -18,12 +16,14 @@ def _tags_by_path(tags: object) -> dict[Path, tuple[str, ...]]:
         return {}
 
     def is_tags_leaf(node: object) -> bool:
-        return isinstance(node, Leaf) or (isinstance(node, tuple) and all(isinstance(t, str) for t in node))
+        if isinstance(node, tuple):
+            items: tuple[object, ...] = node  # pyright: ignore[reportUnknownVariableType]  # any tuple
+            return all(isinstance(t, str) for t in items)
+        return isinstance(node, Leaf)
 
-    flat, _ = jax.tree_util.tree_flatten_with_path(tags, is_leaf=is_tags_leaf)
     found: dict[Path, tuple[str, ...]] = {}
-    for key_path, node in flat:
-        found[path_of(key_path)] = node.tags if isinstance(node, Leaf) else tuple(node)
+    for path, node in flatten_with_paths(tags, is_tags_leaf)[0]:
+        found[path] = node.tags if isinstance(node, Leaf) else tuple(node)
     return found
 
 

@@ -89,7 +89,7 @@ class Leaf:
         return int(np.prod(self.shape, dtype=np.int64))
 
 
-def _is_leaf_info(node: object) -> bool:
+def is_leaf_info(node: object) -> bool:
     return isinstance(node, Leaf)
 
 
@@ -128,18 +128,24 @@ def _as_leaf(path: Path, node: object) -> Leaf:
     return Leaf(path, tuple(shape), np.dtype(dtype))
 
 
+def flatten_with_paths(
+    tree: object, is_leaf: Callable[[Any], bool] | None = is_leaf_info
+) -> tuple[list[tuple[Path, Any]], Any]:
+    """``jax.tree_util.tree_flatten_with_path`` with zephyr paths (``Leaf`` objects are leaves)."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
+    out: list[tuple[Path, Any]] = [(path_of(key_path), node) for key_path, node in flat]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
+    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
+
+
 def leaves_with_paths(tree: object) -> list[Leaf]:
     """Every leaf of ``tree`` as a :class:`Leaf` (arrays become tag-less ``Leaf``s), in tree order."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)
-    return [_as_leaf(path_of(key_path), node) for key_path, node in flat]
+    return [_as_leaf(path, node) for path, node in flatten_with_paths(tree)[0]]
 
 
 def map_leaves(fn: Callable[[Leaf], Any], tree: object) -> Any:
     """``tree`` with every leaf replaced by ``fn(Leaf)``; same structure as ``tree``."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)
-    return jax.tree_util.tree_unflatten(
-        treedef, [fn(_as_leaf(path_of(key_path), node)) for key_path, node in flat]
-    )
+    flat, treedef = flatten_with_paths(tree)
+    return jax.tree_util.tree_unflatten(treedef, [fn(_as_leaf(path, node)) for path, node in flat])  # pyright: ignore[reportUnknownMemberType]  # jax's PyTreeDef is untyped
 
 
 def leaf_info(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -169,7 +175,7 @@ def leaf_info(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return build_tree({path: leaf_from_spec(spec) for path, spec in specs.items()})
 
 
-def _check_selector(where: object) -> None:
+def check_selector(where: object) -> None:
     if callable(where):
         return
     if not isinstance(where, str):
@@ -226,9 +232,9 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
         >>> info[0]["bias"].tags, info[1]["weights"].tags
         (('no_decay', 'first', 'frozen'), ())
     """
-    compiled = []
+    compiled: list[tuple[str, tuple[str, ...]]] = []
     for where, extra in rules.items():
-        _check_selector(where)
+        check_selector(where)
         compiled.append((where, (extra,) if isinstance(extra, str) else tuple(extra)))
 
     def add(leaf: Leaf) -> Leaf:
@@ -287,7 +293,7 @@ def mask(tree: object, *where: Selector) -> Any:
         {0: {'bias': False, 'weights': True}}
     """
     for selector in where:
-        _check_selector(selector)
+        check_selector(selector)
     return map_leaves(lambda leaf: any(matches(leaf, s) for s in where), tree)
 
 
@@ -319,14 +325,15 @@ def labels(
         >>> tags.labels(info, lambda leaf: f"layer{leaf.depth}")[1]["weights"]
         'layer1'
     """
-    if callable(rules) and not isinstance(rules, Mapping):
+    if not isinstance(rules, Mapping):
         return map_leaves(rules, tree)
-    for selector in rules:
-        _check_selector(selector)
+    table: Mapping[str, Hashable] = rules  # pyright: ignore[reportUnknownVariableType]  # narrowed from the union
+    for selector in table:
+        check_selector(selector)
     unmatched: list[str] = []
 
     def label(leaf: Leaf) -> Hashable:
-        for selector, value in rules.items():
+        for selector, value in table.items():
             if matches(leaf, selector):
                 return value
         if default is None:
@@ -337,7 +344,7 @@ def labels(
     if unmatched:
         raise ValueError(
             f"zephyr.tags.labels: no rule matches {', '.join(f'`{n}`' for n in unmatched)} "
-            f"(rules: {list(rules)}); add a rule or give `default`"
+            f"(rules: {list(table)}); add a rule or give `default`"
         )
     return result
 
@@ -388,15 +395,14 @@ def partition(params: Params, *where: Selector, info: object = None) -> tuple[An
         True
     """
     for selector in where:
-        _check_selector(selector)
-    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+        check_selector(selector)
+    flat = flatten_with_paths(params, None)[0]
     source = params if info is None else info
     known = leaves_with_paths(source)
     by_path = {leaf.path: leaf for leaf in known}
     chosen: dict[Path, Any] = {}
     rest: dict[Path, Any] = {}
-    for key_path, value in flat:
-        path = path_of(key_path)
+    for path, value in flat:
         leaf = by_path.get(path)
         if leaf is None:
             raise ValueError(

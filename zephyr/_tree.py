@@ -44,14 +44,16 @@ def _merge_into(target: dict[PathKey, Any], source: Mapping[PathKey, Any], path:
         if key not in target:
             target[key] = _copy(value)
         elif isinstance(target[key], dict) and isinstance(value, Mapping):
-            _merge_into(target[key], value, here)
+            child: Mapping[PathKey, Any] = value  # pyright: ignore[reportUnknownVariableType]  # nested params
+            _merge_into(target[key], child, here)
         else:
             raise ValueError(f"zephyr.tree.merge: `{format_path(here)}` is in more than one tree")
 
 
 def _copy(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {key: _copy(child) for key, child in value.items()}
+        mapping: Mapping[PathKey, Any] = value  # pyright: ignore[reportUnknownVariableType]  # nested params
+        return {key: _copy(child) for key, child in mapping.items()}
     return value
 
 
@@ -74,4 +76,8 @@ def map_with_path(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:
         >>> tree.map_with_path(lambda path, x: (path, x), {"a": [1, 2]})
         {'a': [(('a', 0), 1), (('a', 1), 2)]}
     """
-    return jax.tree_util.tree_map_with_path(lambda kp, x, *xs: f(path_of(kp), x, *xs), tree, *rest)
+
+    def call(key_path: tuple[object, ...], leaf: Any, *more: Any) -> Any:
+        return f(path_of(key_path), leaf, *more)
+
+    return jax.tree_util.tree_map_with_path(call, tree, *rest)

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/seed_model.py
+	$(PY) examples/digits_cnn.py
 
 test: test-py typecheck
 

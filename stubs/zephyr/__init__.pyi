@@ -9,6 +9,7 @@ from zephyr import functools as functools
 from zephyr import nets as nets
 from zephyr import typing as typing
 from zephyr._api import collect_specs as collect_specs
+from zephyr._trace_cache import clear_trace_cache as clear_trace_cache
 from zephyr._api import initialize as initialize
 from zephyr._api import trace as trace
 from zephyr._api import trace_with_state as trace_with_state
@@ -22,15 +23,20 @@ from zephyr import tags as tags
 from zephyr import tree as tree
 from zephyr._sharding import abstract_trace as abstract_trace
 from zephyr._sharding import trace_sharded as trace_sharded
+from zephyr import checkpoint as checkpoint
+from zephyr._summary import summary as summary
 
 __version__: str
 
 __all__ = [
     "abstract_trace",
+    "checkpoint",
+    "summary",
     "sharding",
     "tags",
     "trace_sharded",
     "tree",
+    "clear_trace_cache",
     "collect_specs",
     "default_initializer",
     "initialize",

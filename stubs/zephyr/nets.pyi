@@ -9,11 +9,8 @@ from zephyr._nets._norm import BatchNormState as BatchNormState
 from zephyr._nets._norm import NormParams as NormParams
 from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
-from zephyr._nets._attention import AttentionProjectionParams as AttentionProjectionParams
 from zephyr._nets._attention import KVCache as KVCache
-from zephyr._nets._attention import KeyValueProjectionParams as KeyValueProjectionParams
 from zephyr._nets._attention import init_kv_cache as init_kv_cache
-from zephyr._nets._transformer import PreNormParams as PreNormParams
 from zephyr._nets._transformer import TransformerBlockParams as TransformerBlockParams
 from zephyr._nets._transformer import TransformerParams as TransformerParams
 from zephyr._nets._conv import ConvParams as ConvParams
@@ -24,13 +21,23 @@ from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
+from zephyr._nets._pool import NoParams as NoParams
+from zephyr._nets._embed import PositionalEmbedParams as PositionalEmbedParams
+from zephyr._nets._embed import TokenEmbedParams as TokenEmbedParams
+from jax.nn import gelu as gelu
+from jax.nn import relu as relu
+from jax.nn import sigmoid as sigmoid
+from jax.nn import silu as silu
+from jax.nn import softmax as softmax
+from jax.nn import tanh as tanh
 import jax
 from collections.abc import Callable, Sequence
 from jax import Array
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int, Real, Shaped
 from typing import Literal, Protocol, overload
 from zephyr._nets._conv import Padding, Padding1D
-from zephyr._types import DType, Initializer
+from zephyr._nets._pool import PoolPadding
+from zephyr._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
 @overload
@@ -1032,7 +1039,7 @@ def batch_norm(
     offset_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-) -> tuple[Float[Array, '*shape'], Params]: ...
+) -> tuple[Float[Array, "*shape"], Params]: ...
 @overload
 def batch_norm(
     params: PlaceholderType,
@@ -1314,7 +1321,7 @@ class _BatchNorm_params_state_x_is_training(Protocol):
         state: Params,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1460,7 +1467,7 @@ class _BatchNorm_params_state_x(Protocol):
         params: Params,
         state: Params,
         x: Float[Array, "*shape"],
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1521,7 +1528,7 @@ class _BatchNorm_params_state_is_training(Protocol):
         params: Params,
         state: Params,
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1588,7 +1595,7 @@ class _BatchNorm_params_x_is_training(Protocol):
         params: Params,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1655,7 +1662,7 @@ class _BatchNorm_state_x_is_training(Protocol):
         state: Params,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1711,7 +1718,7 @@ class _BatchNorm_params_state(Protocol):
     """``batch_norm`` waiting for `params`, `state`."""
 
     @overload
-    def __call__(self, params: Params, state: Params) -> tuple[Float[Array, '*shape'], Params]: ...
+    def __call__(self, params: Params, state: Params) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1732,7 +1739,7 @@ class _BatchNorm_params_x(Protocol):
         self,
         params: Params,
         x: Float[Array, "*shape"],
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _BatchNorm_params_x: ...
     @overload
@@ -1753,7 +1760,7 @@ class _BatchNorm_params_is_training(Protocol):
         self,
         params: Params,
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1779,7 +1786,7 @@ class _BatchNorm_state_x(Protocol):
         self,
         state: Params,
         x: Float[Array, "*shape"],
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(self, state: PlaceholderType, x: PlaceholderType, /) -> _BatchNorm_state_x: ...
     @overload
@@ -1800,7 +1807,7 @@ class _BatchNorm_state_is_training(Protocol):
         self,
         state: Params,
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1826,7 +1833,7 @@ class _BatchNorm_x_is_training(Protocol):
         self,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, '*shape'], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], Params]: ...
     @overload
     def __call__(
         self,
@@ -1847,22 +1854,22 @@ class _BatchNorm_x_is_training(Protocol):
 class _BatchNorm_params(Protocol):
     """``batch_norm`` waiting for `params`."""
 
-    def __call__(self, params: Params) -> tuple[Float[Array, '*shape'], Params]: ...
+    def __call__(self, params: Params) -> tuple[Float[Array, "*shape"], Params]: ...
 
 class _BatchNorm_state(Protocol):
     """``batch_norm`` waiting for `state`."""
 
-    def __call__(self, state: Params) -> tuple[Float[Array, '*shape'], Params]: ...
+    def __call__(self, state: Params) -> tuple[Float[Array, "*shape"], Params]: ...
 
 class _BatchNorm_x(Protocol):
     """``batch_norm`` waiting for `x`."""
 
-    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, '*shape'], Params]: ...
+    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, "*shape"], Params]: ...
 
 class _BatchNorm_is_training(Protocol):
     """``batch_norm`` waiting for `is_training`."""
 
-    def __call__(self, is_training: bool) -> tuple[Float[Array, '*shape'], Params]: ...
+    def __call__(self, is_training: bool) -> tuple[Float[Array, "*shape"], Params]: ...
 
 @overload
 def group_norm(
@@ -3694,7 +3701,7 @@ def multi_head_self_attention_step(
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 @overload
 def multi_head_self_attention_step(
     params: PlaceholderType,
@@ -3916,7 +3923,7 @@ class _MultiHeadSelfAttentionStep_params_cache_x_num_heads(Protocol):
         cache: KVCache,
         x: Float[Array, "*batch new_len d"],
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4062,7 +4069,7 @@ class _MultiHeadSelfAttentionStep_params_cache_x(Protocol):
         params: Params,
         cache: KVCache,
         x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4129,7 +4136,7 @@ class _MultiHeadSelfAttentionStep_params_cache_num_heads(Protocol):
         params: Params,
         cache: KVCache,
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4196,7 +4203,7 @@ class _MultiHeadSelfAttentionStep_params_x_num_heads(Protocol):
         params: Params,
         x: Float[Array, "*batch new_len d"],
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4263,7 +4270,7 @@ class _MultiHeadSelfAttentionStep_cache_x_num_heads(Protocol):
         cache: KVCache,
         x: Float[Array, "*batch new_len d"],
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4329,7 +4336,7 @@ class _MultiHeadSelfAttentionStep_params_cache(Protocol):
         self,
         params: Params,
         cache: KVCache,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4360,7 +4367,7 @@ class _MultiHeadSelfAttentionStep_params_x(Protocol):
         self,
         params: Params,
         x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4386,7 +4393,7 @@ class _MultiHeadSelfAttentionStep_params_num_heads(Protocol):
         self,
         params: Params,
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4417,7 +4424,7 @@ class _MultiHeadSelfAttentionStep_cache_x(Protocol):
         self,
         cache: KVCache,
         x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4443,7 +4450,7 @@ class _MultiHeadSelfAttentionStep_cache_num_heads(Protocol):
         self,
         cache: KVCache,
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4474,7 +4481,7 @@ class _MultiHeadSelfAttentionStep_x_num_heads(Protocol):
         self,
         x: Float[Array, "*batch new_len d"],
         num_heads: int,
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
     @overload
     def __call__(
         self,
@@ -4495,12 +4502,12 @@ class _MultiHeadSelfAttentionStep_x_num_heads(Protocol):
 class _MultiHeadSelfAttentionStep_params(Protocol):
     """``multi_head_self_attention_step`` waiting for `params`."""
 
-    def __call__(self, params: Params) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 class _MultiHeadSelfAttentionStep_cache(Protocol):
     """``multi_head_self_attention_step`` waiting for `cache`."""
 
-    def __call__(self, cache: KVCache) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 class _MultiHeadSelfAttentionStep_x(Protocol):
     """``multi_head_self_attention_step`` waiting for `x`."""
@@ -4508,12 +4515,12 @@ class _MultiHeadSelfAttentionStep_x(Protocol):
     def __call__(
         self,
         x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 class _MultiHeadSelfAttentionStep_num_heads(Protocol):
     """``multi_head_self_attention_step`` waiting for `num_heads`."""
 
-    def __call__(self, num_heads: int) -> tuple[Float[Array, '*batch new_len d'], Params]: ...
+    def __call__(self, num_heads: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 @overload
 def single_head_attention(
@@ -12167,6 +12174,18 @@ def gru(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def gru(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+@overload
+def gru(
     params: PlaceholderType,
     x: PlaceholderType,
     hidden_size: PlaceholderType,
@@ -12256,6 +12275,97 @@ def gru(
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_hidden_size: ...
+@overload
+def gru(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_params_x_hidden_size: ...
+@overload
+def gru(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_params_x: ...
+@overload
+def gru(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_params_hidden_size: ...
+@overload
+def gru(
+    params: Params,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_x_hidden_size: ...
+@overload
+def gru(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_params: ...
+@overload
+def gru(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_x: ...
+@overload
+def gru(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Gru2_hidden_size: ...
 
 class _Gru_params_x_hidden_size(Protocol):
     """``gru`` waiting for `params`, `x`, `hidden_size`."""
@@ -12403,6 +12513,159 @@ class _Gru_hidden_size(Protocol):
     """``gru`` waiting for `hidden_size`."""
 
     def __call__(self, hidden_size: int) -> Float[Array, "*batch time hidden_size"]: ...
+
+class _Gru2_params_x_hidden_size(Protocol):
+    """``gru`` waiting for `params`, `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_params_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        hidden_size: int,
+    ) -> _Gru2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_params_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> _Gru2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /, hidden_size: int) -> _Gru2_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_hidden_size: ...
+
+class _Gru2_params_x(Protocol):
+    """``gru`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Gru2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Gru2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Gru2_x: ...
+
+class _Gru2_params_hidden_size(Protocol):
+    """``gru`` waiting for `params`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_params_hidden_size: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, hidden_size: int) -> _Gru2_params: ...
+    @overload
+    def __call__(self, params: Params, hidden_size: PlaceholderType, /) -> _Gru2_hidden_size: ...
+
+class _Gru2_x_hidden_size(Protocol):
+    """``gru`` waiting for `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_x_hidden_size: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, hidden_size: int) -> _Gru2_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Gru2_hidden_size: ...
+
+class _Gru2_params(Protocol):
+    """``gru`` waiting for `params`."""
+
+    def __call__(
+        self,
+        params: Params,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+
+class _Gru2_x(Protocol):
+    """``gru`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+
+class _Gru2_hidden_size(Protocol):
+    """``gru`` waiting for `hidden_size`."""
+
+    def __call__(
+        self,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def gru_cell(
@@ -13187,6 +13450,18 @@ def lstm(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def lstm(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+@overload
+def lstm(
     params: PlaceholderType,
     x: PlaceholderType,
     hidden_size: PlaceholderType,
@@ -13276,6 +13551,97 @@ def lstm(
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_hidden_size: ...
+@overload
+def lstm(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_params_x_hidden_size: ...
+@overload
+def lstm(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_params_x: ...
+@overload
+def lstm(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_params_hidden_size: ...
+@overload
+def lstm(
+    params: Params,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_x_hidden_size: ...
+@overload
+def lstm(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_params: ...
+@overload
+def lstm(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_x: ...
+@overload
+def lstm(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: LSTMState | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Lstm2_hidden_size: ...
 
 class _Lstm_params_x_hidden_size(Protocol):
     """``lstm`` waiting for `params`, `x`, `hidden_size`."""
@@ -13423,6 +13789,159 @@ class _Lstm_hidden_size(Protocol):
     """``lstm`` waiting for `hidden_size`."""
 
     def __call__(self, hidden_size: int) -> Float[Array, "*batch time hidden_size"]: ...
+
+class _Lstm2_params_x_hidden_size(Protocol):
+    """``lstm`` waiting for `params`, `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_params_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        hidden_size: int,
+    ) -> _Lstm2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_params_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> _Lstm2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /, hidden_size: int) -> _Lstm2_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_hidden_size: ...
+
+class _Lstm2_params_x(Protocol):
+    """``lstm`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Lstm2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Lstm2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Lstm2_x: ...
+
+class _Lstm2_params_hidden_size(Protocol):
+    """``lstm`` waiting for `params`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_params_hidden_size: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, hidden_size: int) -> _Lstm2_params: ...
+    @overload
+    def __call__(self, params: Params, hidden_size: PlaceholderType, /) -> _Lstm2_hidden_size: ...
+
+class _Lstm2_x_hidden_size(Protocol):
+    """``lstm`` waiting for `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_x_hidden_size: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, hidden_size: int) -> _Lstm2_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Lstm2_hidden_size: ...
+
+class _Lstm2_params(Protocol):
+    """``lstm`` waiting for `params`."""
+
+    def __call__(
+        self,
+        params: Params,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+
+class _Lstm2_x(Protocol):
+    """``lstm`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
+
+class _Lstm2_hidden_size(Protocol):
+    """``lstm`` waiting for `hidden_size`."""
+
+    def __call__(
+        self,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
 
 @overload
 def lstm_cell(
@@ -14205,6 +14724,19 @@ def rnn(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def rnn(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+@overload
+def rnn(
     params: PlaceholderType,
     x: PlaceholderType,
     hidden_size: PlaceholderType,
@@ -14301,6 +14833,104 @@ def rnn(
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_hidden_size: ...
+@overload
+def rnn(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_params_x_hidden_size: ...
+@overload
+def rnn(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_params_x: ...
+@overload
+def rnn(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_params_hidden_size: ...
+@overload
+def rnn(
+    params: Params,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_x_hidden_size: ...
+@overload
+def rnn(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_params: ...
+@overload
+def rnn(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_x: ...
+@overload
+def rnn(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    *,
+    initial_state: Float[Array, "*batch hidden_size"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+    activation: Callable[[Array], Array] = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Rnn2_hidden_size: ...
 
 class _Rnn_params_x_hidden_size(Protocol):
     """``rnn`` waiting for `params`, `x`, `hidden_size`."""
@@ -14448,6 +15078,159 @@ class _Rnn_hidden_size(Protocol):
     """``rnn`` waiting for `hidden_size`."""
 
     def __call__(self, hidden_size: int) -> Float[Array, "*batch time hidden_size"]: ...
+
+class _Rnn2_params_x_hidden_size(Protocol):
+    """``rnn`` waiting for `params`, `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_params_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        hidden_size: int,
+    ) -> _Rnn2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_params_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> _Rnn2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /, hidden_size: int) -> _Rnn2_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_hidden_size: ...
+
+class _Rnn2_params_x(Protocol):
+    """``rnn`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Rnn2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Rnn2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Rnn2_x: ...
+
+class _Rnn2_params_hidden_size(Protocol):
+    """``rnn`` waiting for `params`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_params_hidden_size: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, hidden_size: int) -> _Rnn2_params: ...
+    @overload
+    def __call__(self, params: Params, hidden_size: PlaceholderType, /) -> _Rnn2_hidden_size: ...
+
+class _Rnn2_x_hidden_size(Protocol):
+    """``rnn`` waiting for `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_x_hidden_size: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, hidden_size: int) -> _Rnn2_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Rnn2_hidden_size: ...
+
+class _Rnn2_params(Protocol):
+    """``rnn`` waiting for `params`."""
+
+    def __call__(
+        self,
+        params: Params,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+
+class _Rnn2_x(Protocol):
+    """``rnn`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+
+class _Rnn2_hidden_size(Protocol):
+    """``rnn`` waiting for `hidden_size`."""
+
+    def __call__(
+        self,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def rnn_cell(
@@ -15233,3 +16016,3220 @@ class _RnnCell_hidden_size(Protocol):
         self,
         hidden_size: int,
     ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
+
+@overload
+def avg_pool(
+    params: Params,
+    x: Float[Array, "*batch channels"],
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> Float[Array, "*out_batch channels"]: ...
+@overload
+def avg_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_params_x_window_shape: ...
+@overload
+def avg_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_params_x: ...
+@overload
+def avg_pool(
+    params: PlaceholderType,
+    x: Float[Array, "*batch channels"],
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_params_window_shape: ...
+@overload
+def avg_pool(
+    params: Params,
+    x: PlaceholderType,
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_x_window_shape: ...
+@overload
+def avg_pool(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch channels"],
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_params: ...
+@overload
+def avg_pool(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_x: ...
+@overload
+def avg_pool(
+    params: Params,
+    x: Float[Array, "*batch channels"],
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _AvgPool_window_shape: ...
+
+class _AvgPool_params_x_window_shape(Protocol):
+    """``avg_pool`` waiting for `params`, `x`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_params_x_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _AvgPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_params_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_x_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> _AvgPool_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _AvgPool_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_window_shape: ...
+
+class _AvgPool_params_x(Protocol):
+    """``avg_pool`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _AvgPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch channels"],
+    ) -> _AvgPool_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _AvgPool_x: ...
+
+class _AvgPool_params_window_shape(Protocol):
+    """``avg_pool`` waiting for `params`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_params_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _AvgPool_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_window_shape: ...
+
+class _AvgPool_x_window_shape(Protocol):
+    """``avg_pool`` waiting for `x`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_x_window_shape: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, window_shape: int | Sequence[int]) -> _AvgPool_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _AvgPool_window_shape: ...
+
+class _AvgPool_params(Protocol):
+    """``avg_pool`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*out_batch channels"]: ...
+
+class _AvgPool_x(Protocol):
+    """``avg_pool`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+    ) -> Float[Array, "*out_batch channels"]: ...
+
+class _AvgPool_window_shape(Protocol):
+    """``avg_pool`` waiting for `window_shape`."""
+
+    def __call__(
+        self,
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+
+@overload
+def global_avg_pool(
+    params: Params,
+    x: Float[Array, "batch *spatial channels"],
+    keepdims: bool = ...,
+) -> Float[Array, "batch *out channels"]: ...
+@overload
+def global_avg_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    keepdims: bool = ...,
+) -> _GlobalAvgPool_params_x: ...
+@overload
+def global_avg_pool(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "batch *spatial channels"],
+    keepdims: bool = ...,
+) -> _GlobalAvgPool_params: ...
+@overload
+def global_avg_pool(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    keepdims: bool = ...,
+) -> _GlobalAvgPool_x: ...
+
+class _GlobalAvgPool_params_x(Protocol):
+    """``global_avg_pool`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> Float[Array, "batch *out channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _GlobalAvgPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> _GlobalAvgPool_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _GlobalAvgPool_x: ...
+
+class _GlobalAvgPool_params(Protocol):
+    """``global_avg_pool`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "batch *out channels"]: ...
+
+class _GlobalAvgPool_x(Protocol):
+    """``global_avg_pool`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> Float[Array, "batch *out channels"]: ...
+
+@overload
+def global_max_pool(
+    params: Params,
+    x: Float[Array, "batch *spatial channels"],
+    keepdims: bool = ...,
+) -> Float[Array, "batch *out channels"]: ...
+@overload
+def global_max_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    keepdims: bool = ...,
+) -> _GlobalMaxPool_params_x: ...
+@overload
+def global_max_pool(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "batch *spatial channels"],
+    keepdims: bool = ...,
+) -> _GlobalMaxPool_params: ...
+@overload
+def global_max_pool(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    keepdims: bool = ...,
+) -> _GlobalMaxPool_x: ...
+
+class _GlobalMaxPool_params_x(Protocol):
+    """``global_max_pool`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> Float[Array, "batch *out channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _GlobalMaxPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> _GlobalMaxPool_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _GlobalMaxPool_x: ...
+
+class _GlobalMaxPool_params(Protocol):
+    """``global_max_pool`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "batch *out channels"]: ...
+
+class _GlobalMaxPool_x(Protocol):
+    """``global_max_pool`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "batch *spatial channels"],
+    ) -> Float[Array, "batch *out channels"]: ...
+
+@overload
+def max_pool(
+    params: Params,
+    x: Float[Array, "*batch channels"],
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> Float[Array, "*out_batch channels"]: ...
+@overload
+def max_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_params_x_window_shape: ...
+@overload
+def max_pool(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_params_x: ...
+@overload
+def max_pool(
+    params: PlaceholderType,
+    x: Float[Array, "*batch channels"],
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_params_window_shape: ...
+@overload
+def max_pool(
+    params: Params,
+    x: PlaceholderType,
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_x_window_shape: ...
+@overload
+def max_pool(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch channels"],
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_params: ...
+@overload
+def max_pool(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    window_shape: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_x: ...
+@overload
+def max_pool(
+    params: Params,
+    x: Float[Array, "*batch channels"],
+    window_shape: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: PoolPadding = ...,
+) -> _MaxPool_window_shape: ...
+
+class _MaxPool_params_x_window_shape(Protocol):
+    """``max_pool`` waiting for `params`, `x`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_params_x_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _MaxPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_params_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_x_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> _MaxPool_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _MaxPool_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_window_shape: ...
+
+class _MaxPool_params_x(Protocol):
+    """``max_pool`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch channels"],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _MaxPool_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch channels"],
+    ) -> _MaxPool_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _MaxPool_x: ...
+
+class _MaxPool_params_window_shape(Protocol):
+    """``max_pool`` waiting for `params`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_params_window_shape: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        window_shape: int | Sequence[int],
+    ) -> _MaxPool_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_window_shape: ...
+
+class _MaxPool_x_window_shape(Protocol):
+    """``max_pool`` waiting for `x`, `window_shape`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_x_window_shape: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, window_shape: int | Sequence[int]) -> _MaxPool_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+        window_shape: PlaceholderType,
+        /,
+    ) -> _MaxPool_window_shape: ...
+
+class _MaxPool_params(Protocol):
+    """``max_pool`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*out_batch channels"]: ...
+
+class _MaxPool_x(Protocol):
+    """``max_pool`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch channels"],
+    ) -> Float[Array, "*out_batch channels"]: ...
+
+class _MaxPool_window_shape(Protocol):
+    """``max_pool`` waiting for `window_shape`."""
+
+    def __call__(
+        self,
+        window_shape: int | Sequence[int],
+    ) -> Float[Array, "*out_batch channels"]: ...
+
+@overload
+def dropout(
+    params: Params,
+    key: PRNGKey,
+    x: Float[Array, "*shape"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> Float[Array, "*shape"]: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_key_x_rate: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_key_x: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: Float[Array, "*shape"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_key_rate: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_x_rate: ...
+@overload
+def dropout(
+    params: Params,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_key_x_rate: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    /,
+    x: Float[Array, "*shape"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_key: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_x: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: Float[Array, "*shape"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params_rate: ...
+@overload
+def dropout(
+    params: Params,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_key_x: ...
+@overload
+def dropout(
+    params: Params,
+    key: PlaceholderType,
+    x: Float[Array, "*shape"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_key_rate: ...
+@overload
+def dropout(
+    params: Params,
+    key: PRNGKey,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_x_rate: ...
+@overload
+def dropout(
+    params: PlaceholderType,
+    /,
+    key: PRNGKey,
+    x: Float[Array, "*shape"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_params: ...
+@overload
+def dropout(
+    params: Params,
+    key: PlaceholderType,
+    /,
+    x: Float[Array, "*shape"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_key: ...
+@overload
+def dropout(
+    params: Params,
+    key: PRNGKey,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_x: ...
+@overload
+def dropout(
+    params: Params,
+    key: PRNGKey,
+    x: Float[Array, "*shape"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _Dropout_rate: ...
+
+class _Dropout_params_key_x_rate(Protocol):
+    """``dropout`` waiting for `params`, `key`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_params_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> _Dropout_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> _Dropout_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> _Dropout_key: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_rate: ...
+
+class _Dropout_params_key_x(Protocol):
+    """``dropout`` waiting for `params`, `key`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+    ) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _Dropout_params_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+    ) -> _Dropout_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+    ) -> _Dropout_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _Dropout_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+    ) -> _Dropout_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+    ) -> _Dropout_key: ...
+    @overload
+    def __call__(self, params: Params, key: PRNGKey, x: PlaceholderType, /) -> _Dropout_x: ...
+
+class _Dropout_params_key_rate(Protocol):
+    """``dropout`` waiting for `params`, `key`, `rate`."""
+
+    @overload
+    def __call__(self, params: Params, key: PRNGKey, rate: float) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        rate: float,
+    ) -> _Dropout_params: ...
+    @overload
+    def __call__(self, params: Params, key: PlaceholderType, /, rate: float) -> _Dropout_key: ...
+    @overload
+    def __call__(self, params: Params, key: PRNGKey, rate: PlaceholderType, /) -> _Dropout_rate: ...
+
+class _Dropout_params_x_rate(Protocol):
+    """``dropout`` waiting for `params`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> _Dropout_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /, rate: float) -> _Dropout_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_rate: ...
+
+class _Dropout_key_x_rate(Protocol):
+    """``dropout`` waiting for `key`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _Dropout_key_x: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+        rate: float,
+    ) -> _Dropout_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, x: PlaceholderType, /, rate: float) -> _Dropout_x: ...
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: Float[Array, "*shape"],
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_rate: ...
+
+class _Dropout_params_key(Protocol):
+    """``dropout`` waiting for `params`, `key`."""
+
+    @overload
+    def __call__(self, params: Params, key: PRNGKey) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, key: PlaceholderType, /) -> _Dropout_params_key: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, key: PRNGKey) -> _Dropout_params: ...
+    @overload
+    def __call__(self, params: Params, key: PlaceholderType, /) -> _Dropout_key: ...
+
+class _Dropout_params_x(Protocol):
+    """``dropout`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(self, params: Params, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Dropout_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*shape"],
+    ) -> _Dropout_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Dropout_x: ...
+
+class _Dropout_params_rate(Protocol):
+    """``dropout`` waiting for `params`, `rate`."""
+
+    @overload
+    def __call__(self, params: Params, rate: float) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _Dropout_params_rate: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, rate: float) -> _Dropout_params: ...
+    @overload
+    def __call__(self, params: Params, rate: PlaceholderType, /) -> _Dropout_rate: ...
+
+class _Dropout_key_x(Protocol):
+    """``dropout`` waiting for `key`, `x`."""
+
+    @overload
+    def __call__(self, key: PRNGKey, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(self, key: PlaceholderType, x: PlaceholderType, /) -> _Dropout_key_x: ...
+    @overload
+    def __call__(self, key: PlaceholderType, /, x: Float[Array, "*shape"]) -> _Dropout_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, x: PlaceholderType, /) -> _Dropout_x: ...
+
+class _Dropout_key_rate(Protocol):
+    """``dropout`` waiting for `key`, `rate`."""
+
+    @overload
+    def __call__(self, key: PRNGKey, rate: float) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(self, key: PlaceholderType, rate: PlaceholderType, /) -> _Dropout_key_rate: ...
+    @overload
+    def __call__(self, key: PlaceholderType, /, rate: float) -> _Dropout_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, rate: PlaceholderType, /) -> _Dropout_rate: ...
+
+class _Dropout_x_rate(Protocol):
+    """``dropout`` waiting for `x`, `rate`."""
+
+    @overload
+    def __call__(self, x: Float[Array, "*shape"], rate: float) -> Float[Array, "*shape"]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, rate: PlaceholderType, /) -> _Dropout_x_rate: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, rate: float) -> _Dropout_x: ...
+    @overload
+    def __call__(self, x: Float[Array, "*shape"], rate: PlaceholderType, /) -> _Dropout_rate: ...
+
+class _Dropout_params(Protocol):
+    """``dropout`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*shape"]: ...
+
+class _Dropout_key(Protocol):
+    """``dropout`` waiting for `key`."""
+
+    def __call__(self, key: PRNGKey) -> Float[Array, "*shape"]: ...
+
+class _Dropout_x(Protocol):
+    """``dropout`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+
+class _Dropout_rate(Protocol):
+    """``dropout`` waiting for `rate`."""
+
+    def __call__(self, rate: float) -> Float[Array, "*shape"]: ...
+
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PRNGKey,
+    x: Float[Array, "batch *rest"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> Float[Array, "batch *rest"]: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_key_x_rate: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_key_x: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    x: Float[Array, "batch *rest"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_key_rate: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_x_rate: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_key_x_rate: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PlaceholderType,
+    /,
+    x: Float[Array, "batch *rest"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_key: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_x: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    key: PRNGKey,
+    x: Float[Array, "batch *rest"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params_rate: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_key_x: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PlaceholderType,
+    x: Float[Array, "batch *rest"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_key_rate: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PRNGKey,
+    x: PlaceholderType,
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_x_rate: ...
+@overload
+def stochastic_depth(
+    params: PlaceholderType,
+    /,
+    key: PRNGKey,
+    x: Float[Array, "batch *rest"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_params: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PlaceholderType,
+    /,
+    x: Float[Array, "batch *rest"],
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_key: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PRNGKey,
+    x: PlaceholderType,
+    /,
+    rate: float,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_x: ...
+@overload
+def stochastic_depth(
+    params: Params,
+    key: PRNGKey,
+    x: Float[Array, "batch *rest"],
+    rate: PlaceholderType,
+    /,
+    *,
+    deterministic: bool = ...,
+) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_params_key_x_rate(Protocol):
+    """``stochastic_depth`` waiting for `params`, `key`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_params_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> _StochasticDepth_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_params_key_x(Protocol):
+    """``stochastic_depth`` waiting for `params`, `key`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+    ) -> _StochasticDepth_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+    ) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+    ) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        x: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_x: ...
+
+class _StochasticDepth_params_key_rate(Protocol):
+    """``stochastic_depth`` waiting for `params`, `key`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        rate: float,
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_params_key: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PRNGKey,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        key: PRNGKey,
+        rate: float,
+    ) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        key: PRNGKey,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_params_x_rate(Protocol):
+    """``stochastic_depth`` waiting for `params`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_key_x_rate(Protocol):
+    """``stochastic_depth`` waiting for `key`, `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        rate: float,
+    ) -> _StochasticDepth_key_x: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_x_rate: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, x: PlaceholderType, /, rate: float) -> _StochasticDepth_x: ...
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_params_key(Protocol):
+    """``stochastic_depth`` waiting for `params`, `key`."""
+
+    @overload
+    def __call__(self, params: Params, key: PRNGKey) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        key: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_key: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, key: PRNGKey) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(self, params: Params, key: PlaceholderType, /) -> _StochasticDepth_key: ...
+
+class _StochasticDepth_params_x(Protocol):
+    """``stochastic_depth`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "batch *rest"],
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+    ) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _StochasticDepth_x: ...
+
+class _StochasticDepth_params_rate(Protocol):
+    """``stochastic_depth`` waiting for `params`, `rate`."""
+
+    @overload
+    def __call__(self, params: Params, rate: float) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_params_rate: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, rate: float) -> _StochasticDepth_params: ...
+    @overload
+    def __call__(self, params: Params, rate: PlaceholderType, /) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_key_x(Protocol):
+    """``stochastic_depth`` waiting for `key`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        key: PRNGKey,
+        x: Float[Array, "batch *rest"],
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(self, key: PlaceholderType, x: PlaceholderType, /) -> _StochasticDepth_key_x: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        /,
+        x: Float[Array, "batch *rest"],
+    ) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, x: PlaceholderType, /) -> _StochasticDepth_x: ...
+
+class _StochasticDepth_key_rate(Protocol):
+    """``stochastic_depth`` waiting for `key`, `rate`."""
+
+    @overload
+    def __call__(self, key: PRNGKey, rate: float) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(
+        self,
+        key: PlaceholderType,
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_key_rate: ...
+    @overload
+    def __call__(self, key: PlaceholderType, /, rate: float) -> _StochasticDepth_key: ...
+    @overload
+    def __call__(self, key: PRNGKey, rate: PlaceholderType, /) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_x_rate(Protocol):
+    """``stochastic_depth`` waiting for `x`, `rate`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "batch *rest"],
+        rate: float,
+    ) -> Float[Array, "batch *rest"]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, rate: PlaceholderType, /) -> _StochasticDepth_x_rate: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, rate: float) -> _StochasticDepth_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "batch *rest"],
+        rate: PlaceholderType,
+        /,
+    ) -> _StochasticDepth_rate: ...
+
+class _StochasticDepth_params(Protocol):
+    """``stochastic_depth`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "batch *rest"]: ...
+
+class _StochasticDepth_key(Protocol):
+    """``stochastic_depth`` waiting for `key`."""
+
+    def __call__(self, key: PRNGKey) -> Float[Array, "batch *rest"]: ...
+
+class _StochasticDepth_x(Protocol):
+    """``stochastic_depth`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "batch *rest"]) -> Float[Array, "batch *rest"]: ...
+
+class _StochasticDepth_rate(Protocol):
+    """``stochastic_depth`` waiting for `rate`."""
+
+    def __call__(self, rate: float) -> Float[Array, "batch *rest"]: ...
+
+@overload
+def positional_embed(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    max_len: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> Float[Array, "*batch seq d"]: ...
+@overload
+def positional_embed(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    max_len: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_params_x_max_len: ...
+@overload
+def positional_embed(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    max_len: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_params_x: ...
+@overload
+def positional_embed(
+    params: PlaceholderType,
+    x: Float[Array, "*batch seq d"],
+    max_len: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_params_max_len: ...
+@overload
+def positional_embed(
+    params: Params,
+    x: PlaceholderType,
+    max_len: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_x_max_len: ...
+@overload
+def positional_embed(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch seq d"],
+    max_len: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_params: ...
+@overload
+def positional_embed(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    max_len: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_x: ...
+@overload
+def positional_embed(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    max_len: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _PositionalEmbed_max_len: ...
+
+class _PositionalEmbed_params_x_max_len(Protocol):
+    """``positional_embed`` waiting for `params`, `x`, `max_len`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        max_len: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_params_x_max_len: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        max_len: int,
+    ) -> _PositionalEmbed_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_params_max_len: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_x_max_len: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+        max_len: int,
+    ) -> _PositionalEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        max_len: int,
+    ) -> _PositionalEmbed_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_max_len: ...
+
+class _PositionalEmbed_params_x(Protocol):
+    """``positional_embed`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+    ) -> _PositionalEmbed_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _PositionalEmbed_x: ...
+
+class _PositionalEmbed_params_max_len(Protocol):
+    """``positional_embed`` waiting for `params`, `max_len`."""
+
+    @overload
+    def __call__(self, params: Params, max_len: int) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_params_max_len: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, max_len: int) -> _PositionalEmbed_params: ...
+    @overload
+    def __call__(self, params: Params, max_len: PlaceholderType, /) -> _PositionalEmbed_max_len: ...
+
+class _PositionalEmbed_x_max_len(Protocol):
+    """``positional_embed`` waiting for `x`, `max_len`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        max_len: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_x_max_len: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, max_len: int) -> _PositionalEmbed_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        max_len: PlaceholderType,
+        /,
+    ) -> _PositionalEmbed_max_len: ...
+
+class _PositionalEmbed_params(Protocol):
+    """``positional_embed`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*batch seq d"]: ...
+
+class _PositionalEmbed_x(Protocol):
+    """``positional_embed`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
+
+class _PositionalEmbed_max_len(Protocol):
+    """``positional_embed`` waiting for `max_len`."""
+
+    def __call__(self, max_len: int) -> Float[Array, "*batch seq d"]: ...
+
+@overload
+def rope(
+    x: Float[Array, "*batch seq heads head_dim"],
+    positions: Real[Array, "*pbatch seq"] | None = ...,
+    *,
+    base: float = ...,
+) -> Float[Array, "*batch seq heads head_dim"]: ...
+@overload
+def rope(
+    x: PlaceholderType,
+    /,
+    positions: Real[Array, "*pbatch seq"] | None = ...,
+    *,
+    base: float = ...,
+) -> _Rope_x: ...
+
+class _Rope_x(Protocol):
+    """``rope`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq heads head_dim"],
+    ) -> Float[Array, "*batch seq heads head_dim"]: ...
+
+@overload
+def sinusoidal_embed(
+    x: Float[Array, "*batch seq d"],
+    *,
+    base: float = ...,
+) -> Float[Array, "*batch seq d"]: ...
+@overload
+def sinusoidal_embed(x: PlaceholderType, /, *, base: float = ...) -> _SinusoidalEmbed_x: ...
+
+class _SinusoidalEmbed_x(Protocol):
+    """``sinusoidal_embed`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
+
+@overload
+def token_embed(
+    params: Params,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: int,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> Float[Array, "*batch embed_dim"]: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: PlaceholderType,
+    vocab_size: PlaceholderType,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_token_ids_vocab_size_embed_dim: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: PlaceholderType,
+    vocab_size: PlaceholderType,
+    /,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_token_ids_vocab_size: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: PlaceholderType,
+    vocab_size: int,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_token_ids_embed_dim: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: PlaceholderType,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_vocab_size_embed_dim: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: PlaceholderType,
+    vocab_size: PlaceholderType,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_token_ids_vocab_size_embed_dim: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: PlaceholderType,
+    /,
+    vocab_size: int,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_token_ids: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: PlaceholderType,
+    /,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_vocab_size: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: int,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params_embed_dim: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: PlaceholderType,
+    vocab_size: PlaceholderType,
+    /,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_token_ids_vocab_size: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: PlaceholderType,
+    vocab_size: int,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_token_ids_embed_dim: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: PlaceholderType,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_vocab_size_embed_dim: ...
+@overload
+def token_embed(
+    params: PlaceholderType,
+    /,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: int,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_params: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: PlaceholderType,
+    /,
+    vocab_size: int,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_token_ids: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: PlaceholderType,
+    /,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_vocab_size: ...
+@overload
+def token_embed(
+    params: Params,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: int,
+    embed_dim: PlaceholderType,
+    /,
+    *,
+    embeddings_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
+    """``token_embed`` waiting for `params`, `token_ids`, `vocab_size`, `embed_dim`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_token_ids_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_params_token_ids_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_token_ids_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        /,
+        vocab_size: int,
+        embed_dim: int,
+    ) -> _TokenEmbed_params_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_params_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_token_ids_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: int,
+    ) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        /,
+        vocab_size: int,
+        embed_dim: int,
+    ) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_params_token_ids_vocab_size(Protocol):
+    """``token_embed`` waiting for `params`, `token_ids`, `vocab_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_token_ids_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        /,
+        vocab_size: int,
+    ) -> _TokenEmbed_params_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+    ) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        /,
+        vocab_size: int,
+    ) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size: ...
+
+class _TokenEmbed_params_token_ids_embed_dim(Protocol):
+    """``token_embed`` waiting for `params`, `token_ids`, `embed_dim`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_token_ids_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_params_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: int,
+    ) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_params_vocab_size_embed_dim(Protocol):
+    """``token_embed`` waiting for `params`, `vocab_size`, `embed_dim`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        vocab_size: int,
+        embed_dim: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_params_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        vocab_size: int,
+        embed_dim: int,
+    ) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_token_ids_vocab_size_embed_dim(Protocol):
+    """``token_embed`` waiting for `token_ids`, `vocab_size`, `embed_dim`."""
+
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_token_ids_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        /,
+        vocab_size: int,
+        embed_dim: int,
+    ) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_vocab_size: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_params_token_ids(Protocol):
+    """``token_embed`` waiting for `params`, `token_ids`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        token_ids: Int[Array, "*batch"],
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        token_ids: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        token_ids: Int[Array, "*batch"],
+    ) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(self, params: Params, token_ids: PlaceholderType, /) -> _TokenEmbed_token_ids: ...
+
+class _TokenEmbed_params_vocab_size(Protocol):
+    """``token_embed`` waiting for `params`, `vocab_size`."""
+
+    @overload
+    def __call__(self, params: Params, vocab_size: int) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_vocab_size: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, vocab_size: int) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size: ...
+
+class _TokenEmbed_params_embed_dim(Protocol):
+    """``token_embed`` waiting for `params`, `embed_dim`."""
+
+    @overload
+    def __call__(self, params: Params, embed_dim: int) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_params_embed_dim: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, embed_dim: int) -> _TokenEmbed_params: ...
+    @overload
+    def __call__(self, params: Params, embed_dim: PlaceholderType, /) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_token_ids_vocab_size(Protocol):
+    """``token_embed`` waiting for `token_ids`, `vocab_size`."""
+
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_vocab_size: ...
+    @overload
+    def __call__(self, token_ids: PlaceholderType, /, vocab_size: int) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        vocab_size: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size: ...
+
+class _TokenEmbed_token_ids_embed_dim(Protocol):
+    """``token_embed`` waiting for `token_ids`, `embed_dim`."""
+
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: int,
+    ) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_token_ids_embed_dim: ...
+    @overload
+    def __call__(self, token_ids: PlaceholderType, /, embed_dim: int) -> _TokenEmbed_token_ids: ...
+    @overload
+    def __call__(
+        self,
+        token_ids: Int[Array, "*batch"],
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_vocab_size_embed_dim(Protocol):
+    """``token_embed`` waiting for `vocab_size`, `embed_dim`."""
+
+    @overload
+    def __call__(self, vocab_size: int, embed_dim: int) -> Float[Array, "*batch embed_dim"]: ...
+    @overload
+    def __call__(
+        self,
+        vocab_size: PlaceholderType,
+        embed_dim: PlaceholderType,
+        /,
+    ) -> _TokenEmbed_vocab_size_embed_dim: ...
+    @overload
+    def __call__(
+        self,
+        vocab_size: PlaceholderType,
+        /,
+        embed_dim: int,
+    ) -> _TokenEmbed_vocab_size: ...
+    @overload
+    def __call__(self, vocab_size: int, embed_dim: PlaceholderType, /) -> _TokenEmbed_embed_dim: ...
+
+class _TokenEmbed_params(Protocol):
+    """``token_embed`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*batch embed_dim"]: ...
+
+class _TokenEmbed_token_ids(Protocol):
+    """``token_embed`` waiting for `token_ids`."""
+
+    def __call__(self, token_ids: Int[Array, "*batch"]) -> Float[Array, "*batch embed_dim"]: ...
+
+class _TokenEmbed_vocab_size(Protocol):
+    """``token_embed`` waiting for `vocab_size`."""
+
+    def __call__(self, vocab_size: int) -> Float[Array, "*batch embed_dim"]: ...
+
+class _TokenEmbed_embed_dim(Protocol):
+    """``token_embed`` waiting for `embed_dim`."""
+
+    def __call__(self, embed_dim: int) -> Float[Array, "*batch embed_dim"]: ...
+
+@overload
+def sequential(
+    params: Params,
+    x: Shaped[Array, "*shape_in"],
+    layers: Sequence[Callable[[Params, Array], Array]],
+) -> Shaped[Array, "*shape_out"]: ...
+@overload
+def sequential(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    layers: PlaceholderType,
+    /,
+) -> _Sequential_params_x_layers: ...
+@overload
+def sequential(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    layers: Sequence[Callable[[Params, Array], Array]],
+) -> _Sequential_params_x: ...
+@overload
+def sequential(
+    params: PlaceholderType,
+    x: Shaped[Array, "*shape_in"],
+    layers: PlaceholderType,
+    /,
+) -> _Sequential_params_layers: ...
+@overload
+def sequential(
+    params: Params,
+    x: PlaceholderType,
+    layers: PlaceholderType,
+    /,
+) -> _Sequential_x_layers: ...
+@overload
+def sequential(
+    params: PlaceholderType,
+    /,
+    x: Shaped[Array, "*shape_in"],
+    layers: Sequence[Callable[[Params, Array], Array]],
+) -> _Sequential_params: ...
+@overload
+def sequential(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    layers: Sequence[Callable[[Params, Array], Array]],
+) -> _Sequential_x: ...
+@overload
+def sequential(
+    params: Params,
+    x: Shaped[Array, "*shape_in"],
+    layers: PlaceholderType,
+    /,
+) -> _Sequential_layers: ...
+
+class _Sequential_params_x_layers(Protocol):
+    """``sequential`` waiting for `params`, `x`, `layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Shaped[Array, "*shape_in"],
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> Shaped[Array, "*shape_out"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_params_x_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> _Sequential_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Shaped[Array, "*shape_in"],
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_params_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_x_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Shaped[Array, "*shape_in"],
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> _Sequential_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> _Sequential_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Shaped[Array, "*shape_in"],
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_layers: ...
+
+class _Sequential_params_x(Protocol):
+    """``sequential`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Shaped[Array, "*shape_in"],
+    ) -> Shaped[Array, "*shape_out"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Sequential_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Shaped[Array, "*shape_in"],
+    ) -> _Sequential_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Sequential_x: ...
+
+class _Sequential_params_layers(Protocol):
+    """``sequential`` waiting for `params`, `layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> Shaped[Array, "*shape_out"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_params_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> _Sequential_params: ...
+    @overload
+    def __call__(self, params: Params, layers: PlaceholderType, /) -> _Sequential_layers: ...
+
+class _Sequential_x_layers(Protocol):
+    """``sequential`` waiting for `x`, `layers`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Shaped[Array, "*shape_in"],
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> Shaped[Array, "*shape_out"]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, layers: PlaceholderType, /) -> _Sequential_x_layers: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        /,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> _Sequential_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Shaped[Array, "*shape_in"],
+        layers: PlaceholderType,
+        /,
+    ) -> _Sequential_layers: ...
+
+class _Sequential_params(Protocol):
+    """``sequential`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Shaped[Array, "*shape_out"]: ...
+
+class _Sequential_x(Protocol):
+    """``sequential`` waiting for `x`."""
+
+    def __call__(self, x: Shaped[Array, "*shape_in"]) -> Shaped[Array, "*shape_out"]: ...
+
+class _Sequential_layers(Protocol):
+    """``sequential`` waiting for `layers`."""
+
+    def __call__(
+        self,
+        layers: Sequence[Callable[[Params, Array], Array]],
+    ) -> Shaped[Array, "*shape_out"]: ...

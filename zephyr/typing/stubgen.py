@@ -55,9 +55,10 @@ import importlib
 import inspect
 import itertools
 import pkgutil
+import re
 import sys
 import types
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, is_typeddict
@@ -251,11 +252,17 @@ class Source:
         text = inspect.getsource(module)
         return cls(module, text, ast.parse(text))
 
-    def function(self, name: str) -> ast.FunctionDef | ast.AsyncFunctionDef:
-        for statement in _top_level(self.tree.body):
-            if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef) and statement.name == name:
-                return statement
-        raise LookupError(f"stubgen: no top-level `def {name}` in {self.module.__name__}")
+    def signatures(self, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        """The ``@overload``s of a top-level function, or else its ``def``."""
+        found = [
+            s
+            for s in _top_level(self.tree.body)
+            if isinstance(s, ast.FunctionDef | ast.AsyncFunctionDef) and s.name == name
+        ]
+        if not found:
+            raise LookupError(f"stubgen: no top-level `def {name}` in {self.module.__name__}")
+        overloads = [s for s in found if any(_decorator_name(d) == "overload" for d in s.decorator_list)]
+        return overloads or found[-1:]
 
 
 class Imports:
@@ -278,94 +285,126 @@ def _pascal(name: str) -> str:
 
 
 @dataclass
+class Variant:
+    """One signature of a flexible function (one of its ``@overload``s, or its ``def``)."""
+
+    parameters: list[Parameter]
+    returns: str | None
+    annotations: dict[str, str]  # the parameters whose annotation the stub replaces
+    holeable: list[int]
+    prefix: str  # of its protocols' names
+
+    def protocol_name(self, missing: Sequence[int]) -> str:
+        return self.prefix + "_".join(self.parameters[i].name for i in missing)
+
+
+@dataclass
 class FlexibleStub:
     """The overloads and protocols of one flexible function, as stub text."""
 
     name: str
-    parameters: list[Parameter]
-    returns: str | None
-    holeable: list[int]
-    annotations: dict[str, str]  # the parameters whose annotation the stub replaces
+    variants: list[Variant]
 
     @classmethod
-    def of(cls, name: str, function: object, imports: Imports, max_holes: int) -> FlexibleStub:
-        original = inspect.unwrap(function)  # type: ignore[arg-type]  # a flexible function
+    def of(cls, name: str, function: Callable[..., object], imports: Imports, max_holes: int) -> FlexibleStub:
+        original = inspect.unwrap(function)
         module = sys.modules[original.__module__]
         source = Source.of(module)
-        node = source.function(original.__name__)
-        parameters = parameters_of(node, source.text)
         bindings = module_bindings(module, source.tree)
-        annotations: dict[str, str] = {}
-        used: list[str] = []
-        for parameter, argument in zip(parameters, _arguments(node)):
-            if argument.annotation is None:
-                continue
-            if parameter.name in PARAMS_NAMES:
-                annotations[parameter.name] = "Params"
-            else:
-                used += names_in(argument.annotation)
-        returns = None
-        if node.returns is not None:
-            returns, return_names = _replace_typeddicts(node.returns, source.text, module)
-            used += return_names
-        for used_name in _unique(used):
-            if used_name in bindings:
-                imports.need(used_name, bindings[used_name])
-            elif not hasattr(builtins, used_name):
-                raise LookupError(f"stubgen: `{used_name}` in the signature of {name} is not defined in {module.__name__}")
-        holeable: list[int] = []
-        for i, parameter in enumerate(parameters):
-            if parameter.kind not in ("positional_only", "positional") or parameter.has_default:
-                break
-            if len(holeable) < max_holes:
-                holeable.append(i)
-        return cls(name, parameters, returns, holeable, annotations)
-
-    def protocol_name(self, missing: Sequence[int]) -> str:
-        return f"_{_pascal(self.name)}_" + "_".join(self.parameters[i].name for i in missing)
+        nodes = source.signatures(original.__name__)
+        variants: list[Variant] = []
+        for n, node in enumerate(nodes):
+            prefix = f"_{_pascal(name)}{n + 1 if n else ''}_"
+            variant, used = _variant(node, source.text, module, prefix, max_holes)
+            variants.append(variant)
+            for used_name in used:
+                if used_name in bindings:
+                    imports.need(used_name, bindings[used_name])
+                elif not hasattr(builtins, used_name):
+                    raise LookupError(
+                        f"stubgen: `{used_name}` in the signature of {name} is not defined in {module.__name__}"
+                    )
+        return cls(name, variants)
 
     def render(self) -> str:
-        subsets = _subsets(self.holeable)
-        real = render_signature(f"def {self.name}", self.parameters, self.returns, "", self.annotations)
-        blocks = ["@overload\n" + real]
-        for holes in subsets:
-            blocks.append("@overload\n" + self._holed(self.parameters, holes, f"def {self.name}", ""))
+        head = f"def {self.name}"
+        blocks = [
+            "@overload\n" + render_signature(head, v.parameters, v.returns, "", v.annotations) for v in self.variants
+        ]
+        for variant in self.variants:
+            for holes in _subsets(variant.holeable):
+                blocks.append("@overload\n" + _holed(variant, variant.parameters, holes, head, ""))
         text = "\n".join(blocks) + "\n"
-        for missing in subsets:
-            text += "\n" + self._protocol(missing)
+        for variant in self.variants:
+            for missing in _subsets(variant.holeable):
+                text += "\n" + self._protocol(variant, missing)
         return text
 
-    def _holed(self, parameters: Sequence[Parameter], holes: Sequence[int], head: str, indent: str) -> str:
-        """One overload: ``holes`` (indices into ``parameters``) typed as holes."""
-        last = max(holes)
-        shown: list[Parameter] = []
-        annotations = dict(self.annotations)
-        for i, parameter in enumerate(parameters):
-            if i <= last:
-                parameter = Parameter(parameter.name, "positional_only", parameter.annotation, parameter.has_default)
-            shown.append(parameter)
-        for i in holes:
-            annotations[parameters[i].name] = "PlaceholderType"
-        return render_signature(head, shown, self._missing_name(parameters, holes), indent, annotations)
-
-    def _missing_name(self, parameters: Sequence[Parameter], holes: Sequence[int]) -> str:
-        index = {p.name: i for i, p in enumerate(self.parameters)}
-        return self.protocol_name([index[parameters[i].name] for i in holes])
-
-    def _protocol(self, missing: Sequence[int]) -> str:
-        names = ", ".join(f"`{self.parameters[i].name}`" for i in missing)
-        head = f"class {self.protocol_name(missing)}(Protocol):\n"
+    def _protocol(self, variant: Variant, missing: Sequence[int]) -> str:
+        names = ", ".join(f"`{variant.parameters[i].name}`" for i in missing)
+        head = f"class {variant.protocol_name(missing)}(Protocol):\n"
         head += f'    """``{self.name}`` waiting for {names}."""\n\n'
-        wanted = [self.parameters[i] for i in missing]
-        full = render_signature("def __call__", [_SELF, *wanted], self.returns, "    ", self.annotations)
+        wanted = [variant.parameters[i] for i in missing]
+        full = render_signature("def __call__", [_SELF, *wanted], variant.returns, "    ", variant.annotations)
         if len(missing) < 2:
             return head + full + "\n"
         lines = ["    @overload\n" + full]
         lines += [
-            "    @overload\n" + self._holed([_SELF, *wanted], [1 + i for i in holes], "def __call__", "    ")
+            "    @overload\n" + _holed(variant, [_SELF, *wanted], [1 + i for i in holes], "def __call__", "    ")
             for holes in _subsets(list(range(len(wanted))))
         ]
         return head + "\n".join(lines) + "\n"
+
+
+def _variant(
+    node: ast.FunctionDef | ast.AsyncFunctionDef, source: str, module: types.ModuleType, prefix: str, max_holes: int
+) -> tuple[Variant, list[str]]:
+    """The stub view of one signature, and the names its annotations use."""
+    parameters = parameters_of(node, source)
+    # The params/state parameters are shown as Params, and their TypedDicts as Params
+    # wherever else they appear (``batch_norm`` returns its new state).
+    shown_as_params: set[str] = set()
+    for parameter, argument in zip(parameters, _arguments(node)):
+        if parameter.name in PARAMS_NAMES and argument.annotation is not None:
+            shown_as_params.update(n for n in names_in(argument.annotation) if is_typeddict(getattr(module, n, None)))
+    annotations: dict[str, str] = {}
+    used: list[str] = []
+    for parameter, argument in zip(parameters, _arguments(node)):
+        if argument.annotation is None:
+            continue
+        if parameter.name in PARAMS_NAMES:
+            annotations[parameter.name] = "Params"
+            continue
+        names = names_in(argument.annotation)
+        used += [n for n in names if n not in shown_as_params]
+        if shown_as_params.intersection(names):
+            annotations[parameter.name] = _as_params(parameter.annotation or "", shown_as_params)
+    returns = None
+    if node.returns is not None:
+        returns = _as_params(annotation_text(node.returns, source), shown_as_params)
+        used += [n for n in names_in(node.returns) if n not in shown_as_params]
+    holeable: list[int] = []
+    for i, parameter in enumerate(parameters):
+        if parameter.kind not in ("positional_only", "positional") or parameter.has_default:
+            break
+        if len(holeable) < max_holes:
+            holeable.append(i)
+    return Variant(parameters, returns, annotations, holeable, prefix), _unique(used)
+
+
+def _holed(variant: Variant, parameters: Sequence[Parameter], holes: Sequence[int], head: str, indent: str) -> str:
+    """One overload: ``holes`` (indices into ``parameters``) typed as holes, returning a protocol."""
+    last = max(holes)
+    shown = [
+        Parameter(p.name, "positional_only", p.annotation, p.has_default) if i <= last else p
+        for i, p in enumerate(parameters)
+    ]
+    annotations = dict(variant.annotations)
+    for i in holes:
+        annotations[parameters[i].name] = "PlaceholderType"
+    index = {p.name: i for i, p in enumerate(variant.parameters)}
+    returns = variant.protocol_name([index[parameters[i].name] for i in holes])
+    return render_signature(head, shown, returns, indent, annotations)
 
 
 _SELF = Parameter("self", "positional", None, False)
@@ -381,19 +420,12 @@ def _subsets(indices: Sequence[int]) -> list[list[int]]:
     return [list(c) for size in range(len(indices), 0, -1) for c in itertools.combinations(indices, size)]
 
 
-def _replace_typeddicts(node: ast.expr, source: str, module: types.ModuleType) -> tuple[str, list[str]]:
-    """The annotation's text with every TypedDict name replaced by ``Params``; names used."""
-    typeddicts = {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and is_typeddict(getattr(module, n.id, None))}
-    if not typeddicts:
-        return annotation_text(node, source), names_in(node)
-
-    class Replace(ast.NodeTransformer):
-        def visit_Name(self, node: ast.Name) -> ast.Name:
-            return ast.Name("Params", node.ctx) if node.id in typeddicts else node
-
-    replaced = Replace().visit(ast.parse(annotation_text(node, source), mode="eval").body)
-    assert isinstance(replaced, ast.expr)
-    return ast.unparse(replaced), [n for n in names_in(replaced) if n != "Params"]
+def _as_params(annotation: str, names: set[str]) -> str:
+    """``annotation`` with each of ``names`` (outside string literals) replaced by ``Params``."""
+    if not names:
+        return annotation
+    pattern = re.compile(r"""("[^"]*"|'[^']*')|\b(""" + "|".join(sorted(names)) + r")\b")
+    return pattern.sub(lambda m: m.group(1) or "Params", annotation)
 
 
 # ---------------------------------------------------------------------------------------
@@ -448,7 +480,7 @@ class ModuleStub:
         body: list[str] = []  # blocks, separated by blank lines
         header_imports: list[str] = []
         taken: dict[str, str] = {}
-        flexible_blocks: list[tuple[str, object]] = []
+        flexible_blocks: list[tuple[str, Callable[..., object]]] = []
         docstring = ast.get_docstring(self.source.tree, clean=False)
         for statement in _top_level(self.source.tree.body):
             if isinstance(statement, ast.Import | ast.ImportFrom):
@@ -488,7 +520,7 @@ class ModuleStub:
             out += "\n" + chunk.rstrip("\n") + "\n"
         return out
 
-    def _import(self, statement: ast.Import | ast.ImportFrom, flexible_blocks: list[tuple[str, object]]) -> str:
+    def _import(self, statement: ast.Import | ast.ImportFrom, flexible_blocks: list[tuple[str, Callable[..., object]]]) -> str:
         """The import line to keep, without the re-exported flexible functions."""
         if isinstance(statement, ast.Import):
             return "import " + ", ".join(_alias(a) for a in statement.names)

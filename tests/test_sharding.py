@@ -157,3 +157,16 @@ def test_data_and_tensor_parallel_step_matches_unsharded(key: Array) -> None:
     reference = _train(plain, X, Y, 3)
     np.testing.assert_allclose(losses, reference, rtol=1e-5)
     assert losses[-1] < losses[0]
+
+
+def test_example_sharded_train_matches_unsharded() -> None:
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "examples" / "sharded_train.py"
+    spec = importlib.util.spec_from_file_location("sharded_train", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    sharded, plain = example.main(["--steps", "3"])
+    np.testing.assert_allclose(sharded, plain, rtol=1e-5)

@@ -139,3 +139,16 @@ def test_learning_rate_scaled_by_depth(key: Array) -> None:
     updates, _state = tx.update(grads, tx.init(params), params)
     for d in range(3):
         np.testing.assert_allclose(updates[d]["weights"], -(0.5**d) * np.ones((3, 3)))
+
+
+def test_example_tags_per_depth_trains() -> None:
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parent.parent / "examples" / "tags_per_depth.py"
+    spec = importlib.util.spec_from_file_location("tags_per_depth", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    losses = example.main(["--steps", "20"])
+    assert len(losses) == 20 and losses[-1] < losses[0]

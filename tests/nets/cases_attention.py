@@ -1,0 +1,76 @@
+"""Registry cases for the attention and transformer nets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from tests.nets.registry import NetCase
+from zephyr import nets
+from zephyr.functools.partial import placeholder_hole as _
+
+
+def _x(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
+    return lambda key: jax.random.normal(key, shape)
+
+
+def _qkv(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> Callable[[jax.Array], tuple[jax.Array, ...]]:
+    def make(key: jax.Array) -> tuple[jax.Array, ...]:
+        kq, kk, kv = jax.random.split(key, 3)
+        return jax.random.normal(kq, q), jax.random.normal(kk, k), jax.random.normal(kv, v)
+
+    return make
+
+
+_PADDING = jnp.array([[True] * 6, [True] * 4 + [False] * 2])  # (batch=2, seq=6)
+
+
+def _step(params: nets.AttentionParams, x: jax.Array) -> jax.Array:
+    cache = nets.init_kv_cache(x, 2, 8)
+    y, _cache = nets.multi_head_self_attention_step(params, cache, x, 2)
+    return y
+
+
+CASES = [
+    NetCase(
+        "dot_product_attention",
+        lambda p, x: nets.dot_product_attention(x[0], x[1], x[2], is_causal=True),
+        _qkv((2, 5, 4, 8), (2, 5, 2, 8), (2, 5, 2, 3)),
+    ),
+    NetCase(
+        "single_head_attention",
+        lambda p, x: nets.single_head_attention(p, x[0], x[1], x[2]),
+        _qkv((2, 5, 8), (2, 7, 6), (2, 7, 6)),
+    ),
+    NetCase(
+        "multi_head_attention",
+        lambda p, x: nets.multi_head_attention(p, x[0], x[1], x[2], 4),
+        _qkv((2, 5, 8), (2, 7, 6), (2, 7, 3)),
+    ),
+    NetCase(
+        "multi_head_attention_gqa",
+        lambda p, x: nets.multi_head_attention(p, x[0], x[1], x[1], 4, num_kv_heads=2),
+        _qkv((2, 5, 8), (2, 7, 8), (2, 7, 8)),
+    ),
+    NetCase("multi_head_self_attention", nets.multi_head_self_attention(_, _, 2), _x((2, 6, 8))),
+    NetCase("multi_head_self_attention_unbatched", nets.multi_head_self_attention(_, _, 2), _x((6, 8))),
+    NetCase("multi_head_self_attention_causal", nets.multi_head_self_attention(_, _, 2, None, True), _x((2, 6, 8))),
+    NetCase("multi_head_self_attention_padding", nets.multi_head_self_attention(_, _, 2, _PADDING), _x((2, 6, 8))),
+    NetCase(
+        "multi_head_self_attention_mqa",
+        nets.multi_head_self_attention(_, _, 4, num_kv_heads=1, use_bias=False),
+        _x((2, 6, 8)),
+    ),
+    NetCase("multi_head_self_attention_step", _step, _x((2, 3, 8))),
+    NetCase("transformer_block", nets.transformer_block(_, _, 2, mlp_dim=16), _x((2, 6, 8))),
+    NetCase(
+        "transformer_block_causal_gqa",
+        nets.transformer_block(_, _, 4, is_causal=True, num_kv_heads=2),
+        _x((2, 6, 8)),
+    ),
+    NetCase("transformer", nets.transformer(_, _, 2, 2, mlp_dim=16), _x((2, 6, 8))),
+    NetCase("transformer_loop", nets.transformer(_, _, 2, 2, scan=False, mlp_dim=16), _x((2, 6, 8))),
+    NetCase("transformer_remat", nets.transformer(_, _, 2, 2, remat=True, is_causal=True), _x((2, 6, 8))),
+]

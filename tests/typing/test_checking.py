@@ -90,3 +90,16 @@ def test_the_environment_variable_turns_checking_on_at_import() -> None:
     env["ZEPHYR_TYPECHECK"] = "0"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_checking_leaves_lambdas_and_unannotated_functions_working() -> None:
+    from zephyr.functools.partial import placeholder_hole as _
+
+    add = flexible(lambda a, b: a + b)
+
+    def untyped(a, b):  # type: ignore[no-untyped-def]  # deliberately unannotated
+        return a * b
+
+    with checking(True):
+        assert add(_, 1)(2) == 3
+        assert flexible(untyped)(_, 3)(2) == 6

@@ -14,10 +14,9 @@ from .._types import DType
 def compute_dtype(dtype: DType | None, *arrays: Any) -> np.dtype[Any]:
     """``dtype`` if given, else the promotion of the arrays' dtypes (bf16 x with f32 params: f32).
 
-    Uses the promotion lattice directly, so it holds under ``jax_numpy_dtype_promotion=strict``.
+    An explicit promotion, so it holds under ``jax_numpy_dtype_promotion=strict``.
 
-    >>> import jax
-import jax.numpy as jnp
+    >>> import jax.numpy as jnp
     >>> compute_dtype(None, jnp.ones(1, jnp.bfloat16), jnp.ones(1)).name
     'float32'
     """

@@ -50,7 +50,8 @@ def checking(enabled: bool | None = None) -> Any:
         >>> with checking(True):
         ...     checking()
         True
-        >>> checking()
+        >>> with checking(False):
+        ...     checking()
         False
     """
     if enabled is None:
@@ -61,7 +62,9 @@ def checking(enabled: bool | None = None) -> Any:
 def is_checking() -> bool:
     """Whether run-time checking is on in this context.
 
-    >>> is_checking()
+    >>> from zephyr.typing import checking
+    >>> with checking(False):
+    ...     is_checking()
     False
     """
     return CHECKING.get()
@@ -70,22 +73,29 @@ def is_checking() -> bool:
 def _checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
     checked = _CHECKED.get(fn)
     if checked is None:
-        target = fn
-        if layout is not None and isinstance(fn, types.FunctionType):
-            # beartype does not look inside a TypedDict of arrays: the params are checked
-            # by zephyr itself, so the copy checked by jaxtyping leaves them out.
-            target = types.FunctionType(
-                fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
-            )
-            target.__kwdefaults__ = fn.__kwdefaults__
-            target.__qualname__ = fn.__qualname__
-            target.__module__ = fn.__module__
-            target.__annotations__ = {
-                k: v for k, v in fn.__annotations__.items() if k != layout.params_name
-            }
-        checked = jaxtyped(typechecker=beartype)(target)
+        checked = _make_checked(fn, layout)
         _CHECKED[fn] = checked
     return checked
+
+
+def _make_checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
+    annotations = dict(getattr(fn, "__annotations__", {}) or {})
+    if layout is not None:
+        # beartype does not look inside a TypedDict of arrays: the params are checked by
+        # zephyr itself, so the copy checked by jaxtyping leaves them out.
+        annotations.pop(layout.params_name, None)
+    if not annotations or not isinstance(fn, types.FunctionType):
+        return fn  # nothing to check
+    target = types.FunctionType(
+        fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
+    target.__kwdefaults__ = fn.__kwdefaults__
+    target.__qualname__ = fn.__qualname__
+    target.__module__ = fn.__module__
+    target.__annotations__ = annotations
+    if not fn.__name__.isidentifier():  # a lambda: jaxtyping needs a name it can compile
+        target.__name__ = "lambda_"
+    return jaxtyped(typechecker=beartype)(target)
 
 
 def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

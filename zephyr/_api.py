@@ -118,6 +118,13 @@ def collect_specs(
     The first half of :func:`trace`: no key, no allocation. Use it to plan (shapes, dtypes,
     tags) or to initialize in another way (sharded, abstract). The result is cached per
     function and argument signature (see :func:`clear_trace_cache`).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import collect_specs, nets
+        >>> (specs,) = collect_specs(nets.linear, (jnp.ones((2, 5)), 3), {})
+        >>> [(spec.name, spec.shape) for spec in specs.values()]
+        [("params['weights']", (5, 3)), ("params['bias']", (3,))]
     """
     leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
     fkey = function_key(f)
@@ -144,6 +151,14 @@ def initialize(
 
     ``placement(spec)`` may return a ``jax.sharding.Sharding`` for a leaf (or ``None``); the
     leaf is then created already placed, shard by shard.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import collect_specs, initialize, nets
+        >>> (specs,) = collect_specs(nets.linear, (jnp.ones((2, 5)), 3), {})
+        >>> params = initialize(specs, jax.random.key(0))
+        >>> params["weights"].shape
+        (5, 3)
     """
     # Concrete even when called inside another trace (a trace inside a trace): the key is
     # concrete, so the leaves are too. A traced key (trace under jit) still stages.

@@ -50,11 +50,21 @@ _LAYOUTS: weakref.WeakKeyDictionary[Callable[..., Any], ParamsLayout | None] = w
 
 
 def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
-    """The leaves ``fn``'s params annotation declares, or ``None`` if it declares none."""
+    """The leaves ``fn``'s params annotation declares, or ``None`` if it declares none.
+
+    Example:
+        >>> from zephyr import nets
+        >>> from zephyr.typing import params_layout
+        >>> layout = params_layout(nets.linear)
+        >>> [(leaf.path, leaf.annotation.dim_str) for leaf in layout.leaves]
+        [(('weights',), 'd_in out_dim')]
+    """
     try:
         return _LAYOUTS[fn]
     except KeyError:
         pass
+    if getattr(fn, "__zephyr_flexible__", False):
+        return params_layout(inspect.unwrap(fn))
     layout = _compute_layout(fn)
     _LAYOUTS[fn] = layout
     return layout

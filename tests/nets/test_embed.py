@@ -1,0 +1,127 @@
+"""token_embed, positional_embed, sinusoidal_embed and rope against hand-written formulas."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zephyr import nets, trace
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import checking
+
+
+def test_token_embed_is_a_row_lookup(key: jax.Array) -> None:
+    ids = jnp.array([[0, 3, 9], [9, 9, 1]])
+    params = trace(nets.token_embed(_, _, 10, 4), key, ids)
+    assert jax.tree.map(jnp.shape, params) == {"embeddings": (10, 4)}
+    y = nets.token_embed(params, ids, 10, 4)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(params["embeddings"])[np.asarray(ids)])
+    # Flax's default table: variance 1 / embed_dim.
+    big = trace(nets.token_embed(_, _, 4000, 16), key, ids)["embeddings"]
+    assert abs(float(jnp.std(big)) - 0.25) < 0.01
+
+
+def test_token_embed_out_of_range_ids(key: jax.Array) -> None:
+    ids = jnp.array([1, 10, -1])
+    params = trace(nets.token_embed(_, _, 10, 4), key, jnp.array([0]))
+    with pytest.raises(ValueError, match=r"token_embed: `token_ids` must be in \[0, 10\), got values from -1 to 10"):
+        nets.token_embed(params, ids, 10, 4)
+    with checking(False):  # documented: jnp.take's fill mode, negative ids wrap
+        y = np.asarray(nets.token_embed(params, ids, 10, 4))
+    table = np.asarray(params["embeddings"])
+    np.testing.assert_array_equal(y[0], table[1])
+    assert np.isnan(y[1]).all()
+    np.testing.assert_array_equal(y[2], table[9])
+    jitted = np.asarray(jax.jit(lambda p, i: nets.token_embed(p, i, 10, 4))(params, ids))  # no raise under jit
+    assert np.isnan(jitted[1]).all()
+
+
+def test_positional_embed_adds_rows(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 5, 8))
+    params = trace(nets.positional_embed(_, _, 7), key, x)
+    assert jax.tree.map(jnp.shape, params) == {"embeddings": (7, 8)}
+    y = nets.positional_embed(params, x, 7)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x) + np.asarray(params["embeddings"])[:5][None], rtol=1e-6)
+    assert float(jnp.std(params["embeddings"])) < 0.05
+
+
+def _sinusoid_reference(seq: int, d: int, base: float = 10000.0) -> np.ndarray[tuple[int, int], np.dtype[np.float64]]:
+    table = np.zeros((seq, d))
+    for t in range(seq):
+        for i in range(d // 2):
+            angle = t / base ** (2 * i / d)
+            table[t, 2 * i] = math.sin(angle)
+            table[t, 2 * i + 1] = math.cos(angle)
+    return table
+
+
+def test_sinusoidal_embed_matches_the_paper(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 6, 10))
+    y = nets.sinusoidal_embed(x)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(x) + _sinusoid_reference(6, 10), rtol=1e-5, atol=1e-5)
+    assert trace(lambda p, x: nets.sinusoidal_embed(x), key, x) == {}
+    assert nets.sinusoidal_embed(x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+
+
+def _rope_reference(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> np.ndarray:  # type: ignore[type-arg]  # any numpy array
+    """Element by element: pair i with i + d/2, rotate by position * base**(-2i/d)."""
+    y = np.empty_like(x, dtype=np.float64)
+    *batch, seq, heads, d = x.shape
+    h = d // 2
+    for index in np.ndindex(*batch, seq, heads):
+        t = index[len(batch)]
+        pos = positions[index[: len(batch) + 1]] if positions.ndim > 1 else positions[t]
+        for i in range(h):
+            angle = pos * base ** (-2 * i / d)
+            c, s = math.cos(angle), math.sin(angle)
+            y[index + (i,)] = x[index + (i,)] * c - x[index + (i + h,)] * s
+            y[index + (i + h,)] = x[index + (i + h,)] * c + x[index + (i,)] * s
+    return y
+
+
+def test_rope_matches_formula(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 5, 3, 6))
+    np.testing.assert_allclose(np.asarray(nets.rope(x)), _rope_reference(np.asarray(x, np.float64), np.arange(5.0)), rtol=1e-5, atol=1e-5)
+    positions = jnp.array([[3, 4, 5, 6, 7], [0, 2, 4, 6, 8]])
+    y = nets.rope(x, positions, base=100.0)
+    np.testing.assert_allclose(np.asarray(y), _rope_reference(np.asarray(x, np.float64), np.asarray(positions), 100.0), rtol=1e-5, atol=1e-5)
+
+
+def test_rope_scores_depend_on_relative_position(key: jax.Array) -> None:
+    q = jax.random.normal(key, (1, 1, 8))
+    k = jax.random.normal(jax.random.fold_in(key, 1), (1, 1, 8))
+
+    def score(m: int, n: int) -> float:
+        rq = nets.rope(q, jnp.array([m]))
+        rk = nets.rope(k, jnp.array([n]))
+        return float(jnp.sum(rq * rk))
+
+    assert score(7, 3) == pytest.approx(score(4, 0), rel=1e-4)
+    assert score(10, 10) == pytest.approx(float(jnp.sum(q * k)), rel=1e-4)
+
+
+def test_bad_inputs(key: jax.Array) -> None:
+    params = trace(nets.positional_embed(_, _, 4), key, jnp.ones((4, 8)))
+    with pytest.raises(ValueError, match=r"positional_embed: `x` has 5 positions \(axis -2 of shape \(2, 5, 8\)\), more than `max_len` 4"):
+        nets.positional_embed(params, jnp.ones((2, 5, 8)), 4)
+    with pytest.raises(ValueError, match=r"`params\['embeddings'\]`: expected shape \(4, 6\).*got \(4, 8\)"):
+        nets.positional_embed(params, jnp.ones((2, 4, 6)), 4)
+    with pytest.raises(ValueError, match=r"sinusoidal_embed: the last axis of `x` \(d\) must be even, got shape \(3, 5\)"):
+        nets.sinusoidal_embed(jnp.ones((3, 5)))
+    with pytest.raises(ValueError, match=r"rope: the last axis of `x` \(head_dim\) must be even, got shape \(3, 2, 5\)"):
+        nets.rope(jnp.ones((3, 2, 5)))
+    with pytest.raises(ValueError, match=r"rope: `positions` of shape \(3, 4\) does not broadcast against the batch axes \(2,\) of `x`"):
+        nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3, 4), jnp.int32))
+    with pytest.raises(TypeError, match=r"rope"):  # checking on: the annotations see the wrong seq
+        nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3,), jnp.int32))
+    with checking(False):
+        with pytest.raises(ValueError, match=r"rope: `positions` must end with the 4 steps of `x` \(axis -3 of shape \(2, 4, 1, 2\)\), got shape \(3,\)"):
+            nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3,), jnp.int32))
+        with pytest.raises(ValueError, match=r"rope: `x` must have at least 3 axes \(seq, heads, head_dim\), got shape \(4, 2\)"):
+            nets.rope(jnp.ones((4, 2)))
+        with pytest.raises(TypeError, match=r"token_embed: `token_ids` must be integers, got dtype float32"):
+            nets.token_embed({"embeddings": jnp.ones((3, 2))}, jnp.ones((2,)), 3, 2)

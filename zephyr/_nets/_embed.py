@@ -1,0 +1,260 @@
+"""Embeddings: ``token_embed``, learned ``positional_embed``, ``sinusoidal_embed`` and ``rope``."""
+
+from __future__ import annotations
+
+from typing import Annotated, TypedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jaxtyping import Float, Int, Real
+
+from .._api import validate
+from .._switches import CHECKING
+from .._types import DType, Initializer
+from ..functools._partial import flexible
+from ._dtypes import compute_dtype
+
+embed_initializer: Initializer = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+"""Flax's default for embedding tables: normal with variance ``1 / embed_dim``."""
+
+positional_initializer: Initializer = jax.nn.initializers.truncated_normal(0.02)
+"""The usual learned-position initializer (BERT, GPT-2): truncated normal, stddev 0.02."""
+
+
+class TokenEmbedParams(TypedDict):
+    """Params of :func:`token_embed`: one row per token."""
+
+    embeddings: Annotated[Float[Array, "vocab_size embed_dim"], embed_initializer]
+
+
+class PositionalEmbedParams(TypedDict):
+    """Params of :func:`positional_embed`: one row per position."""
+
+    embeddings: Annotated[Float[Array, "max_len d"], positional_initializer]
+
+
+def _concrete(a: Array) -> np.ndarray[tuple[int, ...], np.dtype[np.int64]] | None:
+    """The values of ``a`` if it is concrete (not a tracer inside jit, grad or trace)."""
+    try:
+        return np.asarray(a, np.int64)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+@flexible
+def token_embed(
+    params: TokenEmbedParams,
+    token_ids: Int[Array, "*batch"],
+    vocab_size: int,
+    embed_dim: int,
+    *,
+    embeddings_initializer: Initializer = embed_initializer,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch embed_dim"]:
+    """Look up one learned row per token id.
+
+    Out-of-range ids follow ``jnp.take``'s default ``"fill"`` mode: an id in
+    ``[-vocab_size, 0)`` counts from the end (as Python indexing does) and any other id
+    outside ``[0, vocab_size)`` gives a row of NaN, so a bad id shows in the loss instead
+    of silently reading another row. With run-time checking on (``ZEPHYR_TYPECHECK=1``),
+    concrete ids (outside ``jit``) outside ``[0, vocab_size)`` raise a ``ValueError``.
+
+    Args:
+        params: ``{"embeddings": (vocab_size, embed_dim)}``.
+        token_ids: integer ids, any shape.
+        vocab_size: the number of rows.
+        embed_dim: the size of each row.
+        embeddings_initializer: initializer of the table (default: normal, variance ``1 / embed_dim``).
+        dtype: the output dtype (default: the table's dtype).
+        param_dtype: the storage dtype of the table (default float32).
+
+    Returns:
+        ``(*token_ids.shape, embed_dim)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> ids = jnp.array([[1, 2, 3]])
+        >>> params = trace(nets.token_embed(_, _, 10, 4), jax.random.key(0), ids)
+        >>> params["embeddings"].shape, nets.token_embed(params, ids, 10, 4).shape
+        ((10, 4), (1, 3, 4))
+    """
+    if not jnp.issubdtype(token_ids.dtype, jnp.integer):
+        raise TypeError(f"token_embed: `token_ids` must be integers, got dtype {token_ids.dtype}")
+    embeddings = validate(params["embeddings"], (vocab_size, embed_dim), embeddings_initializer, dtype=param_dtype)
+    if CHECKING.get():
+        ids = _concrete(token_ids)
+        if ids is not None and ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(
+                f"token_embed: `token_ids` must be in [0, {vocab_size}), got values from "
+                f"{ids.min()} to {ids.max()}"
+            )
+    compute = compute_dtype(dtype, embeddings)
+    return jnp.take(embeddings.astype(compute), token_ids, axis=0)
+
+
+@flexible
+def positional_embed(
+    params: PositionalEmbedParams,
+    x: Float[Array, "*batch seq d"],
+    max_len: int,
+    *,
+    embeddings_initializer: Initializer = positional_initializer,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch seq d"]:
+    """Add a learned embedding of each position along the time axis (``-2``).
+
+    Args:
+        params: ``{"embeddings": (max_len, d)}``; position ``t`` adds row ``t``.
+        x: ``(*batch, seq, d)`` with ``seq <= max_len``.
+        max_len: the number of positions learned.
+        embeddings_initializer: initializer of the table (default: truncated normal, 0.02).
+        dtype: the computation dtype (default: the promotion of ``x`` and the table).
+        param_dtype: the storage dtype of the table (default float32).
+
+    Returns:
+        ``x + embeddings[:seq]``, shape ``(*batch, seq, d)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.zeros((2, 5, 8))
+        >>> params = trace(nets.positional_embed(_, _, 16), jax.random.key(0), x)
+        >>> params["embeddings"].shape, nets.positional_embed(params, x, 16).shape
+        ((16, 8), (2, 5, 8))
+    """
+    if x.ndim < 2:
+        raise ValueError(f"positional_embed: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    seq, d = x.shape[-2], x.shape[-1]
+    if seq > max_len:
+        raise ValueError(
+            f"positional_embed: `x` has {seq} positions (axis -2 of shape {x.shape}), more than `max_len` {max_len}"
+        )
+    table = validate(params["embeddings"], (max_len, d), embeddings_initializer, dtype=param_dtype)
+    compute = compute_dtype(dtype, x, table)
+    return x.astype(compute) + jnp.broadcast_to(table[:seq].astype(compute), x.shape)
+
+
+def _even_last(who: str, x: Array, what: str) -> None:
+    if x.shape[-1] % 2:
+        raise ValueError(f"{who}: the last axis of `x` ({what}) must be even, got shape {x.shape}")
+
+
+def _float_dtype(x: Array) -> np.dtype[np.floating]:
+    """The dtype for angles: at least float32."""
+    return np.dtype(np.float32) if np.dtype(x.dtype).itemsize < 4 else np.dtype(x.dtype)
+
+
+@flexible
+def sinusoidal_embed(
+    x: Float[Array, "*batch seq d"],
+    *,
+    base: float = 10000.0,
+) -> Float[Array, "*batch seq d"]:
+    """Add the fixed sinusoidal position table of "Attention Is All You Need" (no params).
+
+    For position ``t`` (along axis ``-2``) and ``i < d / 2``: ``table[t, 2i] = sin(t / base**(2i/d))``
+    and ``table[t, 2i + 1] = cos(t / base**(2i/d))`` (even and odd features interleaved).
+    Returns ``x + table``; for the table alone, pass zeros.
+
+    Args:
+        x: ``(*batch, seq, d)``, ``d`` even.
+        base: the wavelength base.
+
+    Returns:
+        ``(*batch, seq, d)``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets
+        >>> table = nets.sinusoidal_embed(jnp.zeros((3, 4)))
+        >>> [round(v, 3) for v in table[1].tolist()]
+        [0.841, 0.54, 0.01, 1.0]
+    """
+    if x.ndim < 2:
+        raise ValueError(f"sinusoidal_embed: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    _even_last("sinusoidal_embed", x, "d")
+    seq, d = x.shape[-2], x.shape[-1]
+    angle_dtype = _float_dtype(x)
+    positions = np.arange(seq, dtype=np.float64)[:, None]
+    frequencies = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)
+    angles = positions * frequencies[None, :]
+    table = np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(seq, d).astype(angle_dtype)
+    y = x.astype(angle_dtype) + jnp.broadcast_to(table, x.shape)
+    return y.astype(x.dtype)
+
+
+@flexible
+def rope(
+    x: Float[Array, "*batch seq heads head_dim"],
+    positions: Real[Array, "*pbatch seq"] | None = None,
+    *,
+    base: float = 10000.0,
+) -> Float[Array, "*batch seq heads head_dim"]:
+    """Rotary position embedding (RoPE) of queries or keys, on the last axis.
+
+    ``x`` is ``(..., seq, heads, head_dim)``, the layout of ``jax.nn.dot_product_attention``
+    (for a single head, add the axis: ``x[..., None, :]``). The rotation uses the
+    "rotate half" convention (GPT-NeoX, LLaMA): with ``h = head_dim / 2``, feature ``i < h``
+    is paired with feature ``i + h`` and the pair at position ``p`` is rotated by the angle
+    ``p * base**(-2i / head_dim)``::
+
+        y[..., i]     = x[..., i] * cos - x[..., i + h] * sin
+        y[..., i + h] = x[..., i + h] * cos + x[..., i] * sin
+
+    Args:
+        x: ``(*batch, seq, heads, head_dim)``, ``head_dim`` even.
+        positions: the position of each step, ``(seq,)`` or ``(*batch, seq)`` (broadcast
+            against ``x``'s batch axes); default ``0, 1, ..., seq - 1``. Offsets for decoding
+            with a cache go here.
+        base: the wavelength base.
+
+    Returns:
+        ``(*batch, seq, heads, head_dim)``, the dtype of ``x``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import nets
+        >>> q = jnp.ones((2, 5, 4, 8))  # (batch, seq, heads, head_dim)
+        >>> nets.rope(q).shape
+        (2, 5, 4, 8)
+        >>> bool(jnp.allclose(nets.rope(q)[:, 0], q[:, 0]))  # position 0 is not rotated
+        True
+    """
+    if x.ndim < 3:
+        raise ValueError(f"rope: `x` must have at least 3 axes (seq, heads, head_dim), got shape {x.shape}")
+    _even_last("rope", x, "head_dim")
+    seq, head_dim = x.shape[-3], x.shape[-1]
+    half = head_dim // 2
+    angle_dtype = _float_dtype(x)
+    if positions is None:
+        pos = jnp.broadcast_to(np.arange(seq).astype(angle_dtype), (seq,))
+    else:
+        if positions.ndim < 1 or positions.shape[-1] != seq:
+            raise ValueError(
+                f"rope: `positions` must end with the {seq} steps of `x` (axis -3 of shape {x.shape}), "
+                f"got shape {positions.shape}"
+            )
+        pos = positions.astype(angle_dtype)
+    batch_shape = x.shape[:-3]
+    if pos.ndim - 1 > len(batch_shape) or any(
+        p not in (1, b) for p, b in zip(pos.shape[:-1][::-1], batch_shape[::-1])
+    ):
+        raise ValueError(
+            f"rope: `positions` of shape {pos.shape} does not broadcast against the batch axes "
+            f"{batch_shape} of `x`"
+        )
+    inverse_frequency = (base ** (-np.arange(0, half, dtype=np.float64) * 2 / head_dim)).astype(angle_dtype)
+    angles = pos[..., None] * jnp.broadcast_to(inverse_frequency, pos.shape + (half,))
+    angles = jnp.broadcast_to(angles[..., None, :], x.shape[:-1] + (half,))
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+    xs = x.astype(angle_dtype)
+    x1, x2 = xs[..., :half], xs[..., half:]
+    y = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+    return y.astype(x.dtype)

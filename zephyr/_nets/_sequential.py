@@ -1,0 +1,64 @@
+"""``sequential``: layers applied in order, layer ``i`` with ``params[i]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from jax import Array
+from jaxtyping import Shaped
+
+from .._types import Params
+from ..functools._composition import chain, thread_params
+from ..functools._partial import flexible
+
+
+@flexible
+def sequential(
+    params: Params,
+    x: Shaped[Array, "*shape_in"],
+    layers: Sequence[Callable[[Params, Array], Array]],
+) -> Shaped[Array, "*shape_out"]:
+    """Apply ``layers`` in order; layer ``i`` gets ``params[i]``.
+
+    The same as ``chain(thread_params(layers, params))(x)`` (``zephyr.functools.composition``).
+    An empty list is the identity.
+
+    Args:
+        params: layer ``i``'s params at ``params[i]`` (a layer without params gets ``{}``).
+        x: the first layer's input.
+        layers: functions ``(params, x) -> x``, e.g. ``nets.linear(_, _, 64)``.
+
+    Returns:
+        The last layer's output.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> layers = [nets.linear(_, _, 8), lambda p, x: nets.relu(x), nets.linear(_, _, 2)]
+        >>> x = jnp.ones((3, 4))
+        >>> params = trace(nets.sequential(_, _, layers), jax.random.key(0), x)
+        >>> sorted(params), nets.sequential(params, x, layers).shape
+        ([0, 2], (3, 2))
+    """
+    functions = list(layers)
+    for i, layer in enumerate(functions):
+        if not callable(layer):
+            raise TypeError(f"sequential: `layers[{i}]` is {type(layer).__name__}, not a function (params, x) -> x")
+    return chain(thread_params(functions, _OrEmpty(params)))(x)
+
+
+class _OrEmpty:
+    """``params[i]``, or ``{}`` for a layer without params (``trace`` creates no subtree for it)."""
+
+    __slots__ = ("_params",)
+
+    def __init__(self, params: Params) -> None:
+        self._params = params
+
+    def __getitem__(self, key: Any, /) -> Params:
+        try:
+            return self._params[key]
+        except (KeyError, IndexError):
+            return {}

@@ -152,3 +152,19 @@ def test_example_tags_per_depth_trains() -> None:
     spec.loader.exec_module(example)
     losses = example.main(["--steps", "20"])
     assert len(losses) == 20 and losses[-1] < losses[0]
+
+
+def test_scale_by_depth_numbered_and_stacked_layers(key: Array) -> None:
+    x = jnp.ones((2, 3))
+
+    def net(params: Any, x: Array) -> Array:
+        h = nets.mlp(params["mlp"], x, [3, 3])
+        h = stack(nets.linear(_, _, 3), 4)(params["deep"], h)
+        return nets.linear(params["head"], h, 1)
+
+    params = trace(net, key, x)
+    tx = optax.chain(optax.sgd(1.0), tags.scale_by_depth(tags.leaf_info(net, x), lambda d: 0.1 * (d + 1), default=7.0))
+    updates, _state = tx.update(jax.tree.map(jnp.ones_like, params), tx.init(params))
+    np.testing.assert_allclose(updates["mlp"][1]["weights"], -0.2 * np.ones((3, 3)), rtol=1e-6)
+    np.testing.assert_allclose(updates["deep"]["weights"][:, 0, 0], [-0.1, -0.2, -0.3, -0.4], rtol=1e-6)
+    np.testing.assert_allclose(updates["head"]["bias"], [-7.0])

@@ -8,8 +8,9 @@ from ._tags import mask as mask
 from ._tags import matches as matches
 from ._tags import partition as partition
 from ._tags import paths as paths
+from ._tags import scale_by_depth as scale_by_depth
 from ._tags import select as select
 from ._tags import tag as tag
 from ._tags import tags as tags
 
-__all__ = ["Leaf", "Selector", "labels", "leaf_info", "mask", "matches", "partition", "paths", "select", "tag", "tags"]
+__all__ = ["Leaf", "Selector", "labels", "leaf_info", "mask", "matches", "partition", "paths", "scale_by_depth", "select", "tag", "tags"]

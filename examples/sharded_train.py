@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
     def train(p: Any, xb: Array, yb: Array) -> list[float]:
         s = tx.init(p)
         losses = []
-        for i in range(args.steps):
+        for _step in range(args.steps):
             p, s, loss = step(p, s, xb, yb)
             losses.append(float(loss))
         return losses

@@ -10,7 +10,7 @@ decay, biases and the (tagged) output scale do not. The labels come from the mod
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import jax
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> list[float]:
     info = tags.leaf_info(model, x, args.widths)  # paths, depths, tags; no allocation
     summary(info)
     labels = tags.labels(info, label)
-    transforms: dict[str, optax.GradientTransformation] = {"scale": optax.sgd(args.lr)}
+    transforms: dict[Hashable, optax.GradientTransformation] = {"scale": optax.sgd(args.lr)}
     for depth in range(len(args.widths)):
         lr = args.lr * args.decay**depth
         transforms[f"depth{depth}/plain"] = optax.sgd(lr, momentum=0.9)

@@ -53,7 +53,23 @@ def _rule_list(rules: ShardingRules) -> list[tuple[Selector, PartitionSpec]]:
 
 
 def spec_for(leaf: Leaf, rules: ShardingRules) -> PartitionSpec:
-    """The ``PartitionSpec`` of ``leaf``: the first rule that picks it, else ``PartitionSpec()``."""
+    """The ``PartitionSpec`` of ``leaf``: the first rule that picks it, else ``PartitionSpec()``.
+
+    Args:
+        leaf: a ``zephyr.tags.Leaf`` (from ``zephyr.tags.leaf_info``).
+        rules: ``{selector: PartitionSpec}`` or ``[(selector, PartitionSpec), ...]``.
+
+    Returns:
+        The ``PartitionSpec`` of the first rule whose selector picks ``leaf``.
+
+    Example:
+        >>> import numpy as np
+        >>> from jax.sharding import PartitionSpec as P
+        >>> from zephyr import sharding, tags
+        >>> leaf = tags.Leaf(("mlp", 0, "weights"), (8, 32), np.dtype("float32"))
+        >>> sharding.spec_for(leaf, [("bias$", P("model")), ("^mlp/0/", P(None, "model"))])
+        P(None, 'model')
+    """
     for selector, spec in _rule_list(rules):
         if matches(leaf, selector):
             return spec

@@ -13,7 +13,7 @@ from jax import Array
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from zephyr import abstract_trace, checkpoint, nets, tags, trace, trace_with_state, validate
+from zephyr import abstract_trace, abstract_trace_with_state, checkpoint, nets, tags, trace, trace_with_state, validate
 from zephyr._initializers import zeros
 from zephyr.sharding import abstract_trace_sharded, trace_sharded
 
@@ -64,6 +64,8 @@ def test_round_trip_with_state(key: Array, tmp_path: pathlib.Path) -> None:
     _assert_same(p, params)
     _assert_same(s, state)
     assert s["count"].tolist() == 7
+    p, s = checkpoint.restore_with_state(tmp_path / "ck", *abstract_trace_with_state(stateful, X))
+    _assert_same(s, state)
     with pytest.raises(ValueError, match="has no `state`"):
         checkpoint.save(tmp_path / "ck2", params)
         checkpoint.restore_with_state(tmp_path / "ck2")

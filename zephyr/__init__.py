@@ -21,6 +21,7 @@ from . import sharding as sharding
 from . import tags as tags
 from . import tree as tree
 from ._sharding import abstract_trace as abstract_trace
+from ._sharding import abstract_trace_with_state as abstract_trace_with_state
 from ._sharding import trace_sharded as trace_sharded
 from . import checkpoint as checkpoint
 from ._summary import summary as summary
@@ -29,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "abstract_trace",
+    "abstract_trace_with_state",
     "checkpoint",
     "summary",
     "sharding",

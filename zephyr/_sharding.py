@@ -225,6 +225,32 @@ def abstract_trace(f: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
     return build_tree({path: abstract_leaf(spec.shape, spec.dtype) for path, spec in specs.items()})
 
 
+def abstract_trace_with_state(f: Callable[..., object], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """:func:`abstract_trace` for a stateful net ``f(params, state, *args)``: both trees, abstract.
+
+    Args:
+        f: the net, a function of ``(params, state, *args, **kwargs)``.
+        *args: sample inputs and hyperparameters.
+        **kwargs: sample keyword inputs, passed to ``f``.
+
+    Returns:
+        ``(params, state)``, nested dicts of ``jax.ShapeDtypeStruct``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import abstract_trace_with_state, validate
+        >>> def counter(params, state, x):
+        ...     return x, {"count": validate(state["count"], (), dtype=jnp.int32) + 1}
+        >>> abstract_trace_with_state(counter, jnp.ones(3))
+        ({}, {'count': ShapeDtypeStruct(shape=(), dtype=int32)})
+    """
+    param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
+    return tuple(  # type: ignore[return-value]  # two trees, one per root
+        build_tree({path: abstract_leaf(spec.shape, spec.dtype) for path, spec in specs.items()}, root)
+        for specs, root in ((param_specs, "params"), (state_specs, "state"))
+    )
+
+
 def abstract_trace_sharded(
     f: Callable[..., object], mesh: Mesh, rules: ShardingRules, *args: Any, **kwargs: Any
 ) -> Any:

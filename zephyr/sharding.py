@@ -3,6 +3,7 @@
 from ._sharding import ShardingRules as ShardingRules
 from ._sharding import abstract_trace as abstract_trace
 from ._sharding import abstract_trace_sharded as abstract_trace_sharded
+from ._sharding import abstract_trace_with_state as abstract_trace_with_state
 from ._sharding import partition_specs as partition_specs
 from ._sharding import shardings as shardings
 from ._sharding import spec_for as spec_for
@@ -12,6 +13,7 @@ __all__ = [
     "ShardingRules",
     "abstract_trace",
     "abstract_trace_sharded",
+    "abstract_trace_with_state",
     "partition_specs",
     "shardings",
     "spec_for",

@@ -36,10 +36,10 @@ def _reference_conv(
     for pos in itertools.product(*(range(s) for s in out_sizes)):
         for k in itertools.product(*(range(s) for s in kernel)):
             index = tuple(pos[i] * stride[i] + k[i] * dilation[i] for i in range(n))
-            patch = xp[(slice(None), *index)]
+            patch = xp[(slice(None), *index)]  # type: ignore[arg-type]  # numpy's stubs reject a built index tuple
             for g in range(groups):
                 out = (slice(None), *pos, slice(g * o_group, (g + 1) * o_group))
-                y[out] += patch[:, g * c_group : (g + 1) * c_group] @ w[k][:, g * o_group : (g + 1) * o_group]
+                y[out] += patch[:, g * c_group : (g + 1) * c_group] @ w[k][:, g * o_group : (g + 1) * o_group]  # type: ignore[index]  # a built index tuple
     return y
 
 
@@ -49,11 +49,11 @@ def _same_pads(size: int, k: int, s: int, d: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _as_np(a: jax.Array) -> NDArray:
+def _as_np(a: Any) -> NDArray:
     return np.asarray(a, np.float64)
 
 
-def _with_bias(params: dict[str, jax.Array], key: jax.Array) -> dict[str, jax.Array]:
+def _with_bias(params: Any, key: jax.Array) -> Any:
     return {**params, "bias": jax.random.normal(key, params["bias"].shape)}
 
 
@@ -125,7 +125,7 @@ def test_conv_any_number_of_batch_axes(key: jax.Array) -> None:
 
 def test_conv_without_bias(key: jax.Array) -> None:
     x = jax.random.normal(key, (6, 2))
-    params = trace(nets.conv_1d(_, _, 3, 2, use_bias=False), key, x)
+    params: Any = trace(nets.conv_1d(_, _, 3, 2, use_bias=False), key, x)
     assert list(params) == ["weights"]
     assert nets.conv_1d(params, x, 3, 2, use_bias=False).shape == (6, 3)
 
@@ -140,7 +140,7 @@ def _reference_conv_transpose_valid(x: NDArray, w: NDArray, stride: tuple[int, .
     for pos in itertools.product(*(range(s) for s in spatial)):
         for k in itertools.product(*(range(s) for s in kernel)):
             target = tuple(pos[i] * stride[i] + (kernel[i] - 1 - k[i]) * dilation[i] for i in range(n))
-            y[(slice(None), *target)] += x[(slice(None), *pos)] @ w[k]
+            y[(slice(None), *target)] += x[(slice(None), *pos)] @ w[k]  # type: ignore[arg-type]  # numpy's stubs reject a built index tuple
     return y
 
 
@@ -157,7 +157,7 @@ def test_conv_transpose_1d_valid_matches_scatter(key: jax.Array, stride: int, di
 def test_conv_transpose_2d_valid_matches_scatter_and_same_shape(key: jax.Array) -> None:
     x = jax.random.normal(key, (3, 4, 2))
     net = nets.conv_transpose_2d(_, _, 3, (2, 3), (2, 1), "VALID")
-    params = trace(net, key, x)
+    params: Any = trace(net, key, x)
     expected = _reference_conv_transpose_valid(_as_np(x)[None], _as_np(params["weights"]), (2, 1), (1, 1))[0]
     np.testing.assert_allclose(_as_np(net(params, x)), expected, rtol=1e-5, atol=1e-5)
     same = nets.conv_transpose_2d(_, _, 3, 3, 2)
@@ -167,7 +167,7 @@ def test_conv_transpose_2d_valid_matches_scatter_and_same_shape(key: jax.Array) 
 def test_conv_transpose_explicit_padding_matches_lax(key: jax.Array) -> None:
     x = jax.random.normal(key, (1, 2, 3, 2, 2))
     net = nets.conv_transpose_3d(_, _, 2, 2, 2, [(1, 1), (0, 1), (1, 0)], use_bias=False)
-    params = trace(net, key, x)
+    params: Any = trace(net, key, x)
     # lax.conv_transpose without transpose_kernel is a convolution of the stride-dilated input.
     expected = jax.lax.conv_general_dilated(
         x, params["weights"], (1, 1, 1), [(1, 1), (0, 1), (1, 0)], lhs_dilation=(2, 2, 2),
@@ -178,7 +178,7 @@ def test_conv_transpose_explicit_padding_matches_lax(key: jax.Array) -> None:
 
 def test_bad_inputs(key: jax.Array) -> None:
     x = jnp.ones((2, 5, 5, 4))
-    params = trace(nets.conv_2d(_, _, 8, 3), key, x)
+    params: Any = trace(nets.conv_2d(_, _, 8, 3), key, x)
     with pytest.raises(ValueError, match=r"weights.*expected shape \(3, 3, 3, 8\), got \(3, 3, 4, 8\)"):
         nets.conv_2d(params, jnp.ones((2, 5, 5, 3)), 8, 3)
     # With checking on, the annotations reject a wrong rank or padding string first.
@@ -190,7 +190,7 @@ def test_bad_inputs(key: jax.Array) -> None:
         _bad_inputs_unchecked(params, x)
 
 
-def _bad_inputs_unchecked(params: dict[str, jax.Array], x: jax.Array) -> None:
+def _bad_inputs_unchecked(params: Any, x: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"conv_2d: `x` must have at least 3 axes \(\*batch, height, width, channels\), got shape \(4,\)"):
         nets.conv_2d(params, jnp.ones((4,)), 8, 3)
     with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'same'"):

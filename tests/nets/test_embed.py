@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,7 +22,7 @@ def test_token_embed_is_a_row_lookup(key: jax.Array) -> None:
     y = nets.token_embed(params, ids, 10, 4)
     np.testing.assert_array_equal(np.asarray(y), np.asarray(params["embeddings"])[np.asarray(ids)])
     # Flax's default table: variance 1 / embed_dim.
-    big = trace(nets.token_embed(_, _, 4000, 16), key, ids)["embeddings"]
+    big: Any = trace(nets.token_embed(_, _, 4000, 16), key, ids)["embeddings"]
     assert abs(float(jnp.std(big)) - 0.25) < 0.01
 
 
@@ -42,7 +43,7 @@ def test_token_embed_out_of_range_ids(key: jax.Array) -> None:
 
 def test_positional_embed_adds_rows(key: jax.Array) -> None:
     x = jax.random.normal(key, (2, 5, 8))
-    params = trace(nets.positional_embed(_, _, 7), key, x)
+    params: Any = trace(nets.positional_embed(_, _, 7), key, x)
     assert jax.tree.map(jnp.shape, params) == {"embeddings": (7, 8)}
     y = nets.positional_embed(params, x, 7)
     np.testing.assert_allclose(np.asarray(y), np.asarray(x) + np.asarray(params["embeddings"])[:5][None], rtol=1e-6)
@@ -67,7 +68,7 @@ def test_sinusoidal_embed_matches_the_paper(key: jax.Array) -> None:
     assert nets.sinusoidal_embed(x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
 
 
-def _rope_reference(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> np.ndarray:  # type: ignore[type-arg]  # any numpy array
+def _rope_reference(x: np.ndarray, positions: np.ndarray, base: float = 10000.0) -> np.ndarray:
     """Element by element: pair i with i + d/2, rotate by position * base**(-2i/d)."""
     y = np.empty_like(x, dtype=np.float64)
     *batch, seq, heads, d = x.shape

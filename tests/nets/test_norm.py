@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,7 +55,7 @@ def test_layer_norm_without_params(key: jax.Array) -> None:
 
 def test_layer_norm_bfloat16_keeps_dtype_with_bf16_params(key: jax.Array) -> None:
     x = jax.random.normal(key, (2, 8)).astype(jnp.bfloat16)
-    params = trace(nets.layer_norm(_, _, param_dtype=jnp.bfloat16), key, x)
+    params: Any = trace(nets.layer_norm(_, _, param_dtype=jnp.bfloat16), key, x)
     assert params["scale"].dtype == jnp.bfloat16
     assert nets.layer_norm(params, x, param_dtype=jnp.bfloat16).dtype == jnp.bfloat16
 
@@ -127,7 +129,8 @@ def test_batch_norm_eval_uses_running_statistics_and_keeps_state(key: jax.Array)
 
 def test_batch_norm_feature_axis_other_than_last(key: jax.Array) -> None:
     x = jax.random.normal(key, (4, 3, 5))
-    params, state = trace_with_state(nets.batch_norm(_, _, _, True, axis=1), key, x)
+    params, state_tree = trace_with_state(nets.batch_norm(_, _, _, True, axis=1), key, x)
+    state: Any = state_tree
     assert state["mean"].shape == (3,)
     _y, new_state = nets.batch_norm(params, state, x, True, axis=1)
     expected = 0.01 * np.asarray(x, np.float64).mean((0, 2))
@@ -137,7 +140,7 @@ def test_batch_norm_feature_axis_other_than_last(key: jax.Array) -> None:
 def test_batch_norm_trains_with_optax(key: jax.Array) -> None:
     """A small classifier with batch norm: the loss falls and the state moves, under jit."""
 
-    def model(params, state, x, is_training):  # type: ignore[no-untyped-def]  # a test model
+    def model(params: Any, state: Any, x: jax.Array, is_training: bool) -> tuple[jax.Array, Any]:
         h = nets.linear(params["in"], x, 8)
         h, bn_state = nets.batch_norm(params["bn"], state["bn"], h, is_training)
         return nets.linear(params["out"], jax.nn.relu(h), 1), {"bn": bn_state}
@@ -148,22 +151,22 @@ def test_batch_norm_trains_with_optax(key: jax.Array) -> None:
     optimizer = optax.adam(1e-2)
     opt_state = optimizer.init(params)
 
-    def loss_fn(params, state):  # type: ignore[no-untyped-def]  # a test loss
+    def loss_fn(params: Any, state: Any) -> tuple[jax.Array, Any]:
         logits, new_state = model(params, state, x, True)
         return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, target)), new_state
 
     @jax.jit
-    def step(params, state, opt_state):  # type: ignore[no-untyped-def]  # a test step
+    def step(params: Any, state: Any, opt_state: Any) -> tuple[Any, Any, Any, jax.Array]:
         (loss, new_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, state)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_state, opt_state, loss
 
-    first = None
+    losses: list[float] = []
     with jax.numpy_dtype_promotion("standard"):  # optax mixes its int32 step count with floats
-        for i in range(60):
+        for _step in range(60):
             params, state, opt_state, loss = step(params, state, opt_state)
-            first = float(loss) if first is None else first
-    assert float(loss) < 0.5 * first
+            losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]
     assert not np.allclose(np.asarray(state["bn"]["mean"]), 0.0)
     eval_logits, eval_state = model(params, state, x, False)
     assert eval_logits.shape == (32, 1)

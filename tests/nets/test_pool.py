@@ -32,9 +32,9 @@ def _reference_pool(
         for i in range(m):
             start = pos[i] * stride[i] - pads[i][0]
             ranges.append(slice(max(start, 0), min(start + window[i], spatial[i])))
-        block = x[(Ellipsis, *ranges, slice(None))]
+        block = x[(Ellipsis, *ranges, slice(None))]  # type: ignore[arg-type]  # numpy's stubs reject a built index tuple
         axes = tuple(range(len(lead), len(lead) + m))
-        y[(Ellipsis, *pos, slice(None))] = reduce(block, axis=axes)
+        y[(Ellipsis, *pos, slice(None))] = reduce(block, axis=axes)  # type: ignore[index]  # a built index tuple
     return y
 
 

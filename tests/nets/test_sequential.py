@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +18,7 @@ from zephyr.typing import checking
 def test_sequential_matches_explicit_calls(key: jax.Array) -> None:
     layers = [nets.linear(_, _, 8), lambda p, x: nets.gelu(x), nets.layer_norm(_, _), nets.linear(_, _, 3)]
     x = jax.random.normal(key, (2, 5))
-    params = trace(nets.sequential(_, _, layers), key, x)
+    params: Any = trace(nets.sequential(_, _, layers), key, x)
     assert sorted(params) == [0, 2, 3]
     assert jax.tree.map(jnp.shape, params[0]) == {"bias": (8,), "weights": (5, 8)}
     y = nets.sequential(params, x, layers)

@@ -46,7 +46,8 @@ def dropout(
         params: unused, ``{}`` (accepted so dropout composes with the other nets).
         key: a JAX random key; a new key gives a new mask.
         x: any shape.
-        rate: the probability of dropping an element, in ``[0, 1]``.
+        rate: the probability of dropping an element, a Python number in ``[0, 1]`` (static:
+            it is checked and decides the code path, so it is not a traced array).
         deterministic: return ``x`` unchanged (evaluation).
 
     Returns:
@@ -91,7 +92,7 @@ def stochastic_depth(
         params: unused, ``{}``.
         key: a JAX random key.
         x: ``(batch, ...)``: the first axis is the batch; one draw per element of it.
-        rate: the probability of dropping a sample, in ``[0, 1]``.
+        rate: the probability of dropping a sample, a Python number in ``[0, 1]`` (static).
         deterministic: return ``x`` unchanged (evaluation).
 
     Returns:

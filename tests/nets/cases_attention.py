@@ -10,50 +10,54 @@ import jax.numpy as jnp
 from tests.nets.registry import NetCase
 from zephyr import nets
 from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import Params
+
+QKV = tuple[jax.Array, jax.Array, jax.Array]
 
 
 def _x(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
     return lambda key: jax.random.normal(key, shape)
 
 
-def _qkv(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> Callable[[jax.Array], tuple[jax.Array, ...]]:
-    def make(key: jax.Array) -> tuple[jax.Array, ...]:
+def _qkv(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> Callable[[jax.Array], QKV]:
+    def make(key: jax.Array) -> QKV:
         kq, kk, kv = jax.random.split(key, 3)
         return jax.random.normal(kq, q), jax.random.normal(kk, k), jax.random.normal(kv, v)
 
     return make
 
 
-_PADDING = jnp.array([[True] * 6, [True] * 4 + [False] * 2])  # (batch=2, seq=6)
+_POSITIONS = jax.lax.iota(jnp.int32, 6)
+_PADDING = jnp.stack([_POSITIONS < 6, _POSITIONS < 4])  # (batch=2, seq=6): the second has 4 tokens
 
 
-def _step(params: nets.AttentionParams, x: jax.Array) -> jax.Array:
+def _step(params: Params, x: jax.Array) -> jax.Array:
     cache = nets.init_kv_cache(x, 2, 8)
     y, _cache = nets.multi_head_self_attention_step(params, cache, x, 2)
     return y
 
 
+def _dot_product(params: Params, x: QKV) -> jax.Array:
+    return nets.dot_product_attention(x[0], x[1], x[2], is_causal=True)
+
+
+def _single_head(params: Params, x: QKV) -> jax.Array:
+    return nets.single_head_attention(params, x[0], x[1], x[2])
+
+
+def _cross(params: Params, x: QKV) -> jax.Array:
+    return nets.multi_head_attention(params, x[0], x[1], x[2], 4)
+
+
+def _gqa(params: Params, x: QKV) -> jax.Array:
+    return nets.multi_head_attention(params, x[0], x[1], x[1], 4, num_kv_heads=2)
+
+
 CASES = [
-    NetCase(
-        "dot_product_attention",
-        lambda p, x: nets.dot_product_attention(x[0], x[1], x[2], is_causal=True),
-        _qkv((2, 5, 4, 8), (2, 5, 2, 8), (2, 5, 2, 3)),
-    ),
-    NetCase(
-        "single_head_attention",
-        lambda p, x: nets.single_head_attention(p, x[0], x[1], x[2]),
-        _qkv((2, 5, 8), (2, 7, 6), (2, 7, 6)),
-    ),
-    NetCase(
-        "multi_head_attention",
-        lambda p, x: nets.multi_head_attention(p, x[0], x[1], x[2], 4),
-        _qkv((2, 5, 8), (2, 7, 6), (2, 7, 3)),
-    ),
-    NetCase(
-        "multi_head_attention_gqa",
-        lambda p, x: nets.multi_head_attention(p, x[0], x[1], x[1], 4, num_kv_heads=2),
-        _qkv((2, 5, 8), (2, 7, 8), (2, 7, 8)),
-    ),
+    NetCase("dot_product_attention", _dot_product, _qkv((2, 5, 4, 8), (2, 5, 2, 8), (2, 5, 2, 3))),
+    NetCase("single_head_attention", _single_head, _qkv((2, 5, 8), (2, 7, 6), (2, 7, 6))),
+    NetCase("multi_head_attention", _cross, _qkv((2, 5, 8), (2, 7, 6), (2, 7, 3))),
+    NetCase("multi_head_attention_gqa", _gqa, _qkv((2, 5, 8), (2, 7, 8), (2, 7, 8))),
     NetCase("multi_head_self_attention", nets.multi_head_self_attention(_, _, 2), _x((2, 6, 8))),
     NetCase("multi_head_self_attention_unbatched", nets.multi_head_self_attention(_, _, 2), _x((6, 8))),
     NetCase("multi_head_self_attention_causal", nets.multi_head_self_attention(_, _, 2, None, True), _x((2, 6, 8))),

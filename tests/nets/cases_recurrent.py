@@ -10,35 +10,46 @@ import jax.numpy as jnp
 from tests.nets.registry import NetCase
 from zephyr import nets
 from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import Params
+
+CarryAndX = tuple[jax.Array, jax.Array]
 
 
 def _x(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
     return lambda key: jax.random.normal(key, shape)
 
 
-def _carry_and_x(batch: tuple[int, ...], hidden: int, features: int) -> Callable[[jax.Array], tuple[jax.Array, jax.Array]]:
-    def make(key: jax.Array) -> tuple[jax.Array, jax.Array]:
+def _carry_and_x(batch: tuple[int, ...], hidden: int, features: int) -> Callable[[jax.Array], CarryAndX]:
+    def make(key: jax.Array) -> CarryAndX:
         kh, kx = jax.random.split(key)
         return jax.random.normal(kh, (*batch, hidden)), jax.random.normal(kx, (*batch, features))
 
     return make
 
 
-def _lstm_cell(params: nets.LSTMParams, x: tuple[jax.Array, jax.Array]) -> jax.Array:
+def _rnn_cell(params: Params, x: CarryAndX) -> jax.Array:
+    return nets.rnn_cell(params, x[0], x[1], 4)[1]
+
+
+def _gru_cell(params: Params, x: CarryAndX) -> jax.Array:
+    return nets.gru_cell(params, x[0], x[1], 4)[1]
+
+
+def _lstm_cell(params: Params, x: CarryAndX) -> jax.Array:
     h, x_t = x
     state, y = nets.lstm_cell(params, nets.LSTMState(h, jnp.tanh(h)), x_t, 4)
     return jnp.concatenate([y, state.cell], axis=-1)
 
 
-def _lstm_with_state(params: nets.LSTMParams, x: jax.Array) -> jax.Array:
+def _lstm_with_state(params: Params, x: jax.Array) -> jax.Array:
     ys, state = nets.lstm(params, x, 4, reverse=True, return_state=True)
     return ys + jnp.broadcast_to(jnp.expand_dims(state.cell, -2), ys.shape)
 
 
 CASES = [
-    NetCase("rnn_cell", lambda p, x: nets.rnn_cell(p, x[0], x[1], 4)[1], _carry_and_x((2,), 4, 3)),
+    NetCase("rnn_cell", _rnn_cell, _carry_and_x((2,), 4, 3)),
     NetCase("lstm_cell", _lstm_cell, _carry_and_x((2,), 4, 3)),
-    NetCase("gru_cell", lambda p, x: nets.gru_cell(p, x[0], x[1], 4)[1], _carry_and_x((2,), 4, 3)),
+    NetCase("gru_cell", _gru_cell, _carry_and_x((2,), 4, 3)),
     NetCase("rnn", nets.rnn(_, _, 4), _x((2, 5, 3))),
     NetCase("lstm", nets.lstm(_, _, 4), _x((2, 5, 3))),
     NetCase("lstm_unbatched", nets.lstm(_, _, 4), _x((5, 3))),

@@ -20,9 +20,10 @@ from ._linear import LinearParams, linear
 _MASKED = float(np.finfo(np.float32).min)  # the logit of a masked-out key (float32 softmax)
 
 MSG_MASKS = """\
-`masks` is boolean, True where a query may attend to a key. Either a full mask that
-broadcasts to (*batch, num_heads, q_len, kv_len), e.g. (q_len, kv_len), or a padding mask of
-rank len(batch) + 1 that broadcasts to (*batch, kv_len):
+`masks` is boolean, True where a query may attend to a key. Either a padding mask of rank
+len(batch) + 1 that broadcasts to (*batch, kv_len), or a full mask that broadcasts to
+(*batch, num_heads, q_len, kv_len), e.g. (q_len, kv_len); a mask that fits both is a
+padding mask:
 
     pad = jnp.arange(seq)[None, :] < lengths[:, None]       # (batch, seq): True = real token
     y = nets.multi_head_self_attention(params, x, 8, pad)
@@ -105,21 +106,24 @@ def _full_mask(
     full = (*batch, num_heads, q_len, kv_len)
     padding = (*batch, kv_len)
     shape = tuple(masks.shape)
-    target, is_padding = (padding, True) if len(shape) == len(batch) + 1 else (full, False)
-    try:
-        fits = len(shape) <= len(target) and np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"{who}: `masks` must broadcast to (*batch, num_heads, q_len, kv_len) = {full} or be a "
-            f"padding mask (*batch, kv_len) = {padding}, got shape {shape}\n{MSG_MASKS}"
-        )
-    if is_padding:
-        expanded = jnp.broadcast_to(masks, padding)
-        expanded = expanded.reshape((*batch, 1, 1, kv_len))
+    if len(shape) == len(batch) + 1 and _broadcasts(shape, padding):
+        expanded = jnp.broadcast_to(masks, padding).reshape((*batch, 1, 1, kv_len))
         return jnp.broadcast_to(expanded, full)
-    return jnp.broadcast_to(masks, full)
+    if _broadcasts(shape, full):
+        return jnp.broadcast_to(masks, full)
+    raise ValueError(
+        f"{who}: `masks` must broadcast to (*batch, num_heads, q_len, kv_len) = {full} or be a "
+        f"padding mask (*batch, kv_len) = {padding}, got shape {shape}\n{MSG_MASKS}"
+    )
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def _causal_mask(q_len: int, kv_len: int, offset: Array | int) -> Array:
@@ -179,8 +183,9 @@ def dot_product_attention(
         q: ``(*batch, q_len, num_heads, head_dim)``.
         k: ``(*batch, kv_len, num_kv_heads, head_dim)``; ``num_kv_heads`` divides ``num_heads``.
         v: ``(*batch, kv_len, num_kv_heads, head_dim_v)``.
-        masks: boolean, True = attend: broadcastable to ``(*batch, num_heads, q_len, kv_len)``,
-            or a padding mask ``(*batch, kv_len)`` (any mask of rank ``len(batch) + 1``).
+        masks: boolean, True = attend: a padding mask ``(*batch, kv_len)`` (rank
+            ``len(batch) + 1``), or a mask broadcastable to ``(*batch, num_heads, q_len, kv_len)``
+            such as ``(q_len, kv_len)``; a mask that fits both is a padding mask.
         is_causal: query ``i`` attends to keys ``j <= i + kv_len - q_len`` (aligned at the end,
             as in decoding); combined with ``masks``.
         scale: the logits' scale (default ``1 / sqrt(head_dim)``).
@@ -269,8 +274,9 @@ def multi_head_attention(
         k: ``(*batch, kv_len, d_k)``.
         v: ``(*batch, kv_len, d_v)``.
         num_heads: the number of query heads; must divide ``d``.
-        masks: boolean, True = attend: broadcastable to ``(*batch, num_heads, q_len, kv_len)``,
-            or a padding mask ``(*batch, kv_len)`` (any mask of rank ``len(batch) + 1``).
+        masks: boolean, True = attend: a padding mask ``(*batch, kv_len)`` (rank
+            ``len(batch) + 1``), or a mask broadcastable to ``(*batch, num_heads, q_len, kv_len)``
+            such as ``(q_len, kv_len)``; a mask that fits both is a padding mask.
         is_causal: query ``i`` attends to keys ``j <= i + kv_len - q_len``.
         num_kv_heads: key/value heads (default ``num_heads``); must divide ``num_heads``.
         use_bias: whether the projections have a bias.

@@ -1,0 +1,284 @@
+"""Attention nets against independent references: a float64 numpy formula and jax.nn.dot_product_attention."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zephyr import nets, trace, validate
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import Params, checking
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _jit(f: F) -> F:
+    return cast(F, jax.jit(f))  # pyright: ignore[reportUnknownMemberType]  # jax types jit as partially unknown
+
+
+def _jacobian(f: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
+    return cast(jax.Array, jax.jacobian(f)(x))  # pyright: ignore[reportUnknownMemberType]  # partially unknown in jax's types
+
+
+def _array(value: Any) -> jax.Array:
+    """A jax array of a numpy value (``jnp.broadcast_to`` is typed; ``jnp.asarray`` is not)."""
+    value = np.asarray(value)
+    return jnp.broadcast_to(value, value.shape)
+
+
+def _ones(*shape: int, dtype: Any = jnp.float32) -> jax.Array:
+    return jax.lax.full(shape, 1, dtype)
+
+
+def _normal(key: jax.Array, i: int, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.normal(jax.random.fold_in(key, i), shape)
+
+
+def _randomize(params: T, key: jax.Array) -> T:
+    """Every leaf random (biases too), so the references see non-trivial weights."""
+    keys = iter(jax.random.split(key, len(jax.tree.leaves(params))))
+
+    def leaf(a: jax.Array) -> jax.Array:
+        return 0.3 * jax.random.normal(next(keys), a.shape)
+
+    result: T = jax.tree.map(leaf, params)
+    return result
+
+
+def _np_linear(p: Any, x: np.ndarray) -> np.ndarray:
+    y = x @ np.asarray(p["weights"], np.float64)
+    return y + np.asarray(p["bias"], np.float64) if "bias" in p else y
+
+
+def _np_softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(-1, keepdims=True))
+    out: np.ndarray = e / e.sum(-1, keepdims=True)
+    return out
+
+
+def _np_mha(
+    params: Any, q: Any, k: Any, v: Any, num_heads: int, num_kv_heads: int, mask: np.ndarray | None
+) -> np.ndarray:
+    """Vaswani et al. with grouped heads, written out in float64 numpy, one head at a time."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    d = q.shape[-1]
+    hd = d // num_heads
+    qp, kp, vp = _np_linear(params["query"], q), _np_linear(params["key"], k), _np_linear(params["value"], v)
+    heads: list[np.ndarray] = []
+    for h in range(num_heads):
+        g = h // (num_heads // num_kv_heads)
+        qh = qp[..., h * hd : (h + 1) * hd]
+        kh = kp[..., g * hd : (g + 1) * hd]
+        vh = vp[..., g * hd : (g + 1) * hd]
+        logits = qh @ np.swapaxes(kh, -1, -2) / np.sqrt(hd)
+        if mask is not None:
+            logits = np.where(mask[..., h, :, :], logits, -1e30)
+        heads.append(_np_softmax(logits) @ vh)
+    return _np_linear(params["out"], np.concatenate(heads, axis=-1))
+
+
+def _close(a: Any, b: Any, tol: float = 1e-4) -> None:
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("num_heads,num_kv_heads", [(4, 4), (4, 2), (4, 1)])
+def test_multi_head_attention_matches_numpy(key: jax.Array, num_heads: int, num_kv_heads: int) -> None:
+    q, k, v = _normal(key, 1, (2, 5, 8)), _normal(key, 2, (2, 7, 6)), _normal(key, 3, (2, 7, 3))
+    net = nets.multi_head_attention(_, _, _, _, num_heads, num_kv_heads=num_kv_heads)
+    params = _randomize(trace(net, key, q, k, v), jax.random.fold_in(key, 9))
+    validate(params["key"]["weights"], (6, num_kv_heads * 2))  # raises on another shape
+    _close(net(params, q, k, v), _np_mha(params, q, k, v, num_heads, num_kv_heads, None))
+
+
+def test_masks_full_and_padding_match_numpy(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 6, 8))
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, 2), key, x), key)
+    full = np.asarray(_normal(key, 2, (2, 2, 6, 6))) > 0
+    full[..., 0] = True  # every query sees at least one key
+    _close(nets.multi_head_self_attention(params, x, 2, _array(full)), _np_mha(params, x, x, x, 2, 2, full))
+    padding = np.array([[True] * 6, [True] * 4 + [False] * 2])
+    expanded = np.broadcast_to(padding[:, None, None, :], (2, 2, 6, 6))
+    _close(nets.multi_head_self_attention(params, x, 2, _array(padding)), _np_mha(params, x, x, x, 2, 2, expanded))
+    causal = np.tril(np.ones((6, 6), bool))
+    _close(nets.multi_head_self_attention(params, x, 2, is_causal=True), _np_mha(params, x, x, x, 2, 2, np.broadcast_to(causal, (2, 2, 6, 6))))
+    # a (q_len, kv_len) mask broadcasts over batch and heads, and equals is_causal
+    _close(nets.multi_head_self_attention(params, x, 2, _array(causal)), nets.multi_head_self_attention(params, x, 2, is_causal=True))
+
+
+def test_padded_keys_do_not_matter(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 6, 8))
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    padding = _array([[True] * 6, [True] * 4 + [False] * 2])
+    changed = x.at[1, 4:].set(100.0)
+    y, y_changed = (nets.multi_head_self_attention(params, a, 2, padding) for a in (x, changed))
+    _close(y[1, :4], y_changed[1, :4], 1e-5)
+
+
+@pytest.mark.parametrize("num_kv_heads,causal", [(4, False), (2, True), (1, True)])
+def test_dot_product_attention_matches_jax_nn(key: jax.Array, num_kv_heads: int, causal: bool) -> None:
+    q, k, v = _normal(key, 1, (2, 5, 4, 8)), _normal(key, 2, (2, 5, num_kv_heads, 8)), _normal(key, 3, (2, 5, num_kv_heads, 8))
+    mask = _normal(key, 4, (2, 1, 5, 5)) > -0.5
+    mask = mask.at[..., 0].set(True)
+    ours = nets.dot_product_attention(q, k, v, mask, causal)
+    reference = jax.nn.dot_product_attention(q, k, v, mask=mask, is_causal=causal, implementation="xla")
+    _close(ours, reference, 1e-5)
+
+
+def test_single_head_is_multi_head_with_one_head(key: jax.Array) -> None:
+    q, kv = _normal(key, 1, (3, 4, 8)), _normal(key, 2, (3, 6, 5))
+    params = _randomize(trace(nets.single_head_attention, key, q, kv, kv), key)
+    y = nets.single_head_attention(params, q, kv, kv)
+    _close(y, nets.multi_head_attention(params, q, kv, kv, 1))
+    _close(y, _np_mha(params, q, kv, kv, 1, 1, None))
+
+
+def test_readme_decoder_call_64_heads_of_4(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 64, 256))
+    def decoder_layer(params: Params, x: jax.Array) -> jax.Array:
+        return nets.multi_head_self_attention(params["mha"][0], x, 64)
+
+    params = trace(decoder_layer, key, x)
+    y = nets.multi_head_self_attention(params["mha"][0], x, 64)
+    assert y.shape == (2, 64, 256)
+    validate(params["mha"][0]["out"]["weights"], (256, 256))  # raises on another shape
+
+
+def test_causal_output_at_t_is_independent_of_later_inputs(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 7, 8))
+    params = trace(nets.multi_head_self_attention(_, _, 4), key, x)
+    y = nets.multi_head_self_attention(params, x, 4, is_causal=True)
+    for t in range(7):
+        changed = x.at[:, t + 1 :].set(_normal(key, 10 + t, (2, 6 - t, 8)))
+        y_changed = nets.multi_head_self_attention(params, changed, 4, is_causal=True)
+        _close(y[:, : t + 1], y_changed[:, : t + 1], 1e-6)
+        if t < 6:
+            assert not np.allclose(np.asarray(y[:, t + 1 :]), np.asarray(y_changed[:, t + 1 :]))
+    # and the Jacobian of output t with respect to inputs after t is zero
+    def causal(x: jax.Array) -> jax.Array:
+        return nets.multi_head_self_attention(params, x, 4, is_causal=True)
+
+    jac = _jacobian(causal, x[0])
+    for t in range(6):
+        assert float(jnp.max(jnp.abs(jac[t, :, t + 1 :]))) == 0.0
+
+
+@pytest.mark.parametrize("num_kv_heads", [None, 2, 1])
+def test_kv_cache_token_by_token_equals_full_causal_attention(key: jax.Array, num_kv_heads: int | None) -> None:
+    x = _normal(key, 1, (2, 6, 8))
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, 4, num_kv_heads=num_kv_heads), key, x), key)
+    full = nets.multi_head_self_attention(params, x, 4, is_causal=True, num_kv_heads=num_kv_heads)
+    cache = nets.init_kv_cache(x, 4, 8, num_kv_heads=num_kv_heads)
+    outputs: list[jax.Array] = []
+    for t in range(6):
+        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4, num_kv_heads=num_kv_heads)
+        outputs.append(y_t)
+    _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
+    assert int(cache["length"]) == 6
+    assert cache["key"].shape == (2, 8, num_kv_heads or 4, 2)
+
+
+def test_kv_cache_prefill_then_jitted_scan_decoding(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 7, 8))
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    full = nets.multi_head_self_attention(params, x, 2, is_causal=True)
+    cache = nets.init_kv_cache(x, 2, 7)
+    prefix, cache = nets.multi_head_self_attention_step(params, cache, x[:, :3], 2)
+
+    @_jit
+    def decode(cache: nets.KVCache, rest: jax.Array) -> tuple[nets.KVCache, jax.Array]:
+        def body(cache: nets.KVCache, x_t: jax.Array) -> tuple[nets.KVCache, jax.Array]:
+            y_t, cache = nets.multi_head_self_attention_step(params, cache, x_t[:, None], 2)
+            return cache, y_t[:, 0]
+
+        return jax.lax.scan(body, cache, jnp.moveaxis(rest, 1, 0))
+
+    cache, rest = decode(cache, x[:, 3:])
+    _close(jnp.concatenate([prefix, jnp.moveaxis(rest, 0, 1)], axis=1), full, 1e-5)
+
+
+def test_kv_cache_step_takes_a_padding_mask_over_the_cache(key: jax.Array) -> None:
+    x = _normal(key, 1, (1, 4, 8))
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    keep = _array([[False, True, True, True]])  # the first position is padding
+    causal = jnp.broadcast_to(jnp.tril(_ones(4, 4, dtype=bool)), (1, 2, 4, 4))
+    full = nets.multi_head_self_attention(params, x, 2, jnp.logical_and(jnp.broadcast_to(keep[:, None, None, :], (1, 2, 4, 4)), causal))
+    cache = nets.init_kv_cache(x, 2, 4)
+    outputs: list[jax.Array] = []
+    for t in range(4):
+        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 2, keep)
+        outputs.append(y_t)
+    _close(jnp.concatenate(outputs, axis=1)[:, 1:], full[:, 1:], 1e-5)
+
+
+def test_dtype_and_param_dtype(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    net = nets.multi_head_self_attention(_, _, 2, param_dtype=jnp.bfloat16)
+    params = trace(net, key, x)
+    assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
+    assert net(params, x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+    y = nets.multi_head_self_attention(params, x, 2, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    assert y.dtype == jnp.bfloat16
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_num_heads_must_divide_model_size(key: jax.Array) -> None:
+    x = _ones(2, 5, 10)
+    with pytest.raises(ValueError, match=r"`num_heads` \(4\) must divide the model size .* 10"):
+        trace(nets.multi_head_self_attention(_, _, 4), key, x)
+
+
+def test_num_kv_heads_must_divide_num_heads(key: jax.Array) -> None:
+    x = _ones(2, 5, 12)
+    with pytest.raises(ValueError, match=r"`num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
+        trace(nets.multi_head_self_attention(_, _, 6, num_kv_heads=4), key, x)
+    with pytest.raises(ValueError, match=r"`num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
+        nets.init_kv_cache(x, 6, 8, num_kv_heads=4)
+
+
+def test_mask_of_the_wrong_shape(key: jax.Array) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    with pytest.raises(ValueError, match=r"`masks` must broadcast to .* \(2, 2, 5, 5\) .* \(2, 5\), got shape \(3, 5\)"):
+        nets.multi_head_self_attention(params, x, 2, _ones(3, 5, dtype=bool))
+    with pytest.raises(ValueError, match=r"`masks` must broadcast .* got shape \(2, 1, 4, 5\)"):
+        nets.multi_head_self_attention(params, x, 2, _ones(2, 1, 4, 5, dtype=bool))
+    with checking(False), pytest.raises(TypeError, match=r"`masks` must be a boolean array"):
+        nets.multi_head_self_attention(params, x, 2, _ones(2, 5))
+
+
+def test_wrong_rank_names_the_argument(key: jax.Array) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    with pytest.raises((ValueError, TypeError), match=r"parameter 'x'|`x`"):  # run-time checking
+        nets.multi_head_self_attention(params, _ones(8), 2)
+    with checking(False), pytest.raises(ValueError, match=r"multi_head_self_attention: `x` must have at least 2 axes"):
+        nets.multi_head_self_attention(params, _ones(8), 2)
+    with checking(False), pytest.raises(ValueError, match=r"dot_product_attention: `q` must have at least 3 axes"):
+        nets.dot_product_attention(_ones(5, 8), _ones(5, 8), _ones(5, 8))
+
+
+def test_q_k_feature_mismatch(key: jax.Array) -> None:
+    q, k = _ones(2, 5, 4, 8), _ones(2, 7, 2, 6)
+    with pytest.raises(TypeError, match="parameter 'k'"):  # run-time checking names the dims
+        nets.dot_product_attention(q, k, k)
+    with checking(False), pytest.raises(ValueError, match=r"`q` and `k` must have the same head size"):
+        nets.dot_product_attention(q, k, k)
+    with checking(False), pytest.raises(ValueError, match=r"`k` and `v` must agree"):
+        params = trace(nets.multi_head_attention(_, _, _, _, 2), key, _ones(2, 5, 8), _ones(2, 7, 6), _ones(2, 7, 6))
+        nets.multi_head_attention(params, _ones(2, 5, 8), _ones(2, 7, 6), _ones(2, 6, 6), 2)
+
+
+def test_cache_that_does_not_fit(key: jax.Array) -> None:
+    x = _ones(2, 1, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    cache = nets.init_kv_cache(x, 4, 8)  # 4 heads of 2, but the step uses 2 heads of 4
+    with pytest.raises(ValueError, match=r"`cache\['key'\]` must be \(\*batch, max_len, num_kv_heads, head_dim\)"):
+        nets.multi_head_self_attention_step(params, cache, x, 2)

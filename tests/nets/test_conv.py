@@ -154,6 +154,23 @@ def test_conv_transpose_1d_valid_matches_scatter(key: jax.Array, stride: int, di
     np.testing.assert_allclose(_as_np(net(params, x)), expected + _as_np(params["bias"]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel,stride", [(3, 2), (4, 2), (2, 3), (3, 1)])
+def test_conv_transpose_1d_same_is_the_scatter_cropped(key: jax.Array, kernel: int, stride: int) -> None:
+    """SAME keeps ``width * stride`` outputs of the full scatter, placed as lax (and Flax) do."""
+    x = jax.random.normal(key, (1, 5, 2))
+    net = nets.conv_transpose_1d(_, _, 3, kernel, stride, use_bias=False)
+    params: Any = trace(net, key, x)
+    full = _reference_conv_transpose_valid(_as_np(x), _as_np(params["weights"]), (stride,), (1,))
+    pad_len = kernel + stride - 2
+    pad_low = kernel - 1 if stride > kernel - 1 else math.ceil(pad_len / 2)
+    offset = kernel - 1 - pad_low
+    padded = np.pad(full, [(0, 0), (0, 5 * stride), (0, 0)])  # the scatter is zero beyond its end
+    expected = padded[:, offset : offset + 5 * stride]
+    y = net(params, x)
+    assert y.shape == (1, 5 * stride, 3)
+    np.testing.assert_allclose(_as_np(y), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_conv_transpose_2d_valid_matches_scatter_and_same_shape(key: jax.Array) -> None:
     x = jax.random.normal(key, (3, 4, 2))
     net = nets.conv_transpose_2d(_, _, 3, (2, 3), (2, 1), "VALID")

@@ -81,11 +81,11 @@ def test_rule_errors_name_the_leaf(key: Array, mesh: jax.sharding.Mesh) -> None:
 
 def test_leaves_are_created_shard_by_shard(mesh: jax.sharding.Mesh) -> None:
     """The compiled initializer of a sharded leaf only ever holds one shard per device."""
-    from zephyr._initializers import default_initializer, initializer_identity
+    from zephyr._initializers import default_initializer
     from zephyr._trace import _leaf_initializer  # the engine's per-leaf jit (private)
 
     shape, sharding = (1024, 1024), NamedSharding(mesh, P(None, "model"))
-    init = _leaf_initializer(initializer_identity(default_initializer), default_initializer, shape, np.dtype("float32"), sharding)
+    init = _leaf_initializer(default_initializer, shape, np.dtype("float32"), sharding)
     compiled = init.lower(jax.random.key(0), np.uint32(7)).compile()
     text = compiled.as_text()
     assert "1024,1024" not in text and "f32[1024,256]" in text

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import sys
+import inspect
 from collections.abc import Callable, Iterable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from types import FrameType
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 import jax
 import numpy as np
 from jax import Array
 
 from ._initializers import default_initializer
+from ._jax import tree_flatten
 from ._paths import Path, format_path
 from ._source import describe_call_argument
 from ._trace_cache import function_key, lookup, signature_key, store
@@ -26,18 +28,27 @@ from ._trace import (
     run_abstract,
     to_dtype,
 )
-from ._types import DType, Initializer, Params, PRNGKey, Shape
+from ._types import DType, Flexible, Initializer, Params, PRNGKey, Shape
 
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
 
 
+@overload
+def trace(f: Flexible[P, Ps, object], key: PRNGKey, *args: object, **kwargs: object) -> P: ...
+
+
+@overload
 def trace(
-    f: Callable[Concatenate[P, Ps], object],
-    key: PRNGKey,
-    *args: Ps.args,
-    **kwargs: Ps.kwargs,
-) -> P:
+    f: Callable[Concatenate[P, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
+) -> P: ...
+
+
+@overload
+def trace(f: Callable[Concatenate[P, ...], object], key: PRNGKey, *args: object, **kwargs: object) -> P: ...
+
+
+def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: object) -> Any:
     """Build the params of ``f`` by running ``f(params, *args, **kwargs)`` once, abstractly.
 
     The forward runs like ``jax.eval_shape``: shapes and dtypes only, no arithmetic on the
@@ -70,19 +81,25 @@ def trace(
     """
     check_trace_key(key)
     (specs,) = collect_specs(f, args, kwargs)
-    tree: Any = initialize(specs, key)
-    return tree  # type: ignore[no-any-return]  # the tree has the shape f's params declare
+    return initialize(specs, key)
 
 
 S = TypeVar("S")
 
 
+@overload
 def trace_with_state(
-    f: Callable[Concatenate[P, S, Ps], object],
-    key: PRNGKey,
-    *args: Ps.args,
-    **kwargs: Ps.kwargs,
-) -> tuple[P, S]:
+    f: Callable[Concatenate[P, S, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
+) -> tuple[P, S]: ...
+
+
+@overload
+def trace_with_state(
+    f: Callable[Concatenate[P, S, ...], object], key: PRNGKey, *args: object, **kwargs: object
+) -> tuple[P, S]: ...
+
+
+def trace_with_state(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: object) -> Any:
     """Like :func:`trace` for a stateful net ``f(params, state, *args)``: returns both trees.
 
     State (running statistics, caches) is declared like params, with ``validate(state[...],
@@ -126,7 +143,7 @@ def collect_specs(
         >>> [(spec.name, spec.shape) for spec in specs.values()]
         [("params['weights']", (5, 3)), ("params['bias']", (3,))]
     """
-    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    leaves, treedef = tree_flatten((args, kwargs))
     fkey = function_key(f)
     signature = signature_key(leaves, treedef, is_array_input) if fkey is not None else None
     key = (fkey, signature, roots) if signature is not None else None
@@ -213,12 +230,13 @@ def validate(
         (3, 2)
     """
     resolved_dtype: DType | None = dtype
-    if isinstance(shape, tuple | list) and all(isinstance(d, int) for d in shape):
-        expected: Shape = tuple(shape)
+    literal = _literal_shape(shape)
+    if literal is not None:
+        expected: Shape = literal
     else:
         from .typing._dims import resolve_shape_spec
 
-        expected, annotated_dtype = resolve_shape_spec(shape, sys._getframe(1), "validate")
+        expected, annotated_dtype = resolve_shape_spec(shape, _caller(), "validate")
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
     if type(array) is TraceNode:
@@ -234,19 +252,37 @@ def validate(
     if actual is None:
         raise TypeError(
             f"validate: expected an array or `params[...]`, got {type(array).__name__} "
-            f"(at {describe_call_argument(sys._getframe(1))})"
+            f"(at {describe_call_argument(_caller())})"
         )
     if tuple(actual) != expected:
         raise ValueError(
-            f"{_name_for_error(array, sys._getframe(1))}: expected shape {expected}, "
+            f"{_name_for_error(array, _caller())}: expected shape {expected}, "
             f"got {tuple(actual)}"
         )
     if dtype is not None and np.dtype(array.dtype) != to_dtype(dtype):  # type: ignore[union-attr]
         raise ValueError(
-            f"{_name_for_error(array, sys._getframe(1))}: expected dtype {to_dtype(dtype).name}, "
+            f"{_name_for_error(array, _caller())}: expected dtype {to_dtype(dtype).name}, "
             f"got {np.dtype(array.dtype).name}"  # type: ignore[union-attr]
         )
     return array  # type: ignore[return-value]  # an array-like with a shape: an Array here
+
+
+def _literal_shape(shape: object) -> Shape | None:
+    """``shape`` as a tuple if it is a sequence of ints, else ``None`` (a dim spec)."""
+    if isinstance(shape, tuple | list):
+        dims: list[object] = list(cast("Iterable[object]", shape))
+        if all(isinstance(d, int) for d in dims):
+            return tuple(cast("list[int]", dims))
+    return None
+
+
+def _caller() -> FrameType:
+    """The frame that called ``validate`` (two up from here)."""
+    frame = inspect.currentframe()
+    caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+    if caller is None:  # pragma: no cover  # only without frame support (not CPython)
+        raise RuntimeError("validate needs Python frames to name its caller")
+    return caller
 
 
 def _name_for_error(array: object, frame: Any) -> str:

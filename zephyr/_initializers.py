@@ -28,7 +28,7 @@ def default_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) 
     """
     if len(shape) >= 2:
         return _fan_in_truncated_normal(key, shape, dtype)
-    return jnp.zeros(shape, dtype)
+    return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
 def ones(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
@@ -39,7 +39,7 @@ def ones(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
     [1.0, 1.0]
     """
     del key
-    return jnp.ones(shape, dtype)
+    return jnp.ones(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
 def zeros(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
@@ -50,7 +50,7 @@ def zeros(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
     [0.0, 0.0]
     """
     del key
-    return jnp.zeros(shape, dtype)
+    return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
 def initializer_identity(initializer: Initializer) -> Hashable:

@@ -23,7 +23,12 @@ class StackedInitializer:
 
     def __call__(self, key: PRNGKey, shape: Shape, dtype: DType = None) -> Array:
         keys = jax.random.split(key, self.layers)
-        return jax.vmap(lambda k: self.inner(k, shape[1:], dtype))(keys)
+
+        def one_layer(layer_key: PRNGKey) -> Array:
+            return self.inner(layer_key, shape[1:], dtype)
+
+        stacked: Array = jax.vmap(one_layer)(keys)
+        return stacked
 
 
 def _declare_stacked(
@@ -69,13 +74,12 @@ def stack(f: Callable[..., Array], layers: int, *, with_key: bool = False) -> Ca
         >>> params["weights"].shape, deep(params, x).shape
         ((6, 4, 4), (2, 4))
     """
-    if not isinstance(layers, int) or layers < 1:
+    if isinstance(layers, bool) or layers < 1:
         raise ValueError(f"stack: `layers` must be a positive int, got {layers!r}")
 
     def call_layer(p: Params | TraceNode, key: PRNGKey | None, x: Array, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Array:
         return f(p, key, x, *args, **kwargs) if with_key else f(p, x, *args, **kwargs)
 
-    @flexible
     def stacked(params: Params, *rest: Any, **kwargs: Any) -> Array:
         if with_key:
             if len(rest) < 2:
@@ -94,8 +98,9 @@ def stack(f: Callable[..., Array], layers: int, *, with_key: bool = False) -> Ca
             layer_params, layer_key = layer
             return call_layer(layer_params, layer_key, carry, args, kwargs), None
 
-        y, _ = jax.lax.scan(body, x, (params, keys))
+        y: Array
+        y, _outputs = jax.lax.scan(body, x, (params, keys))
         return y
 
     stacked.__name__ = stacked.__qualname__ = f"stack({name_of(f)}, {layers})"
-    return stacked
+    return flexible(stacked)

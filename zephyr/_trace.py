@@ -11,11 +11,12 @@ and the leaf's path, one compiled call per kind of leaf.
 from __future__ import annotations
 
 import contextvars
-import functools
+import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +24,7 @@ import numpy as np
 from jax import Array
 
 from ._initializers import initializer_identity
+from ._jax import eval_shape, jit, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
 from ._paths import Path, PathKey, check_key, format_path, path_hash
 from ._types import DType, Initializer, PRNGKey, Shape
 
@@ -136,7 +138,7 @@ def _empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
     empty = getattr(jax.lax, "empty", None)
     if empty is not None:
         return empty(shape, dtype)  # type: ignore[no-any-return]
-    return jax.lax.broadcast_in_dim(np.zeros((), dtype), shape, ())
+    return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
 _ACTIVE: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar(
@@ -208,11 +210,7 @@ class TraceNode:
         )
 
 
-jax.tree_util.register_pytree_node(
-    TraceNode,
-    lambda node: ((), node),
-    lambda node, _: node,
-)
+register_pytree_node(TraceNode, lambda node: ((), node), lambda node, _children: node)
 
 
 def is_array_input(leaf: object) -> bool:
@@ -221,11 +219,14 @@ def is_array_input(leaf: object) -> bool:
 
 
 def _is_key(key: object) -> bool:
-    if not isinstance(key, jax.Array | np.ndarray):
+    dtype: Any = getattr(key, "dtype", None)
+    raw_shape: Any = getattr(key, "shape", None)
+    if dtype is None or raw_shape is None or not isinstance(key, jax.Array | np.ndarray):
         return False
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return key.shape == ()
-    return key.dtype == np.uint32 and key.shape == (2,)
+    shape: tuple[int, ...] = tuple(raw_shape)
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return shape == ()
+    return bool(dtype == np.uint32) and shape == (2,)
 
 
 def _describe_value(value: object) -> str:
@@ -265,7 +266,7 @@ def run_abstract(
     """
     from .functools._partial import PlaceholderType
 
-    leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+    leaves, treedef = tree_flatten((args, kwargs))
     for leaf in leaves:
         if isinstance(leaf, PlaceholderType):
             raise TypeError(
@@ -274,7 +275,7 @@ def run_abstract(
                 "the holed function itself: trace(net(_, _, 256), key, x))"
             )
     positions = [i for i, leaf in enumerate(leaves) if is_array_input(leaf)]
-    abstract = [jax.ShapeDtypeStruct(np.shape(leaves[i]), leaves[i].dtype) for i in positions]
+    abstract = [shape_dtype_struct(np.shape(leaves[i]), leaves[i].dtype) for i in positions]
     roots = tuple(TraceNode(state, ()) for state in states)
     target = _unwrap_jit(f)
 
@@ -282,7 +283,7 @@ def run_abstract(
         filled = list(leaves)
         for i, array in zip(positions, arrays):
             filled[i] = array
-        call_args, call_kwargs = jax.tree_util.tree_unflatten(treedef, filled)
+        call_args, call_kwargs = tree_unflatten(treedef, filled)
         try:
             out = target(*roots, *call_args, **call_kwargs)
         finally:
@@ -294,7 +295,7 @@ def run_abstract(
     token = _ACTIVE.set(states)
     try:
         with jax.checking_leaks():  # costs nothing measurable here; names what kept a tracer
-            return jax.eval_shape(forward, *abstract)
+            return eval_shape(forward, *abstract)
     except Exception as error:
         if type(error) is Exception and str(error).startswith("Leaked trace"):
             raise ValueError(_leak_message(f, str(error))) from error
@@ -349,23 +350,34 @@ def check_trace_key(key: object, who: str = "trace") -> None:
         )
 
 
-@functools.lru_cache(maxsize=512)
-def _leaf_initializer(
-    identity: Hashable,
-    initializer: Initializer,
-    shape: Shape,
-    dtype: np.dtype[Any],
-    sharding: jax.sharding.Sharding | None,
-) -> Callable[[PRNGKey, Array], Array]:
-    del identity  # the cache key; ``initializer`` is one representative of it
+_INITIALIZERS: OrderedDict[Hashable, Callable[[PRNGKey, Any], Array]] = OrderedDict()
+_INITIALIZERS_MAX = 512
+_initializers_lock = threading.Lock()
 
-    def init(key: PRNGKey, path_hash: Array) -> Array:
+
+def _leaf_initializer(
+    initializer: Initializer, shape: Shape, dtype: np.dtype[Any], sharding: jax.sharding.Sharding | None
+) -> Callable[[PRNGKey, Any], Array]:
+    """One compiled initialization per kind of leaf, shared by equal initializers (bounded)."""
+    cache_key = (initializer_identity(initializer), shape, dtype, sharding)
+    with _initializers_lock:
+        compiled = _INITIALIZERS.get(cache_key)
+        if compiled is not None:
+            _INITIALIZERS.move_to_end(cache_key)
+            return compiled
+
+    def init(key: PRNGKey, path_hash: Any) -> Array:
         value = initializer(jax.random.fold_in(key, path_hash), shape, dtype)
-        return jnp.asarray(value, dtype)
+        return value.astype(dtype)
 
     # With a sharding, jit writes each shard on its device: the whole leaf never exists on
     # one device.
-    return jax.jit(init, out_shardings=sharding)
+    compiled = jit(init, out_shardings=sharding)
+    with _initializers_lock:
+        _INITIALIZERS[cache_key] = compiled
+        while len(_INITIALIZERS) > _INITIALIZERS_MAX:
+            _INITIALIZERS.popitem(last=False)
+    return compiled
 
 
 def initialize_leaf(
@@ -375,9 +387,7 @@ def initialize_leaf(
 
     With ``sharding``, the leaf is created already placed (each device computes its shard).
     """
-    init = _leaf_initializer(
-        initializer_identity(spec.initializer), spec.initializer, spec.shape, spec.dtype, sharding
-    )
+    init = _leaf_initializer(spec.initializer, spec.shape, spec.dtype, sharding)
     try:
         value = init(key, np.uint32(path_hash(spec.path)))
     except Exception as error:
@@ -416,7 +426,7 @@ def _check_sortable(tree: dict[PathKey, Any], path: Path, root: str) -> None:
         )
     for key, child in tree.items():
         if isinstance(child, dict):
-            _check_sortable(child, path + (key,), root)
+            _check_sortable(cast("dict[PathKey, Any]", child), path + (key,), root)
 
 
 def to_dtype(dtype: DType | None) -> np.dtype[Any]:

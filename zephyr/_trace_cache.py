@@ -16,9 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
 
-import jax
-import numpy as np
 
+from ._jax import enable_x64
 from ._paths import Path
 from ._trace import LeafSpec
 
@@ -64,14 +63,16 @@ def signature_key(leaves: list[Any], treedef: Any, is_array: Callable[[Any], boo
     for leaf in leaves:
         if is_array(leaf):
             weak = bool(getattr(leaf, "weak_type", False))
-            signature.append((tuple(np.shape(leaf)), str(leaf.dtype), weak))
+            shape: tuple[int, ...] = tuple(getattr(leaf, "shape"))
+            signature.append((shape, str(leaf.dtype), weak))
         else:
             try:
                 hash(leaf)
             except TypeError:
                 return None
-            signature.append((type(leaf), leaf))
-    return (treedef, tuple(signature), bool(jax.config.jax_enable_x64))
+            value: Hashable = leaf
+            signature.append((type(value).__qualname__, type(value).__module__, value))
+    return (treedef, tuple(signature), enable_x64())
 
 
 def lookup(key: Hashable) -> tuple[dict[Path, LeafSpec], ...] | None:

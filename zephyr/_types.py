@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
 import jax.numpy as jnp
 from jax import Array
@@ -40,3 +40,36 @@ class Initializer(Protocol):
     """``(key, shape, dtype) -> Array``: the protocol of ``jax.nn.initializers``."""
 
     def __call__(self, key: PRNGKey, shape: Shape, dtype: DType = ..., /) -> Array: ...
+
+
+_A_contra = TypeVar("_A_contra", contravariant=True)
+_P = ParamSpec("_P")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class HoledCall(Protocol[_R_co]):
+    """What a call with holes to your own ``@flexible`` function returns, statically.
+
+    Calling it with the missing arguments gives the function's return type. (The library's
+    nets have exact holed types from the generated stubs; for your own module, run
+    ``python -m zephyr.typing.stubgen yourpackage.module``.) It contains no ``Any``, so
+    holed calls keep their types through ``chain`` and other overloaded functions.
+    """
+
+    def __call__(self, *args: object, **kwargs: object) -> _R_co: ...
+
+
+class Flexible(Protocol[_A_contra, _P, _R_co]):
+    """The static type of ``@flexible`` on a function ``(first, *args, **kwargs) -> R``.
+
+    A call without holes is checked against the function's own signature and returns ``R``;
+    a call with holes returns a :class:`HoledCall` of ``R``.
+    """
+
+    __name__: str
+
+    @overload
+    def __call__(self, first: _A_contra, /, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, *args: object, **kwargs: object) -> HoledCall[_R_co]: ...

@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, TypeVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, NoReturn, ParamSpec, TypeVar, final
 
 from .._switches import CHECKING
+from .._types import Flexible
 from .._trace import TraceNode
 from .._registry import register_function
 
-F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 MSG_HOLE_AS_VALUE = """\
 Only @flexible functions accept holes; a hole reaches a plain function as a value. Make the
@@ -231,7 +234,7 @@ def _name(fn: object) -> str:
     return str(getattr(fn, "__name__", None) or repr(fn))
 
 
-def flexible(fn: F) -> F:
+def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
     """Make ``fn`` accept holes: ``fn(_, _, 256)`` returns a function of the two holes.
 
     A call without holes calls ``fn`` directly (the wrapper's own cost is a scan of the
@@ -252,7 +255,8 @@ def flexible(fn: F) -> F:
         16.0
     """
     if getattr(fn, "__zephyr_flexible__", False):
-        return fn
+        already: Flexible[A, P, R] = fn  # type: ignore[assignment]  # made flexible before
+        return already
     register_function(fn)
     info: _SignatureInfo | None = None
 
@@ -286,10 +290,10 @@ def flexible(fn: F) -> F:
         wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         pass
-    return wrapper  # type: ignore[return-value]  # same call signature, plus holes
+    return wrapper  # same call signature, plus holes (typed by Flexible)
 
 
-def hole_aware(fn: F) -> F:
+def hole_aware(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
     """The same as :func:`flexible` (the original zephyr's name for it).
 
     Example:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from beartype import beartype
-from jaxtyping import jaxtyped
+from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
 from .._paths import format_path
 from .._switches import CHECKING

@@ -11,10 +11,10 @@ import functools
 import inspect
 import typing
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -149,14 +149,14 @@ def annotation_dims(annotation: Any) -> tuple[tuple[Dim, ...], DType | None] | N
 
 def default_dtype(annotation: Any) -> DType | None:
     """The dtype a new leaf gets from a jaxtyping annotation: JAX's default of its kind."""
-    dtypes = getattr(annotation, "dtypes", None)
+    dtypes: object = getattr(annotation, "dtypes", None)
     if not isinstance(dtypes, tuple | list):
         return None  # Shaped: any dtype, so the default float
-    names = set(dtypes)
+    names = [str(name) for name in cast("Iterable[object]", dtypes)]
     for candidate in (np.dtype(jnp.result_type(float)).name, "float32", "int32", "bool", "uint32"):
         if candidate in names:
             return candidate
-    return next(iter(dtypes), None)
+    return names[0] if names else None
 
 
 def strip_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
@@ -213,10 +213,11 @@ def _function_of(frame: FrameType) -> Callable[..., Any] | None:
     fn = function_of_code(frame.f_code)
     if fn is not None:
         return fn
-    candidate = frame.f_globals.get(frame.f_code.co_name)
-    candidate = inspect.unwrap(candidate) if callable(candidate) else None
-    if candidate is not None and getattr(candidate, "__code__", None) is frame.f_code:
-        return candidate
+    candidate: object = frame.f_globals.get(frame.f_code.co_name)
+    if callable(candidate):
+        unwrapped: Callable[..., Any] = inspect.unwrap(candidate)
+        if getattr(unwrapped, "__code__", None) is frame.f_code:
+            return unwrapped
     return None
 
 

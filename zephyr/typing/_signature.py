@@ -14,9 +14,9 @@ from __future__ import annotations
 import inspect
 import typing
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .._initializers import default_initializer
 from .._paths import Path, format_path
@@ -107,10 +107,15 @@ def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTempla
         for extra in extras:
             if isinstance(extra, str):
                 tags.append(extra)
-            elif isinstance(extra, tuple | list | frozenset | set) and all(isinstance(t, str) for t in extra):
-                tags.extend(extra)
+            elif isinstance(extra, tuple | list | frozenset | set):
+                group = [str(t) for t in cast("Iterable[object]", extra) if isinstance(t, str)]
+                if len(group) != len(cast("Sized", extra)):
+                    raise TypeError(
+                        f"`{owner}`: the tags of `{format_path(path)}` must be strings, got {extra!r}"
+                    )
+                tags.extend(group)
             elif callable(extra):
-                initializer = extra
+                initializer = cast("Initializer", extra)
             else:
                 raise TypeError(
                     f"`{owner}`: the annotation of `{format_path(path)}` carries {extra!r}; "

@@ -22,6 +22,7 @@ from zephyr import sharding as sharding
 from zephyr import tags as tags
 from zephyr import tree as tree
 from zephyr._sharding import abstract_trace as abstract_trace
+from zephyr._sharding import abstract_trace_with_state as abstract_trace_with_state
 from zephyr._sharding import trace_sharded as trace_sharded
 from zephyr import checkpoint as checkpoint
 from zephyr._summary import summary as summary
@@ -30,6 +31,7 @@ __version__: str
 
 __all__ = [
     "abstract_trace",
+    "abstract_trace_with_state",
     "checkpoint",
     "summary",
     "sharding",

@@ -11,9 +11,9 @@ from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
 from zephyr._nets._attention import KVCache as KVCache
 from zephyr._nets._attention import init_kv_cache as init_kv_cache
+from zephyr._nets._conv import ConvParams as ConvParams
 from zephyr._nets._transformer import TransformerBlockParams as TransformerBlockParams
 from zephyr._nets._transformer import TransformerParams as TransformerParams
-from zephyr._nets._conv import ConvParams as ConvParams
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
@@ -5336,1154 +5336,6 @@ class _SingleHeadAttention_v(Protocol):
     """``single_head_attention`` waiting for `v`."""
 
     def __call__(self, v: Float[Array, "*batch kv_len d_v"]) -> Float[Array, "*batch q_len d"]: ...
-
-@overload
-def transformer(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> Float[Array, "*batch seq d"]: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_layers_num_heads: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_layers: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: int,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_heads: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: Float[Array, "*batch seq d"],
-    num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_num_layers_num_heads: ...
-@overload
-def transformer(
-    params: Params,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x_num_layers_num_heads: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: Float[Array, "*batch seq d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_num_layers: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    x: Float[Array, "*batch seq d"],
-    num_layers: int,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_num_heads: ...
-@overload
-def transformer(
-    params: Params,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x_num_layers: ...
-@overload
-def transformer(
-    params: Params,
-    x: PlaceholderType,
-    num_layers: int,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x_num_heads: ...
-@overload
-def transformer(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_num_layers_num_heads: ...
-@overload
-def transformer(
-    params: PlaceholderType,
-    /,
-    x: Float[Array, "*batch seq d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params: ...
-@overload
-def transformer(
-    params: Params,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x: ...
-@overload
-def transformer(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_num_layers: ...
-@overload
-def transformer(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_layers: int,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    remat: bool = ...,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_num_heads: ...
-
-class _Transformer_params_x_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_layers`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_x_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_params_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-        num_heads: int,
-    ) -> _Transformer_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: int,
-    ) -> _Transformer_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-        num_heads: int,
-    ) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_params_x_num_layers(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_params_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _Transformer_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-    ) -> _Transformer_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers: ...
-
-class _Transformer_params_x_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> _Transformer_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_params_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `num_layers`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: int,
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        num_layers: int,
-        num_heads: int,
-    ) -> _Transformer_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_x_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `x`, `num_layers`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-        num_heads: int,
-    ) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_params_x(Protocol):
-    """``transformer`` waiting for `params`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Transformer_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-    ) -> _Transformer_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /) -> _Transformer_x: ...
-
-class _Transformer_params_num_layers(Protocol):
-    """``transformer`` waiting for `params`, `num_layers`."""
-
-    @overload
-    def __call__(self, params: Params, num_layers: int) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_layers: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, num_layers: int) -> _Transformer_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers: ...
-
-class _Transformer_params_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `num_heads`."""
-
-    @overload
-    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_params_num_heads: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _Transformer_params: ...
-    @overload
-    def __call__(self, params: Params, num_heads: PlaceholderType, /) -> _Transformer_num_heads: ...
-
-class _Transformer_x_num_layers(Protocol):
-    """``transformer`` waiting for `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_layers: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_layers: int) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers: ...
-
-class _Transformer_x_num_heads(Protocol):
-    """``transformer`` waiting for `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_x_num_heads: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `num_layers`, `num_heads`."""
-
-    @overload
-    def __call__(self, num_layers: int, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        num_layers: int,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_heads: ...
-
-class _Transformer_params(Protocol):
-    """``transformer`` waiting for `params`."""
-
-    def __call__(self, params: Params) -> Float[Array, "*batch seq d"]: ...
-
-class _Transformer_x(Protocol):
-    """``transformer`` waiting for `x`."""
-
-    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
-
-class _Transformer_num_layers(Protocol):
-    """``transformer`` waiting for `num_layers`."""
-
-    def __call__(self, num_layers: int) -> Float[Array, "*batch seq d"]: ...
-
-class _Transformer_num_heads(Protocol):
-    """``transformer`` waiting for `num_heads`."""
-
-    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-
-@overload
-def transformer_block(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> Float[Array, "*batch seq d"]: ...
-@overload
-def transformer_block(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_x_num_heads: ...
-@overload
-def transformer_block(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_x: ...
-@overload
-def transformer_block(
-    params: PlaceholderType,
-    x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_num_heads: ...
-@overload
-def transformer_block(
-    params: Params,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_x_num_heads: ...
-@overload
-def transformer_block(
-    params: PlaceholderType,
-    /,
-    x: Float[Array, "*batch seq d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params: ...
-@overload
-def transformer_block(
-    params: Params,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_x: ...
-@overload
-def transformer_block(
-    params: Params,
-    x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_num_heads: ...
-
-class _TransformerBlock_params_x_num_heads(Protocol):
-    """``transformer_block`` waiting for `params`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlock_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> _TransformerBlock_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlock_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_num_heads: ...
-
-class _TransformerBlock_params_x(Protocol):
-    """``transformer_block`` waiting for `params`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch seq d"],
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch seq d"],
-    ) -> _TransformerBlock_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerBlock_x: ...
-
-class _TransformerBlock_params_num_heads(Protocol):
-    """``transformer_block`` waiting for `params`, `num_heads`."""
-
-    @overload
-    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_params_num_heads: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _TransformerBlock_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_num_heads: ...
-
-class _TransformerBlock_x_num_heads(Protocol):
-    """``transformer_block`` waiting for `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_heads: int,
-    ) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_x_num_heads: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _TransformerBlock_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlock_num_heads: ...
-
-class _TransformerBlock_params(Protocol):
-    """``transformer_block`` waiting for `params`."""
-
-    def __call__(self, params: Params) -> Float[Array, "*batch seq d"]: ...
-
-class _TransformerBlock_x(Protocol):
-    """``transformer_block`` waiting for `x`."""
-
-    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
-
-class _TransformerBlock_num_heads(Protocol):
-    """``transformer_block`` waiting for `num_heads`."""
-
-    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def conv_1d(
@@ -11908,6 +10760,1154 @@ class _ConvTranspose3d_kernel_size(Protocol):
         self,
         kernel_size: int | Sequence[int],
     ) -> Float[Array, "*batch out_depth out_height out_width out_channels"]: ...
+
+@overload
+def transformer(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> Float[Array, "*batch seq d"]: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_x_num_layers_num_heads: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_x_num_layers: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    num_layers: int,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_x_num_heads: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: Float[Array, "*batch seq d"],
+    num_layers: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_num_layers_num_heads: ...
+@overload
+def transformer(
+    params: Params,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_x_num_layers_num_heads: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_x: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: Float[Array, "*batch seq d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_num_layers: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    x: Float[Array, "*batch seq d"],
+    num_layers: int,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params_num_heads: ...
+@overload
+def transformer(
+    params: Params,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_x_num_layers: ...
+@overload
+def transformer(
+    params: Params,
+    x: PlaceholderType,
+    num_layers: int,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_x_num_heads: ...
+@overload
+def transformer(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_layers: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_num_layers_num_heads: ...
+@overload
+def transformer(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch seq d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_params: ...
+@overload
+def transformer(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_x: ...
+@overload
+def transformer(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_num_layers: ...
+@overload
+def transformer(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_layers: int,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    scan: bool = ...,
+    remat: bool = ...,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    final_norm: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Transformer_num_heads: ...
+
+class _Transformer_params_x_num_layers_num_heads(Protocol):
+    """``transformer`` waiting for `params`, `x`, `num_layers`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_x_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_params_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+        num_heads: int,
+    ) -> _Transformer_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: int,
+    ) -> _Transformer_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+        num_heads: int,
+    ) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_params_x_num_layers(Protocol):
+    """``transformer`` waiting for `params`, `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_params_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _Transformer_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+    ) -> _Transformer_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers: ...
+
+class _Transformer_params_x_num_heads(Protocol):
+    """``transformer`` waiting for `params`, `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> _Transformer_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_params_num_layers_num_heads(Protocol):
+    """``transformer`` waiting for `params`, `num_layers`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: int,
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        num_layers: int,
+        num_heads: int,
+    ) -> _Transformer_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_x_num_layers_num_heads(Protocol):
+    """``transformer`` waiting for `x`, `num_layers`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+        num_heads: int,
+    ) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_params_x(Protocol):
+    """``transformer`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Transformer_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+    ) -> _Transformer_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Transformer_x: ...
+
+class _Transformer_params_num_layers(Protocol):
+    """``transformer`` waiting for `params`, `num_layers`."""
+
+    @overload
+    def __call__(self, params: Params, num_layers: int) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_layers: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, num_layers: int) -> _Transformer_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers: ...
+
+class _Transformer_params_num_heads(Protocol):
+    """``transformer`` waiting for `params`, `num_heads`."""
+
+    @overload
+    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_params_num_heads: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _Transformer_params: ...
+    @overload
+    def __call__(self, params: Params, num_heads: PlaceholderType, /) -> _Transformer_num_heads: ...
+
+class _Transformer_x_num_layers(Protocol):
+    """``transformer`` waiting for `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_layers: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, num_layers: int) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers: ...
+
+class _Transformer_x_num_heads(Protocol):
+    """``transformer`` waiting for `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_x_num_heads: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_num_layers_num_heads(Protocol):
+    """``transformer`` waiting for `num_layers`, `num_heads`."""
+
+    @overload
+    def __call__(self, num_layers: int, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        num_layers: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_layers_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        num_layers: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _Transformer_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        num_layers: int,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _Transformer_num_heads: ...
+
+class _Transformer_params(Protocol):
+    """``transformer`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*batch seq d"]: ...
+
+class _Transformer_x(Protocol):
+    """``transformer`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
+
+class _Transformer_num_layers(Protocol):
+    """``transformer`` waiting for `num_layers`."""
+
+    def __call__(self, num_layers: int) -> Float[Array, "*batch seq d"]: ...
+
+class _Transformer_num_heads(Protocol):
+    """``transformer`` waiting for `num_heads`."""
+
+    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+
+@overload
+def transformer_block(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> Float[Array, "*batch seq d"]: ...
+@overload
+def transformer_block(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_params_x_num_heads: ...
+@overload
+def transformer_block(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_params_x: ...
+@overload
+def transformer_block(
+    params: PlaceholderType,
+    x: Float[Array, "*batch seq d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_params_num_heads: ...
+@overload
+def transformer_block(
+    params: Params,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_x_num_heads: ...
+@overload
+def transformer_block(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch seq d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_params: ...
+@overload
+def transformer_block(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_x: ...
+@overload
+def transformer_block(
+    params: Params,
+    x: Float[Array, "*batch seq d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    masks: Bool[Array, "..."] | None = ...,
+    is_causal: bool = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlock_num_heads: ...
+
+class _TransformerBlock_params_x_num_heads(Protocol):
+    """``transformer_block`` waiting for `params`, `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_params_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlock_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> _TransformerBlock_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlock_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_num_heads: ...
+
+class _TransformerBlock_params_x(Protocol):
+    """``transformer_block`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch seq d"],
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch seq d"],
+    ) -> _TransformerBlock_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerBlock_x: ...
+
+class _TransformerBlock_params_num_heads(Protocol):
+    """``transformer_block`` waiting for `params`, `num_heads`."""
+
+    @overload
+    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_params_num_heads: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _TransformerBlock_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_num_heads: ...
+
+class _TransformerBlock_x_num_heads(Protocol):
+    """``transformer_block`` waiting for `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_heads: int,
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_x_num_heads: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _TransformerBlock_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch seq d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlock_num_heads: ...
+
+class _TransformerBlock_params(Protocol):
+    """``transformer_block`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*batch seq d"]: ...
+
+class _TransformerBlock_x(Protocol):
+    """``transformer_block`` waiting for `x`."""
+
+    def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
+
+class _TransformerBlock_num_heads(Protocol):
+    """``transformer_block`` waiting for `num_heads`."""
+
+    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def bidirectional(

@@ -16,7 +16,8 @@ from ._pool import NoParams
 
 
 def _check_rate(who: str, rate: float) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not (math.isfinite(rate) and 0.0 <= rate <= 1.0):  # pyright: ignore[reportUnnecessaryIsInstance]  # run-time guard for untyped callers
+    value: object = rate  # callers may pass anything: a traced array, a string
+    if type(value) not in (int, float) or not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
         raise ValueError(f"{who}: `rate` must be a number in [0, 1], got {rate!r}")
 
 

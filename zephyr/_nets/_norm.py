@@ -42,12 +42,12 @@ class BatchNormState(TypedDict):
 
 def _axes(who: str, axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     """``axis`` as sorted non-negative axes of an array of rank ``ndim``, checked."""
-    raw = (axis,) if isinstance(axis, int) else tuple(axis)
+    raw: tuple[object, ...] = (axis,) if isinstance(axis, int) else tuple(axis)
     if not raw:
         raise ValueError(f"{who}: `axis` must name at least one axis, got {axis!r}")
     axes: list[int] = []
     for a in raw:
-        if not isinstance(a, int) or isinstance(a, bool):  # pyright: ignore[reportUnnecessaryIsInstance]  # run-time guard
+        if type(a) is not int:  # bools and floats are not axes
             raise TypeError(f"{who}: `axis` must be an int or a sequence of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{who}: `axis` {a} is out of range for `x` of rank {ndim}")

@@ -1,0 +1,153 @@
+"""transformer_block and transformer: a hand-written reference, scan == loop, remat, causality."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zephyr import nets, trace, validate
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import Params, checking
+
+
+def _normal(key: jax.Array, i: int, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.normal(jax.random.fold_in(key, i), shape)
+
+
+def _randomize(params: Params, key: jax.Array) -> Params:
+    """Every leaf random (norm scales and offsets too), so the reference sees them all."""
+    keys = iter(jax.random.split(key, len(jax.tree.leaves(params))))
+
+    def leaf(a: jax.Array) -> jax.Array:
+        return a + 0.3 * jax.random.normal(next(keys), a.shape)
+
+    result: Params = jax.tree.map(leaf, params)
+    return result
+
+
+def _close(a: Any, b: Any, tol: float = 1e-5) -> None:
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=tol, atol=tol)
+
+
+def _grad(f: Callable[[Params], jax.Array], params: Params) -> Params:
+    return cast(Params, jax.grad(f)(params))  # pyright: ignore[reportUnknownMemberType]  # partially unknown in jax's types
+
+
+def _leaf(params: Params, *path: str | int) -> jax.Array:
+    node = params
+    for key in path:
+        node = node[key]
+    return validate(node, tuple(getattr(node, "shape")))
+
+
+def _reference_block(params: Params, x: jax.Array, num_heads: int, hidden: int) -> jax.Array:
+    """Pre-norm, written out: x + mha(ln(x)); then x + w2 gelu(w1 ln(x) + b1) + b2."""
+
+    def ln(p: Params, h: jax.Array) -> jax.Array:
+        mean = h.mean(-1, keepdims=True)
+        var = ((h - mean) ** 2).mean(-1, keepdims=True)
+        return (h - mean) / jnp.sqrt(var + 1e-5) * _leaf(p, "scale") + _leaf(p, "offset")
+
+    x = x + nets.multi_head_self_attention(params["attention"], ln(params["attention_norm"], x), num_heads)
+    h = ln(params["mlp_norm"], x)
+    h = jax.nn.gelu(h @ _leaf(params, "mlp", 0, "weights") + _leaf(params, "mlp", 0, "bias"))
+    assert _leaf(params, "mlp", 0, "weights").shape[-1] == hidden
+    return x + h @ _leaf(params, "mlp", 1, "weights") + _leaf(params, "mlp", 1, "bias")
+
+
+def test_transformer_block_matches_reference(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    net = nets.transformer_block(_, _, 2, mlp_dim=12)
+    params = _randomize(trace(net, key, x), key)
+    with jax.numpy_rank_promotion("allow"):
+        _close(net(params, x), _reference_block(params, x, 2, 12))
+
+
+def test_mlp_dim_defaults_to_four_times_d(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    params = trace(nets.transformer(_, _, 3, 2), key, x)
+    validate(params["layers"]["mlp"][0]["weights"], (3, 8, 32))
+    validate(params["layers"]["attention"]["query"]["weights"], (3, 8, 8))
+    validate(params["final_norm"]["scale"], (8,))
+
+
+def _stack_layers(layers: Params, num_layers: int) -> Params:
+    def stack(*leaves: jax.Array) -> jax.Array:
+        return jnp.stack(leaves)
+
+    stacked: Params = jax.tree.map(stack, *[layers[i] for i in range(num_layers)])
+    return stacked
+
+
+def _unstack_layers(stacked: Params, num_layers: int) -> dict[int, Params]:
+    def layer(i: int) -> Params:
+        def take(a: jax.Array) -> jax.Array:
+            return a[i]
+
+        result: Params = jax.tree.map(take, stacked)
+        return result
+
+    return {i: layer(i) for i in range(num_layers)}
+
+
+def test_scan_and_loop_give_the_same_output(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    looped = trace(nets.transformer(_, _, 3, 2, scan=False, is_causal=True), key, x)
+    assert sorted(looped["layers"]) == [0, 1, 2]  # type: ignore[call-overload]  # a dict at run time
+    stacked = {"layers": _stack_layers(looped["layers"], 3), "final_norm": looped["final_norm"]}
+    y_loop = nets.transformer(looped, x, 3, 2, scan=False, is_causal=True)
+    y_scan = nets.transformer(stacked, x, 3, 2, scan=True, is_causal=True)
+    _close(y_loop, y_scan)
+    # and the loop is thread_params over transformer_block, then the final norm
+    h = x
+    for i in range(3):
+        h = nets.transformer_block(looped["layers"][i], h, 2, is_causal=True)
+    _close(nets.layer_norm(looped["final_norm"], h), y_loop)
+
+
+def test_remat_gives_the_same_output_and_gradients(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    params = trace(nets.transformer(_, _, 2, 2), key, x)
+    for scan in (True, False):
+        if not scan:
+            params = {"layers": _unstack_layers(params["layers"], 2), "final_norm": params["final_norm"]}
+
+        def loss(p: Params, remat: bool, scan: bool = scan) -> jax.Array:
+            return jnp.sum(nets.transformer(p, x, 2, 2, scan=scan, remat=remat) ** 2)
+
+        _close(loss(params, True), loss(params, False))
+        plain, rematted = _grad(lambda p: loss(p, False), params), _grad(lambda p: loss(p, True), params)
+        for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(rematted)):
+            _close(a, b, 1e-4)
+
+
+def test_causal_transformer_output_at_t_ignores_later_inputs(key: jax.Array) -> None:
+    x = _normal(key, 1, (1, 6, 8))
+    net = nets.transformer(_, _, 2, 2, is_causal=True, num_kv_heads=1)
+    params = trace(net, key, x)
+    y = net(params, x)
+    changed = x.at[:, 3:].set(_normal(key, 2, (1, 3, 8)))
+    _close(net(params, changed)[:, :3], y[:, :3])
+
+
+def test_final_norm_false_has_no_final_norm_params(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    params = trace(nets.transformer(_, _, 1, 2, final_norm=False), key, x)
+    assert sorted(params) == ["layers"]  # type: ignore[call-overload]  # a dict at run time
+
+
+def test_bad_input(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    with pytest.raises(ValueError, match=r"`num_heads` \(3\) must divide the model size"):
+        trace(nets.transformer_block(_, _, 3), key, x)
+    with pytest.raises(ValueError, match=r"transformer: `num_layers` must be a positive int, got 0"):
+        trace(nets.transformer(_, _, 0, 2), key, x)
+    with pytest.raises(ValueError, match=r"`mlp_dim` must be a positive int or None, got 0"):
+        trace(nets.transformer_block(_, _, 2, mlp_dim=0), key, x)
+    with checking(False), pytest.raises(ValueError, match=r"transformer_block: `x` must have at least 2 axes"):
+        trace(nets.transformer_block(_, _, 2), key, x[0, 0])

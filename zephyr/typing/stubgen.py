@@ -1,48 +1,55 @@
 """Write ``.pyi`` stubs in which every public ``@flexible`` function has typed holes.
 
 ``linear(_, _, 256)`` is, at run time, a function of ``(params, x)``. A checker cannot know
-that from ``flexible``'s type (``F -> F``), so this generator writes a stub for each module
-that exposes public flexible functions, with one ``@overload`` per set of holes::
+that from ``flexible``'s own type, so this generator writes a stub for each module that
+exposes public flexible functions, with one ``@overload`` per set of holes::
 
     python -m zephyr.typing.stubgen                  # zephyr's own stubs, into stubs/
     python -m zephyr.typing.stubgen --check          # exit 1 with a diff if stubs/ is stale
     python -m zephyr.typing.stubgen mypkg.models --out stubs   # your own flexible functions
 
-For your own code, point your checker at the output directory (mypy: ``mypy_path = stubs``;
-pyright: ``stubPath = "stubs"``) and regenerate when a signature changes (``--check`` in CI).
-A package name (``mypkg``) stands for its public submodules that expose flexible functions.
+For your own code: generate into a directory of your project, point your checker at it
+(mypy: ``mypy_path = stubs``; pyright: ``stubPath = "stubs"``), and run ``--check`` in CI so
+the stubs follow the signatures. mypy ignores the stubs of a package named on its command
+line: check the code that *uses* ``mypkg`` (``mypy tests/``), not ``mypy mypkg``. A
+package name (``mypkg``) stands for its public submodules that expose flexible functions.
 Each stubbed module also gets stubs for its parent packages: without
-``stubs/mypkg/__init__.pyi`` mypy silently ignores ``stubs/mypkg/``.
+``stubs/mypkg/__init__.pyi`` mypy silently reads the ``.py`` files instead. zephyr's own
+stubs ship in its wheel, next to its modules.
 
 The rules:
 
-- A stub is complete for its module: imports, re-exports (``from x import y as y``),
-  ``__all__``, classes and functions (as signatures), constants (by type), so the checker
-  loses nothing by reading it instead of the ``.py`` file.
-- A public flexible function (defined in the module or re-exported by it) becomes an
-  overloaded function. Its *holeable* parameters are its leading positional parameters
-  without a default, at most ``--max-holes`` (4) of them: ``params, x, out_dim`` for
-  ``linear``; options after ``*`` never are. For each non-empty set of holeable parameters
-  there is one overload in which those are typed ``PlaceholderType`` and every parameter up
-  to the last hole is positional-only. It returns a generated ``Protocol`` (named after the
-  function and the missing parameters, e.g. ``_Linear_params_x``) whose ``__call__`` takes
-  exactly the missing parameters, with their names and types, and returns the function's
-  return type; with two or more missing parameters it accepts holes again (same rule).
-  The first overload is the real signature (so that a
-  ParamSpec, as in ``trace(nets.linear, key, x, 3)``, sees it). A function with k holeable parameters gets
-  2**k overloads and 2**k - 1 protocols.
+- A stub is complete for its module: imports (made absolute, which pyright needs to fall
+  back to the ``.py`` modules that have no stub), re-exports (``from x import y as y``),
+  ``__all__``, classes and functions as signatures, constants by type.
+- A public flexible function, defined in the module or re-exported from a module without a
+  stub (as ``zephyr.nets`` re-exports ``zephyr._nets``), becomes an overloaded function.
+  Its *holeable* parameters are its leading positional parameters without a default, at
+  most ``--max-holes`` (4) of them: ``params, x, out_dim`` for ``linear``, ``params, q, k,
+  v`` for ``multi_head_attention``; options after ``*`` never are.
+- The first overload is the real signature (first, so that a ``ParamSpec``, as in
+  ``trace(nets.linear, key, x, 3)``, sees it); a function written with ``@overload`` decorators
+  keeps each of them. Then, for each non-empty set of holeable parameters (most holes
+  first), one overload types those as ``PlaceholderType``, makes every parameter up to the
+  last hole positional-only, and returns a generated ``Protocol`` named after the function
+  and the missing parameters (``_Linear_params_x``). Its ``__call__`` takes exactly the
+  missing parameters, with their names and types, and returns the function's return type;
+  with two or more missing parameters it accepts holes again, by the same rule. With k
+  holeable parameters: 2**k overloads, 2**k - 1 protocols.
 - Typed holes are positional. A keyword hole (``f(x, out_dim=_)``) or a hole in a later
   parameter works at run time but is a type error in the stubs: write it positionally.
-- Parameters named ``params`` or ``state`` are shown as ``zephyr.typing.Params``, and a
-  ``TypedDict`` in a return type as ``Params``: a ``TypedDict`` (what the trace engine reads
-  from the implementation's annotations) is not assignable from the ``Params`` trees that
-  ``trace`` returns and ``params["sub"]`` gives. The jaxtyping spelling of the other
-  annotations is kept for hover (statically ``Float[Array, "..."]`` is ``Array``).
-- The output is deterministic: one line per signature when it fits in 100 columns,
-  else one parameter per line.
+  Options may still be given with the holes (``linear(_, _, 256, use_bias=False)``).
+- Parameters named ``params`` or ``state`` are shown as ``zephyr.typing.Params``, and their
+  ``TypedDict`` classes as ``Params`` wherever else they appear (``batch_norm`` returns its new
+  state): a ``TypedDict``, which the trace engine reads from the implementation, is not
+  assignable from the ``Params`` trees that ``trace`` returns and ``params["sub"]`` gives.
+  Other annotations keep their jaxtyping spelling, for hover (statically
+  ``Float[Array, "..."]`` is ``Array``; the dims are checked at run time).
+- The output is deterministic: a signature on one line when it fits in 100 columns, else
+  one parameter per line.
 
 mypy's ``stubtest`` checks the stubs against the run-time modules (``flexible`` keeps
-``__wrapped__`` and ``__signature__``); it does not compare parameter types.
+``__wrapped__`` and ``__signature__``); it compares names and kinds, not parameter types.
 """
 
 from __future__ import annotations
@@ -271,16 +278,40 @@ class Source:
 class Imports:
     """The import lines a stub needs, each name bound once."""
 
-    def __init__(self, taken: dict[str, str]) -> None:
-        self.taken = taken  # name -> the import line (or "" for a definition) binding it
+    def __init__(self, taken: dict[str, Binding]) -> None:
+        self.taken = taken  # what each name of the stub is bound to already
         self.lines: list[str] = []
 
     def need(self, alias: str, binding: Binding) -> None:
-        line = binding.line(alias)
-        if alias in self.taken:  # the module binds it itself (the function is defined there)
+        """Import ``binding`` as ``alias``, unless the stub binds ``alias`` to it already."""
+        if alias in self.taken:
+            if not _same_object(self.taken[alias], binding):
+                raise ValueError(
+                    f"stubgen: `{alias}` would mean two things in one stub: "
+                    f"{self.taken[alias].line(alias)!r} and {binding.line(alias)!r}; "
+                    "import one of them under another name in the implementation"
+                )
             return
-        self.taken[alias] = line
-        self.lines.append(line)
+        self.taken[alias] = binding
+        self.lines.append(binding.line(alias))
+
+
+def _same_object(a: Binding, b: Binding) -> bool:
+    if a == b:
+        return True
+    try:
+        return _resolve(a) is _resolve(b)
+    except (ImportError, AttributeError):
+        return False
+
+
+def _resolve(binding: Binding) -> object:
+    if binding.module is None:
+        return importlib.import_module(binding.name)
+    module = importlib.import_module(binding.module)
+    if hasattr(module, binding.name):
+        return getattr(module, binding.name)
+    return importlib.import_module(f"{binding.module}.{binding.name}")
 
 
 def _pascal(name: str) -> str:
@@ -477,18 +508,24 @@ def flexible_names(module: types.ModuleType) -> list[str]:
 class ModuleStub:
     """The stub text of one module."""
 
-    def __init__(self, module: types.ModuleType, max_holes: int = MAX_HOLES) -> None:
+    def __init__(self, module: types.ModuleType, max_holes: int = MAX_HOLES, stubbed: Sequence[str] = ()) -> None:
         self.module = module
         self.source = Source.of(module)
         self.max_holes = max_holes
-        self.flexible = set(flexible_names(module))
         self.package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+        # A flexible function re-exported from another stubbed module is imported from there,
+        # with its overloads; one re-exported from a module without a stub is written out.
+        self.flexible = set(flexible_names(module))
+        for statement in _top_level(self.source.tree.body):
+            if isinstance(statement, ast.ImportFrom) and absolute_module(statement, self.package) in stubbed:
+                self.flexible -= {alias.asname or alias.name for alias in statement.names}
         self.needs_incomplete = False
 
     def render(self) -> str:
         body: list[str] = []  # blocks, separated by blank lines
         header_imports: list[str] = []
-        taken: dict[str, str] = {}
+        bindings = module_bindings(self.module, self.source.tree)
+        taken: dict[str, Binding] = {}
         flexible_blocks: list[tuple[str, Callable[..., object]]] = []
         docstring = ast.get_docstring(self.source.tree, clean=False)
         for statement in _top_level(self.source.tree.body):
@@ -499,7 +536,7 @@ class ModuleStub:
                     for alias in statement.names:
                         bound = alias.asname or alias.name.split(".")[0]
                         if not (isinstance(statement, ast.ImportFrom) and bound in self.flexible):
-                            taken[bound] = line
+                            taken[bound] = bindings[bound]
             elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef) and statement.name in self.flexible:
                 flexible_blocks.append((statement.name, getattr(self.module, statement.name)))
             else:
@@ -507,7 +544,7 @@ class ModuleStub:
                 if block:
                     body.append(block)
                     for name in _defined_names(statement):
-                        taken[name] = ""
+                        taken[name] = Binding(self.module.__name__, name)
         imports = Imports(taken)
         flexible_text: list[str] = []
         if flexible_blocks:
@@ -689,7 +726,8 @@ def generate(names: Sequence[str], max_holes: int = MAX_HOLES) -> dict[Path, str
         >>> "def linear(" in files[Path("zephyr/nets.pyi")]
         True
     """
-    return {stub_path(m): ModuleStub(importlib.import_module(m), max_holes).render() for m in stub_modules(names)}
+    modules = stub_modules(names)
+    return {stub_path(m): ModuleStub(importlib.import_module(m), max_holes, modules).render() for m in modules}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,12 +24,14 @@ _orthogonal = jax.nn.initializers.orthogonal()
 def recurrent_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
     """Orthogonal rows (``jax.nn.initializers.orthogonal``): the usual init of hidden-to-hidden weights.
 
+    Computed in float32 (the QR decomposition has no bfloat16 kernel), then cast to ``dtype``.
+
     >>> import jax, jax.numpy as jnp
     >>> w = recurrent_initializer(jax.random.key(0), (3, 6))
     >>> bool(jnp.allclose(w @ w.T, jnp.eye(3), atol=1e-5))
     True
     """
-    return _orthogonal(key, shape, dtype)
+    return _orthogonal(key, shape, jnp.float32).astype(dtype)
 
 
 def lstm_bias_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:

@@ -1,0 +1,229 @@
+"""rnn, lstm, gru against hand-written Python loops over time (float64 numpy, the standard equations)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from zephyr import nets, trace
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.typing import Params, checking
+
+B, T, F, H = 2, 5, 3, 4
+
+
+def _normal(key: jax.Array, i: int, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.normal(jax.random.fold_in(key, i), shape)
+
+
+def _np(params: Params, name: str) -> np.ndarray:
+    return np.asarray(params[name], np.float64)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
+    return out
+
+
+def _close(a: Any, b: Any, tol: float = 1e-5) -> None:
+    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=tol, atol=tol)
+
+
+# The standard equations, one time step at a time, in float64 numpy:
+
+
+def _rnn_loop(params: Params, x: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """h_t = tanh(x_t W_x + h_{t-1} W_h + b)."""
+    xs = np.asarray(x, np.float64)
+    outputs: list[np.ndarray] = []
+    for t in range(xs.shape[-2]):
+        h = np.tanh(xs[..., t, :] @ _np(params, "w_input") + h @ _np(params, "w_hidden") + _np(params, "bias"))
+        outputs.append(h)
+    return np.stack(outputs, axis=-2), h
+
+
+def _lstm_loop(params: Params, x: Any, h: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """i, f, g, o = split(x_t W_x + h W_h + b); c = σ(f) c + σ(i) tanh(g); h = σ(o) tanh(c)."""
+    xs = np.asarray(x, np.float64)
+    outputs: list[np.ndarray] = []
+    w_x, w_h, b = _np(params, "w_input"), _np(params, "w_hidden"), _np(params, "bias")
+    for t in range(xs.shape[-2]):
+        z = xs[..., t, :] @ w_x + h @ w_h + b
+        i, f, g, o = z[..., :H], z[..., H : 2 * H], z[..., 2 * H : 3 * H], z[..., 3 * H :]
+        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h = _sigmoid(o) * np.tanh(c)
+        outputs.append(h)
+    return np.stack(outputs, axis=-2), h, c
+
+
+def _gru_loop(params: Params, x: Any, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """r = σ(x W_xr + b_xr + h W_hr + b_hr); z likewise; n = tanh(x W_xn + b_xn + r (h W_hn + b_hn));
+    h = (1 - z) n + z h (Cho et al. 2014 as PyTorch and Flax compute it)."""
+    xs = np.asarray(x, np.float64)
+    outputs: list[np.ndarray] = []
+    w_x, w_h = _np(params, "w_input"), _np(params, "w_hidden")
+    b_x, b_h = _np(params, "bias_input"), _np(params, "bias_hidden")
+    for t in range(xs.shape[-2]):
+        gx = xs[..., t, :] @ w_x + b_x
+        gh = h @ w_h + b_h
+        r = _sigmoid(gx[..., :H] + gh[..., :H])
+        z = _sigmoid(gx[..., H : 2 * H] + gh[..., H : 2 * H])
+        n = np.tanh(gx[..., 2 * H :] + r * gh[..., 2 * H :])
+        h = (1 - z) * n + z * h
+        outputs.append(h)
+    return np.stack(outputs, axis=-2), h
+
+
+def _randomize(params: Params, key: jax.Array) -> Params:
+    keys = iter(jax.random.split(key, len(jax.tree.leaves(params))))
+
+    def leaf(a: jax.Array) -> jax.Array:
+        return a + 0.3 * jax.random.normal(next(keys), a.shape)
+
+    result: Params = jax.tree.map(leaf, params)
+    return result
+
+
+def _setup(key: jax.Array, net: Any) -> tuple[Params, jax.Array, jax.Array]:
+    x = _normal(key, 1, (B, T, F))
+    params = _randomize(trace(net, key, x), jax.random.fold_in(key, 7))
+    return params, x, _normal(key, 2, (B, H))
+
+
+def test_rnn_matches_python_loop(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.rnn(_, _, H))
+    ys, h = _rnn_loop(params, x, np.zeros((B, H)))
+    _close(nets.rnn(params, x, H), ys)
+    ys, h = _rnn_loop(params, x, np.asarray(h0, np.float64))
+    out, final = nets.rnn(params, x, H, initial_state=h0, return_state=True)
+    _close(out, ys)
+    _close(final, h)
+
+
+def test_lstm_matches_python_loop(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.lstm(_, _, H))
+    c0 = _normal(key, 3, (B, H))
+    ys, _h, _c = _lstm_loop(params, x, np.zeros((B, H)), np.zeros((B, H)))
+    _close(nets.lstm(params, x, H), ys)
+    ys, h, c = _lstm_loop(params, x, np.asarray(h0, np.float64), np.asarray(c0, np.float64))
+    out, state = nets.lstm(params, x, H, initial_state=nets.LSTMState(h0, c0), return_state=True)
+    _close(out, ys)
+    _close(state.hidden, h)
+    _close(state.cell, c)
+
+
+def test_gru_matches_python_loop(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.gru(_, _, H))
+    ys, h = _gru_loop(params, x, np.zeros((B, H)))
+    _close(nets.gru(params, x, H), ys)
+    ys, h = _gru_loop(params, x, np.asarray(h0, np.float64))
+    out, final = nets.gru(params, x, H, initial_state=h0, return_state=True)
+    _close(out, ys)
+    _close(final, h)
+
+
+def test_initial_state_is_used(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.gru(_, _, H))
+    assert not np.allclose(np.asarray(nets.gru(params, x, H)), np.asarray(nets.gru(params, x, H, initial_state=h0)))
+
+
+def test_cells_are_one_step_of_the_sequence(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.lstm(_, _, H))
+    state = nets.LSTMState(h0, jnp.tanh(h0))
+    outputs: list[jax.Array] = []
+    for t in range(T):
+        state, y = nets.lstm_cell(params, state, x[:, t], H)
+        outputs.append(y)
+    _close(jnp.stack(outputs, axis=1), nets.lstm(params, x, H, initial_state=nets.LSTMState(h0, jnp.tanh(h0))))
+    gru_params, x, h = _setup(key, nets.gru(_, _, H))
+    rnn_params = _setup(key, nets.rnn(_, _, H))[0]
+    h_gru, h_rnn = h, h
+    for t in range(T):
+        h_gru, _y = nets.gru_cell(gru_params, h_gru, x[:, t], H)
+        h_rnn, _y = nets.rnn_cell(rnn_params, h_rnn, x[:, t], H)
+    _close(h_gru, nets.gru(gru_params, x, H, initial_state=h, return_state=True)[1])
+    _close(h_rnn, nets.rnn(rnn_params, x, H, initial_state=h, return_state=True)[1])
+
+
+Cell = Literal["rnn", "lstm", "gru"]
+
+
+def _sequence(cell: Cell, params: Params, x: jax.Array, reverse: bool = False) -> jax.Array:
+    if cell == "rnn":
+        return nets.rnn(params, x, H, reverse=reverse)
+    if cell == "lstm":
+        return nets.lstm(params, x, H, reverse=reverse)
+    return nets.gru(params, x, H, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_reverse_is_flip_run_flip(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (B, T, F))
+
+    def run(params: Params, x: jax.Array) -> jax.Array:
+        return _sequence(cell, params, x)
+
+    params = _randomize(trace(run, key, x), key)
+    forward_on_flipped = _sequence(cell, params, jnp.flip(x, axis=-2))
+    _close(_sequence(cell, params, x, reverse=True), jnp.flip(forward_on_flipped, axis=-2))
+
+
+def test_return_state_is_the_final_carry(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.lstm(_, _, H))
+    ys, state = nets.lstm(params, x, H, return_state=True)
+    _close(state.hidden, ys[:, -1])
+    ys, state = nets.lstm(params, x, H, reverse=True, return_state=True)
+    _close(state.hidden, ys[:, 0])  # reversed: the last step taken is t = 0
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_concatenates_forward_and_backward(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (B, T, F))
+    net = nets.bidirectional(_, _, H, cell)
+    params = _randomize(trace(net, key, x), key)
+    expected = jnp.concatenate(
+        [_sequence(cell, params["forward"], x), _sequence(cell, params["backward"], x, reverse=True)], axis=-1
+    )
+    _close(net(params, x), expected)
+
+
+def test_lstm_forget_bias_starts_at_one_and_hidden_weights_are_orthogonal(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    params = trace(nets.lstm(_, _, H), key, x)
+    bias = _np(params, "bias")
+    np.testing.assert_array_equal(bias, np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)])
+    w = _np(params, "w_hidden")
+    np.testing.assert_allclose(w @ w.T, np.eye(H), atol=1e-5)
+
+
+def test_dtype_and_param_dtype(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    net = nets.gru(_, _, H, param_dtype=jnp.bfloat16)
+    params = trace(net, key, x)
+    assert {np.dtype(a.dtype) for a in jax.tree.leaves(params)} == {np.dtype(jnp.bfloat16)}
+    assert net(params, x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+    assert nets.lstm(trace(nets.lstm(_, _, H), key, x), x, H, dtype=jnp.bfloat16).dtype == jnp.bfloat16
+
+
+# ------------------------------------------------------------------------------ bad input
+
+
+def test_bad_input(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.lstm(_, _, H))
+    with pytest.raises((ValueError, TypeError), match=r"parameter 'x'|`x`"):  # run-time checking
+        nets.lstm(params, x[0, 0], H)
+    with checking(False), pytest.raises(ValueError, match=r"lstm: `x` must have at least 2 axes \(time, features\), got shape \(3,\)"):
+        nets.lstm(params, x[0, 0], H)
+    bad = nets.LSTMState(jax.lax.full((B, H + 1), 0.0, jnp.float32), jax.lax.full((B, H + 1), 0.0, jnp.float32))
+    with checking(False), pytest.raises(ValueError, match=r"lstm: `initial_state` must have shape \(\*batch, hidden_size\) = \(2, 4\), got \(2, 5\)"):
+        nets.lstm(params, x, H, initial_state=bad)
+    with pytest.raises(ValueError, match=r"gru: `hidden_size` must be a positive int, got 0"):
+        trace(nets.gru(_, _, 0), key, x)
+    with checking(False), pytest.raises(ValueError, match=r"bidirectional: `cell` must be 'rnn', 'lstm' or 'gru', got 'lsmt'"):
+        trace(nets.bidirectional(_, _, H, cast(Cell, "lsmt")), key, x)  # the error under test
+    with checking(False), pytest.raises(ValueError, match=r"gru_cell: `carry` must have shape \(\*batch, hidden_size\) = \(2, 4\)"):
+        trace(nets.gru_cell, key, jax.lax.full((3, H), 0.0, jnp.float32), x[:, 0], H)

@@ -4,6 +4,9 @@
   types that zephyr's signatures use.
 - ``checking(True)`` / ``ZEPHYR_TYPECHECK=1``: beartype + jaxtyping checks of annotated nets.
 - ``params_layout(net)``: the leaves a net's params annotation declares.
+- ``python -m zephyr.typing.stubgen``: stubs in which holes are typed (``linear(_, _, 256)``
+  is a function of ``(params, x)`` to mypy and pyright), for zephyr (shipped in the wheel)
+  and for your own ``@flexible`` functions (``python -m zephyr.typing.stubgen mypkg``).
 """
 
 from .._types import DType as DType

@@ -368,6 +368,8 @@ class FlexibleStub:
         for variant in self.variants:
             for holes in _subsets(variant.holeable):
                 blocks.append("@overload\n" + _holed(variant, variant.parameters, holes, head, ""))
+        if len(blocks) == 1:  # nothing can be a hole: a plain signature
+            blocks[0] = blocks[0].removeprefix("@overload\n")
         text = "\n".join(blocks) + "\n"
         for variant in self.variants:
             for missing in _subsets(variant.holeable):
@@ -523,16 +525,16 @@ class ModuleStub:
 
     def render(self) -> str:
         body: list[str] = []  # blocks, separated by blank lines
-        header_imports: list[str] = []
+        header_imports: list[tuple[str, list[ast.alias]]] = []
         bindings = module_bindings(self.module, self.source.tree)
         taken: dict[str, Binding] = {}
         flexible_blocks: list[tuple[str, Callable[..., object]]] = []
         docstring = ast.get_docstring(self.source.tree, clean=False)
         for statement in _top_level(self.source.tree.body):
             if isinstance(statement, ast.Import | ast.ImportFrom):
-                line = self._import(statement, flexible_blocks)
-                if line:
-                    header_imports.append(line)
+                prefix, aliases = self._import(statement, flexible_blocks)
+                if aliases:
+                    header_imports.append((prefix, aliases))
                     for alias in statement.names:
                         bound = alias.asname or alias.name.split(".")[0]
                         if not (isinstance(statement, ast.ImportFrom) and bound in self.flexible):
@@ -559,19 +561,28 @@ class ModuleStub:
         out = HEADER
         if docstring:
             out += _docstring(docstring, "")
-        lines = [*_unique(header_imports), *_merge_imports(imports.lines)]
         chunks = [b for b in body if not b.startswith("__all__")] + flexible_text
         chunks += [b for b in body if b.startswith("__all__")]
+        used = set(re.findall(r"[A-Za-z_]\w*", "\n".join(chunks)))
+        own: list[str] = []
+        for prefix, aliases in header_imports:
+            # Keep re-exports (``y as y``), and other imports only if the stub uses them.
+            needed = [a for a in aliases if a.asname == a.name or (a.asname or a.name.split(".")[0]) in used]
+            if needed:
+                own.append(prefix + ", ".join(_alias(a) for a in needed))
+        lines = [*_unique(own), *_merge_imports(imports.lines)]
         for chunk in (["\n".join(lines) + "\n"] if lines else []) + chunks:
             out += "\n" + chunk.rstrip("\n") + "\n"
         return out
 
-    def _import(self, statement: ast.Import | ast.ImportFrom, flexible_blocks: list[tuple[str, Callable[..., object]]]) -> str:
-        """The import line to keep, without the re-exported flexible functions."""
+    def _import(
+        self, statement: ast.Import | ast.ImportFrom, flexible_blocks: list[tuple[str, Callable[..., object]]]
+    ) -> tuple[str, list[ast.alias]]:
+        """The import to keep (``from m import `` and its names), without the flexible functions."""
         if isinstance(statement, ast.Import):
-            return "import " + ", ".join(_alias(a) for a in statement.names)
+            return "import ", list(statement.names)
         if statement.module == "__future__":
-            return ""
+            return "", []
         kept: list[ast.alias] = []
         for alias in statement.names:
             name = alias.asname or alias.name
@@ -579,11 +590,9 @@ class ModuleStub:
                 flexible_blocks.append((name, getattr(self.module, name)))
             else:
                 kept.append(alias)
-        if not kept:
-            return ""
         # Absolute: pyright resolves ``zephyr._api`` past a stub package that lacks it, but
         # not ``._api`` written in ``stubs/zephyr/__init__.pyi``.
-        return f"from {absolute_module(statement, self.package)} import " + ", ".join(_alias(a) for a in kept)
+        return f"from {absolute_module(statement, self.package)} import ", kept
 
     def _statement(self, statement: ast.stmt, indent: str) -> str:
         """The stub form of a definition or assignment ('' to drop it)."""

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[int, ...]]:
 
     chained = trace(model_chain, key, x)
     same_params = summary(chained, show=False) == summary(params, show=False) and all(
-        bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(chained), jax.tree.leaves(params))
+        np.array_equal(a, b) for a, b in zip(jax.tree.leaves(chained), jax.tree.leaves(params))
     )
     print(f"the chain form traces to the same params: {same_params}")
 

@@ -58,6 +58,7 @@ import argparse
 import ast
 import builtins
 import difflib
+import functools
 import importlib
 import inspect
 import itertools
@@ -259,8 +260,12 @@ class Source:
 
     @classmethod
     def of(cls, module: types.ModuleType) -> Source:
-        text = inspect.getsource(module)
-        return cls(module, text, ast.parse(text))
+        """The source of ``module``, parsed once per run (``zephyr._nets._attention`` has 5 nets)."""
+        return _parsed(module)
+
+    @functools.cached_property
+    def bindings(self) -> dict[str, Binding]:
+        return module_bindings(self.module, self.tree)
 
     def signatures(self, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
         """The ``@overload``s of a top-level function, or else its ``def``."""
@@ -273,6 +278,12 @@ class Source:
             raise LookupError(f"stubgen: no top-level `def {name}` in {self.module.__name__}")
         overloads = [s for s in found if any(_decorator_name(d) == "overload" for d in s.decorator_list)]
         return overloads or found[-1:]
+
+
+@functools.cache
+def _parsed(module: types.ModuleType) -> Source:
+    text = inspect.getsource(module)
+    return Source(module, text, ast.parse(text))
 
 
 class Imports:
@@ -344,7 +355,7 @@ class FlexibleStub:
         original = inspect.unwrap(function)
         module = sys.modules[original.__module__]
         source = Source.of(module)
-        bindings = module_bindings(module, source.tree)
+        bindings = source.bindings
         nodes = source.signatures(original.__name__)
         variants: list[Variant] = []
         for n, node in enumerate(nodes):
@@ -526,7 +537,7 @@ class ModuleStub:
     def render(self) -> str:
         body: list[str] = []  # blocks, separated by blank lines
         header_imports: list[tuple[str, list[ast.alias]]] = []
-        bindings = module_bindings(self.module, self.source.tree)
+        bindings = self.source.bindings
         taken: dict[str, Binding] = {}
         flexible_blocks: list[tuple[str, Callable[..., object]]] = []
         docstring = ast.get_docstring(self.source.tree, clean=False)
@@ -735,6 +746,7 @@ def generate(names: Sequence[str], max_holes: int = MAX_HOLES) -> dict[Path, str
         >>> "def linear(" in files[Path("zephyr/nets.pyi")]
         True
     """
+    _parsed.cache_clear()  # read the sources afresh on each run
     modules = stub_modules(names)
     return {stub_path(m): ModuleStub(importlib.import_module(m), max_holes, modules).render() for m in modules}
 

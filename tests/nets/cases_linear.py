@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
@@ -10,7 +12,7 @@ from zephyr import nets
 from zephyr.functools.partial import placeholder_hole as _
 
 
-def _x(shape: tuple[int, ...]) -> object:
+def _x(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
     return lambda key: jax.random.normal(key, shape)
 
 

@@ -67,11 +67,11 @@ def test_with_checking_off_a_bad_shape_reaches_jax(key: jax.Array) -> None:
 
 def test_under_jit_the_check_runs_while_jit_traces(key: jax.Array) -> None:
     params = trace(nets.linear, key, jnp.ones((2, 5)), 3)
-    calls = []
+    calls: list[bool] = []
 
-    def spy(p: object, x: jax.Array) -> jax.Array:
+    def spy(p: Params, x: jax.Array) -> jax.Array:
         calls.append(CHECKING.get())
-        return nets.linear(p, x, 3)  # type: ignore[arg-type]  # params from trace
+        return nets.linear(p, x, 3)
 
     with checking(True):
         jitted = jax.jit(spy)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import TypeVar
 
 import jax
 from jax import Array
 
 from .._types import Params, PRNGKey
 
-T = TypeVar("T")
 V = TypeVar("V")
 R = TypeVar("R")
-Ps = ParamSpec("Ps")
 
 
 def chain(fs: Sequence[Callable[[Array], Array]]) -> Callable[[Array], Array]:
@@ -66,10 +64,10 @@ def skip(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
 
 
 def thread(
-    fs: Sequence[Callable[Concatenate[V, Ps], R]],
+    fs: Sequence[Callable[..., R]],
     value: V,
     split_rule: Callable[[V, int], Sequence[V]],
-) -> list[Callable[Ps, R]]:
+) -> list[Callable[..., R]]:
     """Give each function its share of ``value`` as its first argument.
 
     ``split_rule(value, len(fs))`` returns one share per function; function ``i`` becomes
@@ -89,7 +87,7 @@ def thread(
     return [functools.partial(f, share) for f, share in zip(functions, shares)]
 
 
-def thread_params(fs: Sequence[Callable[Concatenate[Params, Ps], R]], params: Params) -> list[Callable[Ps, R]]:
+def thread_params(fs: Sequence[Callable[..., R]], params: Params) -> list[Callable[..., R]]:
     """Function ``i`` gets ``params[i]`` as its params: a stack of layers, one subtree each.
 
     Example:
@@ -101,7 +99,7 @@ def thread_params(fs: Sequence[Callable[Concatenate[Params, Ps], R]], params: Pa
     return [functools.partial(f, params[i]) for i, f in enumerate(functions)]
 
 
-def thread_key(fs: Sequence[Callable[Concatenate[PRNGKey, Ps], R]], key: PRNGKey) -> list[Callable[Ps, R]]:
+def thread_key(fs: Sequence[Callable[..., R]], key: PRNGKey) -> list[Callable[..., R]]:
     """Function ``i`` gets its own key, ``jax.random.split(key, len(fs))[i]``.
 
     Example:
@@ -115,7 +113,7 @@ def thread_key(fs: Sequence[Callable[Concatenate[PRNGKey, Ps], R]], key: PRNGKey
     return [functools.partial(f, keys[i]) for i, f in enumerate(functions)]
 
 
-def thread_identity(fs: Sequence[Callable[Concatenate[V, Ps], R]], value: V) -> list[Callable[Ps, R]]:
+def thread_identity(fs: Sequence[Callable[..., R]], value: V) -> list[Callable[..., R]]:
     """Every function gets the same ``value`` as its first argument.
 
     Example:

@@ -1,0 +1,40 @@
+"""The benchmark harness runs end to end (``benchmarks/run.py --quick``), so it cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load_run() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("zephyr_benchmarks_run", BENCHMARKS / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
+    run = _load_run()
+    out = tmp_path / "results.json"
+    assert run.main(["--quick", "--no-children", "--json", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert {"init_warm", "trace_vs_batch", "abstract_trace", "jit", "eager", "table"} <= set(results)
+    for name, row in results["init_warm"].items():
+        assert row["zephyr"] > 0 and row["raw"] > 0, name
+        assert row["max_abs_diff"] is None or row["max_abs_diff"] < 1e-2, name  # same model both sides
+    assert results["abstract_trace"]["loop"]["new_live_arrays"] == 0
+    assert all(row["met"] in {"met", "NOT met", "n/a", "-"} for row in results["table"])
+
+
+def test_fresh_process_child_measures_cold_time_and_memory() -> None:
+    run = _load_run()
+    figures = run.child("fresh", "zephyr", "mlp", True)
+    assert figures["param_bytes"] > 0 and figures["cold_seconds"] > 0
+    assert figures["cold_peak_growth_bytes"] >= 0

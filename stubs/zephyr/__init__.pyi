@@ -5,9 +5,13 @@
 ``validate`` declares what a parameter must look like; ``zephyr.nets`` holds the layers.
 """
 
-from zephyr import functools as functools
-from zephyr import nets as nets
-from zephyr import typing as typing
+import zephyr.functools as functools
+import zephyr.nets as nets
+import zephyr.typing as typing
+import zephyr.sharding as sharding
+import zephyr.tags as tags
+import zephyr.tree as tree
+import zephyr.checkpoint as checkpoint
 from zephyr._api import collect_specs as collect_specs
 from zephyr._trace_cache import clear_trace_cache as clear_trace_cache
 from zephyr._api import initialize as initialize
@@ -18,13 +22,9 @@ from zephyr._initializers import default_initializer as default_initializer
 from zephyr.functools._partial import flexible as flexible
 from zephyr.functools._partial import placeholder_hole as placeholder_hole
 from zephyr._stack import stack as stack
-from zephyr import sharding as sharding
-from zephyr import tags as tags
-from zephyr import tree as tree
 from zephyr._sharding import abstract_trace as abstract_trace
 from zephyr._sharding import abstract_trace_with_state as abstract_trace_with_state
 from zephyr._sharding import trace_sharded as trace_sharded
-from zephyr import checkpoint as checkpoint
 from zephyr._summary import summary as summary
 
 __version__: str

@@ -529,6 +529,8 @@ class ModuleStub:
         # A flexible function re-exported from another stubbed module is imported from there,
         # with its overloads; one re-exported from a module without a stub is written out.
         self.flexible = set(flexible_names(module))
+        self.exported = _all_names(self.source.tree) or set()
+        self.submodules: list[ast.alias] = []
         for statement in _top_level(self.source.tree.body):
             if isinstance(statement, ast.ImportFrom) and absolute_module(statement, self.package) in stubbed:
                 self.flexible -= {alias.asname or alias.name for alias in statement.names}
@@ -581,6 +583,8 @@ class ModuleStub:
             needed = [a for a in aliases if a.asname == a.name or (a.asname or a.name.split(".")[0]) in used]
             if needed:
                 own.append(prefix + ", ".join(_alias(a) for a in needed))
+        if self.submodules:
+            own.insert(0, "\n".join(f"import {_alias(a)}" for a in self.submodules))
         lines = [*_unique(own), *_merge_imports(imports.lines)]
         for chunk in (["\n".join(lines) + "\n"] if lines else []) + chunks:
             out += "\n" + chunk.rstrip("\n") + "\n"
@@ -594,16 +598,20 @@ class ModuleStub:
             return "import ", list(statement.names)
         if statement.module == "__future__":
             return "", []
+        origin = absolute_module(statement, self.package)
         kept: list[ast.alias] = []
         for alias in statement.names:
             name = alias.asname or alias.name
             if name in self.flexible:
                 flexible_blocks.append((name, getattr(self.module, name)))
+            elif isinstance(getattr(self.module, name, None), types.ModuleType) and name in self.exported:
+                # A submodule: pyright finds ``zephyr.tags`` past a stub package that has no
+                # tags.pyi only when it is imported by its full name (exported by __all__).
+                self.submodules.append(ast.alias(f"{origin}.{alias.name}", name))
             else:
                 kept.append(alias)
-        # Absolute: pyright resolves ``zephyr._api`` past a stub package that lacks it, but
-        # not ``._api`` written in ``stubs/zephyr/__init__.pyi``.
-        return f"from {absolute_module(statement, self.package)} import ", kept
+        # Absolute, for the same reason: ``from zephyr._api import trace``, not ``from ._api``.
+        return f"from {origin} import ", kept
 
     def _statement(self, statement: ast.stmt, indent: str) -> str:
         """The stub form of a definition or assignment ('' to drop it)."""

@@ -22,7 +22,7 @@ from typing import cast
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax  # type: ignore[import-untyped]  # optax ships no py.typed marker
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed marker
 from jax import Array
 from sklearn.datasets import make_moons  # type: ignore[import-untyped]  # scikit-learn ships no type information
 

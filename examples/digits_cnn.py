@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
-import optax  # type: ignore[import-untyped]  # optax ships no py.typed marker
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed marker
 from jax import Array
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sklearn.datasets import load_digits  # type: ignore[import-untyped]  # scikit-learn ships no type information

@@ -21,7 +21,7 @@ from typing import Literal, cast
 
 import jax
 import jax.numpy as jnp
-import optax  # type: ignore[import-untyped]  # optax ships no py.typed marker
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed marker
 from jax import Array
 
 from zephyr import nets, trace

@@ -21,7 +21,7 @@ from typing import Annotated, TypedDict, cast
 import jax
 import jax.numpy as jnp
 from jax import Array
-import optax  # type: ignore[import-untyped]  # optax ships no py.typed marker
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed marker
 from jaxtyping import Float
 
 from zephyr import trace

@@ -82,6 +82,15 @@ def test_snippets_exist() -> None:
     assert {"check_nets.py", "check_composition.py", "check_trace.py", "check_readme.py", "check_errors.py"} <= names
 
 
+def test_every_net_has_a_snippet() -> None:
+    from zephyr import nets
+    from zephyr.typing.stubgen import flexible_names
+
+    text = (HERE / "check_nets.py").read_text()
+    missing = [name for name in flexible_names(nets) if f"nets.{name}(" not in text]
+    assert not missing, f"add a holed call of each to tests/typing/check_nets.py: {missing}"
+
+
 def test_mypy_accepts_the_snippets() -> None:
     result = mypy(*(p.relative_to(ROOT) for p in SNIPPETS))
     assert result.returncode == 0, result.stdout + result.stderr

@@ -265,9 +265,10 @@ def check_pair(pair: Pair) -> float:
 def section_init(cfg: Config, out: JSON) -> None:
     """Warm trace vs raw init, per model and per depth; and the batch-size sweep."""
     rows: JSON = {}
-    pairs = [mlp_pair(cfg), cnn_pair(cfg)]
+    pairs = [mlp_pair(cfg)]
+    pairs += [] if cfg.quick else [cnn_pair(cfg)]  # quick: fewer compiles (CNN and scan run in other sections)
     pairs += [gpt_pair(cfg, depth, scan=False) for depth in cfg.depths]
-    pairs += [gpt_pair(cfg, depth, scan=True) for depth in cfg.depths]
+    pairs += [] if cfg.quick else [gpt_pair(cfg, depth, scan=True) for depth in cfg.depths]
     for pair in pairs:
         deep = pair.name.startswith("gpt") and int(re.sub(r"\D", "", pair.name)) >= 16
         reps = cfg.deep_reps if deep else cfg.reps

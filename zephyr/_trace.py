@@ -14,7 +14,7 @@ import contextvars
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
@@ -155,11 +155,13 @@ def active_stand_in(value: object) -> tuple[TraceState, Path] | None:
     return None
 
 
-class TraceNode:
+class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
     """The ``params`` a net receives during ``trace``: a path into the params being built.
 
-    It is indexable like the finished params. It is not an array: using one as an array
-    before declaring it raises a ``TypeError`` that names its path.
+    It is indexable like the finished params (a read-only ``Mapping``, so it is ``Params`` to
+    the type checkers). Its keys are not known until the net has run, so iterating it raises;
+    and it is not an array: using one as an array before declaring it raises a ``TypeError``
+    that names its path.
     """
 
     __slots__ = ("_state", "_path")
@@ -194,11 +196,19 @@ class TraceNode:
             + MSG_UNDECLARED
         )
 
+    def __iter__(self) -> Iterator[PathKey]:
+        raise TypeError(
+            f"`{format_path(self._path, self._state.root)}` cannot be iterated during trace: its "
+            "keys are whatever the net declares. Index it with the keys you use."
+        )
+
+    def __len__(self) -> int:
+        return len(list(iter(self)))
+
     __array__ = _undeclared
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _undeclared
     __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _undeclared
     __neg__ = __pos__ = __abs__ = __float__ = __int__ = __bool__ = _undeclared
-    __iter__ = __len__ = _undeclared
 
     def __getattr__(self, name: str) -> NoReturn:
         # An AttributeError, so getattr(node, "shape", None) and hasattr() still work.
@@ -366,8 +376,23 @@ def _leaf_initializer(
             _INITIALIZERS.move_to_end(cache_key)
             return compiled
 
+    from ._stack import StackedInitializer  # here: _stack imports this module
+
     def init(key: PRNGKey, path_hash: Any) -> Array:
-        value = initializer(jax.random.fold_in(key, path_hash), shape, dtype)
+        leaf_key = jax.random.fold_in(key, path_hash)
+        if isinstance(initializer, StackedInitializer):
+            # Layer by layer with lax.map: the same keys and values as the initializer's own
+            # vmap, but XLA's temporaries are one layer's size instead of the whole stack's
+            # (peak memory 2x the stacked leaf instead of 4x; see benchmarks/README.md).
+            inner, layer_shape = initializer.inner, shape[1:]
+
+            def one_layer(layer_key: PRNGKey) -> Array:
+                return inner(layer_key, layer_shape, dtype)
+
+            keys = jax.random.split(leaf_key, initializer.layers)
+            value = cast(Array, jax.lax.map(one_layer, keys))  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax
+        else:
+            value = initializer(leaf_key, shape, dtype)
         return value.astype(dtype)
 
     # With a sharding, jit writes each shard on its device: the whole leaf never exists on

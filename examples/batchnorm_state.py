@@ -3,7 +3,7 @@
 ``trace_with_state`` builds ``(params, state)``; the net takes ``state`` and returns the new
 one next to its output. Training threads the state through each step (batch statistics);
 evaluation uses the running statistics and leaves them unchanged. The data: scikit-learn's
-two moons, shifted and stretched so that normalizing them matters::
+two moons, shifted and stretched so that normalizing them matters:
 
     python examples/batchnorm_state.py
     python examples/batchnorm_state.py --help

@@ -3,7 +3,7 @@
 Every machine with Python has the text: the example reads a few stdlib modules' source
 files (found with ``inspect.getsourcefile``). It prints a sample before and after training;
 sampling decodes one character at a time with a key/value cache
-(``nets.multi_head_self_attention_step``), checked first against the full causal forward::
+(``nets.multi_head_self_attention_step``), checked first against the full causal forward:
 
     python examples/char_transformer.py
     python examples/char_transformer.py --steps 1500 --layers 3     # better samples, slower

@@ -1,9 +1,9 @@
 """A small convolutional network on scikit-learn's handwritten digits (8x8, bundled: no download).
 
 Trains with optax, shows a progress bar with the loss and accuracy, prints the held-out
-accuracy, and saves a loss-curve PNG and a checkpoint (restored again to check it)::
+accuracy, and saves a loss-curve PNG and a checkpoint (restored again to check it):
 
-    python examples/digits_cnn.py             # about 15 s of training on 2 CPU cores
+    python examples/digits_cnn.py             # about 15 s on 2 CPU cores
     python examples/digits_cnn.py --help
 """
 

@@ -2,7 +2,7 @@
 
 The sequences are random symbols, one-hot; the targets are the same sequences shifted by
 ``delay``. A net must carry what it saw in its recurrent state to do better than chance
-(1 / num_symbols)::
+(1 / num_symbols):
 
     python examples/lstm_sequence.py
     python examples/lstm_sequence.py --cell gru --delay 5

@@ -10,7 +10,7 @@ paths, same initial values) and compute the same outputs. The corrections to the
   batch axis too: a 1-D window ``(3,)``;
 - ``trace(model, key)`` had no sample input: ``trace(model, key, x)``.
 
-::
+Run:
 
     python examples/seed_model.py
     python examples/seed_model.py --batch 4 --help

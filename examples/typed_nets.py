@@ -3,7 +3,7 @@
 ``trace`` reads the shapes from the annotations (``d_in`` binds from ``x``, ``width`` and
 ``d_out`` from the int arguments of those names); the net is fitted to a sine for a few
 steps; then, with run-time checking on (beartype + jaxtyping), a call with the wrong shapes
-is caught with an error that names the argument and the dims::
+is caught with an error that names the argument and the dims:
 
     python examples/typed_nets.py
     python examples/typed_nets.py --help

@@ -13,7 +13,7 @@ paths, same initial values) and compute the same outputs. The corrections to the
 Run:
 
     python examples/seed_model.py
-    python examples/seed_model.py --batch 4 --help
+    python examples/seed_model.py --batch 4
 """
 
 # jax leaves parts of its own signatures untyped (jit's wrapper): strict pyright would

@@ -23,12 +23,13 @@ from typing import Any  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed  # noqa: E402
 from jax import Array  # noqa: E402
 from jax.sharding import AxisType, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
 from zephyr import nets, trace, trace_sharded, validate  # noqa: E402
+from zephyr.typing import Params  # noqa: E402
 
 RULES = {
     "tag:embedding": P(None, "model"),
@@ -38,7 +39,7 @@ RULES = {
 }
 
 
-def model(params: Any, x: Array, hidden: int, out: int) -> Array:
+def model(params: Params, x: Array, hidden: int, out: int) -> Array:
     """An embedding (tagged, sharded by tag) and a two-layer MLP (sharded by path)."""
     embed = validate(params["embed"], (x.shape[-1], hidden), tags="embedding")
     h = jnp.tanh(x @ embed)

@@ -15,14 +15,15 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed
 from jax import Array
 
 from zephyr import nets, summary, tags, trace, validate
 from zephyr._initializers import ones
+from zephyr.typing import Params
 
 
-def model(params: Any, x: Array, widths: Sequence[int]) -> Array:
+def model(params: Params, x: Array, widths: Sequence[int]) -> Array:
     """An MLP with a learned output scale tagged ``"scale"``."""
     h = nets.mlp(params["mlp"], x, list(widths), jax.nn.tanh)
     scale = validate(params["scale"], (widths[-1],), ones, tags="scale")

@@ -8,7 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed
 import pytest
 from jax import Array
 from jax.sharding import AxisType, NamedSharding
@@ -17,6 +17,8 @@ from jax.sharding import PartitionSpec as P
 from zephyr import nets, tags, trace, validate
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.sharding import abstract_trace, abstract_trace_sharded, partition_specs, shardings, trace_sharded
+from zephyr.typing import Params
+from tests.utils import leaf as leaf_at
 
 RULES = {
     "tag:embedding": P(None, "model"),
@@ -26,7 +28,7 @@ RULES = {
 }
 
 
-def model(params: Any, x: Array) -> Array:
+def model(params: Params, x: Array) -> Array:
     w = validate(params["embed"], (x.shape[-1], 16), tags="embedding")
     h = jnp.tanh(x @ w)
     return nets.mlp(params["body"], h, [32, 4])
@@ -53,7 +55,7 @@ def test_every_leaf_has_the_rule_sharding(key: Array, mesh: jax.sharding.Mesh) -
     }
     for leaf in jax.tree.leaves(params):
         assert isinstance(leaf.sharding, NamedSharding) and leaf.sharding.mesh == mesh
-    w = params["body"][0]["weights"]
+    w = leaf_at(params, "body", 0, "weights")
     assert {s.data.shape for s in w.addressable_shards} == {(16, 8)}
     # same values as the unsharded trace
     plain = trace(model, key, X)
@@ -82,11 +84,12 @@ def test_rule_errors_name_the_leaf(key: Array, mesh: jax.sharding.Mesh) -> None:
 def test_leaves_are_created_shard_by_shard(mesh: jax.sharding.Mesh) -> None:
     """The compiled initializer of a sharded leaf only ever holds one shard per device."""
     from zephyr._initializers import default_initializer
-    from zephyr._trace import _leaf_initializer  # the engine's per-leaf jit (private)
+    from zephyr._trace import _leaf_initializer  # pyright: ignore[reportPrivateUsage]  # the engine's per-leaf jit, inspected on purpose
 
     shape, sharding = (1024, 1024), NamedSharding(mesh, P(None, "model"))
     init = _leaf_initializer(default_initializer, shape, np.dtype("float32"), sharding)
-    compiled = init.lower(jax.random.key(0), np.uint32(7)).compile()
+    jitted: Any = init  # the engine's jitted initializer (typed as a plain callable)
+    compiled = jitted.lower(jax.random.key(0), np.uint32(7)).compile()
     text = compiled.as_text()
     assert "1024,1024" not in text and "f32[1024,256]" in text
     stats = compiled.memory_analysis()
@@ -97,7 +100,7 @@ def test_model_bigger_than_one_device_share(key: Array, mesh: jax.sharding.Mesh)
     """A 32 MiB layer sharded 8 ways: each device holds 4 MiB."""
     net = nets.linear(_, _, 4096, use_bias=False)
     params = trace_sharded(net, key, mesh, {"weights$": P("data", "model")}, jnp.ones((1, 2048)))
-    w = params["weights"]
+    w = leaf_at(params, "weights")
     per_device = {s.device: s.data.nbytes for s in w.addressable_shards}
     assert len(per_device) == 8 and set(per_device.values()) == {w.nbytes // 8}
 
@@ -139,7 +142,7 @@ def _train(params: Any, x: Array, y: Array, steps: int, data_sharding: Any = Non
         x, y = jax.device_put(x, data_sharding), jax.device_put(y, data_sharding)
     state = tx.init(params)
     losses = []
-    for i in range(steps):
+    for _step in range(steps):
         params, state, loss = step(params, state, x, y)
         losses.append(float(loss))
     if data_sharding is not None:  # the params stay where the rules put them

@@ -44,4 +44,4 @@ def test_prints_with_rich_or_plain_text(key: Array, monkeypatch: pytest.MonkeyPa
     plain = io.StringIO()
     assert summary(params, file=plain) == text
     assert plain.getvalue() == text + "\n"
-    assert jax.tree.structure(params) == jax.tree.structure(trace(NET, key, X))
+    assert str(jax.tree.structure(params)) == str(jax.tree.structure(trace(NET, key, X)))

@@ -50,7 +50,7 @@ def test_a_wrong_dtype_is_reported_when_asked_for() -> None:
 
 def test_a_non_array_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"validate: expected an array or `params\[...\]`, got str"):
-        validate("w", (2,))  # a str is indexable, so the checkers accept it: the run-time check catches it
+        validate("w", (2,))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the error under test
 
 
 def test_a_bad_shape_spec_is_a_type_error() -> None:

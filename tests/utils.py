@@ -24,4 +24,4 @@ def leaf(tree: object, *path: str | int) -> jax.Array:
 
 def abstract(shape: tuple[int, ...], dtype: Any = jnp.float32) -> Any:
     """``jax.ShapeDtypeStruct(shape, dtype)``: a sample input that is only a shape."""
-    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]  # jax leaves it unannotated
+    return jax.ShapeDtypeStruct(shape, dtype)  # jax leaves it unannotated

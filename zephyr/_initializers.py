@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Hashable
+from types import CellType
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -60,13 +62,14 @@ def initializer_identity(initializer: Initializer) -> Hashable:
     with the same code and the same captured values compute the same thing, so they share one
     compiled initialization. Anything else is identified by the object itself.
     """
-    code = getattr(initializer, "__code__", None)
-    cells = getattr(initializer, "__closure__", None)
+    itself: Hashable = cast(Hashable, initializer)  # functions hash by identity
+    code: object = getattr(initializer, "__code__", None)
+    cells: tuple[CellType, ...] | None = getattr(initializer, "__closure__", None)
     if code is None or not cells:
-        return initializer
+        return itself
     try:
         captured = tuple(cell.cell_contents for cell in cells)
         hash(captured)
     except (TypeError, ValueError):  # an unhashable capture, or an empty cell
-        return initializer
+        return itself
     return (code, captured)

@@ -48,9 +48,9 @@ def register_pytree_node(
 
 def shape_dtype_struct(shape: tuple[int, ...], dtype: Any) -> Any:
     """``jax.ShapeDtypeStruct(shape, dtype)``."""
-    return jax.ShapeDtypeStruct(shape, dtype)  # type: ignore[no-untyped-call]  # jax leaves its __init__ unannotated
+    return jax.ShapeDtypeStruct(shape, dtype)  # jax leaves its __init__ unannotated
 
 
 def enable_x64() -> bool:
     """Whether JAX runs with 64-bit types on (``jax_enable_x64``)."""
-    return bool(jax.config.read("jax_enable_x64"))  # type: ignore[no-untyped-call]  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.config is untyped
+    return bool(jax.config.read("jax_enable_x64"))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.config is untyped

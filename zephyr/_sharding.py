@@ -23,14 +23,14 @@ from ._trace import LeafSpec, build_tree, check_trace_key
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
 
-_REPLICATED = PartitionSpec()  # type: ignore[no-untyped-call]  # jax leaves PartitionSpec.__init__ unannotated
+_REPLICATED = PartitionSpec()  # jax leaves PartitionSpec.__init__ unannotated
 
 
 def abstract_leaf(
     shape: tuple[int, ...], dtype: Any, sharding: jax.sharding.Sharding | None = None
 ) -> jax.ShapeDtypeStruct:
     """``jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)``, typed."""
-    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)  # type: ignore[no-untyped-call]  # jax leaves __init__ unannotated
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)  # jax leaves __init__ unannotated
 
 
 ShardingRules = Mapping[str, PartitionSpec] | Sequence[tuple[Selector, PartitionSpec]]

@@ -451,7 +451,7 @@ def scale_by_depth(tree: object, scale: Callable[[int], float], default: float =
         >>> updates["bias"].tolist()
         [[-1.0, -1.0], [-0.5, -0.5], [-0.25, -0.25]]
     """
-    import optax  # type: ignore[import-untyped]  # optional for zephyr itself; ships no py.typed
+    import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed
 
     def factor(leaf: Leaf) -> Any:
         if leaf.layers:

@@ -7,15 +7,16 @@ everything else (``optax.apply_updates`` takes any pytree, e.g. ``(params, state
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import jax
 
 from ._paths import Path, PathKey, format_path
+from ._types import Params
 from ._tags import path_of
 
 
-def merge(*trees: Mapping[PathKey, Any]) -> dict[PathKey, Any]:
+def merge(*trees: Params | Mapping[Any, object]) -> dict[PathKey, Any]:
     """Join nested dicts with disjoint leaves into one (the inverse of ``tags.partition``).
 
     Args:
@@ -33,8 +34,10 @@ def merge(*trees: Mapping[PathKey, Any]) -> dict[PathKey, Any]:
         {'a': {'w': 1, 'b': 2}, 'c': 3}
     """
     merged: dict[PathKey, Any] = {}
-    for source in trees:
-        _merge_into(merged, source, ())
+    for i, source in enumerate(trees):
+        if not isinstance(source, Mapping):
+            raise TypeError(f"zephyr.tree.merge: tree {i} is {type(source).__name__}, not a nested dict")
+        _merge_into(merged, cast("Mapping[PathKey, Any]", source), ())
     return merged
 
 

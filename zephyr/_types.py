@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload, runtime_checkable
 
 import jax.numpy as jnp
 from jax import Array
+from typing_extensions import TypeAliasType
 
 PRNGKey = Array
 """A JAX random key: ``jax.random.key(0)`` (typed) or ``jax.random.PRNGKey(0)`` (raw uint32)."""
@@ -19,20 +21,21 @@ DType = Any
 float32 = jnp.float32
 
 
-@runtime_checkable
-class Params(Protocol):
-    """A params tree as the type checkers see it: indexable, all the way down.
+if TYPE_CHECKING:
+    Params = TypeAliasType("Params", "Mapping[Any, Params] | Array")
+else:  # at run time (beartype), one level: a mapping or an array, resolvable from any module
+    Params = TypeAliasType("Params", Mapping[Any, Any] | Array)
+"""A params tree as the type checkers see it: nested mappings whose leaves are arrays.
 
-    ``trace`` returns one; every net takes one. A nested ``dict`` of ``jax.Array`` satisfies
-    it in mypy and pyright, and so does a ``jax.Array`` (a leaf). It is deliberately not
-    ``Any``: an ``Any`` argument would make every overload of a holed net match, and every
-    result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf typed as an array.
+``trace`` returns one; every net takes one. A nested ``dict`` of ``jax.Array`` is one, and so
+is a ``jax.Array`` (a leaf); it is also an ``optax`` ``ArrayTree``, so params go to optax as
+they are. It is deliberately not ``Any``: an ``Any`` argument would make every overload of a
+holed net match, and every result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf
+typed as an array.
 
-    A ``TypedDict`` of arrays is *not* a ``Params`` (its values are ``object`` to a checker);
-    nets annotated with a ``TypedDict`` are shown to users with ``Params`` in the stubs.
-    """
-
-    def __getitem__(self, key: Any, /) -> Params: ...
+A ``TypedDict`` of arrays is *not* a ``Params`` (its values are ``object`` to a checker);
+nets annotated with a ``TypedDict`` are shown to users with ``Params`` in the stubs.
+"""
 
 
 @runtime_checkable
@@ -63,13 +66,15 @@ class Flexible(Protocol[_A_contra, _P, _R_co]):
     """The static type of ``@flexible`` on a function ``(first, *args, **kwargs) -> R``.
 
     A call without holes is checked against the function's own signature and returns ``R``;
-    a call with holes returns a :class:`HoledCall` of ``R``.
+    a call with holes returns a :class:`HoledCall` of ``R``. The first argument may also be a
+    :class:`Params`: a net annotated with a params ``TypedDict`` is called with a subtree of
+    params, which the checkers only know as ``Params``.
     """
 
     __name__: str
 
     @overload
-    def __call__(self, first: _A_contra, /, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+    def __call__(self, first: _A_contra | Params, /, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
 
     @overload
     def __call__(self, *args: object, **kwargs: object) -> HoledCall[_R_co]: ...

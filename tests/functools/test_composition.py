@@ -30,8 +30,9 @@ def test_skip_needs_the_same_shape() -> None:
 
 
 def test_thread_params_hands_each_function_its_own_flat_subtree() -> None:
-    seen = [f(0) for f in thread_params([lambda p, x: (p, x)] * 3, {0: "a", 1: "b", 2: "c"})]
-    assert seen == [("a", 0), ("b", 0), ("c", 0)]
+    tree = {i: jnp.full((1,), float(i)) for i in range(3)}
+    seen = [f(10.0) for f in thread_params([lambda p, x: float(p[0]) + x] * 3, tree)]
+    assert seen == [10.0, 11.0, 12.0]
 
 
 def test_thread_key_hands_each_function_its_own_split_key(key: jax.Array) -> None:

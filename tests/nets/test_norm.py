@@ -9,7 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax  # type: ignore[import-untyped]  # optax ships no type information for mypy
+import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed
 import pytest
 
 from zephyr import nets, trace, trace_with_state

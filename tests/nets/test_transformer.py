@@ -98,7 +98,7 @@ def _unstack_layers(stacked: Params, num_layers: int) -> dict[int, Params]:
 def test_scan_and_loop_give_the_same_output(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
     looped = trace(nets.transformer(_, _, 3, 2, scan=False, is_causal=True), key, x)
-    assert sorted(looped["layers"]) == [0, 1, 2]  # type: ignore[call-overload]  # a dict at run time
+    assert sorted(looped["layers"]) == [0, 1, 2]
     stacked = {"layers": _stack_layers(looped["layers"], 3), "final_norm": looped["final_norm"]}
     y_loop = nets.transformer(looped, x, 3, 2, scan=False, is_causal=True)
     y_scan = nets.transformer(stacked, x, 3, 2, scan=True, is_causal=True)
@@ -138,7 +138,7 @@ def test_causal_transformer_output_at_t_ignores_later_inputs(key: jax.Array) -> 
 def test_final_norm_false_has_no_final_norm_params(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
     params = trace(nets.transformer(_, _, 1, 2, final_norm=False), key, x)
-    assert sorted(params) == ["layers"]  # type: ignore[call-overload]  # a dict at run time
+    assert sorted(params) == ["layers"]
 
 
 def test_bad_input(key: jax.Array) -> None:

@@ -22,7 +22,7 @@ def compute_dtype(dtype: DType | None, *arrays: Any) -> np.dtype[Any]:
     """
     if dtype is not None:
         return np.dtype(dtype)
-    result = np.dtype(arrays[0].dtype)
+    result: np.dtype[Any] = np.dtype(arrays[0].dtype)
     with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit cast
         for array in arrays[1:]:
             result = np.dtype(jnp.promote_types(result, array.dtype))

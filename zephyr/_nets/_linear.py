@@ -75,7 +75,7 @@ def linear(
     compute = compute_dtype(dtype, x, weights)
     y = jnp.matmul(x.astype(compute), weights.astype(compute))
     if use_bias:
-        bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)
+        bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # present when use_bias
         y = y + jnp.broadcast_to(bias.astype(compute), y.shape)
     return y
 
@@ -134,9 +134,9 @@ def branch_linear(
     if num_branches < 1:
         raise ValueError(f"branch_linear: `num_branches` must be >= 1, got {num_branches}")
     d = x.shape[-1]
-    flat_params: LinearParams = params  # type: ignore[assignment]  # same keys, other dim names
+    flat_params: LinearParams = params  # same keys as LinearParams, other dim names
     y = linear(flat_params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
-    return jnp.reshape(y, y.shape[:-1] + (num_branches, d))
+    return y.reshape(y.shape[:-1] + (num_branches, d))
 
 
 @flexible

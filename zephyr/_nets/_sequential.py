@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, cast
 
 from jax import Array
 from jaxtyping import Shaped
@@ -49,7 +49,7 @@ def sequential(
     return chain(thread_params(functions, _OrEmpty(params)))(x)
 
 
-class _OrEmpty:
+class _OrEmpty(Mapping[Any, Params]):
     """``params[i]``, or ``{}`` for a layer without params (``trace`` creates no subtree for it)."""
 
     __slots__ = ("_params",)
@@ -62,3 +62,9 @@ class _OrEmpty:
             return self._params[key]
         except (KeyError, IndexError):
             return {}
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(cast("Mapping[Any, Params]", self._params))
+
+    def __len__(self) -> int:
+        return len(cast("Mapping[Any, Params]", self._params))

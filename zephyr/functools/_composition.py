@@ -113,7 +113,7 @@ def thread_key(fs: Sequence[Callable[..., R]], key: PRNGKey) -> list[Callable[..
     return [functools.partial(f, keys[i]) for i, f in enumerate(functions)]
 
 
-def thread_identity(fs: Sequence[Callable[..., R]], value: V) -> list[Callable[..., R]]:
+def thread_identity(fs: Sequence[Callable[..., R]], value: object) -> list[Callable[..., R]]:
     """Every function gets the same ``value`` as its first argument.
 
     Example:

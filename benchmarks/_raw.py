@@ -161,7 +161,7 @@ def init_gpt(
 def _layer_norm(p: RawParams, x: Array) -> Array:
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + 1e-6) * _leaf(p, "scale") + _leaf(p, "offset")
+    return (x - mean) * jax.lax.rsqrt(var + 1e-5) * _leaf(p, "scale") + _leaf(p, "offset")
 
 
 def _linear(p: RawParams, x: Array) -> Array:

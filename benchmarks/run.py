@@ -478,6 +478,24 @@ def section_eager(cfg: Config, out: JSON) -> None:
     log(f"linear eager: zephyr {us(t['zephyr'])}, same jnp {us(t['same_jnp'])}, natural "
         f"{us(t['natural'])}, checking on {us(t['zephyr_checking_on'])}")
 
+    # Where the eager time of nets.linear goes (each piece on its own).
+    from zephyr._nets._dtypes import compute_dtype
+
+    y0 = jnp.matmul(x, w)
+    parts = per_call(
+        {
+            "validate": lambda: zephyr.validate(w, (16, 8)),
+            "compute_dtype": lambda: compute_dtype(None, x, w),
+            "astype_same_dtype": lambda: x.astype(jnp.float32),
+            "broadcast_to": lambda: jnp.broadcast_to(b, (4, 8)),
+            "matmul": lambda: jnp.matmul(x, w),
+            "add": lambda: y0 + b,
+        },
+        cfg.eager_number,
+    )
+    rows["linear_eager_parts_us"] = {name: t * 1e6 for name, t in parts.items()}
+    log("linear eager parts: " + ", ".join(f"{name} {us(t)}" for name, t in parts.items()))
+
     # Under jit: one jitted function traced with checking off, one with it on.
     def linear_fn(p: Params, x: Array) -> Array:
         return nets.linear(p, x, 8)

@@ -56,9 +56,9 @@ def make_step(
         params: Params, state: State, opt_state: optax.OptState, x: Array, y: Array
     ) -> tuple[Params, State, optax.OptState, Array]:
         (value, state), grads = jax.value_and_grad(loss, has_aux=True)(params, state, x, y)
-        tree = cast("optax.Params", params)  # the same dict, as optax types it
-        updates, opt_state = optimizer.update(grads, opt_state, tree)
-        return cast(Params, optax.apply_updates(tree, updates)), state, opt_state, value
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # apply_updates is typed as returning any pytree: it is the params' own tree
+        return cast(Params, optax.apply_updates(params, updates)), state, opt_state, value
 
     return jax.jit(step)
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> float:
     # The learning rate decays to zero: the running statistics then catch up with the last
     # weights (with a constant rate they lag behind the moving batch statistics).
     optimizer = optax.adam(optax.cosine_decay_schedule(args.learning_rate, args.steps))
-    opt_state = optimizer.init(cast("optax.Params", params))
+    opt_state = optimizer.init(params)
     step = make_step(optimizer)
     rng = np.random.default_rng(args.seed)
     loss = jnp.zeros(())

@@ -129,9 +129,9 @@ def make_step(
 
     def step(params: Params, opt_state: optax.OptState, windows: Array) -> tuple[Params, optax.OptState, Array]:
         value, grads = jax.value_and_grad(loss)(params, windows)
-        tree = cast("optax.Params", params)  # the same dict, as optax types it
-        updates, opt_state = optimizer.update(grads, opt_state, tree)
-        return cast(Params, optax.apply_updates(tree, updates)), opt_state, value
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # apply_updates is typed as returning any pytree: it is the params' own tree
+        return cast(Params, optax.apply_updates(params, updates)), opt_state, value
 
     return jax.jit(step)
 
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> float:
 
     schedule = optax.warmup_cosine_decay_schedule(0.0, args.learning_rate, max(1, args.steps // 10), args.steps)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule))
-    opt_state = optimizer.init(cast("optax.Params", params))
+    opt_state = optimizer.init(params)
     step = make_step(config, optimizer)
     start = time.perf_counter()
     loss = jnp.zeros(())

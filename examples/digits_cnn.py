@@ -86,11 +86,6 @@ def loss_and_accuracy(params: Params, x: Array, y: Array) -> tuple[Array, Array]
     return loss, accuracy
 
 
-def as_pytree(params: Params) -> optax.Params:
-    """The same dict, as optax's type: zephyr types params as indexable, optax as a pytree."""
-    return cast("optax.Params", params)
-
-
 def make_step(
     optimizer: optax.GradientTransformation,
 ) -> Callable[[Params, optax.OptState, Array, Array], tuple[Params, optax.OptState, Array, Array]]:
@@ -98,8 +93,9 @@ def make_step(
 
     def step(params: Params, opt_state: optax.OptState, x: Array, y: Array) -> tuple[Params, optax.OptState, Array, Array]:
         (loss, accuracy), grads = jax.value_and_grad(loss_and_accuracy, has_aux=True)(params, x, y)
-        updates, opt_state = optimizer.update(grads, opt_state, as_pytree(params))
-        params = cast(Params, optax.apply_updates(as_pytree(params), updates))
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # apply_updates is typed as returning any pytree: it is the params' own tree
+        params = cast(Params, optax.apply_updates(params, updates))
         return params, opt_state, loss, accuracy
 
     return jax.jit(step)
@@ -168,7 +164,7 @@ def main(argv: list[str] | None = None) -> Result:
     )
 
     optimizer = optax.adam(args.learning_rate)
-    opt_state = optimizer.init(as_pytree(params))
+    opt_state = optimizer.init(params)
     step = make_step(optimizer)
     rng = np.random.default_rng(args.seed)
     losses: list[float] = []

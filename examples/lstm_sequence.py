@@ -60,9 +60,9 @@ def make_step(
         params: Params, opt_state: optax.OptState, x: Array, targets: Array, mask: Array
     ) -> tuple[Params, optax.OptState, Array, Array]:
         (value, accuracy), grads = jax.value_and_grad(loss, has_aux=True)(params, x, targets, mask)
-        tree = cast("optax.Params", params)  # the same dict, as optax types it
-        updates, opt_state = optimizer.update(grads, opt_state, tree)
-        return cast(Params, optax.apply_updates(tree, updates)), opt_state, value, accuracy
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        # apply_updates is typed as returning any pytree: it is the params' own tree
+        return cast(Params, optax.apply_updates(params, updates)), opt_state, value, accuracy
 
     return jax.jit(step)
 
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> float:
     print(f"{cell}: params {jax.tree.map(jnp.shape, params)}")
 
     optimizer = optax.adam(args.learning_rate)
-    opt_state = optimizer.init(cast("optax.Params", params))
+    opt_state = optimizer.init(params)
     step = make_step(net, optimizer)
     for i in range(args.steps):
         key, data_key = jax.random.split(key)

@@ -16,7 +16,7 @@ from zephyr import nets, stack, trace, trace_with_state, validate
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from tests.utils import abstract, leaf, shapes
-from zephyr.typing import Params
+from zephyr.typing import Params, checking
 
 
 def two_layers(params: Params, x: jax.Array) -> jax.Array:
@@ -173,8 +173,12 @@ def test_a_leaked_tracer_gets_a_clear_note(key: jax.Array) -> None:
         kept.append(x)
         return x
 
-    with pytest.raises(ValueError, match=r"trace: `leaky` kept an abstract value from its trace \(a tracer leaked\)(.|\n)*kept"):
+    with checking(True), pytest.raises(ValueError, match=r"trace: `leaky` kept an abstract value from its trace \(a tracer leaked\)(.|\n)*kept"):
         trace(leaky, key, jnp.ones(2))
+    kept.clear()
+    with checking(False):  # leak checking is part of the debug mode: off, it costs nothing
+        trace(leaky, key, jnp.ones((3,)))
+    assert len(kept) == 1
 
 
 @pytest.mark.parametrize("bad", [0, 1.5, "key", np.zeros(3, np.uint32), np.zeros(2, np.float32)])

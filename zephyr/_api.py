@@ -69,7 +69,9 @@ def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: objec
     Like ``jax.jit``, ``trace`` treats ``f`` as a pure function: the abstract run is cached
     per function and argument signature (array shapes and dtypes, hyperparameter values), so
     tracing the same net again with another key only initializes. A net whose structure
-    depends on mutable global state needs :func:`clear_trace_cache` in between.
+    depends on mutable global state needs :func:`clear_trace_cache` in between. With run-time
+    checking on (``zephyr.typing.checking(True)``), ``trace`` also checks that no tracer
+    leaks out of the net (``jax.checking_leaks``) and names what kept one.
 
     Example:
         >>> import jax, jax.numpy as jnp

@@ -10,6 +10,7 @@ and the leaf's path, one compiled call per kind of leaf.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
 import weakref
@@ -26,6 +27,7 @@ from jax import Array
 from ._initializers import initializer_identity
 from ._jax import eval_shape, jit, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
 from ._paths import Path, PathKey, check_key, format_path, path_hash
+from ._switches import CHECKING
 from ._types import DType, Initializer, PRNGKey, Shape
 
 MSG_UNDECLARED = """\
@@ -304,7 +306,10 @@ def run_abstract(
 
     token = _ACTIVE.set(states)
     try:
-        with jax.checking_leaks():  # costs nothing measurable here; names what kept a tracer
+        # Leak checking runs a full garbage collection per trace (60-260 ms in a large process
+        # when the net uses custom_jvp functions such as jax.nn.relu), so it is part of the
+        # debug mode: on with run-time checking (zephyr.typing.checking / ZEPHYR_TYPECHECK=1).
+        with jax.checking_leaks() if CHECKING.get() else contextlib.nullcontext():
             return eval_shape(forward, *abstract)
     except Exception as error:
         if type(error) is Exception and str(error).startswith("Leaked trace"):

@@ -1,4 +1,4 @@
-"""Computation dtypes of the nets, as Flax chooses them."""
+"""Computation dtypes of the nets, as Flax chooses them, and cheap casts and bias adds."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import Array
 
 from .._types import DType
 
@@ -23,7 +24,37 @@ def compute_dtype(dtype: DType | None, *arrays: Any) -> np.dtype[Any]:
     if dtype is not None:
         return np.dtype(dtype)
     result: np.dtype[Any] = np.dtype(arrays[0].dtype)
+    if all(array.dtype == result for array in arrays[1:]):
+        return result  # the common case: no promotion to look up
     with jax.numpy_dtype_promotion("standard"):  # an explicit choice, not an implicit cast
         for array in arrays[1:]:
             result = np.dtype(jnp.promote_types(result, array.dtype))
     return result
+
+
+def cast(x: Array, dtype: np.dtype[Any]) -> Array:
+    """``x.astype(dtype)``, without an eager op when ``x`` already has that dtype.
+
+    >>> import jax.numpy as jnp
+    >>> x = jnp.ones(2)
+    >>> cast(x, x.dtype) is x
+    True
+    """
+    return x if x.dtype == dtype else x.astype(dtype)
+
+
+def add_trailing(y: Array, b: Array) -> Array:
+    """``y + b`` for ``b`` shaped like the trailing axes of ``y`` (a bias).
+
+    Broadcasts explicitly only when JAX is set to refuse implicit rank promotion
+    (``jax_numpy_rank_promotion`` "raise" or "warn"); the explicit broadcast is an eager op
+    of its own, so the default setting takes the cheaper implicit path.
+
+    >>> import jax.numpy as jnp
+    >>> add_trailing(jnp.zeros((2, 3)), jnp.arange(3.0)).tolist()
+    [[0.0, 1.0, 2.0], [0.0, 1.0, 2.0]]
+    """
+    promotion: object = getattr(jax.config, "jax_numpy_rank_promotion")
+    if y.ndim == b.ndim or promotion == "allow":
+        return y + b
+    return y + jnp.broadcast_to(b, y.shape)

@@ -13,7 +13,7 @@ from jaxtyping import Float
 from .._api import validate
 from .._initializers import default_initializer, zeros
 from .._types import DType, Initializer
-from ._dtypes import compute_dtype
+from ._dtypes import add_trailing, cast, compute_dtype
 from ..functools._partial import flexible
 
 
@@ -73,10 +73,10 @@ def linear(
         raise ValueError(f"linear: `x` must have at least one axis, got shape {x.shape}")
     weights = validate(params["weights"], (x.shape[-1], out_dim), weights_initializer, dtype=param_dtype)
     compute = compute_dtype(dtype, x, weights)
-    y = jnp.matmul(x.astype(compute), weights.astype(compute))
+    y = jnp.matmul(cast(x, compute), cast(weights, compute))
     if use_bias:
         bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # present when use_bias
-        y = y + jnp.broadcast_to(bias.astype(compute), y.shape)
+        y = add_trailing(y, cast(bias, compute))
     return y
 
 

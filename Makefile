@@ -23,12 +23,13 @@ test-py: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
 # The stubs must match the code (regenerate with `make stubs`); mypy checks the library,
-# then the user's view through stubs/ (mypy ignores stubs for packages named on its command
-# line); pyright checks everything (stubPath = "stubs"); stubtest compares stubs and runtime.
+# then the user's view through stubs/: every test and example (mypy ignores stubs for
+# packages named on its command line); pyright checks everything (stubPath = "stubs");
+# stubtest compares stubs and runtime.
 typecheck: $(STAMP)
 	$(PY) -m zephyr.typing.stubgen --check
 	$(PY) -m mypy zephyr
-	$(PY) -m mypy tests/typing examples
+	$(PY) -m mypy tests examples
 	$(PY) -m pyright
 	$(PY) -m mypy.stubtest zephyr --mypy-config-file mypy.ini --allowlist tests/typing/stubtest_allowlist.txt
 

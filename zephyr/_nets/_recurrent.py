@@ -14,7 +14,7 @@ from jaxtyping import Float
 
 from .._api import validate
 from .._initializers import default_initializer, zeros
-from .._types import DType, PRNGKey, Shape
+from .._types import DType, Initializer, PRNGKey, Shape
 from ..functools._partial import flexible
 from ._dtypes import compute_dtype
 
@@ -158,22 +158,30 @@ def _check_carry(who: str, name: str, carry: Array, batch: tuple[int, ...], hidd
         raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(carry.shape)}")
 
 
-def _rnn_weights(params: RNNParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
-    features = x.shape[-1]
-    w_input = validate(params["w_input"], (features, hidden_size), default_initializer, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, hidden_size), recurrent_initializer, dtype=param_dtype)
-    bias = validate(params["bias"], (hidden_size,), zeros, dtype=param_dtype)
+def _single_bias_weights(
+    params: RNNParams | LSTMParams,
+    x: Array,
+    hidden_size: int,
+    gates: int,
+    bias_initializer: Initializer,
+    dtype: DType | None,
+    param_dtype: DType | None,
+) -> _Weights:
+    """The weights of a cell with ``gates`` gates sharing one bias (rnn: 1, lstm: 4)."""
+    features, width = x.shape[-1], gates * hidden_size
+    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
+    bias = validate(params["bias"], (width,), bias_initializer, dtype=param_dtype)
     compute = compute_dtype(dtype, x, w_input)
     return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
+
+
+def _rnn_weights(params: RNNParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
+    return _single_bias_weights(params, x, hidden_size, 1, zeros, dtype, param_dtype)
 
 
 def _lstm_weights(params: LSTMParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
-    features, width = x.shape[-1], 4 * hidden_size
-    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
-    bias = validate(params["bias"], (width,), lstm_bias_initializer, dtype=param_dtype)
-    compute = compute_dtype(dtype, x, w_input)
-    return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
+    return _single_bias_weights(params, x, hidden_size, 4, lstm_bias_initializer, dtype, param_dtype)
 
 
 def _gru_weights(params: GRUParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:

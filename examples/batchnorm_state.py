@@ -11,7 +11,6 @@ two moons, shifted and stretched so that normalizing them matters:
 
 # jax and optax leave parts of their own signatures untyped (jit's and grad's wrappers):
 # strict pyright would flag every use, so these three reports are off here.
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ sampling decodes one character at a time with a key/value cache
 
 # jax and optax leave parts of their own signatures untyped (jit's and grad's wrappers):
 # strict pyright would flag every use, so these three reports are off here.
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 
 from __future__ import annotations
 

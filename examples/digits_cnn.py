@@ -9,7 +9,6 @@ accuracy, and saves a loss-curve PNG and a checkpoint (restored again to check i
 
 # jax, optax and matplotlib leave parts of their own signatures untyped (**kwargs, jit's
 # wrapper): strict pyright would flag every use, so these three reports are off here.
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ Run:
 
 # jax leaves parts of its own signatures untyped (jit's wrapper): strict pyright would
 # flag every use, so these three reports are off here.
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 
 from __future__ import annotations
 

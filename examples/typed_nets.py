@@ -11,7 +11,6 @@ is caught with an error that names the argument and the dims:
 
 # jax leaves parts of its own signatures untyped (jit's and grad's wrappers): strict
 # pyright would flag every use, so these three reports are off here.
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 
 from __future__ import annotations
 

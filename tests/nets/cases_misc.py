@@ -2,8 +2,6 @@
 
 Key-taking nets bind a fixed key inside ``apply``, so every sweep sees the same mask.
 """
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-# (jax types the `device` of its array constructors as Unknown, and the traced trees are Any here.)
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
 """Registry cases for the normalization nets."""
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-# (jax types the `device` of its array constructors as Unknown, and the traced trees are Any here.)
 
 from __future__ import annotations
 

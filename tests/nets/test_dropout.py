@@ -1,6 +1,4 @@
 """dropout and stochastic_depth: masks, scaling, identity cases, statistics, bad input."""
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-# (jax types the `device` of its array constructors as Unknown, and the traced trees are Any here.)
 
 from __future__ import annotations
 

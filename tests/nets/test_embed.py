@@ -1,6 +1,4 @@
 """token_embed, positional_embed, sinusoidal_embed and rope against hand-written formulas."""
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-# (jax types the `device` of its array constructors as Unknown, and the traced trees are Any here.)
 
 from __future__ import annotations
 

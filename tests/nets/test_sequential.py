@@ -1,6 +1,4 @@
 """sequential: layer i gets params[i]; equals chain(thread_params(...)); activations re-exported."""
-# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-# (jax types the `device` of its array constructors as Unknown, and the traced trees are Any here.)
 
 from __future__ import annotations
 

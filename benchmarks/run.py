@@ -595,7 +595,13 @@ def child(kind: str, impl: str, model: str, quick: bool) -> JSON:
         pair = cnn_pair(cfg)
     else:
         pair = gpt_pair(cfg, cfg.jit_depth, scan=model.endswith("scan"))
-    fn = pair.trace if impl == "zephyr" else pair.init
+    if impl == "equinox":
+        import _equinox  # the peer (equinox is in the dev extra)
+
+        depth = cfg.jit_depth
+        fn: Callable[[], Any] = lambda: _equinox.init_gpt(jax.random.key(0), cfg.vocab, cfg.d_model, depth, cfg.seq, cfg.heads)
+    else:
+        fn = pair.trace if impl == "zephyr" else pair.init
     _ready(pair.x)
     cold_growth, cold_seconds, result = _peak_growth(fn)
     param_bytes = nbytes(result)
@@ -628,6 +634,15 @@ def run_child(impl: str, model: str, quick: bool) -> JSON:
     return result
 
 
+def _has_equinox() -> bool:
+    """Whether the Equinox peer is installed (it is in the dev extra)."""
+    try:
+        import equinox  # noqa: F401  # pyright: ignore[reportUnusedImport]
+    except ImportError:
+        return False
+    return True
+
+
 def section_children(cfg: Config, out: JSON) -> None:
     """Cold first calls (fresh process per model and side) and peak memory during init."""
     models = ["gpt"] if cfg.quick else ["gpt", "memory", "memory-scan"]
@@ -635,6 +650,9 @@ def section_children(cfg: Config, out: JSON) -> None:
     rows: JSON = {}
     for model in models:
         row: JSON = {impl: run_child(impl, model, cfg.quick) for impl in impls}
+        if model == "gpt" and not cfg.quick and _has_equinox():
+            row["equinox"] = run_child("equinox", model, cfg.quick)
+            row["cold_vs_equinox"] = row["zephyr"]["cold_seconds"] / row["equinox"]["cold_seconds"]
         if "raw" in row:
             row["cold_ratio"] = row["zephyr"]["cold_seconds"] / row["raw"]["cold_seconds"]
         rows[model] = row
@@ -694,7 +712,11 @@ def table(cfg: Config, r: JSON) -> list[Row]:
         if row and "raw" in row:
             rows.append(Row(f"trace cold (fresh process), {model}", ms(row["zephyr"]["cold_seconds"]),
                             ms(row["raw"]["cold_seconds"]), f"{row['cold_ratio']:.2f}x",
-                            "<= Equinox (not measured)", "n/a"))
+                            "-", "-"))
+        if row and "equinox" in row:
+            rows.append(Row(f"trace cold (fresh process), {model} vs Equinox init", ms(row["zephyr"]["cold_seconds"]),
+                            f"{ms(row['equinox']['cold_seconds'])} (Equinox)", f"{row['cold_vs_equinox']:.2f}x",
+                            "<= 1.00x", _met(row["cold_vs_equinox"] <= 1.0)))
     for model, label in (("memory", "loop"), ("memory-scan", "scan")):
         row = fresh.get(model)
         if row:

@@ -19,14 +19,13 @@ import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typ
 from jax import Array
 
 from zephyr import nets, summary, tags, trace, validate
-from zephyr._initializers import ones
 from zephyr.typing import Params
 
 
 def model(params: Params, x: Array, widths: Sequence[int]) -> Array:
     """An MLP with a learned output scale tagged ``"scale"``."""
     h = nets.mlp(params["mlp"], x, list(widths), jax.nn.tanh)
-    scale = validate(params["scale"], (widths[-1],), ones, tags="scale")
+    scale = validate(params["scale"], (widths[-1],), jax.nn.initializers.ones, tags="scale")
     return h * jnp.broadcast_to(scale, h.shape)
 
 

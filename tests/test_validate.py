@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from zephyr import nets, trace, validate
+from zephyr import collect_specs, nets, trace, validate
 from tests.utils import leaf
 from zephyr.typing import Params
 
@@ -65,6 +65,8 @@ def test_dtype_and_tags_are_declared(key: jax.Array) -> None:
 
     params = trace(net, key, jnp.ones(2))
     assert leaf(params, "w").dtype == jnp.bfloat16
+    (specs,) = collect_specs(net, (jnp.ones(2),), {})
+    assert specs[("w",)].tags == ("decay", "matrix")
 
 
 def test_declared_stand_in_validated_again_with_another_shape_names_the_path(key: jax.Array) -> None:

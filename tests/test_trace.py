@@ -254,6 +254,56 @@ def test_trace_inside_a_trace_keeps_each_its_own_params(key: jax.Array) -> None:
     assert shapes(inner_results[0]) == {"bias": (7,), "weights": (2, 7)}
 
 
+def test_a_trace_inside_jit_with_a_concrete_key_gives_concrete_params(key: jax.Array) -> None:
+    inner: list[Any] = []
+
+    @jax.jit
+    def outer(x: jax.Array) -> jax.Array:
+        params = trace(nets.linear(_, _, 3), key, x)
+        inner.append(params)
+        return nets.linear(params, x, 3)
+
+    out = outer(jnp.ones((2, 4)))
+    assert not isinstance(inner[0]["weights"], jax.core.Tracer)
+    np.testing.assert_array_equal(inner[0]["weights"], trace(nets.linear(_, _, 3), key, jnp.ones((2, 4)))["weights"])
+    assert out.shape == (2, 3)
+
+
+def test_a_traced_key_stages_the_initialization(key: jax.Array) -> None:
+    @jax.jit
+    def init(k: jax.Array) -> Any:
+        return trace(nets.linear(_, _, 3), k, jnp.ones((2, 4)))
+
+    staged = init(key)
+    np.testing.assert_array_equal(staged["weights"], trace(nets.linear(_, _, 3), key, jnp.ones((2, 4)))["weights"])
+
+
+def test_a_new_kind_of_leaf_compiles_one_program_with_no_folded_constants(key: jax.Array) -> None:
+    # Regression: initializing under `ensure_compile_time_eval` constant-folded the random
+    # bit counters of each initializer: a second compiled program per kind of leaf, and its
+    # result embedded in the first.
+    def fresh_initializer(k: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+        return jax.random.normal(k, shape, dtype)
+
+    def net(params: Params, x: jax.Array) -> jax.Array:
+        return x @ validate(params["w"], (x.shape[-1], 29), fresh_initializer)
+
+    x = jnp.ones((2, 37))
+    compiles: list[float] = []
+
+    def listener(event: str, duration: float, **_: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        params = trace(net, key, x)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert params["w"].shape == (37, 29)
+    assert len(compiles) == 1
+
+
 def test_two_threads_tracing_at_once_each_get_their_own_params(key: jax.Array) -> None:
     results: dict[int, Any] = {}
     barrier = threading.Barrier(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from types import FrameType
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
@@ -181,7 +182,10 @@ def initialize(
     """
     # Concrete even when called inside another trace (a trace inside a trace): the key is
     # concrete, so the leaves are too. A traced key (trace under jit) still stages.
-    with jax.ensure_compile_time_eval():
+    # `eval_context`, not `ensure_compile_time_eval`: the latter would also constant-fold
+    # inside each initializer's own jit (its random-bit counters became embedded constants,
+    # each compiled separately first).
+    with nullcontext() if isinstance(key, jax.core.Tracer) else jax.core.eval_context():
         values = {
             path: initialize_leaf(spec, key, placement(spec) if placement else None)
             for path, spec in specs.items()

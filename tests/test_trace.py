@@ -9,10 +9,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax import core
 import numpy as np
 import pytest
 
-from zephyr import nets, stack, trace, trace_with_state, validate
+from zephyr import default_initializer, nets, stack, trace, trace_with_state, validate
+from zephyr._paths import path_hash
+from zephyr._trace import leaf_key
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from tests.utils import abstract, leaf, shapes
@@ -264,7 +267,7 @@ def test_a_trace_inside_jit_with_a_concrete_key_gives_concrete_params(key: jax.A
         return nets.linear(params, x, 3)
 
     out = outer(jnp.ones((2, 4)))
-    assert not isinstance(inner[0]["weights"], jax.core.Tracer)
+    assert not isinstance(inner[0]["weights"], core.Tracer)
     np.testing.assert_array_equal(inner[0]["weights"], trace(nets.linear(_, _, 3), key, jnp.ones((2, 4)))["weights"])
     assert out.shape == (2, 3)
 
@@ -282,7 +285,7 @@ def test_a_new_kind_of_leaf_compiles_one_program_with_no_folded_constants(key: j
     # Regression: initializing under `ensure_compile_time_eval` constant-folded the random
     # bit counters of each initializer: a second compiled program per kind of leaf, and its
     # result embedded in the first.
-    def fresh_initializer(k: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    def fresh_initializer(k: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
         return jax.random.normal(k, shape, dtype)
 
     def net(params: Params, x: jax.Array) -> jax.Array:
@@ -291,16 +294,16 @@ def test_a_new_kind_of_leaf_compiles_one_program_with_no_folded_constants(key: j
     x = jnp.ones((2, 37))
     compiles: list[float] = []
 
-    def listener(event: str, duration: float, **_: Any) -> None:
+    def listener(event: str, duration_secs: float, **_: str | int) -> None:
         if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
+            compiles.append(duration_secs)
 
     jax.monitoring.register_event_duration_secs_listener(listener)
     try:
         params = trace(net, key, x)
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
-    assert params["w"].shape == (37, 29)
+    assert shapes(params) == {"w": (37, 29)}
     assert len(compiles) == 1
 
 
@@ -416,6 +419,42 @@ def test_stack_scans_over_independently_initialized_layers(key: jax.Array) -> No
         layer = jax.tree.map(lambda leaf: leaf[i], params)
         expected = nets.linear(layer, expected, 4)
     np.testing.assert_allclose(deep(params, x), expected, rtol=1e-5, atol=1e-6)
+
+
+def _uniform(k: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
+    return jax.random.uniform(k, shape, dtype)
+
+
+def _one_uniform_leaf(params: Params, x: jax.Array) -> jax.Array:
+    return x @ validate(params["block"]["w"], (x.shape[-1], 6), _uniform)
+
+
+@pytest.mark.parametrize("make_key", [jax.random.key, jax.random.PRNGKey], ids=["typed", "raw"])
+def test_a_default_key_draws_each_leaf_with_threefry4x32_from_its_folded_key(make_key: Any) -> None:
+    key = make_key(3)
+    params = trace(_one_uniform_leaf, key, jnp.ones((2, 5)))
+    k = leaf_key(key, np.uint32(path_hash(("block", "w"))))
+    assert str(jax.random.key_impl(k)) == "threefry4x32"
+    folded = jax.random.fold_in(key, path_hash(("block", "w")))
+    np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(jax.random.split(folded)).ravel())
+    np.testing.assert_array_equal(params["block"]["w"], _uniform(k, (5, 6), jnp.float32))
+
+
+def test_a_key_of_another_generator_is_used_as_it_is() -> None:
+    key = jax.random.key(3, impl="rbg")
+    params = trace(_one_uniform_leaf, key, jnp.ones((2, 5)))
+    folded = jax.random.fold_in(key, path_hash(("block", "w")))
+    np.testing.assert_array_equal(params["block"]["w"], _uniform(folded, (5, 6), jnp.float32))
+
+
+def test_stacked_leaves_are_each_layer_drawn_from_its_split_key() -> None:
+    deep = stack(nets.linear(_, _, 4), 3)
+    x = jnp.ones((2, 4))
+    for key in (jax.random.key(1), jax.random.key(1, impl="rbg")):  # by vmap, by lax.map
+        params = trace(deep, key, x)
+        k = leaf_key(key, np.uint32(path_hash(("weights",))))
+        layers = [default_initializer(layer_key, (4, 4), jnp.float32) for layer_key in jax.random.split(k, 3)]
+        np.testing.assert_array_equal(params["weights"], jnp.stack(layers))
 
 
 def test_stack_rejects_a_layer_that_changes_the_shape(key: jax.Array) -> None:

@@ -31,17 +31,25 @@ class StackedInitializer:
         return stacked
 
 
-def _declare_stacked(
-    f: Callable[..., Any], layers: int, node: TraceNode, call: Callable[[TraceNode], Array], x: Array
-) -> Array:
+def _trace_one_layer(
+    who: str, node: TraceNode, call: Callable[[TraceNode], Array], x: Array
+) -> tuple[Array, TraceState]:
+    """Trace one layer on its own params stand-in; its output must match ``x`` (the carry)."""
     layer_state = TraceState(node.state.root)
     y = call(TraceNode(layer_state, ()))
     if getattr(y, "shape", None) != x.shape or getattr(y, "dtype", None) != x.dtype:
         raise ValueError(
-            f"stack({name_of(f)}, {layers}): each layer must map x to the same shape and dtype "
-            f"(it is the scan carry); {x.shape} {x.dtype} became "
+            f"{who}: each layer must map x to the same shape and dtype (it is the carry "
+            f"from layer to layer); {x.shape} {x.dtype} became "
             f"{getattr(y, 'shape', None)} {getattr(y, 'dtype', None)}"
         )
+    return y, layer_state
+
+
+def _declare_stacked(
+    f: Callable[..., Any], layers: int, node: TraceNode, call: Callable[[TraceNode], Array], x: Array
+) -> Array:
+    y, layer_state = _trace_one_layer(f"stack({name_of(f)}, {layers})", node, call, x)
     for spec in layer_state.specs.values():
         node.state.declare(
             LeafSpec(
@@ -53,6 +61,24 @@ def _declare_stacked(
                 spec.root,
             )
         )
+    return y
+
+
+def declare_repeated(
+    who: str, layers: int, node: TraceNode, call: Callable[[TraceNode], Array], x: Array
+) -> Array:
+    """During trace, an unrolled loop ``x = call(node[i], x)`` for ``i < layers``, traced once.
+
+    Layer ``i`` declares at ``node[i]`` what layer 0 declares: the layers are one pure
+    function on the same shapes, so the abstract forward runs one layer whatever the depth.
+    The leaves (paths, shapes, initializers, so values) are those of the traced loop.
+    """
+    y, layer_state = _trace_one_layer(who, node, call, x)
+    for i in range(layers):
+        for spec in layer_state.specs.values():
+            node.state.declare(
+                LeafSpec((*node.path, i, *spec.path), spec.shape, spec.dtype, spec.initializer, spec.tags, spec.root)
+            )
     return y
 
 

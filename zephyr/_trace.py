@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -365,6 +366,50 @@ def check_trace_key(key: object, who: str = "trace") -> None:
         )
 
 
+# The generator each leaf is drawn with, where this JAX has it (0.10.2+). threefry4x32 is
+# as partitionable as the default threefry2x32 (a sharded leaf gets the same values, each
+# device computing only its shard) and identical across backends; on CPU it runs ~3x faster
+# with no temporaries, because XLA:CPU gets threefry2x32 as a rolled loop that keeps two
+# leaf-sized counters (see benchmarks/README.md). (philox4x32, also new in 0.10.2, fails to
+# compile under sharding there.)
+LEAF_KEY_IMPL = "threefry4x32"
+
+
+@functools.cache
+def _leaf_key_impl_available() -> bool:
+    try:
+        jax.random.key_impl(jax.random.key(0, impl=LEAF_KEY_IMPL))
+    except ValueError:  # an older JAX: leaves keep the trace key's generator
+        return False
+    return True
+
+
+def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
+    """The key a leaf is initialized with: ``fold_in(key, path_hash)``, on a fast generator.
+
+    A default (threefry2x32) key is carried over to threefry4x32 where JAX has it: the 128
+    bits of the new key are the two keys of ``split(fold_in(key, path_hash))``. A key of any
+    other generator is used as it is.
+
+    >>> import jax, numpy as np
+    >>> k = leaf_key(jax.random.key(0), np.uint32(7))
+    >>> str(jax.random.key_impl(k))
+    'threefry4x32'
+    >>> folded = jax.random.fold_in(jax.random.key(0), 7)
+    >>> jax.random.key_data(k).tolist() == jax.random.key_data(jax.random.split(folded)).ravel().tolist()
+    True
+    """
+    folded = jax.random.fold_in(key, path_hash)
+    if str(jax.random.key_impl(folded)) != "threefry2x32" or not _leaf_key_impl_available():
+        return folded
+    words = jax.random.key_data(jax.random.split(folded)).reshape(4)
+    return cast(PRNGKey, jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL))
+
+
+def _draws_without_temporaries(key: PRNGKey) -> bool:
+    return str(jax.random.key_impl(key)) == LEAF_KEY_IMPL
+
+
 _INITIALIZERS: OrderedDict[Hashable, Callable[[PRNGKey, Any], Array]] = OrderedDict()
 _INITIALIZERS_MAX = 512
 _initializers_lock = threading.Lock()
@@ -384,20 +429,21 @@ def _leaf_initializer(
     from ._stack import StackedInitializer  # here: _stack imports this module
 
     def init(key: PRNGKey, path_hash: Any) -> Array:
-        leaf_key = jax.random.fold_in(key, path_hash)
-        if isinstance(initializer, StackedInitializer):
+        key_of_leaf = leaf_key(key, path_hash)
+        if isinstance(initializer, StackedInitializer) and not _draws_without_temporaries(key_of_leaf):
             # Layer by layer with lax.map: the same keys and values as the initializer's own
-            # vmap, but XLA's temporaries are one layer's size instead of the whole stack's
-            # (peak memory 2x the stacked leaf instead of 4x; see benchmarks/README.md).
+            # vmap, but the temporaries of XLA:CPU's threefry2x32 loop are one layer's size
+            # instead of the whole stack's (peak 2x the stacked leaf instead of 4x). The
+            # threefry4x32 leaf keys have no temporaries: their vmap is 2x faster than this.
             inner, layer_shape = initializer.inner, shape[1:]
 
             def one_layer(layer_key: PRNGKey) -> Array:
                 return inner(layer_key, layer_shape, dtype)
 
-            keys = jax.random.split(leaf_key, initializer.layers)
+            keys = jax.random.split(key_of_leaf, initializer.layers)
             value = cast(Array, jax.lax.map(one_layer, keys))  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax
         else:
-            value = initializer(leaf_key, shape, dtype)
+            value = initializer(key_of_leaf, shape, dtype)
         return value.astype(dtype)
 
     # With a sharding, jit writes each shard on its device: the whole leaf never exists on
@@ -413,7 +459,7 @@ def _leaf_initializer(
 def initialize_leaf(
     spec: LeafSpec, key: PRNGKey, sharding: jax.sharding.Sharding | None = None
 ) -> Array:
-    """The initial value of one leaf: ``initializer(fold_in(key, hash(path)), shape, dtype)``.
+    """The initial value of one leaf: ``initializer(leaf_key(key, hash(path)), shape, dtype)``.
 
     With ``sharding``, the leaf is created already placed (each device computes its shard).
     """

@@ -12,6 +12,7 @@ import pytest
 
 from zephyr import nets, trace, validate
 from zephyr.functools.partial import placeholder_hole as _
+from tests.utils import leaf, shapes
 from zephyr.typing import Params, checking
 
 
@@ -108,6 +109,30 @@ def test_scan_and_loop_give_the_same_output(key: jax.Array) -> None:
     for i in range(3):
         h = nets.transformer_block(looped["layers"][i], h, 2, is_causal=True)
     _close(nets.layer_norm(looped["final_norm"], h), y_loop)
+
+
+def test_the_unrolled_loop_traces_one_block_and_declares_every_layer(key: jax.Array) -> None:
+    calls: list[int] = []
+
+    def counted_gelu(h: jax.Array) -> jax.Array:
+        calls.append(1)
+        return jax.nn.gelu(h)
+
+    x = _normal(key, 1, (2, 5, 8))
+    params = trace(nets.transformer(_, _, 4, 2, scan=False, activation=counted_gelu), key, x)
+    assert len(calls) == 1  # one block traced for four layers
+
+    def hand_loop(p: Params, x: jax.Array) -> jax.Array:  # the loop, traced layer by layer
+        for i in range(4):
+            x = nets.transformer_block(p["layers"][i], x, 2, activation=counted_gelu)
+        return nets.layer_norm(p["final_norm"], x)
+
+    expected = trace(hand_loop, key, x)
+    assert len(calls) == 5
+    assert shapes(params) == shapes(expected)
+    jax.tree.map(np.testing.assert_array_equal, params, expected)
+    first, last = leaf(params, "layers", 0, "mlp", 0, "weights"), leaf(params, "layers", 3, "mlp", 0, "weights")
+    assert not np.array_equal(first, last)
 
 
 def test_remat_gives_the_same_output_and_gradients(key: jax.Array) -> None:

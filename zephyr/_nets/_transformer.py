@@ -9,7 +9,8 @@ import jax
 from jax import Array
 from jaxtyping import Bool, Float
 
-from .._stack import stack
+from .._stack import declare_repeated, stack
+from .._trace import TraceNode
 from .._types import DType
 from ..functools._partial import flexible
 from ._attention import AttentionParams, multi_head_self_attention
@@ -208,10 +209,16 @@ def transformer(
     if scan:
         y = stack(layer, num_layers)(params["layers"], x)
     else:
-        layers = cast("dict[int, TransformerBlockParams]", params["layers"])
-        y = x
-        for i in range(num_layers):
-            y = layer(layers[i], y)
+        layers = cast(object, params["layers"])
+        if type(layers) is TraceNode:  # trace: layer 0 declares for every layer
+            y = declare_repeated(
+                f"transformer(scan=False, num_layers={num_layers})", num_layers, layers,
+                lambda layer_node: layer(cast(TransformerBlockParams, layer_node), x), x,
+            )
+        else:
+            y = x
+            for i in range(num_layers):
+                y = layer(cast("dict[int, TransformerBlockParams]", layers)[i], y)
     if final_norm:
         norm = params["final_norm"]  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when final_norm
         y = _pre_norm(norm, y, dtype, param_dtype)

@@ -379,10 +379,12 @@ def section_jit(cfg: Config, out: JSON) -> None:
                 fz, fr = _train_step(pair.apply_zephyr), _train_step(pair.apply_raw)
                 args = (params, opt_state, pair.x, pair.labels)
 
+            # "raw_again" is the raw program once more: the two raw figures give the noise floor
+            # of this machine, against which "within noise" is judged.
             compiled: dict[str, Any] = {}
-            compile_times: dict[str, list[float]] = {"zephyr": [], "raw": []}
+            compile_times: dict[str, list[float]] = {"zephyr": [], "raw": [], "raw_again": []}
             for _i in range(cfg.compile_reps):
-                for name, f in (("zephyr", fz), ("raw", fr)):
+                for name, f in (("zephyr", fz), ("raw", fr), ("raw_again", fr)):
                     fresh = jax.jit(lambda *a, f=f: f(*a))  # a new function: no cache hit
                     start = time.perf_counter()
                     compiled[name] = fresh.lower(*args).compile()
@@ -390,13 +392,17 @@ def section_jit(cfg: Config, out: JSON) -> None:
             compile_median = {name: statistics.median(ts) for name, ts in compile_times.items()}
             cz, cr = compiled["zephyr"], compiled["raw"]
             ops_z, ops_r = hlo_opcodes(cz.as_text()), hlo_opcodes(cr.as_text())
-            run_times = per_call({"zephyr": lambda: _ready(cz(*args)), "raw": lambda: _ready(cr(*args))},
+            cr_again = compiled["raw_again"]
+            run_times = per_call({"zephyr": lambda: _ready(cz(*args)), "raw": lambda: _ready(cr(*args)),
+                                  "raw_again": lambda: _ready(cr_again(*args))},
                                  _number(lambda: _ready(cr(*args))), cfg.step_reps)
             row[kind] = {
                 "zephyr": run_times["zephyr"], "raw": run_times["raw"],
                 "ratio": run_times["zephyr"] / run_times["raw"],
+                "noise": abs(run_times["raw_again"] / run_times["raw"] - 1),
                 "compile_zephyr": compile_median["zephyr"], "compile_raw": compile_median["raw"],
                 "compile_ratio": compile_median["zephyr"] / compile_median["raw"],
+                "compile_noise": abs(compile_median["raw_again"] / compile_median["raw"] - 1),
                 "hlo_ops_zephyr": sum(ops_z.values()), "hlo_ops_raw": sum(ops_r.values()),
                 "hlo_same_opcodes": ops_z == ops_r,
                 "hlo_same_text": _strip_names(cz.as_text()) == _strip_names(cr.as_text()),
@@ -722,10 +728,13 @@ def table(cfg: Config, r: JSON) -> list[Row]:
     for name, row in r.get("jit", {}).items():
         for kind in ("forward", "train_step"):
             k = row[kind]
+            run_band, compile_band = max(0.05, k["noise"]), max(0.10, k["compile_noise"])
             rows.append(Row(f"jit {kind}, {name}", ms(k["zephyr"]), ms(k["raw"]), f"{k['ratio']:.2f}x",
-                            "1.00x (<= 1.05)", _met(k["ratio"] <= 1.05)))
+                            f"<= 1.00x +{run_band:.0%} (raw vs raw {k['noise']:.0%})",
+                            _met(k["ratio"] <= 1 + run_band)))
             rows.append(Row(f"  compile {kind}, {name}", ms(k["compile_zephyr"]), ms(k["compile_raw"]),
-                            f"{k['compile_ratio']:.2f}x", "1.00x (<= 1.10)", _met(k["compile_ratio"] <= 1.10)))
+                            f"{k['compile_ratio']:.2f}x", f"<= 1.00x +{compile_band:.0%} (raw vs raw {k['compile_noise']:.0%})",
+                            _met(k["compile_ratio"] <= 1 + compile_band)))
             rows.append(Row(f"  optimized HLO {kind}, {name}", f"{k['hlo_ops_zephyr']} ops",
                             f"{k['hlo_ops_raw']} ops", "same" if k["hlo_same_text"] else
                             ("same opcodes" if k["hlo_same_opcodes"] else "differs"),

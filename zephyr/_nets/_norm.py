@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -151,7 +152,7 @@ def layer_norm(
     mean = jnp.mean(xs, axis=axes, keepdims=True)
     centered = xs - jnp.broadcast_to(mean, xs.shape)
     var = jnp.mean(jnp.square(centered), axis=axes, keepdims=True)
-    y = centered * jnp.broadcast_to(1.0 / jnp.sqrt(var + eps), xs.shape)
+    y = centered * jnp.broadcast_to(jax.lax.rsqrt(var + eps), xs.shape)
     param_shape = tuple(x.shape[a] for a in axes)
     y = _scale_offset(
         params, y.astype(compute), axes, param_shape, create_scale, create_offset,
@@ -204,7 +205,7 @@ def rms_norm(
     stats = _stats_dtype(compute)
     xs = x.astype(stats)
     mean_square = jnp.mean(jnp.square(xs), axis=axes, keepdims=True)
-    y = xs * jnp.broadcast_to(1.0 / jnp.sqrt(mean_square + eps), xs.shape)
+    y = xs * jnp.broadcast_to(jax.lax.rsqrt(mean_square + eps), xs.shape)
     y = y.astype(compute)
     if create_scale:
         param_shape = tuple(x.shape[a] for a in axes)
@@ -275,7 +276,7 @@ def group_norm(
     mean = jnp.mean(grouped, axis=reduce, keepdims=True)
     centered = grouped - jnp.broadcast_to(mean, grouped.shape)
     var = jnp.mean(jnp.square(centered), axis=reduce, keepdims=True)
-    normed = centered * jnp.broadcast_to(1.0 / jnp.sqrt(var + eps), grouped.shape)
+    normed = centered * jnp.broadcast_to(jax.lax.rsqrt(var + eps), grouped.shape)
     y = normed.reshape(x.shape).astype(compute)
     return _scale_offset(
         params, y, (x.ndim - 1,), (channels,), create_scale, create_offset,
@@ -373,7 +374,7 @@ def batch_norm(
     else:
         mean, var = running_mean.astype(stats), running_var.astype(stats)
         new_state = {"mean": running_mean, "var": running_var}
-    inv = 1.0 / jnp.sqrt(var + eps)
+    inv = jax.lax.rsqrt(var + eps)
     y = (xs - _along(mean, axes, xs.shape, stats)) * _along(inv, axes, xs.shape, stats)
     y = _scale_offset(
         params, y.astype(compute), axes, feature_shape, create_scale, create_offset,

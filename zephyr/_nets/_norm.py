@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any, NotRequired, TypedDict
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jaxtyping import Float

@@ -12,9 +12,10 @@ import numpy as np
 from jax import Array
 from jaxtyping import Bool, Float, Int
 
+from .._jax import broadcasted_iota
 from .._types import DType
 from ..functools._partial import flexible
-from ._dtypes import compute_dtype
+from ._dtypes import cast, compute_dtype
 from ._linear import LinearParams, linear
 
 _MASKED = float(np.finfo(np.float32).min)  # the logit of a masked-out key (float32 softmax)
@@ -128,9 +129,11 @@ def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 def _causal_mask(q_len: int, kv_len: int, offset: Array | int) -> Array:
     """``(q_len, kv_len)``: query ``i`` (at absolute position ``offset + i``) sees keys ``<= it``."""
-    rows = jax.lax.iota(jnp.int32, q_len).reshape((q_len, 1)) + offset
-    cols = jax.lax.iota(jnp.int32, kv_len).reshape((1, kv_len))
-    return jnp.broadcast_to(cols, (q_len, kv_len)) <= jnp.broadcast_to(rows, (q_len, kv_len))
+    rows = broadcasted_iota(jnp.int32, (q_len, kv_len), 0)
+    cols = broadcasted_iota(jnp.int32, (q_len, kv_len), 1)
+    if isinstance(offset, int):
+        return jax.lax.le(cols, jax.lax.add(rows, np.int32(offset)))
+    return cols <= rows + offset  # a traced position (the KV-cache step)
 
 
 def _and(a: Array | None, b: Array) -> Array:
@@ -229,9 +232,9 @@ def dot_product_attention(
     if is_causal:
         mask = _and(mask, _causal_mask(q_len, kv_len, kv_len - q_len))
     return _attend(
-        q.astype(compute),
-        k.astype(compute),
-        v.astype(compute),
+        cast(q, compute),
+        cast(k, compute),
+        cast(v, compute),
         mask,
         1.0 / math.sqrt(q.shape[-1]) if scale is None else scale,
     )
@@ -316,7 +319,7 @@ def multi_head_attention(
     kh = _project_heads(params["key"], k, kv_heads, head_dim, use_bias, dtype, param_dtype)
     vh = _project_heads(params["value"], v, kv_heads, head_dim, use_bias, dtype, param_dtype)
     compute = compute_dtype(dtype, qh, kh, vh)
-    heads = _attend(qh.astype(compute), kh.astype(compute), vh.astype(compute), mask, 1.0 / math.sqrt(head_dim))
+    heads = _attend(cast(qh, compute), cast(kh, compute), cast(vh, compute), mask, 1.0 / math.sqrt(head_dim))
     merged = heads.reshape((*batch, q_len, num_heads * head_dim))
     return linear(params["out"], merged, d, use_bias, dtype=dtype, param_dtype=param_dtype)
 
@@ -529,7 +532,7 @@ def multi_head_self_attention_step(
     mask = _full_mask(who, masks, batch, num_heads, new_len, max_len)
     mask = _and(mask, _causal_mask(new_len, max_len, length))
     compute = compute_dtype(dtype, qh, kh, vh)
-    heads = _attend(qh.astype(compute), new_key.astype(compute), new_value.astype(compute), mask, 1.0 / math.sqrt(head_dim))
+    heads = _attend(cast(qh, compute), cast(new_key, compute), cast(new_value, compute), mask, 1.0 / math.sqrt(head_dim))
     merged = heads.reshape((*batch, new_len, num_heads * head_dim))
     y = linear(params["out"], merged, d, use_bias, dtype=dtype, param_dtype=param_dtype)
     new_cache: KVCache = {"key": new_key, "value": new_value, "length": length + new_len}

@@ -1,4 +1,6 @@
-"""``stack``: one net repeated over a leading layer axis of its params, run with ``lax.scan``."""
+"""``stack``: one net repeated over a leading layer axis of its params, run with ``lax.scan``;
+and ``declare_repeated``, the one-layer trace of an unrolled loop of the same net.
+"""
 
 from __future__ import annotations
 

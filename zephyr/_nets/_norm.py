@@ -75,8 +75,8 @@ def _mean(x: Array, axes: tuple[int, ...]) -> Array:
 
 
 def _back(reduced: Array, axes: tuple[int, ...], shape: tuple[int, ...]) -> Array:
-    """A statistic over ``axes`` (removed) broadcast back to ``shape``."""
-    return broadcast_in_dim(reduced, shape, tuple(a for a in range(len(shape)) if a not in axes))
+    """A statistic over ``axes`` (removed) broadcast back to ``shape``: along the other axes."""
+    return _along(reduced, tuple(a for a in range(len(shape)) if a not in axes), shape, reduced.dtype)
 
 
 def _normalize(xs: Array, axes: tuple[int, ...], eps: float, center: bool) -> Array:

@@ -83,8 +83,8 @@ def test_rule_errors_name_the_leaf(key: Array, mesh: jax.sharding.Mesh) -> None:
 
 def test_leaves_are_created_shard_by_shard(mesh: jax.sharding.Mesh) -> None:
     """The compiled initializer of a sharded leaf only ever holds one shard per device."""
-    from zephyr._initializers import default_initializer
-    from zephyr._trace import _leaf_initializer  # pyright: ignore[reportPrivateUsage]  # the engine's per-leaf jit, inspected on purpose
+    from zephyr.core._initializers import default_initializer
+    from zephyr.core._initializers import _leaf_initializer  # pyright: ignore[reportPrivateUsage]  # the engine's per-leaf jit, inspected on purpose
 
     shape, sharding = (1024, 1024), NamedSharding(mesh, P(None, "model"))
     init = _leaf_initializer(default_initializer, shape, np.dtype("float32"), sharding)

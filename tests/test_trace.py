@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from zephyr import default_initializer, nets, stack, trace, trace_with_state, validate
-from zephyr._paths import path_hash
-import zephyr._trace as zephyr_trace
-from zephyr._trace import leaf_key
+from zephyr.core._paths import path_hash
+import zephyr.core._initializers as core_initializers
+from zephyr.core._initializers import leaf_key
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from tests.utils import abstract, leaf, shapes
@@ -443,7 +443,7 @@ def test_a_default_key_draws_each_leaf_with_threefry4x32_from_its_folded_key(mak
 
 def test_without_threefry4x32_a_default_key_is_used_as_folded(monkeypatch: pytest.MonkeyPatch) -> None:
     # An older JAX (before 0.10.2) has no threefry4x32: the folded key draws the leaf itself.
-    monkeypatch.setattr(zephyr_trace, "_leaf_key_impl_available", lambda: False)
+    monkeypatch.setattr(core_initializers, "_leaf_key_impl_available", lambda: False)
 
     def fresh_uniform(k: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
         return jax.random.uniform(k, shape, dtype)  # a new initializer: no compiled program cached
@@ -518,7 +518,7 @@ def test_a_warm_trace_skips_the_forward_but_not_the_initialization(key: jax.Arra
 
 
 def test_a_holed_net_built_twice_is_recognised(key: jax.Array) -> None:
-    from zephyr._trace_cache import function_key
+    from zephyr.core._cache import function_key
 
     assert function_key(nets.linear(_, _, 3)) == function_key(nets.linear(_, _, 3))
     assert function_key(nets.linear(_, _, 3)) != function_key(nets.linear(_, _, 4))

@@ -17,9 +17,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from ._paths import Path, PathKey, format_path
 from ._sharding import abstract_leaf
-from ._tags import Leaf, flatten_with_paths
+from .core._paths import flatten_with_paths, format_path
+from .core._types import Leaf, Path, PathKey
 
 FORMAT = "zephyr-checkpoint"
 VERSION = 1

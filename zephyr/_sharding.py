@@ -16,9 +16,11 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ._api import collect_specs, initialize
-from ._tags import Leaf, Selector, check_selector, leaf_from_spec, map_leaves, matches
-from ._trace import LeafSpec, build_tree, check_trace_key
+from ._checks import check_random_key
+from ._tags import Selector, check_selector, map_leaves, matches
+from .core._api import collect_specs, initialize
+from .core._paths import nest
+from .core._types import Leaf
 
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
@@ -188,67 +190,15 @@ def trace_sharded(
         >>> params["weights"].sharding.spec, params["bias"].sharding.spec
         (P(None, 'model'), P())
     """
-    check_trace_key(key, "trace_sharded")
+    check_random_key(key, "trace_sharded")
     items = _rule_list(rules)
     (specs,) = collect_specs(f, args, kwargs)
 
-    def placement(spec: LeafSpec) -> NamedSharding:
-        return _sharding_for(leaf_from_spec(spec), mesh, items)
+    def placement(spec: Leaf) -> NamedSharding:
+        return _sharding_for(spec, mesh, items)
 
     tree: Any = initialize(specs, key, placement)
     return tree  # type: ignore[no-any-return]  # the tree has the shape f's params declare
-
-
-def abstract_trace(f: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
-    """The params of ``f`` as ``jax.ShapeDtypeStruct``s: shapes and dtypes, nothing allocated.
-
-    The first half of :func:`zephyr.trace` (the forward runs like ``jax.eval_shape``), for
-    planning models larger than memory. ``orbax``, ``jax.jit(...).lower`` and
-    ``zephyr.checkpoint.restore`` take the result as is. Tags: ``zephyr.tags.leaf_info``.
-
-    Args:
-        f: the net, a function of ``(params, *args, **kwargs)``.
-        *args: sample inputs and hyperparameters, as for ``trace``.
-        **kwargs: sample keyword inputs, passed to ``f``.
-
-    Returns:
-        A nested dict shaped like the params with ``jax.ShapeDtypeStruct`` leaves.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from zephyr import abstract_trace, nets
-        >>> abstract = abstract_trace(nets.linear, jnp.ones((2, 100_000)), 100_000)  # 40 GB
-        >>> abstract["weights"]
-        ShapeDtypeStruct(shape=(100000, 100000), dtype=float32)
-    """
-    (specs,) = collect_specs(f, args, kwargs)
-    return build_tree({path: abstract_leaf(spec.shape, spec.dtype) for path, spec in specs.items()})
-
-
-def abstract_trace_with_state(f: Callable[..., object], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """:func:`abstract_trace` for a stateful net ``f(params, state, *args)``: both trees, abstract.
-
-    Args:
-        f: the net, a function of ``(params, state, *args, **kwargs)``.
-        *args: sample inputs and hyperparameters.
-        **kwargs: sample keyword inputs, passed to ``f``.
-
-    Returns:
-        ``(params, state)``, nested dicts of ``jax.ShapeDtypeStruct``.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from zephyr import abstract_trace_with_state, validate
-        >>> def counter(params, state, x):
-        ...     return x, {"count": validate(state["count"], (), dtype=jnp.int32) + 1}
-        >>> abstract_trace_with_state(counter, jnp.ones(3))
-        ({}, {'count': ShapeDtypeStruct(shape=(), dtype=int32)})
-    """
-    param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
-    return tuple(  # type: ignore[return-value]  # two trees, one per root
-        build_tree({path: abstract_leaf(spec.shape, spec.dtype) for path, spec in specs.items()}, root)
-        for specs, root in ((param_specs, "params"), (state_specs, "state"))
-    )
 
 
 def abstract_trace_sharded(
@@ -278,9 +228,9 @@ def abstract_trace_sharded(
     """
     items = _rule_list(rules)
     (specs,) = collect_specs(f, args, kwargs)
-    return build_tree(
+    return nest(
         {
-            path: abstract_leaf(spec.shape, spec.dtype, _sharding_for(leaf_from_spec(spec), mesh, items))
+            path: abstract_leaf(spec.shape, spec.dtype, _sharding_for(spec, mesh, items))
             for path, spec in specs.items()
         }
     )

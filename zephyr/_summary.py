@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from typing import IO
 
-from ._paths import Path, format_path
-from ._tags import Leaf, flatten_with_paths, leaves_with_paths
+from ._tags import leaves_with_paths
+from .core._paths import flatten_with_paths, format_path
+from .core._types import Leaf, Path
 
 _HEADER = ("path", "shape", "dtype", "tags", "params")
 

@@ -22,98 +22,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._api import collect_specs
-from ._paths import Path, PathKey, format_path
-from ._stack import StackedInitializer
-from ._trace import LeafSpec, build_tree
-from ._types import Params, Shape
+from .core._api import collect_specs
+from .core._paths import flatten_with_paths, format_path, nest
+from .core._types import Leaf, Params, Path
 
 Selector = str | Callable[["Leaf"], bool]
 """Picks leaves: ``"tag:NAME"``, a regex searched in the leaf's key, or ``(Leaf) -> bool``."""
 
 TAG_PREFIX = "tag:"
-
-
-@dataclass(frozen=True)
-class Leaf:
-    """What is known about one parameter without its value: path, shape, dtype, tags.
-
-    Attributes:
-        path: the keys from the root, e.g. ``("encoder", 0, "weights")``.
-        shape: the leaf's shape.
-        dtype: the leaf's storage dtype.
-        tags: the tags given to the leaf, in declaration order.
-        layers: for a leaf of :func:`zephyr.stack`, the size of its leading layer axis
-            (slice ``i`` belongs to layer ``i``); 0 for any other leaf.
-        root: ``"params"`` or ``"state"``, how :attr:`name` is written.
-    """
-
-    path: Path
-    shape: Shape
-    dtype: np.dtype[Any]
-    tags: tuple[str, ...] = ()
-    layers: int = 0
-    root: str = "params"
-
-    @property
-    def key(self) -> str:
-        """The path as one string, keys joined by ``/``: ``"encoder/0/weights"``."""
-        return "/".join(str(k) for k in self.path)
-
-    @property
-    def name(self) -> str:
-        """The path as the expression that reaches it: ``params['encoder'][0]['weights']``."""
-        return format_path(self.path, self.root)
-
-    @property
-    def depth(self) -> int | None:
-        """The index of the numbered layer the leaf belongs to, or ``None``.
-
-        That is the first integer key on the path: ``params[2]["weights"]`` (an ``mlp``) and
-        ``params["blocks"][2]["attn"][0]["weights"]`` both have depth 2. Leaves outside any
-        numbered layer (an embedding, a final norm) have depth ``None``. A leaf of
-        :func:`zephyr.stack` (:attr:`layers` > 0) holds every layer along its axis 0: slice
-        ``i`` is layer ``i`` (:func:`scale_by_depth` scales it so).
-        """
-        return next((k for k in self.path if isinstance(k, int)), None)
-
-    @property
-    def size(self) -> int:
-        """The number of scalars in the leaf."""
-        return int(np.prod(self.shape, dtype=np.int64))
-
-
-def is_leaf_info(node: object) -> bool:
-    return isinstance(node, Leaf)
-
-
-def _key_of(entry: object) -> PathKey:
-    for attr in ("key", "idx", "name"):
-        value = getattr(entry, attr, None)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return value
-    return str(entry)
-
-
-def path_of(key_path: Iterable[object]) -> Path:
-    """A zephyr path from a ``jax.tree_util`` key path: ``(DictKey('a'), SequenceKey(0))`` → ``('a', 0)``."""
-    return tuple(_key_of(entry) for entry in key_path)
-
-
-def _layers(initializer: object) -> int:
-    return initializer.layers if isinstance(initializer, StackedInitializer) else 0
-
-
-def leaf_from_spec(spec: LeafSpec) -> Leaf:
-    """The :class:`Leaf` of a ``LeafSpec`` collected by a trace."""
-    return Leaf(spec.path, spec.shape, spec.dtype, spec.tags, _layers(spec.initializer), spec.root)
 
 
 def _as_leaf(path: Path, node: object) -> Leaf:
@@ -127,15 +50,6 @@ def _as_leaf(path: Path, node: object) -> Leaf:
             f"got {type(node).__name__}"
         )
     return Leaf(path, tuple(shape), np.dtype(dtype))
-
-
-def flatten_with_paths(
-    tree: object, is_leaf: Callable[[Any], bool] | None = is_leaf_info
-) -> tuple[list[tuple[Path, Any]], Any]:
-    """``jax.tree_util.tree_flatten_with_path`` with zephyr paths (``Leaf`` objects are leaves)."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-    out: list[tuple[Path, Any]] = [(path_of(key_path), node) for key_path, node in flat]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
-    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
 
 
 def leaves_with_paths(tree: object) -> list[Leaf]:
@@ -173,7 +87,7 @@ def leaf_info(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         ('1/weights', (8, 3), 1)
     """
     (specs,) = collect_specs(f, args, kwargs)
-    return build_tree({path: leaf_from_spec(spec) for path, spec in specs.items()})
+    return nest(specs)
 
 
 def check_selector(where: object) -> None:
@@ -411,17 +325,7 @@ def partition(params: Params, *where: Selector, info: object = None) -> tuple[An
                 "give the leaf_info of the same net"
             )
         (chosen if any(matches(leaf, s) for s in where) else rest)[path] = value
-    return _nest(chosen), _nest(rest)
-
-
-def _nest(values: dict[Path, Any]) -> dict[PathKey, Any]:
-    root: dict[PathKey, Any] = {}
-    for path, value in values.items():
-        node = root
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    return root
+    return nest(chosen), nest(rest)
 
 
 def scale_by_depth(tree: object, scale: Callable[[int], float], default: float = 1.0) -> Any:

@@ -11,9 +11,9 @@ from typing import Any, cast
 
 import jax
 
-from ._paths import Path, PathKey, format_path
-from ._types import Params
-from ._tags import path_of
+from .core._paths import format_path, path_of
+from .core._types import Path, PathKey
+from .core._types import Params
 
 
 def merge(*trees: Params | Mapping[Any, object]) -> dict[PathKey, Any]:

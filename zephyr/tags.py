@@ -1,6 +1,6 @@
 """Tags and paths of parameters: labels for optax, masks, selections (see ``zephyr._tags``)."""
 
-from ._tags import Leaf as Leaf
+from .core._types import Leaf as Leaf
 from ._tags import Selector as Selector
 from ._tags import labels as labels
 from ._tags import leaf_info as leaf_info

@@ -37,7 +37,7 @@ from jaxtyping import Bool, Float, Int, Real, Shaped
 from typing import Literal, Protocol, overload
 from zephyr._nets._conv import Padding, Padding1D
 from zephyr._nets._pool import PoolPadding
-from zephyr._types import DType, Initializer, PRNGKey
+from zephyr.core._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
 @overload

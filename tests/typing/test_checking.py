@@ -14,7 +14,7 @@ from jaxtyping import Float, TypeCheckError
 
 from tests.typing.test_signature import typed_linear
 from zephyr import nets, trace
-from zephyr._switches import CHECKING
+from zephyr.core._context import CHECKING
 from zephyr.functools.partial import flexible
 from zephyr.typing import Params, checking, is_checking
 

@@ -12,7 +12,7 @@ from jax import Array
 from jaxtyping import Float, Int
 
 from zephyr import trace, validate
-from zephyr._initializers import ones
+from zephyr.core._initializers import ones
 from zephyr.functools.partial import flexible
 from zephyr.typing import Params, params_layout
 

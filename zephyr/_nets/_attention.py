@@ -13,8 +13,8 @@ from jax import Array
 from jaxtyping import Bool, Float, Int
 
 from .._jax import broadcasted_iota
-from .._types import DType
-from ..functools._partial import flexible
+from ..core._types import DType
+from .._flexible import flexible
 from ._dtypes import cast, compute_dtype
 from ._linear import LinearParams, linear
 

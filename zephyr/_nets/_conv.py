@@ -10,10 +10,10 @@ import jax
 from jax import Array
 from jaxtyping import Float
 
-from .._api import validate
-from .._initializers import default_initializer, zeros
-from .._types import DType, Initializer
-from ..functools._partial import flexible
+from ..core._api import validate
+from ..core._initializers import default_initializer, zeros
+from ..core._types import DType, Initializer
+from .._flexible import flexible
 from ._dtypes import compute_dtype
 
 Padding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]

@@ -9,9 +9,9 @@ import jax.numpy as jnp
 from jax import Array
 from jaxtyping import Float
 
-from .._trace import check_trace_key
-from .._types import PRNGKey
-from ..functools._partial import flexible
+from .._checks import check_random_key
+from ..core._types import PRNGKey
+from .._flexible import flexible
 from ._pool import NoParams
 
 
@@ -70,7 +70,7 @@ def dropout(
     _check_rate("dropout", rate)
     if deterministic or rate == 0.0:
         return x
-    check_trace_key(key, "dropout")
+    check_random_key(key, "dropout")
     return _keep(key, rate, x.shape, x)
 
 
@@ -111,5 +111,5 @@ def stochastic_depth(
         raise ValueError(f"stochastic_depth: `x` must have a batch axis, got shape {x.shape}")
     if deterministic or rate == 0.0:
         return x
-    check_trace_key(key, "stochastic_depth")
+    check_random_key(key, "stochastic_depth")
     return _keep(key, rate, (x.shape[0],) + (1,) * (x.ndim - 1), x)

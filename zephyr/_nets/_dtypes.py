@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .._types import DType
+from ..core._types import DType
 
 
 def compute_dtype(dtype: DType | None, *arrays: Any) -> np.dtype[Any]:

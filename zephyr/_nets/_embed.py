@@ -10,10 +10,10 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float, Int, Real
 
-from .._api import validate
-from .._switches import CHECKING
-from .._types import DType, Initializer
-from ..functools._partial import flexible
+from ..core._api import validate
+from ..core._context import CHECKING
+from ..core._types import DType, Initializer
+from .._flexible import flexible
 from ._dtypes import compute_dtype
 
 embed_initializer: Initializer = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 from jax import Array
 from jaxtyping import Float
 
-from .._api import validate
-from .._initializers import default_initializer, zeros
-from .._types import DType, Initializer
+from ..core._api import validate
+from ..core._initializers import default_initializer, zeros
+from ..core._types import DType, Initializer
 from ._dtypes import add_trailing, cast, compute_dtype
-from ..functools._partial import flexible
+from .._flexible import flexible
 
 
 class LinearParams(TypedDict):

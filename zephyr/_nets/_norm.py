@@ -11,11 +11,11 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float
 
-from .._api import validate
-from .._initializers import ones, zeros
+from ..core._api import validate
+from ..core._initializers import ones, zeros
 from .._jax import broadcast_in_dim, reduce_sum
-from .._types import DType, Initializer
-from ..functools._partial import flexible
+from ..core._types import DType, Initializer
+from .._flexible import flexible
 from ._dtypes import cast, compute_dtype
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float
 
-from ..functools._partial import flexible
+from .._flexible import flexible
 
 PoolPadding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
 """``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per pooled axis."""

@@ -12,10 +12,10 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float
 
-from .._api import validate
-from .._initializers import default_initializer, zeros
-from .._types import DType, Initializer, PRNGKey, Shape
-from ..functools._partial import flexible
+from ..core._api import validate
+from ..core._initializers import default_initializer, zeros
+from ..core._types import DType, Initializer, PRNGKey, Shape
+from .._flexible import flexible
 from ._dtypes import compute_dtype
 
 _orthogonal = jax.nn.initializers.orthogonal()

@@ -8,9 +8,9 @@ from typing import Any, cast
 from jax import Array
 from jaxtyping import Shaped
 
-from .._types import Params
+from ..core._types import Params
 from ..functools._composition import chain, thread_params
-from ..functools._partial import flexible
+from .._flexible import flexible
 
 
 @flexible

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NotRequired, TypedDict, cast
+from typing import NotRequired, TypedDict
 
 import jax
 from jax import Array
 from jaxtyping import Bool, Float
 
-from .._stack import declare_repeated, stack
-from .._trace import TraceNode
-from .._types import DType
-from ..functools._partial import flexible
+from .._stack import stack
+from ..core._types import DType
+from .._flexible import flexible
 from ._attention import AttentionParams, multi_head_self_attention
 from ._linear import LinearParams, mlp
 from ._norm import NormParams, layer_norm
@@ -206,19 +205,7 @@ def transformer(
     layer: Callable[[TransformerBlockParams, Array], Array] = (
         _remat(block, prevent_cse=not scan) if remat else block
     )
-    if scan:
-        y = stack(layer, num_layers)(params["layers"], x)
-    else:
-        layers = cast(object, params["layers"])
-        if type(layers) is TraceNode:  # trace: layer 0 declares for every layer
-            y = declare_repeated(
-                f"transformer(scan=False, num_layers={num_layers})", num_layers, layers,
-                lambda layer_node: layer(cast(TransformerBlockParams, layer_node), x), x,
-            )
-        else:
-            y = x
-            for i in range(num_layers):
-                y = layer(cast("dict[int, TransformerBlockParams]", layers)[i], y)
+    y = stack(layer, num_layers, scan=scan)(params["layers"], x)
     if final_norm:
         norm = params["final_norm"]  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when final_norm
         y = _pre_norm(norm, y, dtype, param_dtype)

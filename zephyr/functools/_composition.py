@@ -9,7 +9,7 @@ from typing import TypeVar
 import jax
 from jax import Array
 
-from .._types import Params, PRNGKey
+from ..core._types import Params, PRNGKey
 
 V = TypeVar("V")
 R = TypeVar("R")

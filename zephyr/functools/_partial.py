@@ -1,73 +1,18 @@
-"""Placeholders: ``f(_, _, 256)`` is ``f`` waiting for its first two arguments."""
+"""Holes: ``f(_, _, 256)`` is ``f`` waiting for its first two arguments.
+
+This module is generic: it knows nothing of traces or checks. :func:`accept_holes` wraps a
+function so that a call with a hole returns a :class:`Holed` call, and any other call goes
+to the function given (``zephyr.flexible`` gives one that also declares and checks).
+"""
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Hashable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Final, NoReturn, ParamSpec, TypeVar, final
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Final
 
-from .._switches import CHECKING
-from .._types import Flexible
-from .._trace import TraceNode
-from .._registry import register_function
-
-A = TypeVar("A")
-P = ParamSpec("P")
-R = TypeVar("R")
-
-MSG_HOLE_AS_VALUE = """\
-Only @flexible functions accept holes; a hole reaches a plain function as a value. Make the
-function flexible, or fill the hole first:
-
-    @flexible
-    def block(params, x, width): ...
-    f = block(_, _, 256)   # f(params, x)
-"""
-
-
-@final
-class PlaceholderType:
-    """The type of the hole ``_``: one instance, ``placeholder_hole``.
-
-    It is ``@final`` so that type checkers know no array is ever a hole, which lets the
-    generated overloads in ``stubs/`` tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
-    At run time it is a singleton that pickles by name and prints as ``_``.
-    """
-
-    __slots__ = ()
-    _instance: ClassVar[PlaceholderType | None] = None
-
-    def __new__(cls) -> PlaceholderType:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "_"
-
-    def __reduce__(self) -> str:
-        return "placeholder_hole"
-
-    def _as_value(self, *args: object, **kwargs: object) -> NoReturn:
-        raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
-
-    # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
-    # (not ``Params``, not ``Iterable``) and the overloads in stubs/ can tell it from a value.
-    if not TYPE_CHECKING:
-        __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
-        __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
-        __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
-        __float__ = __int__ = __index__ = _as_value
-
-        def __getattr__(self, name: str) -> NoReturn:
-            if name.startswith("__"):
-                raise AttributeError(name)
-            self._as_value()
-
-
-placeholder_hole: Final = PlaceholderType()
-"""The hole: ``f(_, x)`` is a function of the missing first argument (import it as ``_``)."""
+from ..core._types import placeholder_hole
 
 _HOLE: Final = placeholder_hole
 
@@ -224,7 +169,7 @@ def _short(value: object) -> str:
     shape = getattr(value, "shape", None)
     if shape is not None and hasattr(value, "dtype"):
         return f"<array {tuple(shape)}>"
-    if isinstance(value, TraceNode):
+    if isinstance(value, Mapping):  # params, or a node of the params being traced
         return "params"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -234,30 +179,19 @@ def _name(fn: object) -> str:
     return str(getattr(fn, "__name__", None) or repr(fn))
 
 
-def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
-    """Make ``fn`` accept holes: ``fn(_, _, 256)`` returns a function of the two holes.
-
-    A call without holes calls ``fn`` directly (the wrapper's own cost is a scan of the
-    arguments, well under a microsecond). The wrapper keeps ``__name__``, ``__doc__``,
-    ``__wrapped__`` and ``inspect.signature``. During ``trace`` it also declares the leaves
-    that ``fn``'s params annotation describes (see ``zephyr.typing``), and with run-time
-    checking on (``zephyr.typing.checking(True)``) it checks annotated arguments.
+def accept_holes(fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:
+    """``fn`` accepting holes: a call with a hole returns a :class:`Holed`, any other call is
+    ``call(args, kwargs)``. The wrapper keeps ``fn``'s name, docstring, ``__wrapped__`` and
+    ``inspect.signature``, and is marked so that :func:`is_flexible` knows it.
 
     Example:
-        >>> from zephyr.functools.partial import flexible, placeholder_hole as _
-        >>> @flexible
-        ... def scale(x, factor, offset=0.0):
-        ...     return x * factor + offset
-        >>> double = scale(_, 2.0)
-        >>> double(5.0)
-        10.0
-        >>> scale(_, _, offset=1.0)(5.0, 3.0)
-        16.0
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> def add(a, b):
+        ...     return a + b
+        >>> holey = accept_holes(add, lambda args, kwargs: add(*args, **kwargs))
+        >>> holey(_, 1)(2), is_flexible(holey)
+        (3, True)
     """
-    if getattr(fn, "__zephyr_flexible__", False):
-        already: Flexible[A, P, R] = fn  # type: ignore[assignment]  # made flexible before
-        return already
-    register_function(fn)
     info: _SignatureInfo | None = None
 
     def holed(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Holed:
@@ -275,39 +209,20 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
             for value in kwargs.values():
                 if value is _HOLE:
                     return holed(args, kwargs)
-        if args and type(args[0]) is TraceNode:
-            from ..typing._signature import call_traced
-
-            return call_traced(fn, args, kwargs)
-        if CHECKING.get():
-            from ..typing._checking import call_checked
-
-            return call_checked(fn, args, kwargs)
-        return fn(*args, **kwargs)
+        return call(args, kwargs)
 
     wrapper.__zephyr_flexible__ = True  # type: ignore[attr-defined]
     try:
         wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
     except (TypeError, ValueError):
         pass
-    return wrapper  # same call signature, plus holes (typed by Flexible)
-
-
-def hole_aware(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
-    """The same as :func:`flexible` (the original zephyr's name for it).
-
-    Example:
-        >>> from zephyr.functools.partial import hole_aware, placeholder_hole as _
-        >>> add = hole_aware(lambda a, b: a + b)
-        >>> add(_, 1)(2)
-        3
-    """
-    return flexible(fn)
+    return wrapper
 
 
 def is_flexible(fn: object) -> bool:
     """Whether ``fn`` was made flexible (accepts holes).
 
+    >>> from zephyr.functools.partial import flexible
     >>> is_flexible(flexible(lambda x: x)), is_flexible(len)
     (True, False)
     """

@@ -9,12 +9,12 @@
   and for your own ``@flexible`` functions (``python -m zephyr.typing.stubgen mypkg``).
 """
 
-from .._types import DType as DType
-from .._types import Initializer as Initializer
-from .._types import Params as Params
-from .._types import PRNGKey as PRNGKey
-from .._types import Shape as Shape
-from ..functools._partial import PlaceholderType as PlaceholderType
+from ..core._types import DType as DType
+from ..core._types import Initializer as Initializer
+from ..core._types import Params as Params
+from ..core._types import PlaceholderType as PlaceholderType
+from ..core._types import PRNGKey as PRNGKey
+from ..core._types import Shape as Shape
 from ._checking import checking as checking
 from ._checking import is_checking as is_checking
 from ._dims import parse_dims as parse_dims

@@ -17,9 +17,9 @@ from typing import Any
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
-from .._paths import format_path
-from .._switches import CHECKING
-from .._trace import name_of
+from ..core._context import CHECKING
+from ..core._paths import format_path
+from ..core._types import name_of
 from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
 
 _CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()

@@ -1,7 +1,8 @@
 """Dim strings: parse jaxtyping's ``"*batch d_in d*4"``, bind names from arguments, evaluate.
 
 One parser and one binder serve the three ways zephyr reads shapes from names: a net's params
-annotation during ``trace``, ``validate(params["w"], "d_in out_dim")``, and run-time checks.
+annotation during ``trace``, ``validate(params["w"], "d_in out_dim")`` (through the
+arguments of the running ``@flexible`` call), and run-time checks.
 """
 
 from __future__ import annotations
@@ -13,14 +14,12 @@ import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any, cast
 
 import jax.numpy as jnp
 import numpy as np
 
-from .._registry import function_of_code
-from .._types import DType, Shape
+from ..core._types import DType, Shape
 
 _VARIADIC_ANONYMOUS = "..."
 
@@ -209,22 +208,20 @@ def bind_arguments(
     return bound
 
 
-def _function_of(frame: FrameType) -> Callable[..., Any] | None:
-    fn = function_of_code(frame.f_code)
-    if fn is not None:
-        return fn
-    candidate: object = frame.f_globals.get(frame.f_code.co_name)
-    if callable(candidate):
-        unwrapped: Callable[..., Any] = inspect.unwrap(candidate)
-        if getattr(unwrapped, "__code__", None) is frame.f_code:
-            return unwrapped
-    return None
+def resolve_call_shape(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], spec: object, who: str
+) -> tuple[Shape, DType | None]:
+    """A concrete shape (and dtype, for annotations) from a dim string or jaxtyping annotation,
+    its names bound from the arguments of one call ``fn(*args, **kwargs)``.
 
+    ``flexible`` records each running call with this resolver, so ``validate(params["w"],
+    "d_in out")`` binds ``d_in`` from the ``x`` the net was called with, even if the body has
+    rebound ``x`` since, and in closures and lambdas inside the net too.
 
-def resolve_shape_spec(spec: Any, frame: FrameType, who: str) -> tuple[Shape, DType | None]:
-    """A concrete shape (and dtype, for annotations) from a dim string or jaxtyping annotation.
-
-    Names resolve from the arguments of the function running in ``frame``.
+    >>> def dense(params, x: "Float[Array, 'b d_in']", out_dim: int): ...
+    >>> import numpy as np
+    >>> resolve_call_shape(dense, ({}, np.ones((2, 3)), 4), {}, "d_in out_dim", "validate")
+    ((3, 4), None)
     """
     if isinstance(spec, str):
         dims, dtype = parse_dims(spec), None
@@ -236,18 +233,24 @@ def resolve_shape_spec(spec: Any, frame: FrameType, who: str) -> tuple[Shape, DT
                 f"or a jaxtyping annotation, got {spec!r}"
             )
         dims, dtype = parsed
-    fixed = all(d.kind == "fixed" for d in dims)
-    if fixed:
+    if all(d.kind == "fixed" for d in dims):
         return tuple(d.size for d in dims), dtype
-    fn = _function_of(frame)
-    code = frame.f_code
-    where = f"{who} in `{code.co_name}`"
-    if fn is None:
-        raise TypeError(
-            f"{where}: dim names resolve from the enclosing function's arguments, but "
-            f"`{code.co_name}` is neither @flexible nor a module-level function"
-        )
-    parameters = inspect.signature(fn).parameters
-    arguments = {name: frame.f_locals[name] for name in parameters if name in frame.f_locals}
-    bound = bind_arguments(fn, arguments, skip=next(iter(parameters), None))
+    where = f"{who} in `{getattr(fn, '__name__', fn)}`"
+    signature = _signature(fn)
+    try:
+        arguments = signature.bind_partial(*args, **kwargs)
+    except TypeError as error:
+        raise TypeError(f"{where}: {error}") from None
+    arguments.apply_defaults()
+    bound = bind_arguments(fn, arguments.arguments, skip=next(iter(signature.parameters), None))
     return evaluate_dims(dims, bound, where), dtype
+
+
+_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], inspect.Signature] = weakref.WeakKeyDictionary()
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    signature = _SIGNATURES.get(fn)
+    if signature is None:
+        signature = _SIGNATURES[fn] = inspect.signature(fn)
+    return signature

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, cast
 
-from .._initializers import default_initializer
-from .._paths import Path, format_path
-from .._trace import LeafSpec, TraceNode, name_of, to_dtype
+from ..core._initializers import default_initializer, to_dtype
+from ..core._paths import format_path
+from ..core._trace import TraceNode
+from ..core._types import DType, Initializer, Leaf, Path, name_of
 from ._dims import Dim, annotation_dims, bind_arguments, evaluate_dims, resolved_hints, strip_annotated
-from .._types import DType, Initializer
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,13 +134,13 @@ def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ..
     return bind_arguments(fn, bound_args.arguments, skip=layout.params_name)
 
 
-def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[LeafSpec]:
-    """Concrete ``LeafSpec``s for the leaves of ``layout`` below ``node_path``."""
+def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[Leaf]:
+    """Concrete :class:`Leaf` records for the leaves of ``layout`` below ``node_path``."""
     for leaf in layout.leaves:
         path = node_path + leaf.path
         where = f"`{name_of(fn)}`, `{format_path(path)}` ({leaf.annotation.dim_str!r})"
         shape = evaluate_dims(leaf.dims, bound, where)
-        yield LeafSpec(path, shape, to_dtype(leaf.dtype), leaf.initializer, leaf.tags)
+        yield Leaf(path, shape, to_dtype(leaf.dtype), leaf.tags, initializer=leaf.initializer)
 
 
 def call_traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -610,7 +610,7 @@ class ModuleStub:
                 self.submodules.append(ast.alias(f"{origin}.{alias.name}", name))
             else:
                 kept.append(alias)
-        # Absolute, for the same reason: ``from zephyr._api import trace``, not ``from ._api``.
+        # Absolute, for the same reason: ``from zephyr.core._api import trace``, not ``from ._api``.
         return f"from {origin} import ", kept
 
     def _statement(self, statement: ast.stmt, indent: str) -> str:

@@ -1,35 +1,31 @@
-"""The trace engine: run a net abstractly, collect the leaves it declares, initialize them.
+"""The trace engine: run a net abstractly and collect the leaves it declares.
 
 During ``trace`` the net receives a :class:`TraceNode` instead of a params dict. Indexing a
 node gives a child node; ``validate(node, shape)`` declares a leaf at the node's path and
 returns an abstract stand-in of that shape; indexing a declared path afterwards gives a
 stand-in too. The forward runs under ``jax.eval_shape``: shapes and dtypes only, no FLOPs,
-no allocation. Then every declared leaf is initialized with a key folded from the trace key
-and the leaf's path, one compiled call per kind of leaf.
+no allocation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import functools
-import threading
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from ._initializers import initializer_identity
-from ._jax import eval_shape, jit, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
-from ._paths import Path, PathKey, check_key, format_path, path_hash
-from ._switches import CHECKING
-from ._types import DType, Initializer, PRNGKey, Shape
+from .._jax import eval_shape, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
+from ._context import CHECKING
+from ._initializers import StackedInitializer, default_initializer
+from ._paths import check_key, format_path
+from ._types import Leaf, Path, PathKey, PlaceholderType, Shape, name_of
 
 MSG_UNDECLARED = """\
 A parameter is declared by `validate` before it is used, or by the params annotation of a
@@ -40,23 +36,6 @@ A parameter is declared by `validate` before it is used, or by the params annota
 """
 
 
-@dataclass(frozen=True, slots=True)
-class LeafSpec:
-    """Everything ``trace`` knows about one declared leaf."""
-
-    path: Path
-    shape: Shape
-    dtype: np.dtype[Any]
-    initializer: Initializer
-    tags: tuple[str, ...]
-    root: str = "params"
-
-    @property
-    def name(self) -> str:
-        """The leaf as the expression that reaches it, e.g. ``params['linear']['weights']``."""
-        return format_path(self.path, self.root)
-
-
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
@@ -64,7 +43,7 @@ class TraceState:
 
     def __init__(self, root: str = "params") -> None:
         self.root = root  # how paths are written in messages: params[...] or state[...]
-        self.specs: dict[Path, LeafSpec] = {}
+        self.specs: dict[Path, Leaf] = {}
         # Every proper prefix of a declared path: the subtrees that exist so far.
         self.prefixes: set[Path] = set()
         # Paths declared only by a params annotation so far: an explicit `validate` of the
@@ -76,7 +55,7 @@ class TraceState:
         # The net being traced and the path of its params, for error notes.
         self.where: tuple[str, Path] | None = None
 
-    def stand_in(self, spec: LeafSpec) -> Array:
+    def stand_in(self, spec: Leaf) -> Array:
         """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
         value = _empty(spec.shape, spec.dtype)
         self.stand_ins[id(value)] = (weakref.ref(value), spec.path)
@@ -87,7 +66,7 @@ class TraceState:
         entry = self.stand_ins.get(id(value))
         return entry[1] if entry is not None and entry[0]() is value else None
 
-    def declare(self, spec: LeafSpec, from_signature: bool = False) -> Array:
+    def declare(self, spec: Leaf, from_signature: bool = False) -> Array:
         """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
         earlier = self.specs.get(spec.path)
         if earlier is None:
@@ -98,10 +77,7 @@ class TraceState:
                 self.from_signature.add(spec.path)
         elif spec.path in self.from_signature and not from_signature and earlier.shape == spec.shape:
             self.from_signature.discard(spec.path)
-            merged = tuple(dict.fromkeys(earlier.tags + spec.tags))
-            self.specs[spec.path] = LeafSpec(
-                spec.path, spec.shape, spec.dtype, spec.initializer, merged, self.root
-            )
+            self.specs[spec.path] = replace(spec, tags=_merged(earlier.tags, spec.tags))
         elif earlier.shape != spec.shape or earlier.dtype != spec.dtype:
             raise ValueError(
                 f"`{spec.name}`: declared twice with different shapes: first "
@@ -109,10 +85,7 @@ class TraceState:
                 "(the same shape twice shares one array, as weight tying does)"
             )
         elif spec.tags and set(spec.tags) - set(earlier.tags):
-            merged = tuple(dict.fromkeys(earlier.tags + spec.tags))
-            self.specs[spec.path] = LeafSpec(
-                earlier.path, earlier.shape, earlier.dtype, earlier.initializer, merged, self.root
-            )
+            self.specs[spec.path] = replace(earlier, tags=_merged(earlier.tags, spec.tags))
         return self.stand_in(spec)
 
     def _check_no_overlap(self, path: Path) -> None:
@@ -129,6 +102,10 @@ class TraceState:
             f"`{format_path(leaf, self.root)}` is a leaf, so `{format_path(below, self.root)}` "
             "cannot be declared below it: one path is either an array or a subtree"
         )
+
+
+def _merged(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(first + second))
 
 
 def _describe(shape: Shape, dtype: np.dtype[Any]) -> str:
@@ -226,28 +203,38 @@ class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
 register_pytree_node(TraceNode, lambda node: ((), node), lambda node, _children: node)
 
 
+def declare_layers(
+    who: str, layers: int, node: TraceNode, call: Callable[[TraceNode], Array], x: Array, *, stacked: bool
+) -> Array:
+    """During trace, ``layers`` layers of one function ``x = call(params_i, x)``, traced once.
+
+    Layer 0 runs on a params stand-in of its own; its output must have ``x``'s shape and
+    dtype (it is the carry). Then its leaves are declared for every layer: ``stacked``, as one
+    leaf with a leading layer axis at ``node``'s path (for ``lax.scan``); else at
+    ``node[i]`` for each ``i`` (an unrolled loop), the same leaves as tracing the loop itself.
+    """
+    layer_state = TraceState(node.state.root)
+    y = call(TraceNode(layer_state, ()))
+    if getattr(y, "shape", None) != x.shape or getattr(y, "dtype", None) != x.dtype:
+        raise ValueError(
+            f"{who}: each layer must map x to the same shape and dtype (it is the carry "
+            f"from layer to layer); {x.shape} {x.dtype} became "
+            f"{getattr(y, 'shape', None)} {getattr(y, 'dtype', None)}"
+        )
+    declare = node.state.declare
+    for spec in layer_state.specs.values():
+        if stacked:
+            initializer = StackedInitializer(spec.initializer or default_initializer, layers)
+            declare(replace(spec, path=node.path + spec.path, shape=(layers, *spec.shape), layers=layers, initializer=initializer))
+        else:
+            for i in range(layers):
+                declare(replace(spec, path=(*node.path, i, *spec.path)))
+    return y
+
+
 def is_array_input(leaf: object) -> bool:
     """Whether ``trace`` sees this argument leaf abstractly (an array) or as a hyperparameter."""
     return isinstance(leaf, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
-
-
-def _is_key(key: object) -> bool:
-    dtype: Any = getattr(key, "dtype", None)
-    raw_shape: Any = getattr(key, "shape", None)
-    if dtype is None or raw_shape is None or not isinstance(key, jax.Array | np.ndarray):
-        return False
-    shape: tuple[int, ...] = tuple(raw_shape)
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        return shape == ()
-    return bool(dtype == np.uint32) and shape == (2,)
-
-
-def _describe_value(value: object) -> str:
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    return f"{type(value).__name__} {value!r}"
 
 
 def _unwrap_jit(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -257,11 +244,6 @@ def _unwrap_jit(f: Callable[..., Any]) -> Callable[..., Any]:
     if inner is not None and callable(getattr(f, "lower", None)):
         return _unwrap_jit(inner)
     return f
-
-
-def name_of(f: object) -> str:
-    """A readable name for a function in messages."""
-    return str(getattr(f, "__name__", None) or repr(f))
 
 
 def run_abstract(
@@ -277,8 +259,6 @@ def run_abstract(
     Array leaves of the arguments become abstract (shape and dtype only); every other leaf
     (ints, strings, callables, ...) is passed through as it is, as a hyperparameter.
     """
-    from .functools._partial import PlaceholderType
-
     leaves, treedef = tree_flatten((args, kwargs))
     for leaf in leaves:
         if isinstance(leaf, PlaceholderType):
@@ -355,158 +335,3 @@ def _annotate(error: Exception, f: Callable[..., Any], state: TraceState) -> Non
         )
     if note not in getattr(error, "__notes__", ()):
         error.add_note(note)
-
-
-def check_trace_key(key: object, who: str = "trace") -> None:
-    """Raise a ``TypeError`` unless ``key`` is a single JAX random key."""
-    if not _is_key(key):
-        raise TypeError(
-            f"{who}: `key` must be a JAX random key, jax.random.key(0) or "
-            f"jax.random.PRNGKey(0), got {_describe_value(key)}"
-        )
-
-
-# The generator each leaf is drawn with, where this JAX has it (0.10.2+). threefry4x32 is
-# as partitionable as the default threefry2x32 (a sharded leaf gets the same values, each
-# device computing only its shard) and identical across backends; on CPU it runs ~3x faster
-# with no temporaries, because XLA:CPU gets threefry2x32 as a rolled loop that keeps two
-# leaf-sized counters (see benchmarks/README.md). (philox4x32, also new in 0.10.2, fails to
-# compile under sharding there.)
-LEAF_KEY_IMPL = "threefry4x32"
-
-
-@functools.cache
-def _leaf_key_impl_available() -> bool:
-    try:
-        eval_shape(lambda: jax.random.key(0, impl=LEAF_KEY_IMPL))  # shapes only: no device work
-    except ValueError:  # an older JAX: leaves keep the trace key's generator
-        return False
-    return True
-
-
-def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
-    """The key a leaf is initialized with: ``fold_in(key, path_hash)``, on a fast generator.
-
-    A default (threefry2x32) key is carried over to threefry4x32 where JAX has it: the 128
-    bits of the new key are the two keys of ``split(fold_in(key, path_hash))``. A key of any
-    other generator is used as it is.
-
-    >>> import jax, numpy as np
-    >>> k = leaf_key(jax.random.key(0), np.uint32(7))
-    >>> str(jax.random.key_impl(k))
-    'threefry4x32'
-    >>> folded = jax.random.fold_in(jax.random.key(0), 7)
-    >>> jax.random.key_data(k).tolist() == jax.random.key_data(jax.random.split(folded)).ravel().tolist()
-    True
-    """
-    folded = jax.random.fold_in(key, path_hash)
-    if str(jax.random.key_impl(folded)) != "threefry2x32" or not _leaf_key_impl_available():
-        return folded
-    words = jax.random.key_data(jax.random.split(folded)).reshape(4)
-    return cast(PRNGKey, jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL))
-
-
-def _draws_without_temporaries(key: PRNGKey) -> bool:
-    return str(jax.random.key_impl(key)) == LEAF_KEY_IMPL
-
-
-_INITIALIZERS: OrderedDict[Hashable, Callable[[PRNGKey, Any], Array]] = OrderedDict()
-_INITIALIZERS_MAX = 512
-_initializers_lock = threading.Lock()
-
-
-def _leaf_initializer(
-    initializer: Initializer, shape: Shape, dtype: np.dtype[Any], sharding: jax.sharding.Sharding | None
-) -> Callable[[PRNGKey, Any], Array]:
-    """One compiled initialization per kind of leaf, shared by equal initializers (bounded)."""
-    cache_key = (initializer_identity(initializer), shape, dtype, sharding)
-    with _initializers_lock:
-        compiled = _INITIALIZERS.get(cache_key)
-        if compiled is not None:
-            _INITIALIZERS.move_to_end(cache_key)
-            return compiled
-
-    from ._stack import StackedInitializer  # here: _stack imports this module
-
-    def init(key: PRNGKey, path_hash: Any) -> Array:
-        key_of_leaf = leaf_key(key, path_hash)
-        if isinstance(initializer, StackedInitializer) and not _draws_without_temporaries(key_of_leaf):
-            # Layer by layer with lax.map: the same keys and values as the initializer's own
-            # vmap, but the temporaries of XLA:CPU's threefry2x32 loop are one layer's size
-            # instead of the whole stack's (peak 2x the stacked leaf instead of 4x). The
-            # threefry4x32 leaf keys have no temporaries: their vmap is 2x faster than this.
-            inner, layer_shape = initializer.inner, shape[1:]
-
-            def one_layer(layer_key: PRNGKey) -> Array:
-                return inner(layer_key, layer_shape, dtype)
-
-            keys = jax.random.split(key_of_leaf, initializer.layers)
-            value = cast(Array, jax.lax.map(one_layer, keys))  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax
-        else:
-            value = initializer(key_of_leaf, shape, dtype)
-        return value.astype(dtype)
-
-    # With a sharding, jit writes each shard on its device: the whole leaf never exists on
-    # one device.
-    compiled = jit(init, out_shardings=sharding)
-    with _initializers_lock:
-        _INITIALIZERS[cache_key] = compiled
-        while len(_INITIALIZERS) > _INITIALIZERS_MAX:
-            _INITIALIZERS.popitem(last=False)
-    return compiled
-
-
-def initialize_leaf(
-    spec: LeafSpec, key: PRNGKey, sharding: jax.sharding.Sharding | None = None
-) -> Array:
-    """The initial value of one leaf: ``initializer(leaf_key(key, hash(path)), shape, dtype)``.
-
-    With ``sharding``, the leaf is created already placed (each device computes its shard).
-    """
-    init = _leaf_initializer(spec.initializer, spec.shape, spec.dtype, sharding)
-    try:
-        value = init(key, np.uint32(path_hash(spec.path)))
-    except Exception as error:
-        error.add_note(
-            f"zephyr.trace: raised by the initializer of `{spec.name}` "
-            f"({name_of(spec.initializer)}, shape {spec.shape}, dtype {spec.dtype.name})."
-        )
-        raise
-    if value.shape != spec.shape:
-        raise ValueError(
-            f"`{spec.name}`: the initializer {name_of(spec.initializer)} returned "
-            f"shape {value.shape}, expected {spec.shape}"
-        )
-    return value
-
-
-def build_tree(values: dict[Path, Any], root: str = "params") -> dict[PathKey, Any]:
-    """Nest ``{path: value}`` into plain dicts, checking that each dict's keys can be sorted."""
-    tree_root: dict[PathKey, Any] = {}
-    for path, value in values.items():
-        node = tree_root
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = value
-    _check_sortable(tree_root, (), root)
-    return tree_root
-
-
-def _check_sortable(tree: dict[PathKey, Any], path: Path, root: str) -> None:
-    kinds = {type(key) for key in tree}
-    if len(kinds) > 1:
-        keys = ", ".join(repr(key) for key in tree)
-        raise TypeError(
-            f"`{format_path(path, root)}` mixes int and str keys ({keys}); jax.tree_util sorts dict "
-            "keys and cannot order those: use one kind of key per level"
-        )
-    for key, child in tree.items():
-        if isinstance(child, dict):
-            _check_sortable(cast("dict[PathKey, Any]", child), path + (key,), root)
-
-
-def to_dtype(dtype: DType | None) -> np.dtype[Any]:
-    """Canonical numpy dtype; ``None`` is JAX's default float (float32 unless x64 is on)."""
-    if dtype is None:
-        return np.dtype(jnp.result_type(float))
-    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))

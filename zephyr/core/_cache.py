@@ -1,4 +1,4 @@
-"""The cache of abstract runs: a warm ``trace`` of the same net only initializes.
+"""Caches of the engine: one bounded, thread-safe LRU, and the cache of abstract runs.
 
 Like ``jax.jit``, ``trace`` treats the net as a pure function of its arguments: the leaves
 it declares depend only on the function, the shapes and dtypes of its array arguments and
@@ -14,16 +14,58 @@ import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+from .._jax import enable_x64
+from ._types import Leaf, Path
+
+V = TypeVar("V")
 
 
-from ._jax import enable_x64
-from ._paths import Path
-from ._trace import LeafSpec
+class LRU(Generic[V]):
+    """A bounded mapping that forgets the least recently used entry; safe across threads.
 
-_MAX_ENTRIES = 256
-_entries: OrderedDict[Hashable, tuple[dict[Path, LeafSpec], ...]] = OrderedDict()
-_lock = threading.Lock()
+    >>> cache: LRU[int] = LRU(2)
+    >>> cache.put("a", 1); cache.put("b", 2); cache.get("a"); cache.put("c", 3)
+    1
+    >>> cache.get("b") is None, cache.get("a"), len(cache)
+    (True, 1, 2)
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[Hashable, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        """The value of ``key`` (now the most recently used), or ``None``."""
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Remember ``value`` for ``key``, forgetting the oldest entries beyond the bound."""
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+Specs = tuple[dict[Path, Leaf], ...]
+"""The leaves each root (params; params and state) declared, by path."""
+
+_TRACES: LRU[Specs] = LRU(256)
 
 
 def clear_trace_cache() -> None:
@@ -33,8 +75,7 @@ def clear_trace_cache() -> None:
         >>> from zephyr import clear_trace_cache
         >>> clear_trace_cache()
     """
-    with _lock:
-        _entries.clear()
+    _TRACES.clear()
 
 
 def function_key(f: Any) -> Hashable | None:
@@ -75,20 +116,12 @@ def signature_key(leaves: list[Any], treedef: Any, is_array: Callable[[Any], boo
     return (treedef, tuple(signature), enable_x64())
 
 
-def lookup(key: Hashable) -> tuple[dict[Path, LeafSpec], ...] | None:
+def cached_specs(key: Hashable) -> Specs | None:
     """The cached specs for ``key`` (copies: callers may change them), or ``None``."""
-    with _lock:
-        found = _entries.get(key)
-        if found is None:
-            return None
-        _entries.move_to_end(key)
-    return tuple(dict(specs) for specs in found)
+    found = _TRACES.get(key)
+    return None if found is None else tuple(dict(specs) for specs in found)
 
 
-def store(key: Hashable, specs: tuple[dict[Path, LeafSpec], ...]) -> None:
-    """Remember ``specs`` for ``key``, forgetting the least recently used beyond the bound."""
-    with _lock:
-        _entries[key] = tuple(dict(s) for s in specs)
-        _entries.move_to_end(key)
-        while len(_entries) > _MAX_ENTRIES:
-            _entries.popitem(last=False)
+def store_specs(key: Hashable, specs: Specs) -> None:
+    """Remember ``specs`` for ``key``."""
+    _TRACES.put(key, tuple(dict(s) for s in specs))

@@ -1,4 +1,4 @@
-"""``trace`` and ``validate``: the two functions zephyr is made of."""
+"""The public face of the engine: ``trace`` and ``validate``, and their halves and variants."""
 
 from __future__ import annotations
 
@@ -6,29 +6,30 @@ import inspect
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from types import FrameType
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast, get_origin, overload
 
 import numpy as np
 from jax import Array, core
 
-from ._initializers import default_initializer
-from ._jax import tree_flatten
-from ._paths import Path, format_path
-from ._source import describe_call_argument
-from ._trace_cache import function_key, lookup, signature_key, store
-from ._trace import (
-    LeafSpec,
-    TraceNode,
-    TraceState,
-    active_stand_in,
-    build_tree,
-    check_trace_key,
-    initialize_leaf,
-    is_array_input,
-    run_abstract,
-    to_dtype,
-)
-from ._types import DType, Flexible, Initializer, Params, PRNGKey, Shape
+from .._checks import check_random_key
+from .._jax import shape_dtype_struct, tree_flatten
+from .._source import describe_call_argument
+from ._cache import cached_specs, function_key, signature_key, store_specs
+from ._context import running_calls
+from ._initializers import default_initializer, initialize_leaf, to_dtype
+from ._paths import format_path, nest
+from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
+from ._types import DType, Flexible, Initializer, Leaf, Params, Path, PRNGKey, Shape
+
+MSG_DIMS_NEED_FLEXIBLE = """\
+validate: the shape {shape!r} names dims, which bind from the arguments of the running
+@flexible function, and no @flexible function is running. Make the function @flexible, or
+give a tuple of ints:
+
+    @flexible
+    def dense(params, x: Float[Array, "*batch d_in"], out_dim: int):
+        w = validate(params["w"], "d_in out_dim")   # or (x.shape[-1], out_dim)
+"""
 
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
@@ -84,7 +85,7 @@ def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: objec
         >>> jax.tree.map(jnp.shape, params)
         {'bias': (3,), 'weights': (4, 3)}
     """
-    check_trace_key(key)
+    check_random_key(key, "trace")
     (specs,) = collect_specs(f, args, kwargs)
     return initialize(specs, key)
 
@@ -114,7 +115,7 @@ def trace_with_state(f: Callable[..., object], key: PRNGKey, *args: object, **kw
     Example:
         >>> import jax, jax.numpy as jnp
         >>> from zephyr import trace_with_state, validate
-        >>> from zephyr._initializers import zeros
+        >>> from jax.nn.initializers import zeros
         >>> def counter(params, state, x):
         ...     count = validate(state["count"], (), zeros, dtype=jnp.int32)
         ...     return x, {"count": count + 1}
@@ -122,7 +123,7 @@ def trace_with_state(f: Callable[..., object], key: PRNGKey, *args: object, **kw
         >>> params, state["count"].tolist()
         ({}, 0)
     """
-    check_trace_key(key, "trace_with_state")
+    check_random_key(key, "trace_with_state")
     param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
     params: Any = initialize(param_specs, key)
     state: Any = initialize(state_specs, key)
@@ -134,7 +135,7 @@ def collect_specs(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     roots: tuple[str, ...] = ("params",),
-) -> tuple[dict[Path, LeafSpec], ...]:
+) -> tuple[dict[Path, Leaf], ...]:
     """Run ``f(*roots, *args, **kwargs)`` abstractly; the leaves each root declared, in order.
 
     The first half of :func:`trace`: no key, no allocation. Use it to plan (shapes, dtypes,
@@ -153,21 +154,21 @@ def collect_specs(
     signature = signature_key(leaves, treedef, is_array_input) if fkey is not None else None
     key = (fkey, signature, roots) if signature is not None else None
     if key is not None:
-        cached = lookup(key)
+        cached = cached_specs(key)
         if cached is not None:
             return cached
     states = tuple(TraceState(root) for root in roots)
     run_abstract(f, args, kwargs, states)
     specs = tuple(state.specs for state in states)
     if key is not None:
-        store(key, specs)
+        store_specs(key, specs)
     return specs
 
 
 def initialize(
-    specs: dict[Path, LeafSpec],
+    specs: dict[Path, Leaf],
     key: PRNGKey,
-    placement: Callable[[LeafSpec], Any] | None = None,
+    placement: Callable[[Leaf], Any] | None = None,
 ) -> dict[Any, Any]:
     """The second half of :func:`trace`: initialize each leaf and nest them into dicts.
 
@@ -194,7 +195,7 @@ def initialize(
             for path, spec in specs.items()
         }
     root = next(iter(specs.values())).root if specs else "params"
-    return build_tree(values, root)
+    return nest(values, root)
 
 
 def validate(
@@ -214,8 +215,9 @@ def validate(
     Args:
         array: ``params[...]``, the leaf to declare or check.
         shape: a tuple of ints; or a dim string (``"d_in out_dim"``) or jaxtyping annotation
-            (``Float[Array, "d_in out_dim"]``) whose names resolve from the arguments of the
-            enclosing function, as the signature form of a net does.
+            (``Float[Array, "d_in out_dim"]``) whose names bind from the arguments the
+            running ``@flexible`` function was called with, as the signature form of a net
+            does (a rebound local changes nothing).
         initializer: ``(key, shape, dtype) -> Array``, e.g. any of ``jax.nn.initializers``.
             Default: truncated normal scaled by fan-in for rank >= 2, zeros otherwise.
         dtype: the storage dtype (default float32, or the annotation's dtype).
@@ -243,9 +245,16 @@ def validate(
     if literal is not None:
         expected: Shape = literal
     else:
-        from .typing._dims import resolve_shape_spec
-
-        expected, annotated_dtype = resolve_shape_spec(shape, _caller(), "validate")
+        if not isinstance(shape, str) and not hasattr(shape, "dim_str") and get_origin(shape) is not Annotated:
+            raise TypeError(
+                "validate: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" or a "
+                f"jaxtyping annotation, got {shape!r}"
+            )
+        calls = running_calls()
+        if not calls:
+            raise TypeError(MSG_DIMS_NEED_FLEXIBLE.format(shape=shape))
+        resolve, fn, args, kwargs = calls[-1]
+        expected, annotated_dtype = resolve(fn, args, kwargs, shape, "validate")
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
     if type(array) is TraceNode:
@@ -255,7 +264,7 @@ def validate(
     if declared is not None:
         state, path = declared
         tag_tuple = (tags,) if isinstance(tags, str) else tuple(tags)
-        spec = LeafSpec(path, expected, to_dtype(resolved_dtype), initializer, tag_tuple, state.root)
+        spec = Leaf(path, expected, to_dtype(resolved_dtype), tag_tuple, root=state.root, initializer=initializer)
         return state.declare(spec)
     actual = getattr(array, "shape", None)
     if actual is None:
@@ -300,3 +309,56 @@ def _name_for_error(array: object, frame: Any) -> str:
         state, path = found
         return f"`{format_path(path, state.root)}`"
     return describe_call_argument(frame)
+
+
+def abstract_trace(f: Callable[..., object], *args: Any, **kwargs: Any) -> Any:
+    """The params of ``f`` as ``jax.ShapeDtypeStruct``s: shapes and dtypes, nothing allocated.
+
+    The first half of :func:`zephyr.trace` (the forward runs like ``jax.eval_shape``), for
+    planning models larger than memory. ``orbax``, ``jax.jit(...).lower`` and
+    ``zephyr.checkpoint.restore`` take the result as is. Tags: ``zephyr.tags.leaf_info``.
+
+    Args:
+        f: the net, a function of ``(params, *args, **kwargs)``.
+        *args: sample inputs and hyperparameters, as for ``trace``.
+        **kwargs: sample keyword inputs, passed to ``f``.
+
+    Returns:
+        A nested dict shaped like the params with ``jax.ShapeDtypeStruct`` leaves.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import abstract_trace, nets
+        >>> abstract = abstract_trace(nets.linear, jnp.ones((2, 100_000)), 100_000)  # 40 GB
+        >>> abstract["weights"]
+        ShapeDtypeStruct(shape=(100000, 100000), dtype=float32)
+    """
+    (specs,) = collect_specs(f, args, kwargs)
+    return _abstract(specs)
+
+
+def abstract_trace_with_state(f: Callable[..., object], *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """:func:`abstract_trace` for a stateful net ``f(params, state, *args)``: both trees, abstract.
+
+    Args:
+        f: the net, a function of ``(params, state, *args, **kwargs)``.
+        *args: sample inputs and hyperparameters.
+        **kwargs: sample keyword inputs, passed to ``f``.
+
+    Returns:
+        ``(params, state)``, nested dicts of ``jax.ShapeDtypeStruct``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from zephyr import abstract_trace_with_state, validate
+        >>> def counter(params, state, x):
+        ...     return x, {"count": validate(state["count"], (), dtype=jnp.int32) + 1}
+        >>> abstract_trace_with_state(counter, jnp.ones(3))
+        ({}, {'count': ShapeDtypeStruct(shape=(), dtype=int32)})
+    """
+    param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
+    return _abstract(param_specs), _abstract(state_specs, "state")
+
+
+def _abstract(specs: dict[Path, Leaf], root: str = "params") -> Any:
+    return nest({path: shape_dtype_struct(spec.shape, spec.dtype) for path, spec in specs.items()}, root)

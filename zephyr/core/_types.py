@@ -1,0 +1,214 @@
+"""The named types of zephyr, in one place: paths, shapes, params, initializers, the hole,
+and the one record of a leaf.
+
+Everything above the core speaks these types; this module imports nothing from zephyr.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, ParamSpec, Protocol, TypeVar, final, overload, runtime_checkable
+
+import numpy as np
+from jax import Array
+from typing_extensions import TypeAliasType
+
+PathKey = str | int
+"""One step into a params tree: a string key or an integer index."""
+
+Path = tuple[PathKey, ...]
+"""The keys from the root of a params tree to one node, e.g. ``("encoder", 0, "weights")``."""
+
+PRNGKey = Array
+"""A JAX random key: ``jax.random.key(0)`` (typed) or ``jax.random.PRNGKey(0)`` (raw uint32)."""
+
+Shape = tuple[int, ...]
+"""A concrete array shape."""
+
+DType = Any
+"""Anything ``jnp.dtype`` accepts (``jnp.float32``, ``"bfloat16"``, ...)."""
+
+
+if TYPE_CHECKING:
+    Params = TypeAliasType("Params", "Mapping[Any, Params] | Array")
+else:  # at run time (beartype), one level: a mapping or an array, resolvable from any module
+    Params = TypeAliasType("Params", Mapping[Any, Any] | Array)
+"""A params tree as the type checkers see it: nested mappings whose leaves are arrays.
+
+``trace`` returns one; every net takes one. A nested ``dict`` of ``jax.Array`` is one, and so
+is a ``jax.Array`` (a leaf); it is also an ``optax`` ``ArrayTree``, so params go to optax as
+they are. It is deliberately not ``Any``: an ``Any`` argument would make every overload of a
+holed net match, and every result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf
+typed as an array.
+
+A ``TypedDict`` of arrays is *not* a ``Params`` (its values are ``object`` to a checker);
+nets annotated with a ``TypedDict`` are shown to users with ``Params`` in the stubs.
+"""
+
+
+@runtime_checkable
+class Initializer(Protocol):
+    """``(key, shape, dtype) -> Array``: the protocol of ``jax.nn.initializers``."""
+
+    def __call__(self, key: PRNGKey, shape: Shape, dtype: DType = ..., /) -> Array: ...
+
+
+MSG_HOLE_AS_VALUE = """\
+Only @flexible functions accept holes; a hole reaches a plain function as a value. Make the
+function flexible, or fill the hole first:
+
+    @flexible
+    def block(params, x, width): ...
+    f = block(_, _, 256)   # f(params, x)
+"""
+
+
+@final
+class PlaceholderType:
+    """The type of the hole ``_``: one instance, ``placeholder_hole``.
+
+    It is ``@final`` so that type checkers know no array is ever a hole, which lets the
+    generated overloads in ``stubs/`` tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
+    At run time it is a singleton that pickles by name and prints as ``_``.
+    """
+
+    __slots__ = ()
+    _instance: ClassVar[PlaceholderType | None] = None
+
+    def __new__(cls) -> PlaceholderType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "_"
+
+    def __reduce__(self) -> str:
+        return "placeholder_hole"
+
+    def _as_value(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
+
+    # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
+    # (not ``Params``, not ``Iterable``) and the overloads in stubs/ can tell it from a value.
+    if not TYPE_CHECKING:
+        __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
+        __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
+        __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
+        __float__ = __int__ = __index__ = _as_value
+
+        def __getattr__(self, name: str) -> NoReturn:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            self._as_value()
+
+
+placeholder_hole: Final = PlaceholderType()
+"""The hole: ``f(_, x)`` is a function of the missing first argument (import it as ``_``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """What is known about one parameter without its value: path, shape, dtype, tags.
+
+    ``trace`` records one per declared leaf (with the initializer that will create it);
+    ``zephyr.tags.leaf_info`` and the sharding and checkpoint functions hand them out.
+
+    Attributes:
+        path: the keys from the root, e.g. ``("encoder", 0, "weights")``.
+        shape: the leaf's shape.
+        dtype: the leaf's storage dtype.
+        tags: the tags given to the leaf, in declaration order.
+        layers: for a leaf of :func:`zephyr.stack`, the size of its leading layer axis
+            (slice ``i`` belongs to layer ``i``); 0 for any other leaf.
+        root: ``"params"`` or ``"state"``, how :attr:`name` is written.
+        initializer: what creates the leaf's initial value (``None`` when the leaf was read
+            from an existing array).
+
+    Example:
+        >>> import numpy as np
+        >>> from zephyr.tags import Leaf
+        >>> leaf = Leaf(("mlp", 0, "weights"), (8, 32), np.dtype("float32"))
+        >>> leaf.name, leaf.key, leaf.depth, leaf.size
+        ("params['mlp'][0]['weights']", 'mlp/0/weights', 0, 256)
+    """
+
+    path: Path
+    shape: Shape
+    dtype: np.dtype[Any]
+    tags: tuple[str, ...] = ()
+    layers: int = 0
+    root: str = "params"
+    initializer: Initializer | None = None
+
+    @property
+    def key(self) -> str:
+        """The path as one string, keys joined by ``/``: ``"encoder/0/weights"``."""
+        return "/".join(str(k) for k in self.path)
+
+    @property
+    def name(self) -> str:
+        """The path as the expression that reaches it: ``params['encoder'][0]['weights']``."""
+        return self.root + "".join(f"[{key!r}]" for key in self.path)
+
+    @property
+    def depth(self) -> int | None:
+        """The index of the numbered layer the leaf belongs to, or ``None``.
+
+        That is the first integer key on the path: ``params[2]["weights"]`` (an ``mlp``) and
+        ``params["blocks"][2]["attn"][0]["weights"]`` both have depth 2. Leaves outside any
+        numbered layer (an embedding, a final norm) have depth ``None``. A leaf of
+        :func:`zephyr.stack` (:attr:`layers` > 0) holds every layer along its axis 0: slice
+        ``i`` is layer ``i`` (``zephyr.tags.scale_by_depth`` scales it so).
+        """
+        return next((k for k in self.path if isinstance(k, int)), None)
+
+    @property
+    def size(self) -> int:
+        """The number of scalars in the leaf."""
+        return int(np.prod(self.shape, dtype=np.int64))
+
+
+_A_contra = TypeVar("_A_contra", contravariant=True)
+_P = ParamSpec("_P")
+_R_co = TypeVar("_R_co", covariant=True)
+
+
+class HoledCall(Protocol[_R_co]):
+    """What a call with holes to your own ``@flexible`` function returns, statically.
+
+    Calling it with the missing arguments gives the function's return type. (The library's
+    nets have exact holed types from the generated stubs; for your own module, run
+    ``python -m zephyr.typing.stubgen yourpackage.module``.) It contains no ``Any``, so
+    holed calls keep their types through ``chain`` and other overloaded functions.
+    """
+
+    def __call__(self, *args: object, **kwargs: object) -> _R_co: ...
+
+
+class Flexible(Protocol[_A_contra, _P, _R_co]):
+    """The static type of ``@flexible`` on a function ``(first, *args, **kwargs) -> R``.
+
+    A call without holes is checked against the function's own signature and returns ``R``;
+    a call with holes returns a :class:`HoledCall` of ``R``. The first argument may also be a
+    :class:`Params`: a net annotated with a params ``TypedDict`` is called with a subtree of
+    params, which the checkers only know as ``Params``.
+    """
+
+    __name__: str
+
+    @overload
+    def __call__(self, first: _A_contra | Params, /, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
+
+    @overload
+    def __call__(self, *args: object, **kwargs: object) -> HoledCall[_R_co]: ...
+
+
+def name_of(f: object) -> str:
+    """A readable name for a function in messages.
+
+    >>> name_of(len), name_of(3)
+    ('len', '3')
+    """
+    return str(getattr(f, "__name__", None) or repr(f))

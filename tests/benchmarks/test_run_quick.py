@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -38,3 +40,9 @@ def test_fresh_process_child_measures_cold_time_and_memory() -> None:
     figures = run.child("fresh", "zephyr", "mlp", True)
     assert figures["param_bytes"] > 0 and figures["cold_seconds"] > 0
     assert figures["cold_peak_growth_bytes"] >= 0
+
+
+def test_child_of_an_unknown_model_names_the_models() -> None:
+    run = _load_run()
+    with pytest.raises(ValueError, match=r"pair_named: model must be one of mlp, cnn, gpt, gpt-scan, memory, memory-scan, got 'gtp'"):
+        run.child("fresh", "zephyr", "gtp", True)

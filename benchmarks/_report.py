@@ -1,0 +1,144 @@
+"""The benchmark's output: progress lines, figures as text, and the table of ratios against the targets.
+
+:func:`table` turns the figures of a run (``results.json``) into rows of zephyr, raw JAX,
+their ratio, the target of issue 6 and whether it is met; :func:`print_table` prints them
+as markdown.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+from _pairs import JSON, Config
+
+_START = time.perf_counter()
+
+
+def elapsed() -> float:
+    """Seconds since the benchmark started (since this module was imported)."""
+    return time.perf_counter() - _START
+
+
+def log(message: str) -> None:
+    """One progress line on stderr, after the seconds elapsed."""
+    print(f"[{elapsed():6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def ms(seconds: float) -> str:
+    """``seconds`` in milliseconds (in microseconds below one)."""
+    return f"{seconds * 1e3:.1f} ms" if seconds >= 1e-3 else us(seconds)
+
+
+def us(seconds: float) -> str:
+    """``seconds`` in microseconds."""
+    return f"{seconds * 1e6:.2f} us"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table."""
+
+    what: str
+    zephyr: str
+    raw: str
+    ratio: str
+    target: str
+    met: str
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+def table(cfg: Config, r: JSON) -> list[Row]:
+    """The table of zephyr/raw ratios and targets."""
+    rows: list[Row] = []
+    init = r.get("init_warm", {})
+    for name, row in init.items():
+        if name.startswith("gpt"):
+            depth, scan = name[3:].removesuffix("-scan"), name.endswith("-scan")
+            what = f"trace warm, GPT {depth} blocks {'scan' if scan else 'loop'}"
+        else:
+            what = f"trace warm, {name.upper()}"
+        for key, label in (("", "cached forward"), ("_uncached", "with forward")):
+            rows.append(Row(f"{what} ({label})", ms(row["zephyr" + key]),
+                            ms(row["raw"]), f"{row['ratio' + key]:.2f}x", "<= 0.80x", _met(row["ratio" + key] <= 0.8)))
+        rows.append(Row("  what-if: raw JAX drawing from threefry4x32 keys", ms(row["zephyr"]),
+                        ms(row["raw_threefry4x32"]), f"{row['ratio_vs_raw_threefry4x32']:.2f}x", "-", "-"))
+    sweep = r.get("trace_vs_batch")
+    if sweep:
+        values = list(sweep["seconds"].values())
+        batches = ",".join(sweep["seconds"])
+        flat = sweep["max_over_min"]
+        rows.append(Row(f"trace forward vs batch ({batches}), GPT {sweep['depth']}", f"{ms(min(values))}..{ms(max(values))}",
+                        "-", f"{flat:.2f}x", "flat (<= 1.15x)", _met(flat <= 1.15)))
+    fresh = r.get("fresh_process", {})
+    for model in ("mlp", "cnn", "gpt"):
+        row = fresh.get(model)
+        if row and "raw" in row:
+            rows.append(Row(f"trace cold (fresh process), {model}", ms(row["zephyr"]["cold_seconds"]),
+                            ms(row["raw"]["cold_seconds"]), f"{row['cold_ratio']:.2f}x",
+                            "-", "-"))
+        if row and "equinox" in row:
+            rows.append(Row(f"trace cold (fresh process), {model} vs Equinox init", ms(row["zephyr"]["cold_seconds"]),
+                            f"{ms(row['equinox']['cold_seconds'])} (Equinox)", f"{row['cold_vs_equinox']:.2f}x",
+                            "<= 1.00x", _met(row["cold_vs_equinox"] <= 1.0)))
+    for model, label in (("memory", "loop"), ("memory-scan", "scan")):
+        row = fresh.get(model)
+        if row:
+            for impl in ("zephyr", "raw"):
+                if impl in row:
+                    m = row[impl]
+                    rows.append(Row(
+                        f"peak RSS / param bytes, {impl}, d {cfg.memory_d} x{cfg.memory_depth} {label}",
+                        f"{m['cold_peak_over_params']:.2f} (warm {m['warm_peak_over_params']:.2f})",
+                        f"{m['param_bytes'] / 2**20:.0f} MiB", "-", "<= 1.10",
+                        _met(m["cold_peak_over_params"] <= 1.1) if impl == "zephyr" else "-"))
+    for label, row in r.get("abstract_trace", {}).items():
+        ok = row["seconds"] < 0.1 and row["new_live_arrays"] == 0
+        rows.append(Row(f"abstract_trace, GPT {row['depth']} blocks {label}", ms(row["seconds"]), "-",
+                        f"+{row['new_live_arrays']} arrays, RSS +{row['peak_rss_growth_kib']} KiB",
+                        "< 100 ms, 0 arrays", _met(ok)))
+    for name, row in r.get("jit", {}).items():
+        for kind in ("forward", "train_step"):
+            k = row[kind]
+            run_band, compile_band = max(0.05, k["noise"]), max(0.10, k["compile_noise"])
+            rows.append(Row(f"jit {kind}, {name}", ms(k["zephyr"]), ms(k["raw"]), f"{k['ratio']:.2f}x",
+                            f"<= 1.00x +{run_band:.0%} (raw vs raw {k['noise']:.0%})",
+                            _met(k["ratio"] <= 1 + run_band)))
+            rows.append(Row(f"  compile {kind}, {name}", ms(k["compile_zephyr"]), ms(k["compile_raw"]),
+                            f"{k['compile_ratio']:.2f}x", f"<= 1.00x +{compile_band:.0%} (raw vs raw {k['compile_noise']:.0%})",
+                            _met(k["compile_ratio"] <= 1 + compile_band)))
+            rows.append(Row(f"  optimized HLO {kind}, {name}", f"{k['hlo_ops_zephyr']} ops",
+                            f"{k['hlo_ops_raw']} ops", "same" if k["hlo_same_text"] else
+                            ("same opcodes" if k["hlo_same_opcodes"] else "differs"),
+                            "same where possible", _met(k["hlo_same_opcodes"])))
+    eager = r.get("eager")
+    if eager:
+        t = eager["tiny"]
+        rows.append(Row("@flexible, no holes, tiny function", us(t["flexible"]), us(t["plain"]),
+                        f"+{t['overhead_us']:.2f} us", "<= +1.5 us", _met(t["overhead_us"] <= 1.5)))
+        e = eager["linear_eager"]
+        rows.append(Row("nets.linear eager vs its body as a plain function, checking off", us(e["zephyr"]), us(e["same_jnp"]),
+                        f"{e['overhead_vs_same_jnp_us']:+.1f} us", "<= +1.5 us", _met(e["overhead_vs_same_jnp_us"] <= 1.5)))
+        rows.append(Row("nets.linear eager vs x @ w + b", us(e["zephyr"]), us(e["natural"]),
+                        f"{e['zephyr'] / e['natural']:.2f}x", "-", "-"))
+        rows.append(Row("nets.linear eager, checking on", us(e["zephyr_checking_on"]), us(e["zephyr"]),
+                        f"+{e['checking_on_extra_us']:.0f} us", "shows eagerly", _met(e["checking_on_extra_us"] > 0)))
+        j = eager["linear_jit"]
+        rows.append(Row("nets.linear under jit, checking on vs off", us(j["call_on"]), us(j["call_off"]),
+                        f"{j['call_ratio']:.2f}x", "1.00x (<= 1.05)", _met(j["call_ratio"] <= 1.05)))
+        rows.append(Row("  jit first call (trace+compile), on vs off", ms(j["first_call_on"]),
+                        ms(j["first_call_off"]), f"{j['first_call_on'] / j['first_call_off']:.2f}x", "-", "-"))
+    return rows
+
+
+def print_table(rows: list[Row]) -> str:
+    """Print the table as markdown (on stdout); the text printed."""
+    header = Row("what", "zephyr", "raw JAX", "zephyr/raw", "target", "met")
+    lines = [header, Row("---", "---", "---", "---", "---", "---"), *rows]
+    text = "\n".join("| " + " | ".join(asdict(line).values()) + " |" for line in lines)
+    print(text)
+    return text

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ._paths import Path, format_path
@@ -47,7 +48,7 @@ _LEFTOVER = re.compile(r"^[0-9]+\.(orbax-checkpoint-tmp.*|zephyr-deleting)$")
 _DELETING = ".zephyr-deleting"
 
 Entry = tuple[tuple[int, ...], np.dtype[Any]]
-"""A leaf as the metadata describes it: ``(shape, dtype)``."""
+"""A leaf as stored or described: ``(shape, dtype)``."""
 
 
 def _require_orbax() -> Any:
@@ -136,6 +137,32 @@ def _check_array(value: object, name: str, who: str) -> jax.Array:
             "save `jax.random.key_data(key)` and rebuild it with `jax.random.wrap_key_data`"
         )
     return value if isinstance(value, jax.Array) else jax.numpy.asarray(value)
+
+
+def _bits(x: jax.Array) -> jax.Array:
+    """The array's bits as uint32 (a trailing axis of 2 for 64-bit dtypes)."""
+    if x.dtype == np.dtype(bool):
+        return x.astype(jnp.uint8).astype(jnp.uint32)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        return jnp.stack([_bits(jnp.real(x)), _bits(jnp.imag(x))], axis=-1)
+    width = {1: jnp.uint8, 2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint32}[np.dtype(x.dtype).itemsize]
+    return jax.lax.bitcast_convert_type(x, width).astype(jnp.uint32)
+
+
+def _checksum(x: jax.Array) -> jax.Array:
+    """A position-weighted sum of the bits, mod 2**32: any one changed element changes it."""
+    bits = _bits(x)
+    index = jnp.zeros(bits.shape, jnp.uint32)
+    for axis in range(bits.ndim):
+        index = index * jnp.uint32(bits.shape[axis]) + jax.lax.broadcasted_iota(jnp.uint32, bits.shape, axis)
+    weights = index * jnp.uint32(0x3C6EF362) + jnp.uint32(1)  # even times index, plus one: odd, so invertible mod 2**32
+    return jnp.sum(bits * weights, dtype=jnp.uint32)
+
+
+@jax.jit
+def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
+    """One compiled program for a whole tree; shards stay where they are (one all-reduce each)."""
+    return [_checksum(x) for x in leaves]
 
 
 def _stored(path: Path) -> Path:
@@ -319,9 +346,10 @@ def save(
             continue
         flat, _ = _flatten(tree, name, who, saving=True)
         _check_names(flat, name, who)
+        sums = [int(c) for c in _checksums(list(flat.values()))]
         meta["trees"][name] = [
-            {"path": list(path), "shape": list(value.shape), "dtype": np.dtype(value.dtype).name}
-            for path, value in flat.items()
+            {"path": list(path), "shape": list(value.shape), "dtype": np.dtype(value.dtype).name, "checksum": c}
+            for (path, value), c in zip(flat.items(), sums, strict=True)
         ]
         if flat:
             items[name] = ocp.args.PyTreeSave(build_tree({_stored(p): v for p, v in flat.items()}, name))
@@ -374,6 +402,7 @@ class _Step(NamedTuple):
     path: str  # the step's directory
     step: int
     trees: dict[str, dict[Path, Entry]]
+    checksums: dict[str, dict[Path, int]]
     extra: dict[str, Any]
 
 
@@ -381,12 +410,14 @@ def _corrupt(who: str, step: int, detail: str) -> ValueError:
     return ValueError(f"{who}: the metadata of step {step} is corrupt: {detail}")
 
 
-def _parse_entry(raw: object) -> tuple[Path, Entry] | None:
+def _parse_entry(raw: object) -> tuple[Path, Entry, int] | None:
     if not isinstance(raw, dict):
         return None
     entry: dict[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
-    path, shape, dtype = entry.get("path"), entry.get("shape"), entry.get("dtype")
+    path, shape, dtype, checksum = entry.get("path"), entry.get("shape"), entry.get("dtype"), entry.get("checksum")
     if not (isinstance(path, list) and isinstance(shape, list) and isinstance(dtype, str)):
+        return None
+    if isinstance(checksum, bool) or not isinstance(checksum, int) or not 0 <= checksum < 2**32:
         return None
     keys: list[Any] = path  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
     sizes: list[Any] = shape  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
@@ -398,7 +429,7 @@ def _parse_entry(raw: object) -> tuple[Path, Entry] | None:
         parsed = np.dtype(jax.numpy.dtype(dtype))
     except TypeError:
         return None
-    return tuple(keys), (tuple(sizes), parsed)
+    return tuple(keys), (tuple(sizes), parsed), checksum
 
 
 def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
@@ -415,17 +446,19 @@ def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
     if not isinstance(trees_raw, dict) or not isinstance(extra, dict) or fields.get("step") != step:
         raise _corrupt(who, step, "`trees`, `extra` or `step` is missing or malformed")
     trees: dict[str, dict[Path, Entry]] = {}
+    checksums: dict[str, dict[Path, int]] = {}
     for name, entries in trees_raw.items():  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
         if name not in ROOTS or not isinstance(entries, list):
             raise _corrupt(who, step, f"unknown tree {name!r}")
         parsed: dict[Path, Entry] = {}
+        sums: dict[Path, int] = {}
         for raw in entries:  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
             item = _parse_entry(raw)
             if item is None or item[0] in parsed:
                 raise _corrupt(who, step, f"a malformed entry in `{name}`: {raw!r}")
-            parsed[item[0]] = item[1]
-        trees[name] = parsed
-    return _Step(os.path.join(root, str(step)), step, trees, extra)  # pyright: ignore[reportUnknownArgumentType]  # parsed JSON
+            parsed[item[0]], sums[item[0]] = item[1], item[2]
+        trees[name], checksums[name] = parsed, sums
+    return _Step(os.path.join(root, str(step)), step, trees, checksums, extra)  # pyright: ignore[reportUnknownArgumentType]  # parsed JSON
 
 
 def _open(ocp: Any, directory: str | os.PathLike[str], step: int | None, who: str) -> _Step:
@@ -461,10 +494,7 @@ def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
             try:
                 item = ocp.PyTreeCheckpointHandler().metadata(epath.Path(opened.path) / name)
             except Exception as error:  # noqa: BLE001 - whatever orbax raises, the step is unreadable
-                raise ValueError(
-                    f"{who}: orbax's record of `{name}` in step {opened.step} is unreadable: "
-                    f"{type(error).__name__}: {error}"
-                ) from error
+                raise _unreadable(who, opened, name, error) from error
             leaves = jax.tree_util.tree_flatten_with_path(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
                 item.tree, is_leaf=lambda n: hasattr(n, "shape") and hasattr(n, "dtype")
             )[0]
@@ -484,6 +514,22 @@ def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
                     f"{who}: `{name}{''.join(f'[{k!r}]' for k in stored_path)}` is stored in step "
                     f"{opened.step} but not in its metadata"
                 )
+
+
+def _unreadable(who: str, opened: _Step, names: str | list[str], error: Exception) -> ValueError:
+    """The step's arrays cannot be read: name the leaf if tensorstore's message names its file."""
+    text = str(error)
+    where = f"`{names}`" if isinstance(names, str) else "its arrays"
+    for name in [names] if isinstance(names, str) else names:
+        for path in opened.trees[name]:
+            if re.search(f"[\"']{re.escape('.'.join(_stored(path)))}/", text):
+                where = f"`{format_path(path, name)}`"
+                break
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return ValueError(
+        f"{who}: {where} in step {opened.step} cannot be read (the files are damaged): "
+        f"{type(error).__name__}: {first}"
+    )
 
 
 def _check_leaf(got: Entry, want: Entry, name: str, step: int, who: str) -> None:
@@ -570,9 +616,7 @@ def _restore_trees(
             with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
                 restored = dict(checkpointer.restore(opened.path, ocp.args.Composite(**args)).items())
         except Exception as error:  # noqa: BLE001 - whatever tensorstore raises, the data is unreadable
-            raise ValueError(
-                f"{who}: the arrays of step {opened.step} are unreadable: {type(error).__name__}: {error}"
-            ) from error
+            raise _unreadable(who, opened, names, error) from error
 
     out: dict[str, Any] = {}
     for name in names:
@@ -583,6 +627,13 @@ def _restore_trees(
                 node = node[key]
             _check_leaf((tuple(node.shape), np.dtype(node.dtype)), want, format_path(path, name), opened.step, who)
             values[path] = node
+        sums = [int(c) for c in _checksums(list(values.values()))]
+        for (path, value), got in zip(values.items(), sums, strict=True):
+            if got != opened.checksums[name][path]:
+                raise ValueError(
+                    f"{who}: `{format_path(path, name)}` in step {opened.step} does not match its "
+                    f"checksum: the stored data is damaged"
+                )
         if name in like_flat:
             flat, treedef = like_flat[name]
             out[name] = jax.tree_util.tree_unflatten(treedef, [values[path] for path in flat])  # pyright: ignore[reportUnknownMemberType]  # jax's PyTreeDef is untyped

@@ -39,7 +39,7 @@ from jax import Array  # noqa: E402
 from jax.sharding import AxisType, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
 
-from zephyr import nets, trace, trace_sharded, validate  # noqa: E402
+from zephyr import checkpoint, nets, trace, trace_sharded, validate  # noqa: E402
 from zephyr.typing import Params  # noqa: E402
 
 RULES = {
@@ -102,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
     parser.add_argument("--process-id", type=int, default=None, help="this process's index (one per host); "
                         "without it, --processes N starts N local processes")
     parser.add_argument("--coordinator", default=None, help="HOST:PORT of process 0 (jax.distributed)")
+    parser.add_argument("--checkpoint", default=None, help="save the sharded params and optimizer state "
+                        "there (a directory every process can reach)")
     args = parser.parse_args(argv)
 
     if args.processes > 1 and args.process_id is None:
@@ -140,13 +142,13 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
         updates, s = tx.update(grads, s, p)
         return optax.apply_updates(p, updates), s, loss
 
-    def train(p: Any, xb: Array, yb: Array) -> list[float]:
+    def train(p: Any, xb: Array, yb: Array) -> tuple[list[float], Any, optax.OptState]:
         s = tx.init(p)
         losses = []
         for _step in range(args.steps):
             p, s, loss = step(p, s, xb, yb)
             losses.append(float(loss))
-        return losses
+        return losses, p, s
 
     data = NamedSharding(mesh, P("data", None))
 
@@ -154,8 +156,10 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
         host = np.asarray(a)
         return jax.make_array_from_callback(host.shape, data, lambda index: host[index])
 
-    sharded = train(params, place(x), place(y))
-    plain = train(trace(model, key, x, args.hidden, 4), x, y)  # on this process's first device
+    sharded, params, opt_state = train(params, place(x), place(y))
+    plain = train(trace(model, key, x, args.hidden, 4), x, y)[0]  # on this process's first device
+    if args.checkpoint:  # every process writes its own shards
+        checkpoint.save(args.checkpoint, params, opt_state=opt_state, step=args.steps, keep=3)
     if quiet:
         return sharded, plain
     print(f"batch sharding: {data.spec} over {dict(mesh.shape)}, {jax.process_count()} process(es)")

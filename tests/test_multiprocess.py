@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from types import ModuleType
+from typing import Any
 
 import jax
 import numpy as np
@@ -122,7 +123,8 @@ def test_two_processes_train_like_one_and_their_checkpoint_restores_anywhere(
     assert restored["mlp"][0]["weights"].sharding.spec == jax.sharding.PartitionSpec(None, "model")
     flat = jax.tree_util.tree_flatten_with_path(restored)[0]
     assert len(flat) == 5
-    np.savez(tmp_path / "expected.npz", **{jax.tree_util.keystr(k): np.asarray(v) for k, v in flat})
+    arrays: dict[str, Any] = {jax.tree_util.keystr(k): np.asarray(v) for k, v in flat}
+    np.savez(tmp_path / "expected.npz", **arrays)
 
     # and a fresh pair restores it onto the 2-process mesh: the same bits
     for report in _pair(tmp_path):

@@ -28,14 +28,13 @@ import os
 import re
 import shutil
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ._paths import Path, format_path
-from ._sharding import abstract_leaf
 from ._tags import Leaf, path_of
 from ._trace import build_tree
 
@@ -72,19 +71,21 @@ def _describe(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:
 def _unsortable(node: object, path: Path) -> tuple[Path, list[Any]] | None:
     """The first dict below ``node`` whose keys cannot be sorted (jax.tree_util sorts them)."""
     if isinstance(node, dict):
-        keys = list(node)  # pyright: ignore[reportUnknownArgumentType]  # any user dict
+        mapping = cast("dict[Any, object]", node)
+        keys: list[Any] = list(mapping)
         try:
             sorted(keys)
         except TypeError:
             return path, keys
         children: list[tuple[Path, object]] = [
-            (path + (key if isinstance(key, str | int) else str(key),), child)
-            for key, child in node.items()  # pyright: ignore[reportUnknownVariableType]  # any user dict
+            (path + (key if isinstance(key, str | int) else str(key),), child) for key, child in mapping.items()
         ]
     else:
-        flat = jax.tree_util.tree_flatten_with_path(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-            node, is_leaf=lambda child: child is not node and isinstance(child, dict)
-        )[0]
+
+        def below(child: object) -> bool:
+            return child is not node and isinstance(child, dict)
+
+        flat = jax.tree_util.tree_flatten_with_path(node, is_leaf=below)[0]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
         children = [(path + path_of(key_path), child) for key_path, child in flat if isinstance(child, dict)]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
     for child_path, child in children:
         found = _unsortable(child, child_path)
@@ -93,10 +94,18 @@ def _unsortable(node: object, path: Path) -> tuple[Path, list[Any]] | None:
     return None
 
 
+def _is_leaf_info(node: object) -> bool:
+    return isinstance(node, Leaf)
+
+
+def _is_array_like(node: object) -> bool:
+    return hasattr(node, "shape") and hasattr(node, "dtype")
+
+
 def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[Path, Any], Any]:
     """``{path: leaf}`` and the treedef; keys that would not come back as they are refused."""
     try:
-        flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda n: isinstance(n, Leaf))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
+        flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=_is_leaf_info)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
     except (TypeError, ValueError) as error:
         found = _unsortable(tree, ())
         if found is None:
@@ -125,18 +134,20 @@ def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[P
                 f"zephyr.tags.Leaf, got {type(value).__name__}"
             )
         out[path] = value
-    return out, treedef
+    structure: Any = treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
+    return out, structure  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
 
 
 def _check_array(value: object, name: str, who: str) -> jax.Array:
     if not isinstance(value, jax.Array | np.ndarray | np.generic):
         raise TypeError(f"{who}: `{name}` must be an array, got {type(value).__name__}")
-    if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+    dtype: Any = value.dtype  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # numpy's generic dtype
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # pyright: ignore[reportUnknownArgumentType]  # numpy's generic dtype
         raise TypeError(
             f"{who}: `{name}` is a typed PRNG key, which orbax cannot store; "
             "save `jax.random.key_data(key)` and rebuild it with `jax.random.wrap_key_data`"
         )
-    return value if isinstance(value, jax.Array) else jax.numpy.asarray(value)
+    return value if isinstance(value, jax.Array) else jnp.asarray(value)  # pyright: ignore[reportUnknownMemberType]  # jax types `device` partially
 
 
 def _bits(x: jax.Array) -> jax.Array:
@@ -152,20 +163,28 @@ def _bits(x: jax.Array) -> jax.Array:
 def _checksum(x: jax.Array) -> jax.Array:
     """A position-weighted sum of the bits, mod 2**32: any one changed element changes it."""
     bits = _bits(x)
-    index = jnp.zeros(bits.shape, jnp.uint32)
+    index = jnp.zeros(bits.shape, jnp.uint32)  # pyright: ignore[reportUnknownMemberType]  # jax types `device` partially
     for axis in range(bits.ndim):
-        index = index * jnp.uint32(bits.shape[axis]) + jax.lax.broadcasted_iota(jnp.uint32, bits.shape, axis)
+        iota = jax.lax.broadcasted_iota(jnp.uint32, bits.shape, axis)  # pyright: ignore[reportUnknownMemberType]  # jax types `out_sharding` partially
+        index = index * jnp.uint32(bits.shape[axis]) + iota
     weights = index * jnp.uint32(0x3C6EF362) + jnp.uint32(1)  # even times index, plus one: odd, so invertible mod 2**32
     return jnp.sum(bits * weights, dtype=jnp.uint32)
 
 
-@jax.jit
-def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
-    """One compiled program for a whole tree; shards stay where they are (one all-reduce each)."""
+def _checksums_of(leaves: list[jax.Array]) -> list[jax.Array]:
     return [_checksum(x) for x in leaves]
 
 
-def _stored(path: Path) -> Path:
+_checksums_jit: Any = jax.jit(_checksums_of)  # pyright: ignore[reportUnknownMemberType]  # jax.jit is partially typed
+
+
+def _checksums(leaves: list[jax.Array]) -> list[int]:
+    """Each leaf's checksum: one compiled program for a whole tree; shards stay where they are."""
+    sums: list[Any] = _checksums_jit(leaves)
+    return [int(c) for c in sums]
+
+
+def _stored(path: Path) -> tuple[str, ...]:
     """The path as orbax stores it: every key a string."""
     return tuple(str(key) for key in path)
 
@@ -263,11 +282,11 @@ def steps(directory: str | os.PathLike[str]) -> list[int]:
 
 
 def _is_primary() -> bool:
-    return jax.process_index() == 0
+    return jax.process_index() == 0  # pyright: ignore[reportUnknownMemberType]  # jax types `backend` partially
 
 
 def _barrier(name: str) -> None:
-    if jax.process_count() > 1:
+    if jax.process_count() > 1:  # pyright: ignore[reportUnknownMemberType]  # jax types `backend` partially
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
@@ -346,7 +365,7 @@ def save(
             continue
         flat, _ = _flatten(tree, name, who, saving=True)
         _check_names(flat, name, who)
-        sums = [int(c) for c in _checksums(list(flat.values()))]
+        sums = _checksums(list(flat.values()))
         meta["trees"][name] = [
             {"path": list(path), "shape": list(value.shape), "dtype": np.dtype(value.dtype).name, "checksum": c}
             for (path, value), c in zip(flat.items(), sums, strict=True)
@@ -452,7 +471,7 @@ def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
             raise _corrupt(who, step, f"unknown tree {name!r}")
         parsed: dict[Path, Entry] = {}
         sums: dict[Path, int] = {}
-        for raw in entries:  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
+        for raw in cast("list[object]", entries):
             item = _parse_entry(raw)
             if item is None or item[0] in parsed:
                 raise _corrupt(who, step, f"a malformed entry in `{name}`: {raw!r}")
@@ -496,7 +515,7 @@ def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
             except Exception as error:  # noqa: BLE001 - whatever orbax raises, the step is unreadable
                 raise _unreadable(who, opened, name, error) from error
             leaves = jax.tree_util.tree_flatten_with_path(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-                item.tree, is_leaf=lambda n: hasattr(n, "shape") and hasattr(n, "dtype")
+                item.tree, is_leaf=_is_array_like
             )[0]
             for key_path, leaf in leaves:  # pyright: ignore[reportUnknownVariableType]  # same
                 stored[_stored(path_of(key_path))] = (tuple(leaf.shape), np.dtype(leaf.dtype))  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]  # same
@@ -627,7 +646,7 @@ def _restore_trees(
                 node = node[key]
             _check_leaf((tuple(node.shape), np.dtype(node.dtype)), want, format_path(path, name), opened.step, who)
             values[path] = node
-        sums = [int(c) for c in _checksums(list(values.values()))]
+        sums = _checksums(list(values.values()))
         for (path, value), got in zip(values.items(), sums, strict=True):
             if got != opened.checksums[name][path]:
                 raise ValueError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -82,6 +83,11 @@ def train(args: argparse.Namespace, directory: str | None, log: str | None) -> l
     return losses
 
 
+def steps_done(log: str) -> int:
+    """How many steps the killed run had logged."""
+    return len(pathlib.Path(log).read_text().split()) if os.path.exists(log) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=40, help="training steps (default 40)")
@@ -107,14 +113,13 @@ def main(argv: Sequence[str] | None = None) -> tuple[list[float], list[float]]:
     try:
         deadline = time.monotonic() + 300
         while child.poll() is None and time.monotonic() < deadline:
-            done = open(directory + ".log").read().split() if os.path.exists(directory + ".log") else []
-            if len(done) >= kill_after:
+            if steps_done(directory + ".log") >= kill_after:
                 break
             time.sleep(0.01)
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
-    print(f"killed the run after {len(open(directory + '.log').read().split())} steps; saved steps: "
+    print(f"killed the run after {steps_done(directory + '.log')} steps; saved steps: "
           f"{checkpoint.steps(directory)}")
     resumed = train(args, directory, None)
     for i, (a, b) in enumerate(zip(straight, resumed)):

@@ -1,7 +1,10 @@
-"""Save and restore params (and state) with orbax-checkpoint (see ``zephyr._checkpoint``)."""
+"""Save and restore params, state and optimizer state in numbered steps (see ``zephyr._checkpoint``)."""
 
+from ._checkpoint import Resumed as Resumed
 from ._checkpoint import restore as restore
 from ._checkpoint import restore_with_state as restore_with_state
+from ._checkpoint import resume as resume
 from ._checkpoint import save as save
+from ._checkpoint import steps as steps
 
-__all__ = ["restore", "restore_with_state", "save"]
+__all__ = ["Resumed", "restore", "restore_with_state", "resume", "save", "steps"]

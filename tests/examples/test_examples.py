@@ -29,6 +29,7 @@ TINY: dict[str, list[str]] = {
     ],
     "digits_cnn": ["--epochs", "1", "--limit", "96", "--batch-size", "32", "--out", "{tmp}"],
     "lstm_sequence": ["--steps", "2", "--hidden-size", "8", "--length", "8", "--batch-size", "4", "--delay", "2"],
+    "resume_train": ["--steps", "6", "--every", "2", "--kill-after", "4", "--batch-size", "8", "--dir", "{tmp}/run"],
     "seed_model": ["--batch", "2"],
     "sharded_train": ["--steps", "2", "--batch", "8", "--hidden", "8"],
     "tags_per_depth": ["--steps", "3", "--widths", "4", "4", "1"],

@@ -33,8 +33,11 @@ def fence_doctests(text: str) -> str:
             i += 1
             continue
         indent = prompt.group(1)
-        if out and out[-1].strip():
-            out.append("")  # a fence needs a blank line before it inside a paragraph's list item
+        previous = out[-1] if out else ""
+        if previous.strip() and previous.startswith(indent) and not previous[len(indent)].isspace():
+            # a fence may not interrupt a paragraph at its own indentation (a section
+            # heading such as "Example:" above, less indented, keeps its content next to it)
+            out.append("")
         out.append(f"{indent}```pycon")
         while i < len(lines) and lines[i].strip():
             out.append(lines[i])

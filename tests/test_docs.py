@@ -61,6 +61,8 @@ def test_doctests_are_fenced_and_rest_roles_become_code() -> None:
         "\n"
         "After."
     )
+    # after a paragraph line at its own indentation, a blank line opens the fence
+    assert fences.to_markdown("Text.\n>>> 1\n1") == "Text.\n\n```pycon\n>>> 1\n1\n```"
     assert fences.to_markdown(docstring) == (
         "Summary, see `trace`.\n"
         "\n"
@@ -69,7 +71,6 @@ def test_doctests_are_fenced_and_rest_roles_become_code() -> None:
         "    mean' = momentum * mean\n"
         "\n"
         "Example:\n"
-        "\n"
         "    ```pycon\n"
         "    >>> x = [1, 2]\n"
         "    >>> x[0]\n"

@@ -36,9 +36,10 @@ typecheck: $(STAMP)
 # The site (guide, API reference from the docstrings, examples) into site/. --strict: a
 # broken link or cross-reference, a page left out of the nav, or a public name missing from
 # docs/api/ (docs/hooks.py) fails the build. The guide's code blocks run in test-py
-# (tests/test_readme.py). Browse it with `$(PY) -m mkdocs serve`.
+# (tests/test_readme.py). Browse it with `$(PY) -m mkdocs serve`. Not --quiet: it hides the
+# warnings from --strict's count, and a broken cross-reference would pass.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
 
 stubs: $(STAMP)
 	$(PY) -m zephyr.typing.stubgen

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .core._context import CHECKING, running_calls
+from .core._replay import call_during_trace
 from .core._trace import TraceNode
 from .core._types import Flexible
 from .functools._partial import accept_holes, is_flexible
@@ -55,7 +56,7 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
         calls.append((resolve_call_shape, fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
-                return call_traced(fn, args, kwargs)
+                return call_during_trace(fn, args, kwargs, lambda: call_traced(fn, args, kwargs))
             if CHECKING.get():
                 return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)

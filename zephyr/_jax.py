@@ -16,9 +16,9 @@ PyTreeDef = Any
 """``jax.tree_util.PyTreeDef`` (jaxlib's class is not visible to the type checkers)."""
 
 
-def tree_flatten(tree: Any) -> tuple[list[Any], PyTreeDef]:
+def tree_flatten(tree: Any, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list[Any], PyTreeDef]:
     """``jax.tree_util.tree_flatten`` with its result typed."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax annotates the leaves as partially unknown
+    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=is_leaf)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax annotates the leaves as partially unknown
     flat: list[Any] = list(leaves)  # pyright: ignore[reportUnknownArgumentType]  # see above
     return flat, cast("PyTreeDef", treedef)
 

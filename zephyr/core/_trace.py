@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, NoReturn
 
@@ -39,7 +40,7 @@ A parameter is declared by `validate` before it is used, or by the params annota
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
-    __slots__ = ("root", "specs", "prefixes", "from_signature", "stand_ins", "where")
+    __slots__ = ("root", "specs", "prefixes", "from_signature", "stand_ins", "where", "journal", "replays")
 
     def __init__(self, root: str = "params") -> None:
         self.root = root  # how paths are written in messages: params[...] or state[...]
@@ -54,10 +55,13 @@ class TraceState:
         self.stand_ins: dict[int, tuple[weakref.ref[Array], Path]] = {}
         # The net being traced and the path of its params, for error notes.
         self.where: tuple[str, Path] | None = None
+        # Every declaration in order, and the calls recorded for replay (``_replay.py``).
+        self.journal: list[tuple[Leaf, bool]] = []
+        self.replays: dict[Hashable, Any] = {}
 
     def stand_in(self, spec: Leaf) -> Array:
         """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
-        value = _empty(spec.shape, spec.dtype)
+        value = empty(spec.shape, spec.dtype)
         self.stand_ins[id(value)] = (weakref.ref(value), spec.path)
         return value
 
@@ -68,6 +72,13 @@ class TraceState:
 
     def declare(self, spec: Leaf, from_signature: bool = False) -> Array:
         """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
+        self.record(spec, from_signature)
+        return self.stand_in(spec)
+
+    def record(self, spec: Leaf, from_signature: bool = False) -> None:
+        """Record ``spec``, or check it against the earlier declaration of its path."""
+        self.journal.append((spec, from_signature))
+        DECLARATIONS.count += 1
         earlier = self.specs.get(spec.path)
         if earlier is None:
             self._check_no_overlap(spec.path)
@@ -86,7 +97,6 @@ class TraceState:
             )
         elif spec.tags and set(spec.tags) - set(earlier.tags):
             self.specs[spec.path] = replace(earlier, tags=_merged(earlier.tags, spec.tags))
-        return self.stand_in(spec)
 
     def _check_no_overlap(self, path: Path) -> None:
         """A new leaf may be neither above nor below an existing leaf."""
@@ -104,6 +114,16 @@ class TraceState:
         )
 
 
+class _Declarations(threading.local):
+    def __init__(self) -> None:
+        self.count = 0
+
+
+DECLARATIONS = _Declarations()
+"""How many leaves this thread has declared, in every trace: a recorded call that declared
+anything it did not journal (through another trace's node) is not replayed."""
+
+
 def _merged(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(first + second))
 
@@ -112,7 +132,7 @@ def _describe(shape: Shape, dtype: np.dtype[Any]) -> str:
     return f"{shape} {dtype.name}"
 
 
-def _empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
+def empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
     # The cheapest abstract array to stage (about 3x cheaper than jnp.zeros); its values
     # are never computed: the forward only runs abstractly.
     empty = getattr(jax.lax, "empty", None)

@@ -34,7 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core._paths import format_path, is_leaf_record, nest, path_of
+from ._tree import is_leaf_record, path_of
+from .core._paths import format_path, nest
 from .core._types import Leaf, Path
 
 FORMAT = "zephyr-checkpoint"

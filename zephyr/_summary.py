@@ -6,7 +6,8 @@ import sys
 from typing import IO
 
 from ._tags import leaves_with_paths
-from .core._paths import flatten_with_paths, format_path
+from ._tree import flatten_with_paths
+from .core._paths import format_path
 from .core._types import Leaf, Path
 
 _HEADER = ("path", "shape", "dtype", "tags", "params")

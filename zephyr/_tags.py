@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .core._api import collect_specs
-from .core._paths import flatten_with_paths, format_path, nest
+from ._tree import flatten_with_paths
+from .core._paths import format_path, nest
 from .core._types import Leaf, Params, Path
 
 Selector = str | Callable[["Leaf"], bool]

@@ -1,4 +1,5 @@
-"""Tree utilities that ``jax.tree_util`` and optax do not already give: merge, path-aware map.
+"""Tree utilities that ``jax.tree_util`` and optax do not already give: merge, path-aware map,
+and (for tags, summary and checkpoints) zephyr paths from jax key paths.
 
 Use ``jax.tree.map`` / ``jax.tree_util.tree_map_with_path`` and ``optax.apply_updates`` for
 everything else (``optax.apply_updates`` takes any pytree, e.g. ``(params, state)``).
@@ -6,14 +7,45 @@ everything else (``optax.apply_updates`` takes any pytree, e.g. ``(params, state
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import jax
 
-from .core._paths import format_path, path_of
-from .core._types import Path, PathKey
-from .core._types import Params
+from .core._paths import format_path
+from .core._types import Leaf, Params, Path, PathKey
+
+
+def _key_of(entry: object) -> PathKey:
+    for attr in ("key", "idx", "name"):
+        value = getattr(entry, attr, None)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return value
+    return str(entry)
+
+
+def path_of(key_path: Iterable[object]) -> Path:
+    """A zephyr path from a ``jax.tree_util`` key path: ``(DictKey('a'), SequenceKey(0))`` → ``('a', 0)``.
+
+    >>> import jax
+    >>> [path_of(p) for p, _ in jax.tree_util.tree_flatten_with_path({"a": [1]})[0]]
+    [('a', 0)]
+    """
+    return tuple(_key_of(entry) for entry in key_path)
+
+
+def is_leaf_record(node: object) -> bool:
+    """Whether ``node`` is a :class:`Leaf` (a leaf of a tree of leaf records)."""
+    return isinstance(node, Leaf)
+
+
+def flatten_with_paths(
+    tree: object, is_leaf: Callable[[Any], bool] | None = is_leaf_record
+) -> tuple[list[tuple[Path, Any]], Any]:
+    """``jax.tree_util.tree_flatten_with_path`` with zephyr paths (``Leaf`` records are leaves)."""
+    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
+    out: list[tuple[Path, Any]] = [(path_of(key_path), node) for key_path, node in flat]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
+    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
 
 
 def merge(*trees: Params | Mapping[Any, object]) -> dict[PathKey, Any]:

@@ -1,16 +1,14 @@
 """Parameter paths: how a leaf is named in messages, how its initial key is derived, and how
-``{path: value}`` becomes nested dicts (the one nesting helper) and back.
+``{path: value}`` becomes nested dicts (the one nesting helper).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any, cast
 
-import jax
-
-from ._types import Leaf, Path, PathKey
+from ._types import Path, PathKey
 
 
 def format_path(path: Path, root: str = "params") -> str:
@@ -73,35 +71,3 @@ def _check_sortable(tree: dict[PathKey, Any], path: Path, root: str) -> None:
     for key, child in tree.items():
         if isinstance(child, dict):
             _check_sortable(cast("dict[PathKey, Any]", child), path + (key,), root)
-
-
-def _key_of(entry: object) -> PathKey:
-    for attr in ("key", "idx", "name"):
-        value = getattr(entry, attr, None)
-        if isinstance(value, str | int) and not isinstance(value, bool):
-            return value
-    return str(entry)
-
-
-def path_of(key_path: Iterable[object]) -> Path:
-    """A zephyr path from a ``jax.tree_util`` key path: ``(DictKey('a'), SequenceKey(0))`` → ``('a', 0)``.
-
-    >>> import jax
-    >>> [path_of(p) for p, _ in jax.tree_util.tree_flatten_with_path({"a": [1]})[0]]
-    [('a', 0)]
-    """
-    return tuple(_key_of(entry) for entry in key_path)
-
-
-def is_leaf_record(node: object) -> bool:
-    """Whether ``node`` is a :class:`Leaf` (a leaf of a tree of leaf records)."""
-    return isinstance(node, Leaf)
-
-
-def flatten_with_paths(
-    tree: object, is_leaf: Callable[[Any], bool] | None = is_leaf_record
-) -> tuple[list[tuple[Path, Any]], Any]:
-    """``jax.tree_util.tree_flatten_with_path`` with zephyr paths (``Leaf`` records are leaves)."""
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-    out: list[tuple[Path, Any]] = [(path_of(key_path), node) for key_path, node in flat]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
-    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped

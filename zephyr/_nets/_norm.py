@@ -12,6 +12,7 @@ from jax import Array
 from jaxtyping import Float
 
 from .._api import validate
+from .._checks import fail, is_positive_int, min_rank
 from .._initializers import ones, zeros
 from .._jax import broadcast_in_dim, reduce_sum
 from .._types import DType, Initializer
@@ -166,8 +167,7 @@ def layer_norm(
         >>> nets.layer_norm(params, x).shape
         (2, 3, 5)
     """
-    if x.ndim < 1:
-        raise ValueError(f"layer_norm: `x` must have at least one axis, got shape {x.shape}")
+    min_rank("layer_norm", "x", x.shape, 1)
     axes = _axes("layer_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -217,8 +217,7 @@ def rms_norm(
         >>> nets.rms_norm(params, x).shape
         (2, 5)
     """
-    if x.ndim < 1:
-        raise ValueError(f"rms_norm: `x` must have at least one axis, got shape {x.shape}")
+    min_rank("rms_norm", "x", x.shape, 1)
     axes = _axes("rms_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -276,12 +275,9 @@ def group_norm(
         >>> nets.group_norm(params, x, 3).shape
         (2, 4, 4, 6)
     """
-    if x.ndim < 2:
-        raise ValueError(
-            f"group_norm: `x` must have at least 2 axes (batch, ..., channels), got shape {x.shape}"
-        )
+    min_rank("group_norm", "x", x.shape, 2, "(batch, ..., channels)")
     channels = x.shape[-1]
-    if num_groups < 1 or channels % num_groups != 0:
+    if not is_positive_int(num_groups) or channels % num_groups != 0:
         raise ValueError(
             f"group_norm: `num_groups` must divide the {channels} channels of `x`, got {num_groups}"
         )
@@ -356,12 +352,9 @@ def batch_norm(
         >>> [round(m, 3) for m in state["mean"].tolist()]
         [0.03, 0.04]
     """
-    if x.ndim < 2:
-        raise ValueError(
-            f"batch_norm: `x` must have at least 2 axes (batch, ..., features), got shape {x.shape}"
-        )
+    min_rank("batch_norm", "x", x.shape, 2, "(batch, ..., features)")
     if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"batch_norm: `momentum` must be in [0, 1], got {momentum}")
+        fail("batch_norm", "momentum", "in [0, 1]", momentum)
     axes = _axes("batch_norm", axis, x.ndim)
     if len(axes) == x.ndim:
         raise ValueError(

@@ -54,3 +54,13 @@ def shape_dtype_struct(shape: tuple[int, ...], dtype: Any) -> Any:
 def enable_x64() -> bool:
     """Whether JAX runs with 64-bit types on (``jax_enable_x64``)."""
     return bool(jax.config.read("jax_enable_x64"))  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.config is untyped
+
+
+def broadcast_in_dim(operand: jax.Array, shape: tuple[int, ...], dimensions: tuple[int, ...]) -> jax.Array:
+    """``jax.lax.broadcast_in_dim``."""
+    return jax.lax.broadcast_in_dim(operand, shape, dimensions)  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax
+
+
+def reduce_sum(operand: jax.Array, axes: tuple[int, ...]) -> jax.Array:
+    """``jax.lax.reduce_sum``."""
+    return jax.lax.reduce_sum(operand, axes)  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax

@@ -1,14 +1,127 @@
-"""Argument checks shared by every public function: each bad value gets a TypeError or
-ValueError that names the function, the argument, what was expected and what was given.
+"""Argument checks shared by every public function.
+
+Each check raises one sentence naming the function, the argument, what was expected and
+the value given, e.g. ``"gru: `hidden_size` must be a positive int, got 0"``. A leaf module:
+it imports nothing from zephyr.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Sequence
+from typing import Any, NoReturn, TypeVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+T = TypeVar("T")
+
+
+def fail(who: str, name: str, expected: str, value: object, error: type[Exception] = ValueError) -> NoReturn:
+    """Raise ``error("{who}: `{name}` must be {expected}, got {value!r}")``.
+
+    >>> fail("gru", "hidden_size", "a positive int", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: gru: `hidden_size` must be a positive int, got 0
+    """
+    raise error(f"{who}: `{name}` must be {expected}, got {value!r}")
+
+
+def is_positive_int(value: object) -> bool:
+    """Whether ``value`` is an int ``>= 1`` (bools are not sizes)."""
+    return type(value) is int and value >= 1
+
+
+def positive_int(who: str, name: str, value: int) -> int:
+    """``value``, checked to be a positive int (a ValueError otherwise).
+
+    >>> positive_int("multi_head_attention", "num_heads", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: multi_head_attention: `num_heads` must be a positive int, got 0
+    """
+    if not is_positive_int(value):
+        fail(who, name, "a positive int", value)
+    return value
+
+
+def positive_int_or_none(who: str, name: str, value: int | None) -> int | None:
+    """``value``, checked to be ``None`` or a positive int."""
+    if value is not None and not is_positive_int(value):
+        fail(who, name, "a positive int or None", value)
+    return value
+
+
+def positive_ints(who: str, name: str, value: int | Sequence[int], n: int, note: str = "") -> tuple[int, ...]:
+    """An int or ``n`` ints as ``n`` positive ints (a kernel size, a stride), checked.
+
+    >>> positive_ints("conv_2d", "stride", 2, 2)
+    (2, 2)
+    >>> positive_ints("conv_2d", "stride", (1, 0), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: conv_2d: `stride` must be a positive int or 2 positive ints, got (1, 0)
+    """
+    raw: tuple[object, ...] = (value,) * n if isinstance(value, int) else tuple(value)
+    values = tuple(v for v in raw if type(v) is int and v >= 1)
+    if len(raw) != n or len(values) != n:
+        fail(who, name, f"a positive int or {n} positive ints{note}", value)
+    return values
+
+
+def int_pairs(value: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]] | None:
+    """``value`` as ``n`` ``(low, high)`` pairs of ints (explicit padding), or None if it is not."""
+    pairs: list[tuple[object, ...]] = [tuple(p) for p in value]
+    checked = [(p[0], p[1]) for p in pairs if len(p) == 2 and isinstance(p[0], int) and isinstance(p[1], int)]
+    return checked if len(pairs) == n and len(checked) == n else None
+
+
+def is_fraction(value: object) -> bool:
+    """Whether ``value`` is a Python int or float in ``[0, 1]`` (not a bool, a numpy scalar or an array)."""
+    return isinstance(value, (int, float)) and type(value) in (int, float) and math.isfinite(value) and 0.0 <= value <= 1.0
+
+
+def check_rate(who: str, name: str, value: float) -> float:
+    """``value``, checked to be a number in ``[0, 1]`` (a dropout rate).
+
+    >>> check_rate("dropout", "rate", 1.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: dropout: `rate` must be a number in [0, 1], got 1.5
+    """
+    if not is_fraction(value):
+        fail(who, name, "a number in [0, 1]", value)
+    return value
+
+
+def check_option(who: str, name: str, value: T, choices: Sequence[T]) -> T:
+    """``value``, checked to be one of ``choices``.
+
+    >>> check_option("bidirectional", "cell", "lsmt", ("rnn", "lstm", "gru"))
+    Traceback (most recent call last):
+    ...
+    ValueError: bidirectional: `cell` must be 'rnn', 'lstm' or 'gru', got 'lsmt'
+    """
+    if value not in choices:
+        listed = [repr(c) for c in choices]
+        expected = listed[0] if len(listed) == 1 else f"{', '.join(listed[:-1])} or {listed[-1]}"
+        fail(who, name, expected, value)
+    return value
+
+
+def min_rank(who: str, name: str, shape: tuple[int, ...], rank: int, axes: str = "") -> None:
+    """Check an array of ``shape`` has at least ``rank`` axes; ``axes`` says which, e.g. ``"(seq, d)"``.
+
+    >>> min_rank("lstm", "x", (3,), 2, "(time, features)")
+    Traceback (most recent call last):
+    ...
+    ValueError: lstm: `x` must have at least 2 axes (time, features), got shape (3,)
+    """
+    if len(shape) < rank:
+        count = "one axis" if rank == 1 else f"{rank} axes"
+        raise ValueError(f"{who}: `{name}` must have at least {count}{' ' + axes if axes else ''}, got shape {shape}")
 
 
 def describe_value(value: object) -> str:

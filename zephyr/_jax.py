@@ -64,8 +64,3 @@ def broadcast_in_dim(operand: jax.Array, shape: tuple[int, ...], dimensions: tup
 def reduce_sum(operand: jax.Array, axes: tuple[int, ...]) -> jax.Array:
     """``jax.lax.reduce_sum``."""
     return jax.lax.reduce_sum(operand, axes)  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax
-
-
-def broadcasted_iota(dtype: Any, shape: tuple[int, ...], dimension: int) -> jax.Array:
-    """``jax.lax.broadcasted_iota``."""
-    return jax.lax.broadcasted_iota(dtype, shape, dimension)  # pyright: ignore[reportUnknownMemberType]  # partial annotation in jax

@@ -130,6 +130,28 @@ def test_dot_product_attention_matches_jax_nn(key: jax.Array, num_kv_heads: int,
     _close(ours, reference, 1e-5)
 
 
+def _np_attention(q: Any, k: Any, v: Any, mask: np.ndarray) -> np.ndarray:
+    """softmax(q k^T / sqrt(D)) v with grouped heads, float64 numpy; q (B, T, N, D), mask (B, N, T, S)."""
+    q, k, v = (np.asarray(a, np.float64) for a in (q, k, v))
+    groups = q.shape[-2] // k.shape[-2]
+    k, v = np.repeat(k, groups, axis=-2), np.repeat(v, groups, axis=-2)
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(q.shape[-1])
+    out: np.ndarray = np.einsum("bnts,bsnh->btnh", _np_softmax(np.where(mask, logits, -1e30)), v)
+    return out
+
+
+@pytest.mark.parametrize("value_dim", [3, 8, 12])
+def test_dot_product_attention_value_head_size_and_causal_aligned_at_the_end(key: jax.Array, value_dim: int) -> None:
+    q, k, v = _normal(key, 1, (2, 3, 4, 8)), _normal(key, 2, (2, 5, 2, 8)), _normal(key, 3, (2, 5, 2, value_dim))
+    padding = np.asarray(_normal(key, 4, (2, 5))) > -0.5
+    padding[:, 0] = True
+    causal = np.arange(5)[None, :] <= np.arange(3)[:, None] + 2  # query i is position i + 2
+    mask = np.logical_and(padding[:, None, None, :], causal)
+    ours = nets.dot_product_attention(q, k, v, _array(padding), True)
+    assert ours.shape == (2, 3, 4, value_dim)
+    _close(ours, _np_attention(q, k, v, np.broadcast_to(mask, (2, 4, 3, 5))), 1e-5)
+
+
 def test_single_head_is_multi_head_with_one_head(key: jax.Array) -> None:
     q, kv = _normal(key, 1, (3, 4, 8)), _normal(key, 2, (3, 6, 5))
     params = _randomize(trace(nets.single_head_attention, key, q, kv, kv), key)

@@ -12,13 +12,11 @@ import numpy as np
 from jax import Array
 from jaxtyping import Bool, Float, Int
 
-from .._jax import broadcasted_iota
+from .._checks import min_rank, positive_int, positive_int_or_none
 from ..core._types import DType
 from .._flexible import flexible
 from ._dtypes import cast, compute_dtype
 from ._linear import LinearParams, linear
-
-_MASKED = float(np.finfo(np.float32).min)  # the logit of a masked-out key (float32 softmax)
 
 MSG_MASKS = """\
 `masks` is boolean, True where a query may attend to a key. Either a padding mask of rank
@@ -58,33 +56,22 @@ class KVCache(TypedDict):
     length: Int[Array, ""]
 
 
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
 def _heads(who: str, d: int, num_heads: int, num_kv_heads: int | None) -> tuple[int, int]:
     """``(head_dim, num_kv_heads)``, or a ValueError naming the argument that does not fit."""
-    if not _positive_int(num_heads):
-        raise ValueError(f"{who}: `num_heads` must be a positive int, got {num_heads!r}")
+    positive_int(who, "num_heads", num_heads)
     if d % num_heads:
         raise ValueError(
             f"{who}: `num_heads` ({num_heads}) must divide the model size (the last axis of the "
             f"query, {d}); the head size is model size // num_heads"
         )
+    positive_int_or_none(who, "num_kv_heads", num_kv_heads)
     kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-    if not _positive_int(kv_heads):
-        raise ValueError(f"{who}: `num_kv_heads` must be a positive int or None, got {num_kv_heads!r}")
     if num_heads % kv_heads:
         raise ValueError(
             f"{who}: `num_kv_heads` ({kv_heads}) must divide `num_heads` ({num_heads}): "
             "each key/value head serves num_heads // num_kv_heads query heads"
         )
     return d // num_heads, kv_heads
-
-
-def _check_rank(who: str, name: str, array: Array, what: str) -> None:
-    if array.ndim < 2:
-        raise ValueError(f"{who}: `{name}` must have at least 2 axes {what}, got shape {array.shape}")
 
 
 def _full_mask(
@@ -129,40 +116,51 @@ def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 def _causal_mask(q_len: int, kv_len: int, offset: Array | int) -> Array:
     """``(q_len, kv_len)``: query ``i`` (at absolute position ``offset + i``) sees keys ``<= it``."""
-    rows = broadcasted_iota(jnp.int32, (q_len, kv_len), 0)
-    cols = broadcasted_iota(jnp.int32, (q_len, kv_len), 1)
-    if isinstance(offset, int):
-        return jax.lax.le(cols, jax.lax.add(rows, np.int32(offset)))
-    return cols <= rows + offset  # a traced position (the KV-cache step)
+    return jax.lax.iota(jnp.int32, kv_len)[None, :] <= jax.lax.iota(jnp.int32, q_len)[:, None] + offset
 
 
 def _and(a: Array | None, b: Array) -> Array:
     return b if a is None else jnp.logical_and(a, jnp.broadcast_to(b, a.shape))
 
 
-def _attend(q: Array, k: Array, v: Array, mask: Array | None, scale: float) -> Array:
-    """Scaled dot-product attention of heads, grouped-query aware.
+def _attend(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float) -> Array:
+    """``jax.nn.dot_product_attention`` over any number of batch axes.
 
-    ``q`` ``(*b, T, H, D)``, ``k`` ``(*b, S, K, D)``, ``v`` ``(*b, S, K, Dv)``, ``mask`` ``None`` or
-    boolean, broadcastable to ``(*b, H, T, S)``; query head ``h`` reads key/value head
-    ``h // (H // K)``. The softmax runs in float32. Returns ``(*b, T, H, Dv)``.
+    ``q`` ``(*b, T, H, D)``, ``k`` ``(*b, S, K, D)``, ``v`` ``(*b, S, K, Dv)`` of one dtype (GQA when
+    ``K < H``: query head ``h`` reads key/value head ``h // (H // K)``); ``mask`` ``None`` or boolean
+    ``(*b, H, T, S)``; ``is_causal``: query ``i`` sees keys ``<= i + S - T`` (aligned at the end).
+    The softmax runs in float32. Returns ``(*b, T, H, Dv)``.
     """
-    *batch, q_len, num_heads, head_dim = q.shape
-    kv_len, kv_heads, value_dim = k.shape[-3], k.shape[-2], v.shape[-1]
-    groups = num_heads // kv_heads
-    b = len(batch)
-    # (*b, T, K, G, D) -> (*b, K, G, T, D); keys (*b, S, K, D) -> (*b, K, 1, D, S)
-    grouped = jnp.moveaxis((q * scale).reshape((*batch, q_len, kv_heads, groups, head_dim)), b, b + 2)
-    keys = jnp.moveaxis(k, b, b + 2).reshape((*batch, kv_heads, 1, head_dim, kv_len))
-    logits = jnp.matmul(grouped, keys).astype(jnp.float32)  # (*b, K, G, T, S)
+    batch, (q_len, kv_len) = q.shape[:-3], (q.shape[-3], k.shape[-3])
+    if is_causal and q_len != kv_len:  # jax aligns its causal mask at the start
+        mask = _and(mask, _causal_mask(q_len, kv_len, kv_len - q_len))
+        is_causal = False
+    # jax wants values of the keys' head size: zeros pad the smaller one (no change to the
+    # logits, nor to the output columns kept).
+    head_dim, value_dim = q.shape[-1], v.shape[-1]
+    if value_dim != head_dim:
+        size = max(head_dim, value_dim)
+        q, k, v = (_pad_last(a, size) for a in (q, k, v))
+    flat = math.prod(batch)
     if mask is not None:
-        full = jnp.broadcast_to(mask, (*batch, num_heads, q_len, kv_len))
-        grouped_mask = full.reshape((*batch, kv_heads, groups, q_len, kv_len))
-        logits = jnp.where(grouped_mask, logits, _MASKED)
-    weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-    values = jnp.moveaxis(v, b, b + 1).reshape((*batch, kv_heads, 1, kv_len, value_dim))
-    out = jnp.moveaxis(jnp.matmul(weights, values), b + 2, b)  # (*b, T, K, G, Dv)
-    return out.reshape((*batch, q_len, num_heads, value_dim))
+        mask = jnp.broadcast_to(mask, (*batch, q.shape[-2], q_len, kv_len)).reshape((flat, q.shape[-2], q_len, kv_len))
+    # jax computes bf16/f16 logits in float32 with `jnp.promote_types`, which the strict
+    # promotion mode (jax_numpy_dtype_promotion="strict") refuses: allow it for this call only.
+    with jax.numpy_dtype_promotion("standard"):
+        y = jax.nn.dot_product_attention(
+            q.reshape((flat, *q.shape[-3:])),
+            k.reshape((flat, *k.shape[-3:])),
+            v.reshape((flat, *v.shape[-3:])),
+            mask=mask,
+            scale=scale,
+            is_causal=is_causal,
+        )
+    return y.reshape((*batch, *y.shape[1:]))[..., :value_dim]
+
+
+def _pad_last(a: Array, size: int) -> Array:
+    """``a`` with zeros appended to its last axis up to ``size``."""
+    return jax.lax.pad(a, np.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, size - a.shape[-1], 0)])
 
 
 @flexible
@@ -178,6 +176,8 @@ def dot_product_attention(
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]:
     """Scaled dot-product attention of already split heads (no params): ``softmax(q k^T / sqrt(D)) v``.
 
+    ``jax.nn.dot_product_attention``, over any number of batch axes (none included), with
+    padding masks, a causal mask aligned at the end and a value head size of its own.
     Grouped-query attention when ``k`` and ``v`` have fewer heads than ``q``: query head ``h``
     reads key/value head ``h // (num_heads // num_kv_heads)``. The softmax runs in float32. A
     query whose every key is masked out gets the plain mean of the values.
@@ -206,10 +206,7 @@ def dot_product_attention(
     """
     who = "dot_product_attention"
     for name, array in (("q", q), ("k", k), ("v", v)):
-        if array.ndim < 3:
-            raise ValueError(
-                f"{who}: `{name}` must have at least 3 axes (seq, heads, head_dim), got shape {array.shape}"
-            )
+        min_rank(who, name, array.shape, 3, "(seq, heads, head_dim)")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"{who}: `q` and `k` must have the same head size (last axis), got q {q.shape} and k {k.shape}"
@@ -227,17 +224,9 @@ def dot_product_attention(
             f"({num_heads}, axis -2 of `q`)"
         )
     compute = compute_dtype(dtype, q, k, v)
-    batch, q_len, kv_len = tuple(q.shape[:-3]), q.shape[-3], k.shape[-3]
-    mask = _full_mask(who, masks, batch, num_heads, q_len, kv_len)
-    if is_causal:
-        mask = _and(mask, _causal_mask(q_len, kv_len, kv_len - q_len))
-    return _attend(
-        cast(q, compute),
-        cast(k, compute),
-        cast(v, compute),
-        mask,
-        1.0 / math.sqrt(q.shape[-1]) if scale is None else scale,
-    )
+    mask = _full_mask(who, masks, tuple(q.shape[:-3]), num_heads, q.shape[-3], k.shape[-3])
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    return _attend(cast(q, compute), cast(k, compute), cast(v, compute), mask, is_causal, scale)
 
 
 def _project_heads(
@@ -302,9 +291,9 @@ def multi_head_attention(
         (2, 5, 8)
     """
     who = "multi_head_attention"
-    _check_rank(who, "q", q, "(seq, features)")
-    _check_rank(who, "k", k, "(seq, features)")
-    _check_rank(who, "v", v, "(seq, features)")
+    min_rank(who, "q", q.shape, 2, "(seq, features)")
+    min_rank(who, "k", k.shape, 2, "(seq, features)")
+    min_rank(who, "v", v.shape, 2, "(seq, features)")
     if k.shape[:-1] != v.shape[:-1]:
         raise ValueError(f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}")
     if q.shape[:-2] != k.shape[:-2]:
@@ -313,13 +302,11 @@ def multi_head_attention(
     head_dim, kv_heads = _heads(who, d, num_heads, num_kv_heads)
     batch, q_len, kv_len = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
     mask = _full_mask(who, masks, batch, num_heads, q_len, kv_len)
-    if is_causal:
-        mask = _and(mask, _causal_mask(q_len, kv_len, kv_len - q_len))
     qh = _project_heads(params["query"], q, num_heads, head_dim, use_bias, dtype, param_dtype)
     kh = _project_heads(params["key"], k, kv_heads, head_dim, use_bias, dtype, param_dtype)
     vh = _project_heads(params["value"], v, kv_heads, head_dim, use_bias, dtype, param_dtype)
     compute = compute_dtype(dtype, qh, kh, vh)
-    heads = _attend(cast(qh, compute), cast(kh, compute), cast(vh, compute), mask, 1.0 / math.sqrt(head_dim))
+    heads = _attend(cast(qh, compute), cast(kh, compute), cast(vh, compute), mask, is_causal, 1.0 / math.sqrt(head_dim))
     merged = heads.reshape((*batch, q_len, num_heads * head_dim))
     return linear(params["out"], merged, d, use_bias, dtype=dtype, param_dtype=param_dtype)
 
@@ -403,7 +390,7 @@ def multi_head_self_attention(
         >>> params["query"]["weights"].shape, nets.multi_head_self_attention(params, x, 64).shape
         ((256, 256), (2, 64, 256))
     """
-    _check_rank("multi_head_self_attention", "x", x, "(seq, d)")
+    min_rank("multi_head_self_attention", "x", x.shape, 2, "(seq, d)")
     return multi_head_attention(
         params,
         x,
@@ -448,9 +435,8 @@ def init_kv_cache(
         {'key': (2, 16, 2, 2), 'length': (), 'value': (2, 16, 2, 2)}
     """
     who = "init_kv_cache"
-    _check_rank(who, "x", x, "(seq, d)")
-    if not _positive_int(max_len):
-        raise ValueError(f"{who}: `max_len` must be a positive int, got {max_len!r}")
+    min_rank(who, "x", x.shape, 2, "(seq, d)")
+    positive_int(who, "max_len", max_len)
     head_dim, kv_heads = _heads(who, x.shape[-1], num_heads, num_kv_heads)
     shape = (*x.shape[:-2], max_len, kv_heads, head_dim)
     cache_dtype = np.dtype(x.dtype) if dtype is None else np.dtype(dtype)
@@ -513,7 +499,7 @@ def multi_head_self_attention_step(
         True
     """
     who = "multi_head_self_attention_step"
-    _check_rank(who, "x", x, "(new_len, d)")
+    min_rank(who, "x", x.shape, 2, "(new_len, d)")
     d = x.shape[-1]
     head_dim, kv_heads = _heads(who, d, num_heads, num_kv_heads)
     batch, new_len = tuple(x.shape[:-2]), x.shape[-2]
@@ -532,7 +518,7 @@ def multi_head_self_attention_step(
     mask = _full_mask(who, masks, batch, num_heads, new_len, max_len)
     mask = _and(mask, _causal_mask(new_len, max_len, length))
     compute = compute_dtype(dtype, qh, kh, vh)
-    heads = _attend(cast(qh, compute), cast(new_key, compute), cast(new_value, compute), mask, 1.0 / math.sqrt(head_dim))
+    heads = _attend(cast(qh, compute), cast(new_key, compute), cast(new_value, compute), mask, False, 1.0 / math.sqrt(head_dim))
     merged = heads.reshape((*batch, new_len, num_heads * head_dim))
     y = linear(params["out"], merged, d, use_bias, dtype=dtype, param_dtype=param_dtype)
     new_cache: KVCache = {"key": new_key, "value": new_value, "length": length + new_len}

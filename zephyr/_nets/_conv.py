@@ -11,6 +11,7 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
+from .._checks import int_pairs, is_positive_int, min_rank, positive_int, positive_ints
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer
 from .._flexible import flexible
@@ -23,6 +24,7 @@ Padding1D = Literal["SAME", "VALID", "CAUSAL"] | Sequence[tuple[int, int]]
 """As :data:`Padding`, plus ``"CAUSAL"``: ``(kernel_size - 1) * dilation`` zeros on the left."""
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
+_SPATIAL_NAMES = {1: ("width",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
 class ConvParams(TypedDict):
@@ -37,15 +39,6 @@ class ConvParams(TypedDict):
     bias: NotRequired[Float[Array, " out_channels"]]
 
 
-def _tuple(who: str, name: str, value: int | Sequence[int], n: int) -> tuple[int, ...]:
-    """An int or ``n`` ints as ``n`` positive ints, checked."""
-    raw: tuple[object, ...] = (value,) * n if isinstance(value, int) else tuple(value)
-    values = tuple(v for v in raw if type(v) is int and v >= 1)  # bools are not sizes
-    if len(raw) != n or len(values) != n:
-        raise ValueError(f"{who}: `{name}` must be a positive int or {n} positive ints, got {value!r}")
-    return values
-
-
 def _padding(
     who: str, padding: str | Sequence[tuple[int, int]], kernel: tuple[int, ...], dilation: tuple[int, ...], allow_causal: bool
 ) -> str | list[tuple[int, int]]:
@@ -54,46 +47,26 @@ def _padding(
         options = ("SAME", "VALID", "CAUSAL") if allow_causal else ("SAME", "VALID")
         if padding not in options:
             raise ValueError(f"{who}: `padding` must be one of {options} or {n} (low, high) pairs, got {padding!r}")
-        if padding == "CAUSAL":
-            return [((kernel[0] - 1) * dilation[0], 0)]
-        return padding
-    pairs: list[tuple[object, ...]] = [tuple(p) for p in padding]
-    checked = [(p[0], p[1]) for p in pairs if len(p) == 2 and isinstance(p[0], int) and isinstance(p[1], int)]
-    if len(pairs) != n or len(checked) != n:
+        return [((kernel[0] - 1) * dilation[0], 0)] if padding == "CAUSAL" else padding
+    pairs = int_pairs(padding, n)
+    if pairs is None:
         raise ValueError(f"{who}: `padding` must be one of 'SAME', 'VALID' or {n} (low, high) pairs of ints, got {padding!r}")
-    return checked
-
-
-def _check_x(who: str, x: Array, n: int) -> None:
-    if x.ndim < n + 1:
-        names = ("width",) if n == 1 else ("height", "width") if n == 2 else ("depth", "height", "width")
-        raise ValueError(
-            f"{who}: `x` must have at least {n + 1} axes (*batch, {', '.join(names)}, channels), got shape {x.shape}"
-        )
-
-
-def _flatten_batch(x: Array, n: int) -> tuple[Array, tuple[int, ...]]:
-    """``(*batch, *spatial, c)`` -> ``(prod(batch), *spatial, c)`` and the batch shape."""
-    batch = x.shape[: x.ndim - n - 1]
-    return x.reshape((math.prod(batch),) + x.shape[x.ndim - n - 1 :]), batch
-
-
-def _dimension_numbers(n: int) -> tuple[str, str, str]:
-    spatial = _SPATIAL[n]
-    return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+    return pairs
 
 
 def _conv(
-    who: str,
-    n: int,
     params: ConvParams,
     x: Array,
+    *,
+    who: str,
+    num_spatial_dims: int,
+    transpose: bool,
     out_channels: int,
     kernel_size: int | Sequence[int],
     stride: int | Sequence[int],
     padding: str | Sequence[tuple[int, int]],
     dilation: int | Sequence[int],
-    feature_group_count: int,
+    feature_group_count: int = 1,
     use_bias: bool,
     weights_initializer: Initializer,
     bias_initializer: Initializer,
@@ -101,81 +74,71 @@ def _conv(
     param_dtype: DType | None,
     precision: jax.lax.PrecisionLike,
 ) -> Array:
-    _check_x(who, x, n)
-    kernel = _tuple(who, "kernel_size", kernel_size, n)
-    strides = _tuple(who, "stride", stride, n)
-    dilations = _tuple(who, "dilation", dilation, n)
-    pad = _padding(who, padding, kernel, dilations, allow_causal=n == 1)
+    """Every convolution: ``num_spatial_dims`` axes before the channels, channels last.
+
+    ``transpose=False`` is ``jax.lax.conv_general_dilated`` (a cross-correlation); with
+    ``transpose=True`` it is ``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``: the input
+    is dilated by ``stride`` and convolved with the (unflipped) kernel, so with ``"SAME"`` the
+    output size is ``size * stride`` and with ``"VALID"`` it is
+    ``(size - 1) * stride + (kernel_size - 1) * dilation + 1``; explicit pairs pad the dilated
+    input. Feature groups are not supported by the transposed convolutions.
+
+    Args:
+        params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
+            "bias": (out_channels,)}`` (``bias`` only with ``use_bias``).
+        x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
+        who: the public net's name, for the error messages.
+        num_spatial_dims: how many axes before the channels are convolved.
+        transpose: a transposed convolution.
+        out_channels: the number of output channels.
+        kernel_size: the window, an int (the same on every spatial axis) or one int per axis.
+        stride: the step between windows (the upsampling factor when transposed), likewise.
+        padding: ``"SAME"`` (output size ``ceil(size / stride)``), ``"VALID"`` (no padding),
+            ``"CAUSAL"`` (1-d only: ``(kernel_size - 1) * dilation`` zeros on the left, so output
+            ``t`` sees inputs ``<= t``), or one ``(low, high)`` pair per spatial axis.
+        dilation: the kernel dilation (``rhs_dilation``), an int or one per axis.
+        feature_group_count: split the channels into this many groups convolved separately
+            (``in_channels`` for a depthwise convolution); must divide both channel counts.
+        use_bias: whether to add ``bias``.
+        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
+        bias_initializer: initializer of ``bias`` (default: zeros).
+        dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
+        param_dtype: the storage dtype of the params (default float32).
+        precision: passed to ``jax.lax.conv_general_dilated`` / ``jax.lax.conv_transpose``.
+
+    Returns:
+        ``(*batch, *out_spatial, out_channels)``.
+    """
+    n = num_spatial_dims
+    min_rank(who, "x", x.shape, n + 1, f"(*batch, {', '.join(_SPATIAL_NAMES[n])}, channels)")
+    kernel = positive_ints(who, "kernel_size", kernel_size, n)
+    strides = positive_ints(who, "stride", stride, n)
+    dilations = positive_ints(who, "dilation", dilation, n)
+    pad = _padding(who, padding, kernel, dilations, allow_causal=n == 1 and not transpose)
+    positive_int(who, "out_channels", out_channels)
     in_channels = x.shape[-1]
-    if out_channels < 1:
-        raise ValueError(f"{who}: `out_channels` must be >= 1, got {out_channels}")
-    if feature_group_count < 1 or in_channels % feature_group_count or out_channels % feature_group_count:
+    if not is_positive_int(feature_group_count) or in_channels % feature_group_count or out_channels % feature_group_count:
         raise ValueError(
             f"{who}: `feature_group_count` must divide both the {in_channels} input channels of `x` "
             f"and `out_channels` {out_channels}, got {feature_group_count}"
         )
-    weights = validate(
-        params["weights"],
-        kernel + (in_channels // feature_group_count, out_channels),
-        weights_initializer,
-        dtype=param_dtype,
-    )
+    shape = kernel + (in_channels // feature_group_count, out_channels)
+    weights = validate(params["weights"], shape, weights_initializer, dtype=param_dtype)
     compute = compute_dtype(dtype, x, weights)
-    flat, batch = _flatten_batch(x.astype(compute), n)
+    batch = x.shape[: x.ndim - n - 1]
+    flat = x.astype(compute).reshape((math.prod(batch),) + x.shape[x.ndim - n - 1 :])  # one batch axis
     w = weights.astype(compute)
-    y = jax.lax.conv_general_dilated(
-        flat,
-        w,
-        window_strides=strides,
-        padding=pad,
-        rhs_dilation=dilations,
-        dimension_numbers=_dimension_numbers(n),
-        feature_group_count=feature_group_count,
-        precision=precision,
-    )
-    if use_bias:
-        bias = validate(params["bias"], (out_channels,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when use_bias
-        y = y + jax.numpy.broadcast_to(bias.astype(compute), y.shape)
-    return y.reshape(batch + y.shape[1:])
-
-
-def _conv_transpose(
-    who: str,
-    n: int,
-    params: ConvParams,
-    x: Array,
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int],
-    padding: str | Sequence[tuple[int, int]],
-    dilation: int | Sequence[int],
-    use_bias: bool,
-    weights_initializer: Initializer,
-    bias_initializer: Initializer,
-    dtype: DType | None,
-    param_dtype: DType | None,
-    precision: jax.lax.PrecisionLike,
-) -> Array:
-    _check_x(who, x, n)
-    kernel = _tuple(who, "kernel_size", kernel_size, n)
-    strides = _tuple(who, "stride", stride, n)
-    dilations = _tuple(who, "dilation", dilation, n)
-    pad = _padding(who, padding, kernel, dilations, allow_causal=False)
-    if out_channels < 1:
-        raise ValueError(f"{who}: `out_channels` must be >= 1, got {out_channels}")
-    weights = validate(params["weights"], kernel + (x.shape[-1], out_channels), weights_initializer, dtype=param_dtype)
-    compute = compute_dtype(dtype, x, weights)
-    flat, batch = _flatten_batch(x.astype(compute), n)
-    w = weights.astype(compute)
-    y = jax.lax.conv_transpose(
-        flat,
-        w,
-        strides=strides,
-        padding=pad,
-        rhs_dilation=dilations,
-        dimension_numbers=_dimension_numbers(n),
-        precision=precision,
-    )
+    spatial = _SPATIAL[n]
+    layout = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+    if transpose:
+        y = jax.lax.conv_transpose(
+            flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout, precision=precision
+        )
+    else:
+        y = jax.lax.conv_general_dilated(
+            flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout,
+            feature_group_count=feature_group_count, precision=precision,
+        )
     if use_bias:
         bias = validate(params["bias"], (out_channels,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when use_bias
         y = y + jax.numpy.broadcast_to(bias.astype(compute), y.shape)
@@ -200,27 +163,12 @@ def conv_1d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_width out_channels"]:
-    """A 1-d convolution over the axis before the channels (``jax.lax.conv_general_dilated``).
+    """As `conv` with 1 spatial dim: a convolution over the axis before the channels.
 
     Args:
-        params: ``{"weights": (kernel_size, in_channels // feature_group_count,
-            out_channels), "bias": (out_channels,)}``.
         x: ``(*batch, width, in_channels)``, any number of batch axes (none included).
-        out_channels: the number of output channels.
-        kernel_size: the window width (an int or a 1-tuple).
-        stride: the step between windows.
-        padding: ``"SAME"`` (output width ``ceil(width / stride)``), ``"VALID"`` (no padding),
-            ``"CAUSAL"`` (``(kernel_size - 1) * dilation`` zeros on the left, so output ``t``
-            sees inputs ``<= t``), or ``[(low, high)]``.
-        dilation: the kernel dilation (``rhs_dilation``).
-        feature_group_count: split the channels into this many groups convolved separately
-            (``in_channels`` for a depthwise convolution); must divide both channel counts.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_general_dilated``.
+        padding: ``"SAME"``, ``"VALID"``, ``[(low, high)]`` or ``"CAUSAL"``:
+            ``(kernel_size - 1) * dilation`` zeros on the left, so output ``t`` sees inputs ``<= t``.
 
     Returns:
         ``(*batch, out_width, out_channels)``.
@@ -237,8 +185,10 @@ def conv_1d(
         (2, 10, 4)
     """
     return _conv(
-        "conv_1d", 1, params, x, out_channels, kernel_size, stride, padding, dilation,
-        feature_group_count, use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+        params, x, who="conv_1d", num_spatial_dims=1, transpose=False, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
+        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
     )
 
 
@@ -260,24 +210,10 @@ def conv_2d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_height out_width out_channels"]:
-    """A 2-d convolution over the two axes before the channels.
+    """As `conv` with 2 spatial dims: a convolution over the two axes before the channels.
 
     Args:
-        params: ``{"weights": (kh, kw, in_channels // feature_group_count, out_channels),
-            "bias": (out_channels,)}``.
         x: ``(*batch, height, width, in_channels)``, any number of batch axes (none included).
-        out_channels: the number of output channels.
-        kernel_size: an int (square window) or ``(kh, kw)``.
-        stride: an int or a pair.
-        padding: ``"SAME"``, ``"VALID"`` or ``[(low, high), (low, high)]``.
-        dilation: the kernel dilation, an int or a pair.
-        feature_group_count: grouped convolution; must divide both channel counts.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_general_dilated``.
 
     Returns:
         ``(*batch, out_height, out_width, out_channels)``.
@@ -294,8 +230,10 @@ def conv_2d(
         (2, 4, 4, 16)
     """
     return _conv(
-        "conv_2d", 2, params, x, out_channels, kernel_size, stride, padding, dilation,
-        feature_group_count, use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+        params, x, who="conv_2d", num_spatial_dims=2, transpose=False, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
+        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
     )
 
 
@@ -317,24 +255,10 @@ def conv_3d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_depth out_height out_width out_channels"]:
-    """A 3-d convolution over the three axes before the channels.
+    """As `conv` with 3 spatial dims: a convolution over the three axes before the channels.
 
     Args:
-        params: ``{"weights": (kd, kh, kw, in_channels // feature_group_count,
-            out_channels), "bias": (out_channels,)}``.
         x: ``(*batch, depth, height, width, in_channels)``, any number of batch axes.
-        out_channels: the number of output channels.
-        kernel_size: an int (cubic window) or three ints.
-        stride: an int or three ints.
-        padding: ``"SAME"``, ``"VALID"`` or three ``(low, high)`` pairs.
-        dilation: the kernel dilation, an int or three ints.
-        feature_group_count: grouped convolution; must divide both channel counts.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_general_dilated``.
 
     Returns:
         ``(*batch, out_depth, out_height, out_width, out_channels)``.
@@ -351,8 +275,10 @@ def conv_3d(
         (3, 3, 3, 5)
     """
     return _conv(
-        "conv_3d", 3, params, x, out_channels, kernel_size, stride, padding, dilation,
-        feature_group_count, use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+        params, x, who="conv_3d", num_spatial_dims=3, transpose=False, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
+        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
     )
 
 
@@ -373,27 +299,16 @@ def conv_transpose_1d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_width out_channels"]:
-    """A 1-d transposed convolution (``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``).
+    """As `conv` with 1 spatial dim and ``transpose=True`` (``jax.lax.conv_transpose``).
 
     The input is dilated by ``stride`` and convolved with the (unflipped) kernel: with
     ``"SAME"`` the output width is ``width * stride``; with ``"VALID"`` it is
-    ``(width - 1) * stride + (kernel_size - 1) * dilation + 1``. Explicit pairs pad the
-    dilated input, as in ``jax.lax.conv_transpose``. Feature groups are not supported.
+    ``(width - 1) * stride + (kernel_size - 1) * dilation + 1``.
 
     Args:
         params: ``{"weights": (kernel_size, in_channels, out_channels), "bias": (out_channels,)}``.
         x: ``(*batch, width, in_channels)``, any number of batch axes.
-        out_channels: the number of output channels.
-        kernel_size: the window width.
         stride: the upsampling factor.
-        padding: ``"SAME"``, ``"VALID"`` or ``[(low, high)]``.
-        dilation: the kernel dilation.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_transpose``.
 
     Returns:
         ``(*batch, out_width, out_channels)``.
@@ -409,9 +324,11 @@ def conv_transpose_1d(
         >>> nets.conv_transpose_1d(params, x, 4, 3, 2).shape
         (2, 10, 4)
     """
-    return _conv_transpose(
-        "conv_transpose_1d", 1, params, x, out_channels, kernel_size, stride, padding, dilation,
-        use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+    return _conv(
+        params, x, who="conv_transpose_1d", num_spatial_dims=1, transpose=True, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
+        dtype=dtype, param_dtype=param_dtype, precision=precision,
     )
 
 
@@ -432,22 +349,12 @@ def conv_transpose_2d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_height out_width out_channels"]:
-    """A 2-d transposed convolution; see :func:`conv_transpose_1d` for the output sizes.
+    """As `conv` with 2 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`.
 
     Args:
         params: ``{"weights": (kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.
         x: ``(*batch, height, width, in_channels)``, any number of batch axes.
-        out_channels: the number of output channels.
-        kernel_size: an int or a pair.
         stride: the upsampling factor, an int or a pair.
-        padding: ``"SAME"``, ``"VALID"`` or two ``(low, high)`` pairs.
-        dilation: the kernel dilation.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_transpose``.
 
     Returns:
         ``(*batch, out_height, out_width, out_channels)``.
@@ -461,9 +368,11 @@ def conv_transpose_2d(
         >>> nets.conv_transpose_2d(params, x, 8, 3, 2).shape
         (2, 8, 8, 8)
     """
-    return _conv_transpose(
-        "conv_transpose_2d", 2, params, x, out_channels, kernel_size, stride, padding, dilation,
-        use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+    return _conv(
+        params, x, who="conv_transpose_2d", num_spatial_dims=2, transpose=True, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
+        dtype=dtype, param_dtype=param_dtype, precision=precision,
     )
 
 
@@ -484,22 +393,12 @@ def conv_transpose_3d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_depth out_height out_width out_channels"]:
-    """A 3-d transposed convolution; see :func:`conv_transpose_1d` for the output sizes.
+    """As `conv` with 3 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`.
 
     Args:
         params: ``{"weights": (kd, kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.
         x: ``(*batch, depth, height, width, in_channels)``, any number of batch axes.
-        out_channels: the number of output channels.
-        kernel_size: an int or three ints.
         stride: the upsampling factor, an int or three ints.
-        padding: ``"SAME"``, ``"VALID"`` or three ``(low, high)`` pairs.
-        dilation: the kernel dilation.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_transpose``.
 
     Returns:
         ``(*batch, out_depth, out_height, out_width, out_channels)``.
@@ -513,7 +412,9 @@ def conv_transpose_3d(
         >>> nets.conv_transpose_3d(params, x, 4, 2, 2).shape
         (4, 4, 4, 4)
     """
-    return _conv_transpose(
-        "conv_transpose_3d", 3, params, x, out_channels, kernel_size, stride, padding, dilation,
-        use_bias, weights_initializer, bias_initializer, dtype, param_dtype, precision,
+    return _conv(
+        params, x, who="conv_transpose_3d", num_spatial_dims=3, transpose=True, out_channels=out_channels,
+        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
+        dtype=dtype, param_dtype=param_dtype, precision=precision,
     )

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax import Array
 from jaxtyping import Float
 
-from .._checks import check_random_key
+from .._checks import check_random_key, check_rate
 from ..core._types import PRNGKey
 from .._flexible import flexible
 from ._pool import NoParams
-
-
-def _check_rate(who: str, rate: float) -> None:
-    value: object = rate  # callers may pass anything: a traced array, a string
-    if type(value) not in (int, float) or not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
-        raise ValueError(f"{who}: `rate` must be a number in [0, 1], got {rate!r}")
 
 
 def _keep(key: PRNGKey, rate: float, shape: tuple[int, ...], x: Array) -> Array:
@@ -67,7 +59,7 @@ def dropout(
         >>> nets.dropout({}, jax.random.key(0), jnp.ones(3), 0.5, deterministic=True).tolist()
         [1.0, 1.0, 1.0]
     """
-    _check_rate("dropout", rate)
+    check_rate("dropout", "rate", rate)
     if deterministic or rate == 0.0:
         return x
     check_random_key(key, "dropout")
@@ -106,7 +98,7 @@ def stochastic_depth(
         >>> [row[0] == row[1] for row in y.tolist()]
         [True, True, True, True, True, True]
     """
-    _check_rate("stochastic_depth", rate)
+    check_rate("stochastic_depth", "rate", rate)
     if x.ndim < 1:
         raise ValueError(f"stochastic_depth: `x` must have a batch axis, got shape {x.shape}")
     if deterministic or rate == 0.0:

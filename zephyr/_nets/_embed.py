@@ -11,6 +11,7 @@ from jax import Array
 from jaxtyping import Float, Int, Real
 
 from ..core._api import validate
+from .._checks import min_rank
 from ..core._context import CHECKING
 from ..core._types import DType, Initializer
 from .._flexible import flexible
@@ -129,8 +130,7 @@ def positional_embed(
         >>> params["embeddings"].shape, nets.positional_embed(params, x, 16).shape
         ((16, 8), (2, 5, 8))
     """
-    if x.ndim < 2:
-        raise ValueError(f"positional_embed: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    min_rank("positional_embed", "x", x.shape, 2, "(seq, d)")
     seq, d = x.shape[-2], x.shape[-1]
     if seq > max_len:
         raise ValueError(
@@ -177,8 +177,7 @@ def sinusoidal_embed(
         >>> [round(v, 3) for v in table[1].tolist()]
         [0.841, 0.54, 0.01, 1.0]
     """
-    if x.ndim < 2:
-        raise ValueError(f"sinusoidal_embed: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    min_rank("sinusoidal_embed", "x", x.shape, 2, "(seq, d)")
     _even_last("sinusoidal_embed", x, "d")
     seq, d = x.shape[-2], x.shape[-1]
     angle_dtype = _float_dtype(x)
@@ -227,8 +226,7 @@ def rope(
         >>> bool(jnp.allclose(nets.rope(q)[:, 0], q[:, 0]))  # position 0 is not rotated
         True
     """
-    if x.ndim < 3:
-        raise ValueError(f"rope: `x` must have at least 3 axes (seq, heads, head_dim), got shape {x.shape}")
+    min_rank("rope", "x", x.shape, 3, "(seq, heads, head_dim)")
     _even_last("rope", x, "head_dim")
     seq, head_dim = x.shape[-3], x.shape[-1]
     half = head_dim // 2

@@ -11,6 +11,7 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
+from .._checks import fail, is_positive_int, min_rank
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer
 from ._dtypes import add_trailing, cast, compute_dtype
@@ -69,8 +70,7 @@ def linear(
         >>> nets.linear(params, x, 3).shape
         (2, 3)
     """
-    if x.ndim < 1:
-        raise ValueError(f"linear: `x` must have at least one axis, got shape {x.shape}")
+    min_rank("linear", "x", x.shape, 1)
     weights = validate(params["weights"], (x.shape[-1], out_dim), weights_initializer, dtype=param_dtype)
     compute = compute_dtype(dtype, x, weights)
     y = jnp.matmul(cast(x, compute), cast(weights, compute))
@@ -131,8 +131,8 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    if num_branches < 1:
-        raise ValueError(f"branch_linear: `num_branches` must be >= 1, got {num_branches}")
+    if not is_positive_int(num_branches):
+        fail("branch_linear", "num_branches", ">= 1", num_branches)
     d = x.shape[-1]
     flat_params: LinearParams = params  # same keys as LinearParams, other dim names
     y = linear(flat_params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)

@@ -11,6 +11,7 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float
 
+from .._checks import int_pairs, min_rank, positive_ints
 from .._flexible import flexible
 
 PoolPadding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
@@ -53,24 +54,15 @@ def _full(values: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     return (1,) * (ndim - 1 - len(values)) + values + (1,)
 
 
-def _strides(who: str, stride: int | Sequence[int], m: int) -> tuple[int, ...]:
-    raw: tuple[object, ...] = (stride,) * m if isinstance(stride, int) else tuple(stride)
-    strides = tuple(s for s in raw if type(s) is int and s >= 1)
-    if len(raw) != m or len(strides) != m:
-        raise ValueError(f"{who}: `stride` must be a positive int or {m} positive ints (one per pooled axis), got {stride!r}")
-    return strides
-
-
 def _padding(who: str, padding: str | Sequence[tuple[int, int]], m: int, ndim: int) -> str | list[tuple[int, int]]:
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             raise ValueError(f"{who}: `padding` must be 'SAME', 'VALID' or {m} (low, high) pairs, got {padding!r}")
         return padding
-    pairs: list[tuple[object, ...]] = [tuple(p) for p in padding]
-    checked = [(p[0], p[1]) for p in pairs if len(p) == 2 and isinstance(p[0], int) and isinstance(p[1], int)]
-    if len(pairs) != m or len(checked) != m:
+    pairs = int_pairs(padding, m)
+    if pairs is None:
         raise ValueError(f"{who}: `padding` must be 'SAME', 'VALID' or {m} (low, high) pairs of ints, got {padding!r}")
-    return [(0, 0)] * (ndim - 1 - m) + checked + [(0, 0)]
+    return [(0, 0)] * (ndim - 1 - m) + pairs + [(0, 0)]
 
 
 def _reduce(
@@ -83,7 +75,7 @@ def _reduce(
     op: Callable[[Array, Array], Array],
 ) -> tuple[Array, tuple[int, ...], tuple[int, ...], str | list[tuple[int, int]]]:
     window = _window(who, x, window_shape)
-    strides = _full(_strides(who, stride, len(window)), x.ndim)
+    strides = _full(positive_ints(who, "stride", stride, len(window), " (one per pooled axis)"), x.ndim)
     pad = _padding(who, padding, len(window), x.ndim)
     dims = _full(window, x.ndim)
     y = _reduce_window(x, np.array(init, x.dtype), op, dims, strides, pad)
@@ -168,8 +160,7 @@ def avg_pool(
 
 
 def _spatial_axes(who: str, x: Array) -> tuple[int, ...]:
-    if x.ndim < 3:
-        raise ValueError(f"{who}: `x` must have at least 3 axes (batch, *spatial, channels), got shape {x.shape}")
+    min_rank(who, "x", x.shape, 3, "(batch, *spatial, channels)")
     return tuple(range(1, x.ndim - 1))
 
 

@@ -13,6 +13,7 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
+from .._checks import check_option, min_rank, positive_int
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer, PRNGKey, Shape
 from .._flexible import flexible
@@ -134,20 +135,6 @@ def _gru_update(weights: _Weights, h: Array, px: Array) -> Array:
     return ((1.0 - z) * n + z * h).astype(weights.compute)
 
 
-def _check_x(who: str, x: Array, what: str, least: int) -> None:
-    if x.ndim < least:
-        raise ValueError(f"{who}: `x` must have at least {least} axes {what}, got shape {x.shape}")
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _check_hidden_size(who: str, hidden_size: int) -> None:
-    if not _positive_int(hidden_size):
-        raise ValueError(f"{who}: `hidden_size` must be a positive int, got {hidden_size!r}")
-
-
 def _is_pair(value: object) -> bool:
     return isinstance(value, tuple) and len(value) == 2  # pyright: ignore[reportUnknownArgumentType]  # any tuple
 
@@ -247,8 +234,8 @@ def rnn_cell(
         (2, 4)
     """
     who = "rnn_cell"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x_t, "(features,)", 1)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
     weights = _rnn_weights(params, x_t, hidden_size, dtype, param_dtype)
     h = _rnn_update(weights, activation, carry.astype(weights.compute), _project_input(weights, x_t))
@@ -293,8 +280,8 @@ def lstm_cell(
         ((2, 4), (2, 4))
     """
     who = "lstm_cell"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x_t, "(features,)", 1)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     if not _is_pair(carry):
         raise TypeError(f"{who}: `carry` must be an LSTMState(hidden, cell), got {type(carry).__name__}")
     batch = tuple(x_t.shape[:-1])
@@ -341,8 +328,8 @@ def gru_cell(
         (2, 4)
     """
     who = "gru_cell"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x_t, "(features,)", 1)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
     weights = _gru_weights(params, x_t, hidden_size, dtype, param_dtype)
     h = _gru_update(weights, carry.astype(weights.compute), _project_input(weights, x_t))
@@ -424,8 +411,8 @@ def rnn(
         (2, 7, 4)
     """
     who = "rnn"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x, "(time, features)", 2)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x", x.shape, 2, "(time, features)")
     weights = _rnn_weights(params, x, hidden_size, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
     final, ys = _scan(
@@ -497,8 +484,8 @@ def lstm(
         ((2, 7, 4), (2, 4))
     """
     who = "lstm"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x, "(time, features)", 2)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x", x.shape, 2, "(time, features)")
     weights = _lstm_weights(params, x, hidden_size, dtype, param_dtype)
     batch = tuple(x.shape[:-2])
     if initial_state is None:
@@ -576,8 +563,8 @@ def gru(
         (7, 4)
     """
     who = "gru"
-    _check_hidden_size(who, hidden_size)
-    _check_x(who, x, "(time, features)", 2)
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x", x.shape, 2, "(time, features)")
     weights = _gru_weights(params, x, hidden_size, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
     final, ys = _scan(lambda h, px: _gru_update(weights, cast(Array, h), px), h0, _project_input(weights, x), reverse)
@@ -617,8 +604,7 @@ def bidirectional(
         >>> sorted(params), nets.bidirectional(params, x, 4, "gru").shape
         (['backward', 'forward'], (2, 7, 8))
     """
-    if cell not in ("rnn", "lstm", "gru"):
-        raise ValueError(f"bidirectional: `cell` must be 'rnn', 'lstm' or 'gru', got {cell!r}")
+    check_option("bidirectional", "cell", cell, ("rnn", "lstm", "gru"))
     outputs: list[Array] = []
     for direction, reverse in (("forward", False), ("backward", True)):
         p = params["forward"] if direction == "forward" else params["backward"]

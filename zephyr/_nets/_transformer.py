@@ -9,6 +9,7 @@ import jax
 from jax import Array
 from jaxtyping import Bool, Float
 
+from .._checks import min_rank, positive_int, positive_int_or_none
 from .._stack import stack
 from ..core._types import DType
 from .._flexible import flexible
@@ -50,10 +51,6 @@ def _remat(
     """``jax.checkpoint(f)``: recompute ``f``'s activations in the backward pass."""
     remat: Callable[[TransformerBlockParams, Array], Array] = jax.checkpoint(f, prevent_cse=prevent_cse)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax types the result as returning Unknown
     return remat
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _pre_norm(params: NormParams, x: Array, dtype: DType | None, param_dtype: DType | None) -> Array:
@@ -103,12 +100,10 @@ def transformer_block(
         >>> nets.transformer_block(params, x, 2, mlp_dim=16).shape
         (2, 5, 8)
     """
-    if x.ndim < 2:
-        raise ValueError(f"transformer_block: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    min_rank("transformer_block", "x", x.shape, 2, "(seq, d)")
     d = x.shape[-1]
+    positive_int_or_none("transformer_block", "mlp_dim", mlp_dim)
     hidden = 4 * d if mlp_dim is None else mlp_dim
-    if not _positive_int(hidden):
-        raise ValueError(f"transformer_block: `mlp_dim` must be a positive int or None, got {mlp_dim!r}")
     h = _pre_norm(params["attention_norm"], x, dtype, param_dtype)
     h = multi_head_self_attention(
         params["attention"],
@@ -182,10 +177,8 @@ def transformer(
         >>> params["layers"]["attention"]["query"]["weights"].shape, net(params, x).shape
         ((3, 8, 8), (2, 5, 8))
     """
-    if not _positive_int(num_layers):
-        raise ValueError(f"transformer: `num_layers` must be a positive int, got {num_layers!r}")
-    if x.ndim < 2:
-        raise ValueError(f"transformer: `x` must have at least 2 axes (seq, d), got shape {x.shape}")
+    positive_int("transformer", "num_layers", num_layers)
+    min_rank("transformer", "x", x.shape, 2, "(seq, d)")
 
     def block(layer_params: TransformerBlockParams, h: Array) -> Array:
         return transformer_block(

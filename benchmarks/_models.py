@@ -1,12 +1,17 @@
-"""The three benchmark models in zephyr: an MLP, a small CNN and a GPT-style transformer.
+"""The benchmark models in zephyr: an MLP, a small CNN and a GPT-style transformer (as
+``nets.transformer`` and as a user's own loop of ``nets.transformer_block``), and the
+seed model of ``examples/seed_model.py``.
 
-They match ``_raw.py`` leaf for leaf (same keys, shapes and initial distributions) so the
-harness can check both applies on the same weights. Every layer is a ``zephyr.nets`` net.
+The first three match ``_raw.py`` leaf for leaf (same keys, shapes and initial
+distributions) so the harness can check both applies on the same weights. Every layer is a
+``zephyr.nets`` net.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -45,4 +50,39 @@ def gpt(
         x = nets.transformer(params["transformer"], x, num_layers, num_heads, is_causal=True, scan=scan)
         return nets.linear(params["head"], x, vocab)
 
+    return model
+
+
+def gpt_user_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) -> Callable[[Params, Array], Array]:
+    """The same GPT with the blocks written by the user: a Python loop of ``nets.transformer_block``.
+
+    The params are laid out as ``nets.transformer(scan=False)``'s (``params["transformer"]
+    ["layers"][i]`` and ``["final_norm"]``), so they match ``_raw.init_gpt(stacked=False)``.
+    During ``trace`` every block after the first repeats it (same shapes, same
+    hyperparameters): zephyr replays it instead of running its forward again.
+    """
+    @flexible
+    def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
+        x = nets.token_embed(params["embed"], tokens, vocab, d_model)
+        x = nets.positional_embed(params["position"], x, tokens.shape[-1])
+        for i in range(num_layers):
+            x = nets.transformer_block(params["transformer"]["layers"][i], x, num_heads, is_causal=True)
+        x = nets.layer_norm(params["transformer"]["final_norm"], x)
+        return nets.linear(params["head"], x, vocab)
+
+    return model
+
+
+SEED_MODEL = Path(__file__).resolve().parents[1] / "examples" / "seed_model.py"
+"""The original README's encoder/decoder model (``model(params, x)``), corrected."""
+
+
+def seed_model() -> Callable[[Params, Array], Array]:
+    """``model`` of ``examples/seed_model.py`` (loaded from its file: examples are not a package)."""
+    spec = importlib.util.spec_from_file_location("zephyr_benchmarks_seed_model", SEED_MODEL)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"seed_model: cannot load {SEED_MODEL}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model: Callable[[Params, Array], Array] = module.model
     return model

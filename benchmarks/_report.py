@@ -1,8 +1,8 @@
 """The benchmark's output: progress lines, figures as text, and the table of ratios against the targets.
 
 :func:`table` turns the figures of a run (``results.json``) into rows of zephyr, raw JAX,
-their ratio, the target of issue 6 and whether it is met; :func:`print_table` prints them
-as markdown.
+their ratio, the target (of issue 6; of issue 16 for the first-trace rows and the eager
+``nets.linear`` ratio) and whether it is met; :func:`print_table` prints them as markdown.
 """
 
 from __future__ import annotations
@@ -52,6 +52,34 @@ def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("met" if ok else "NOT met")
 
 
+def _first_trace_rows(r: JSON) -> list[Row]:
+    """The "first" section: the first trace of the user-loop GPT and of the seed model (issue 16)."""
+    rows: list[Row] = []
+    for row in r.get("first_trace", {}).values():
+        what = f"first trace, GPT {row['depth']} blocks user loop"
+        rows.append(Row(f"{what} vs initialize of its specs", ms(row["first_trace"]), f"{ms(row['initialize'])} (initialize)",
+                        f"{row['vs_initialize']:.2f}x", "<= 1.15x", _met(row["vs_initialize"] <= 1.15)))
+        rows.append(Row(f"{what} vs raw init", ms(row["first_trace"]), ms(row["raw"]),
+                        f"{row['vs_raw']:.2f}x", "<= 0.60x", _met(row["vs_raw"] <= 0.6)))
+        rows.append(Row("  what-if: replay off (every block's forward runs) vs raw init", ms(row["replay_off"]), ms(row["raw"]),
+                        f"{row['replay_off_vs_raw']:.2f}x (replay on/off {row['vs_replay_off']:.2f}x)", "-", "-"))
+        rows.append(Row("  the abstract run alone (collect_specs, cache cleared)", ms(row["abstract_run"]), "-",
+                        f"{row['abstract_run'] / row['first_trace']:.0%} of the first trace", "-", "-"))
+        if "equinox" in row:
+            rows.append(Row(f"{what} vs Equinox's constructor", ms(row["first_trace"]), f"{ms(row['equinox'])} (Equinox)",
+                            f"{row['vs_equinox']:.2f}x", "-", "-"))
+            rows.append(Row(f"  Equinox's constructor vs raw init, GPT {row['depth']} blocks", ms(row["equinox"]), ms(row["raw"]),
+                            f"{row['equinox_vs_raw']:.2f}x", "-", "-"))
+    seed = r.get("first_trace_seed")
+    if seed:
+        batch, features = seed["input_shape"]
+        rows.append(Row(f"first trace, seed model ({batch}, {features}): replay on vs off", ms(seed["first_trace"]),
+                        f"{ms(seed['replay_off'])} (replay off)", f"{seed['ratio']:.2f}x", "<= 0.50x", _met(seed["ratio"] <= 0.5)))
+        rows.append(Row("  the abstract run alone (collect_specs, cache cleared): replay on vs off", ms(seed["abstract_run"]),
+                        f"{ms(seed['abstract_run_replay_off'])} (replay off)", f"{seed['abstract_ratio']:.2f}x", "-", "-"))
+    return rows
+
+
 def table(cfg: Config, r: JSON) -> list[Row]:
     """The table of zephyr/raw ratios and targets."""
     rows: list[Row] = []
@@ -67,6 +95,7 @@ def table(cfg: Config, r: JSON) -> list[Row]:
                             ms(row["raw"]), f"{row['ratio' + key]:.2f}x", "<= 0.80x", _met(row["ratio" + key] <= 0.8)))
         rows.append(Row("  what-if: raw JAX drawing from threefry4x32 keys", ms(row["zephyr"]),
                         ms(row["raw_threefry4x32"]), f"{row['ratio_vs_raw_threefry4x32']:.2f}x", "-", "-"))
+    rows += _first_trace_rows(r)
     sweep = r.get("trace_vs_batch")
     if sweep:
         values = list(sweep["seconds"].values())
@@ -121,8 +150,10 @@ def table(cfg: Config, r: JSON) -> list[Row]:
         rows.append(Row("@flexible, no holes, tiny function", us(t["flexible"]), us(t["plain"]),
                         f"+{t['overhead_us']:.2f} us", "<= +1.5 us", _met(t["overhead_us"] <= 1.5)))
         e = eager["linear_eager"]
-        rows.append(Row("nets.linear eager vs its body as a plain function, checking off", us(e["zephyr"]), us(e["same_jnp"]),
-                        f"{e['overhead_vs_same_jnp_us']:+.1f} us", "<= +1.5 us", _met(e["overhead_vs_same_jnp_us"] <= 1.5)))
+        ratio = e["zephyr"] / e["same_jnp"]
+        rows.append(Row(f"nets.linear eager ({e['d_in']}->{e['d_out']}) vs its body as a plain function, checking off",
+                        us(e["zephyr"]), us(e["same_jnp"]), f"{ratio:.2f}x ({e['overhead_vs_same_jnp_us']:+.1f} us)",
+                        "<= 1.10x", _met(ratio <= 1.1)))
         rows.append(Row("nets.linear eager vs x @ w + b", us(e["zephyr"]), us(e["natural"]),
                         f"{e['zephyr'] / e['natural']:.2f}x", "-", "-"))
         rows.append(Row("nets.linear eager, checking on", us(e["zephyr_checking_on"]), us(e["zephyr"]),

@@ -70,7 +70,7 @@ def run_child(impl: str, model: str, quick: bool) -> JSON:
     return result
 
 
-def _has_equinox() -> bool:
+def has_equinox() -> bool:
     """Whether the Equinox peer is installed (it is in the dev extra)."""
     try:
         import equinox  # noqa: F401  # pyright: ignore[reportUnusedImport]
@@ -86,7 +86,7 @@ def section_children(cfg: Config, out: JSON) -> None:
     rows: JSON = {}
     for model in models:
         row: JSON = {impl: run_child(impl, model, cfg.quick) for impl in impls}
-        if model == "gpt" and not cfg.quick and _has_equinox():
+        if model == "gpt" and not cfg.quick and has_equinox():
             row["equinox"] = run_child("equinox", model, cfg.quick)
             row["cold_vs_equinox"] = row["zephyr"]["cold_seconds"] / row["equinox"]["cold_seconds"]
         if "raw" in row:

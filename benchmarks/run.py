@@ -11,7 +11,8 @@ this script (``--child``). ``--quick`` runs every section on tiny shapes (a smok
 
 The parts, one job each: ``_pairs`` (sizes and the models on both sides), ``_timing``
 (timers, medians, the noise floor), ``_memory`` (RSS and its peak), the sections
-``_tracing`` ("init", "abstract"), ``_jit``, ``_eager`` and ``_subprocess`` ("fresh", the
+``_tracing`` ("init", "abstract"), ``_first_trace`` ("first": the first trace of a user's
+own deep model, issue 16), ``_jit``, ``_eager`` and ``_subprocess`` ("fresh", the
 children), and ``_report`` (progress lines and the table).
 """
 
@@ -35,6 +36,7 @@ import jax  # noqa: E402
 from zephyr.typing import checking  # noqa: E402
 
 from _eager import section_eager  # noqa: E402
+from _first_trace import section_first_trace  # noqa: E402
 from _jit import section_jit  # noqa: E402
 from _pairs import FULL, JSON, QUICK, Config  # noqa: E402
 from _report import elapsed, log, print_table, table  # noqa: E402
@@ -45,6 +47,7 @@ __all__ = ["SECTIONS", "child", "main"]
 
 SECTIONS: dict[str, Callable[[Config, JSON], None]] = {
     "init": section_init,
+    "first": section_first_trace,
     "abstract": section_abstract,
     "jit": section_jit,
     "eager": section_eager,

@@ -155,7 +155,8 @@ def _attend(q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, s
             scale=scale,
             is_causal=is_causal,
         )
-    return y.reshape((*batch, *y.shape[1:]))[..., :value_dim]
+    y = y.reshape((*batch, *y.shape[1:]))
+    return y if value_dim == head_dim else y[..., :value_dim]
 
 
 def _pad_last(a: Array, size: int) -> Array:

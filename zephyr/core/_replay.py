@@ -12,7 +12,6 @@ params node, a declared leaf or weakly typed; a body that declared into another 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import replace
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -94,7 +93,9 @@ def call_during_trace(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     recorded: _Recorded | None = state.replays.get(key)
     if recorded is not None:
         for spec, from_signature in recorded.declared:
-            state.record(replace(spec, path=_moved(spec.path, recorded.path, node.path)), from_signature)
+            path = _moved(spec.path, recorded.path, node.path)
+            moved = Leaf(path, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
+            state.record(moved, from_signature)
         leaves = [empty(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s for s in recorded.out_leaves]
         return tree_unflatten(recorded.out_tree, leaves)
     start, declared_before = len(state.journal), DECLARATIONS.count

@@ -69,3 +69,13 @@ def test_an_unrolled_layer_that_changes_the_shape_is_named(key: Array) -> None:
 def test_layers_must_be_a_positive_int() -> None:
     with pytest.raises(ValueError, match=r"stack: `layers` must be a positive int, got 0"):
         stack(nets.relu, 0)
+
+
+@pytest.mark.parametrize("scan", [True, False])
+def test_a_stacked_layer_keeps_the_initializer_its_body_validates_with(key: Array, scan: bool) -> None:
+    # nets.linear declares `weights` by its signature (default initializer), then its body
+    # validates it again with the given one: the layer traced alone must see that refinement.
+    half = jax.nn.initializers.constant(0.5)
+    params = trace(stack(nets.linear(_, _, 4, weights_initializer=half, bias_initializer=half), 3, scan=scan), key, jnp.ones((2, 4)))
+    for leaf in jax.tree.leaves(params):
+        np.testing.assert_array_equal(leaf, np.full(leaf.shape, 0.5, np.float32))

@@ -234,7 +234,14 @@ def declare_layers(
     ``node[i]`` for each ``i`` (an unrolled loop), the same leaves as tracing the loop itself.
     """
     layer_state = TraceState(node.state.root)
-    y = call(TraceNode(layer_state, ()))
+    # Active while layer 0 runs: a leaf it declares by signature and then reads and
+    # validates again (its initializer, dtype, tags) is refined in this state.
+    token = _ACTIVE.set((layer_state, *_ACTIVE.get()))
+    try:
+        y = call(TraceNode(layer_state, ()))
+    finally:
+        _ACTIVE.reset(token)
+        layer_state.stand_ins.clear()
     if getattr(y, "shape", None) != x.shape or getattr(y, "dtype", None) != x.dtype:
         raise ValueError(
             f"{who}: each layer must map x to the same shape and dtype (it is the carry "

@@ -68,6 +68,6 @@ def test_a_holed_call_binds_from_its_filled_arguments(key: Array) -> None:
     def dense(params: Params, x: Float[Array, "*b d_in"], out_dim: int) -> Array:
         return x @ validate(params["w"], "d_in out_dim")
 
-    params: Params = trace(dense(_, _, 6), key, jnp.ones((4, 2)))
+    params = trace(dense(_, _, 6), key, jnp.ones((4, 2)))
     assert jax.tree.map(jnp.shape, params) == {"w": (2, 6)}
     assert dense(_, _, out_dim=6)(params, jnp.ones((4, 2))).shape == (4, 6)

@@ -222,13 +222,13 @@ def test_conv_transpose_output_size_is_the_stated_formula(padding: Any) -> None:
 
 def test_conv_transpose_2d_3d_output_sizes_are_the_stated_formula() -> None:
     sizes, kernels, strides, dilations = (3, 1, 4), (2, 3, 1), (3, 2, 2), (1, 2, 1)  # axis 0: kernel < stride
-    for padding in ("SAME", "VALID", [(1, 0), (2, 2), (1, 1)]):
-        pads: Any = padding
+    paddings: list[Any] = ["SAME", "VALID", [(1, 0), (2, 2), (1, 1)]]
+    for padding in paddings:
         for n in (2, 3):
             x = jax.ShapeDtypeStruct((*sizes[:n], 2), jnp.float32)
             params = {"weights": jax.ShapeDtypeStruct((*kernels[:n], 2, 5), jnp.float32), "bias": jax.ShapeDtypeStruct((5,), jnp.float32)}
             net = nets.conv_transpose_2d if n == 2 else nets.conv_transpose_3d
-            pad = padding if isinstance(padding, str) else pads[:n]
+            pad: Any = padding if isinstance(padding, str) else padding[:n]
             out = jax.eval_shape(lambda p, x: net(p, x, 5, kernels[:n], strides[:n], pad, dilations[:n]), params, x)
             expected = tuple(
                 _stated_transpose_size(sizes[i], kernels[i], strides[i], dilations[i], pad if isinstance(pad, str) else [pad[i]])

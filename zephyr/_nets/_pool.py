@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -33,16 +33,18 @@ def _full_rank(who: str, name: str, x: Array, value: object, usual: str) -> tupl
     The first entry (the batch axis) and the last (the channels) must be 1: zephyr never pools
     them. Otherwise the error starts with ``usual``, what the spatial form would have said.
     """
-    if isinstance(value, int) or not isinstance(value, Sequence) or x.ndim < 3 or len(value) != x.ndim:
+    if isinstance(value, int) or not isinstance(value, Sequence):
         return None
-    entries = tuple(value)  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # any sequence; its entries are checked later
+    entries = tuple(cast("Sequence[object]", value))
+    if x.ndim < 3 or len(entries) != x.ndim:
+        return None
     if not all(type(e) is int and e == 1 for e in (entries[0], entries[-1])):
         raise ValueError(
             f"{who}: {usual}; a `{name}` with one entry per axis of `x` (Haiku's full-rank form) must "
             f"be 1 on the first (batch) axis and on the last (channels), which are never pooled, "
             f"got {value!r}"
         )
-    return entries[1:-1]
+    return cast("tuple[int, ...]", entries[1:-1])  # the caller checks they are positive ints
 
 
 def _window(who: str, x: Array, window_shape: int | Sequence[int]) -> tuple[int, ...]:

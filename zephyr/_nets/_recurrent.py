@@ -3,6 +3,7 @@ and ``bidirectional``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
 
@@ -213,15 +214,18 @@ def _scan(
         return final, jnp.moveaxis(ys, 0, -2)
 
     # valid[t, *b] = t < lengths[*b], with one trailing axis to broadcast over the hidden units.
-    t = jax.lax.broadcasted_iota(lengths.dtype, (time, *lengths.shape, 1), 0)
+    t = jax.lax.iota(lengths.dtype, time).reshape((time,) + (1,) * lengths.ndim + (1,))
     valid = t < jnp.expand_dims(lengths, (0, -1))
+
+    def keep_or(keep: Array, new: Array, old: Array) -> Array:
+        return jnp.where(keep, new, old)
 
     def masked_body(carry: object, inputs: tuple[Array, Array]) -> tuple[object, Array]:
         px, keep = inputs
         new = step(carry, px)
-        kept: object = jax.tree.map(lambda n, c: jnp.where(keep, n, c), new, carry)
+        kept: object = jax.tree.map(functools.partial(keep_or, keep), new, carry)
         y = output(new)
-        return kept, jnp.where(keep, y, jnp.zeros_like(y))
+        return kept, jnp.where(keep, y, 0)
 
     final, ys = jax.lax.scan(masked_body, initial, (steps, valid), reverse=reverse)
     return final, jnp.moveaxis(ys, 0, -2)
@@ -259,7 +263,7 @@ def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> Array | None:
     if values is not None and values.size and (values.min() < 0 or values.max() > time):
         bad = sorted({int(v) for v in values.ravel() if v < 0 or v > time})
         raise ValueError(f"{who}: `seq_lengths` must be in [0, {time}] (the time axis of `x`), got {bad}")
-    return jnp.asarray(seq_lengths)
+    return seq_lengths
 
 
 # -------------------------------------------------------------------------------------- cells

@@ -200,7 +200,8 @@ def _stated_transpose_size(n: int, kernel: int, stride: int, dilation: int, padd
         return n * stride
     if padding == "VALID":
         return (n - 1) * stride + max(k, stride)
-    (low, high), = padding
+    pairs: list[tuple[int, int]] = padding
+    (low, high), = pairs
     return (n - 1) * stride + low + high - k + 2
 
 

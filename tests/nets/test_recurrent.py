@@ -340,7 +340,7 @@ def test_bad_seq_lengths(key: jax.Array) -> None:
         with pytest.raises(TypeError, match=r"gru: `seq_lengths` must be an integer array of shape \(\*batch,\) = \(2,\), one length per sequence, got ArrayImpl of shape \(2,\) and dtype float32"):
             nets.gru(trace(nets.gru(_, _, H), key, x), x, H, seq_lengths=jnp.array([1.0, 2.0]))
         with pytest.raises(TypeError, match=r"rnn: `seq_lengths` must be an integer array .*, got list \[1, 2\]"):
-            nets.rnn(trace(nets.rnn(_, _, H), key, x), x, H, seq_lengths=[1, 2])  # type: ignore[arg-type]  # the error under test
+            nets.rnn(trace(nets.rnn(_, _, H), key, x), x, H, seq_lengths=[1, 2])  # type: ignore[call-overload]  # the error under test
         with pytest.raises(ValueError, match=r"lstm: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[-1, 6\]"):
             nets.lstm(params, x, H, seq_lengths=jnp.array([6, -1]))
         with pytest.raises(ValueError, match=r"bidirectional: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[7\]"):

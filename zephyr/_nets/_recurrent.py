@@ -468,9 +468,12 @@ def rnn(
         initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
         seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
             batch padded at the end (default: every sequence is ``time`` long). A padded step
-            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros, so the final state
-            is each sequence's own last step (with ``reverse``, step 0; with length 0, the
-            initial state). A prefix mask ``(*batch, time)`` converts as ``mask.sum(-1)``.
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final carry.
@@ -552,9 +555,12 @@ def lstm(
         initial_state: ``LSTMState(hidden, cell)`` before the first step (default zeros).
         seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
             batch padded at the end (default: every sequence is ``time`` long). A padded step
-            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros, so the final state
-            is each sequence's own last step (with ``reverse``, step 0; with length 0, the
-            initial state). A prefix mask ``(*batch, time)`` converts as ``mask.sum(-1)``.
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``LSTMState``.
@@ -652,9 +658,12 @@ def gru(
         initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
         seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
             batch padded at the end (default: every sequence is ``time`` long). A padded step
-            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros, so the final state
-            is each sequence's own last step (with ``reverse``, step 0; with length 0, the
-            initial state). A prefix mask ``(*batch, time)`` converts as ``mask.sum(-1)``.
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``h``.

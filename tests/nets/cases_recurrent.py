@@ -46,6 +46,33 @@ def _lstm_with_state(params: Params, x: jax.Array) -> jax.Array:
     return ys + jnp.broadcast_to(jnp.expand_dims(state.cell, -2), ys.shape)
 
 
+LengthsAndX = tuple[jax.Array, jax.Array]
+
+
+def _lengths_and_x(shape: tuple[int, ...]) -> Callable[[jax.Array], LengthsAndX]:
+    """``x`` and one length per sequence, 0 to ``time`` (a vmap sweep stacks both)."""
+
+    def make(key: jax.Array) -> LengthsAndX:
+        lengths = jax.random.randint(jax.random.fold_in(key, 1), shape[:-2], 0, shape[-2] + 1)
+        return lengths, jax.random.normal(key, shape)
+
+    return make
+
+
+def _lstm_seq_lengths(params: Params, inputs: LengthsAndX) -> jax.Array:
+    lengths, x = inputs
+    ys, state = nets.lstm(params, x, 4, seq_lengths=lengths, reverse=True, return_state=True)
+    return ys + jnp.broadcast_to(jnp.expand_dims(state.cell, -2), ys.shape)
+
+
+def _gru_seq_lengths(params: Params, inputs: LengthsAndX) -> jax.Array:
+    return nets.gru(params, inputs[1], 4, seq_lengths=inputs[0])
+
+
+def _bidirectional_seq_lengths(params: Params, inputs: LengthsAndX) -> jax.Array:
+    return nets.bidirectional(params, inputs[1], 4, "rnn", seq_lengths=inputs[0])
+
+
 CASES = [
     NetCase("rnn_cell", _rnn_cell, _carry_and_x((2,), 4, 3)),
     NetCase("lstm_cell", _lstm_cell, _carry_and_x((2,), 4, 3)),
@@ -58,4 +85,7 @@ CASES = [
     NetCase("bidirectional_lstm", nets.bidirectional(_, _, 4), _x((2, 5, 3))),
     NetCase("bidirectional_gru", nets.bidirectional(_, _, 4, "gru"), _x((2, 5, 3))),
     NetCase("bidirectional_rnn", nets.bidirectional(_, _, 4, "rnn"), _x((2, 5, 3))),
+    NetCase("lstm_seq_lengths", _lstm_seq_lengths, _lengths_and_x((3, 5, 3))),
+    NetCase("gru_seq_lengths", _gru_seq_lengths, _lengths_and_x((2, 3, 5, 3))),
+    NetCase("bidirectional_seq_lengths", _bidirectional_seq_lengths, _lengths_and_x((3, 5, 3))),
 ]

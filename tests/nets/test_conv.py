@@ -193,6 +193,65 @@ def test_conv_transpose_explicit_padding_matches_lax(key: jax.Array) -> None:
     np.testing.assert_allclose(_as_np(net(params, x)), _as_np(expected), rtol=1e-5, atol=1e-5)
 
 
+def _stated_transpose_size(n: int, kernel: int, stride: int, dilation: int, padding: Any) -> int:
+    """The output size the conv_transpose docstrings state, per axis."""
+    k = (kernel - 1) * dilation + 1
+    if padding == "SAME":
+        return n * stride
+    if padding == "VALID":
+        return (n - 1) * stride + max(k, stride)
+    pairs: list[tuple[int, int]] = padding
+    (low, high), = pairs
+    return (n - 1) * stride + low + high - k + 2
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", [(0, 0)], [(2, 1)]])
+def test_conv_transpose_output_size_is_the_stated_formula(padding: Any) -> None:
+    """Over a grid of (width, kernel, stride, dilation), kernels smaller than the stride included."""
+    checked = 0
+    for width, kernel, stride, dilation in itertools.product((1, 2, 5), (1, 2, 3, 4), (1, 2, 3, 4), (1, 2, 3)):
+        expected = _stated_transpose_size(width, kernel, stride, dilation, padding)
+        if expected < 1:
+            continue
+        x = jax.ShapeDtypeStruct((2, width, 3), jnp.float32)
+        params = {"weights": jax.ShapeDtypeStruct((kernel, 3, 4), jnp.float32), "bias": jax.ShapeDtypeStruct((4,), jnp.float32)}
+        out = jax.eval_shape(lambda p, x: nets.conv_transpose_1d(p, x, 4, kernel, stride, padding, dilation), params, x)
+        assert out.shape == (2, expected, 4), (width, kernel, stride, dilation)
+        checked += 1
+    assert checked >= 50  # not vacuous: at least 50 of the 144 combinations have an output
+
+
+def test_conv_transpose_2d_3d_output_sizes_are_the_stated_formula() -> None:
+    sizes, kernels, strides, dilations = (3, 1, 4), (2, 3, 1), (3, 2, 2), (1, 2, 1)  # axis 0: kernel < stride
+    paddings: list[Any] = ["SAME", "VALID", [(1, 0), (2, 2), (1, 1)]]
+    for padding in paddings:
+        for n in (2, 3):
+            x = jax.ShapeDtypeStruct((*sizes[:n], 2), jnp.float32)
+            params = {"weights": jax.ShapeDtypeStruct((*kernels[:n], 2, 5), jnp.float32), "bias": jax.ShapeDtypeStruct((5,), jnp.float32)}
+            net = nets.conv_transpose_2d if n == 2 else nets.conv_transpose_3d
+            pad: Any = padding if isinstance(padding, str) else padding[:n]
+            out = jax.eval_shape(lambda p, x: net(p, x, 5, kernels[:n], strides[:n], pad, dilations[:n]), params, x)
+            expected = tuple(
+                _stated_transpose_size(sizes[i], kernels[i], strides[i], dilations[i], pad if isinstance(pad, str) else [pad[i]])
+                for i in range(n)
+            )
+            assert out.shape == (*expected, 5), (n, padding)
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [(1, 2, 1), (2, 3, 1), (2, 4, 2)])
+def test_conv_transpose_valid_with_a_kernel_smaller_than_the_stride(key: jax.Array, kernel: int, stride: int, dilation: int) -> None:
+    """``width * stride`` outputs (as Flax): the scatter, then ``stride - k`` outputs of bias alone."""
+    x = jax.random.normal(key, (2, 4, 3))
+    net = nets.conv_transpose_1d(_, _, 5, kernel, stride, "VALID", dilation)
+    params = _with_bias(trace(net, key, x), key)
+    y = _as_np(net(params, x))
+    k = (kernel - 1) * dilation + 1
+    assert k < stride and y.shape == (2, 4 * stride, 5)
+    scatter = _reference_conv_transpose_valid(_as_np(x), _as_np(params["weights"]), (stride,), (dilation,))
+    expected = np.pad(scatter, [(0, 0), (0, stride - k), (0, 0)]) + _as_np(params["bias"])
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_bad_inputs(key: jax.Array) -> None:
     x = jnp.ones((2, 5, 5, 4))
     params: Any = trace(nets.conv_2d(_, _, 8, 3), key, x)

@@ -112,3 +112,48 @@ def test_bad_inputs() -> None:
         nets.avg_pool({}, x, 2, 1, [(1, 1)])
     with pytest.raises(ValueError, match=r"max_pool: `window_shape` must be positive ints, got \(0, 2\)"):
         nets.max_pool({}, x, (0, 2))
+
+
+# ------------------------------------------------------------------ Haiku's full-rank form
+
+
+@pytest.mark.parametrize("net", [nets.max_pool, nets.avg_pool])
+@pytest.mark.parametrize(
+    "shape,full,spatial",
+    [
+        # (x shape, (window, stride, padding) in the full-rank form, the same in the spatial form)
+        ((2, 5, 6, 3), ((1, 2, 2, 1), (1, 2, 2, 1), "VALID"), ((2, 2), (2, 2), "VALID")),
+        ((2, 5, 6, 3), ((1, 3, 2, 1), (1, 2, 1, 1), "SAME"), ((3, 2), (2, 1), "SAME")),
+        ((2, 5, 6, 3), ((1, 3, 3, 1), 2, [(1, 1), (0, 1)]), ((3, 3), 2, [(1, 1), (0, 1)])),
+        ((2, 5, 6, 3), (2, (1, 2, 2, 1), "SAME"), (2, (2, 2), "SAME")),
+        ((2, 7, 3), ((1, 3, 1), (1, 2, 1), "VALID"), ((3,), (2,), "VALID")),
+        ((2, 7, 3), ((1, 3, 1), (1, 2, 1), "SAME"), ((3,), (2,), "SAME")),
+    ],
+)
+def test_full_rank_window_equals_the_spatial_form(key: jax.Array, net: Any, shape: Any, full: Any, spatial: Any) -> None:
+    x = jax.random.normal(key, shape)
+    y = net({}, x, *full)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(net({}, x, *spatial)))
+    assert y.shape[0] == shape[0] and y.shape[-1] == shape[-1]
+
+
+def test_full_rank_window_under_jit_and_trace(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 4, 4, 3))
+    pool = nets.max_pool(_, _, (1, 2, 2, 1), (1, 2, 2, 1))
+    assert trace(pool, key, x) == {}
+    np.testing.assert_array_equal(np.asarray(jax.jit(pool)({}, x)), np.asarray(nets.max_pool({}, x, 2, 2)))
+
+
+def test_full_rank_window_never_pools_batch_or_channels() -> None:
+    x = jnp.ones((2, 4, 4, 3))
+    rule = r"with one entry per axis of `x` \(Haiku's full-rank form\) must be 1 on the first \(batch\) axis and on the last \(channels\), which are never pooled"
+    with pytest.raises(ValueError, match=r"max_pool: a window of 4 axes needs `x` with at least 5 axes .*; a `window_shape` " + rule + r", got \(2, 2, 2, 1\)"):
+        nets.max_pool({}, x, (2, 2, 2, 1))
+    with pytest.raises(ValueError, match=r"avg_pool: .*; a `window_shape` " + rule + r", got \(1, 2, 2, 3\)"):
+        nets.avg_pool({}, x, (1, 2, 2, 3), (1, 2, 2, 1))
+    with pytest.raises(ValueError, match=r"max_pool: `stride` must be a positive int or 2 positive ints \(one per pooled axis\); a `stride` " + rule + r", got \(1, 2, 2, 2\)"):
+        nets.max_pool({}, x, (1, 2, 2, 1), (1, 2, 2, 2))
+    with pytest.raises(ValueError, match=r"avg_pool: .*; a `window_shape` " + rule + r", got \(2, 2, 1\)"):
+        nets.avg_pool({}, jnp.ones((2, 7, 3)), (2, 2, 1))
+    with pytest.raises(ValueError, match=r"max_pool: `window_shape` must be positive ints, got \(1, 0, 2, 1\)"):
+        nets.max_pool({}, x, (1, 0, 2, 1))

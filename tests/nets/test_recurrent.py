@@ -227,3 +227,125 @@ def test_bad_input(key: jax.Array) -> None:
         trace(nets.bidirectional(_, _, H, cast(Cell, "lsmt")), key, x)  # the error under test
     with checking(False), pytest.raises(ValueError, match=r"gru_cell: `carry` must have shape \(\*batch, hidden_size\) = \(2, 4\)"):
         trace(nets.gru_cell, key, jax.lax.full((3, H), 0.0, jnp.float32), x[:, 0], H)
+
+
+# ------------------------------------------------------------------------ sequence lengths
+
+# Four sequences in a (2, 2) batch: empty, shorter, full length, shorter.
+LENGTHS = np.array([[0, 2], [T, 3]])
+
+
+def _run(cell: Cell, params: Params, x: jax.Array, initial: Any, lengths: Any, reverse: bool) -> tuple[jax.Array, Any]:
+    """The net with ``return_state=True``; the final state as an array (lstm: hidden and cell concatenated)."""
+    if cell == "rnn":
+        ys, h = nets.rnn(params, x, H, initial_state=initial, seq_lengths=lengths, reverse=reverse, return_state=True)
+        return ys, h
+    if cell == "gru":
+        ys, h = nets.gru(params, x, H, initial_state=initial, seq_lengths=lengths, reverse=reverse, return_state=True)
+        return ys, h
+    state0 = None if initial is None else nets.LSTMState(initial, jnp.tanh(initial))
+    ys, state = nets.lstm(params, x, H, initial_state=state0, seq_lengths=lengths, reverse=reverse, return_state=True)
+    return ys, jnp.concatenate([state.hidden, state.cell], axis=-1)
+
+
+def _initial_as_state(cell: Cell, h0: jax.Array) -> jax.Array:
+    return jnp.concatenate([h0, jnp.tanh(h0)], axis=-1) if cell == "lstm" else h0
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_seq_lengths_match_each_sequence_run_alone(key: jax.Array, cell: Cell, reverse: bool, jit: bool) -> None:
+    x = _normal(key, 1, (2, 2, T, F))
+    h0 = _normal(key, 2, (2, 2, H))
+
+    def net(params: Params, x: jax.Array) -> jax.Array:
+        return _run(cell, params, x, None, None, False)[0]
+
+    params = _randomize(trace(net, key, x), jax.random.fold_in(key, 7))
+
+    def padded(params: Params, x: jax.Array, h0: jax.Array, lengths: jax.Array) -> tuple[jax.Array, Any]:
+        return _run(cell, params, x, h0, lengths, reverse)
+
+    run = jax.jit(padded) if jit else padded
+    ys, final = run(params, x, h0, jnp.asarray(LENGTHS))
+    assert ys.shape == (2, 2, T, H)
+    for i, j in np.ndindex(LENGTHS.shape):
+        n = int(LENGTHS[i, j])
+        np.testing.assert_array_equal(np.asarray(ys[i, j, n:]), 0.0)  # padded steps output zeros
+        if n == 0:  # nothing to run: the final state is the initial one
+            _close(final[i, j], _initial_as_state(cell, h0[i, j]))
+            continue
+        alone_ys, alone_final = _run(cell, params, x[i, j, :n], h0[i, j], None, reverse)  # unpadded
+        _close(ys[i, j, :n], alone_ys)
+        _close(final[i, j], alone_final)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_full_seq_lengths_change_nothing(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (B, T, F))
+
+    def net(params: Params, x: jax.Array) -> jax.Array:
+        return _run(cell, params, x, None, None, False)[0]
+
+    params = _randomize(trace(net, key, x), key)
+    full = jnp.full((B,), T, jnp.int32)
+    for reverse in (False, True):
+        ys, final = _run(cell, params, x, None, None, reverse)
+        ys_full, final_full = _run(cell, params, x, None, full, reverse)
+        _close(ys_full, ys)  # equal up to float rounding (XLA fuses the masked scan differently)
+        _close(final_full, final)
+
+
+def test_seq_lengths_unbatched_and_in_trace(key: jax.Array) -> None:
+    x = _normal(key, 1, (T, F))
+    net = nets.gru(_, _, H, seq_lengths=jnp.asarray(3))
+    params = _randomize(trace(net, key, x), key)
+    _close(net(params, x)[:3], nets.gru(params, x[:3], H))
+    np.testing.assert_array_equal(np.asarray(net(params, x)[3:]), 0.0)
+
+
+def test_seq_lengths_out_of_range_under_jit_act_as_clipped(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.gru(_, _, H))
+    run = jax.jit(lambda lengths: nets.gru(params, x, H, seq_lengths=lengths))
+    np.testing.assert_array_equal(np.asarray(run(jnp.array([-2, T + 3]))), np.asarray(run(jnp.array([0, T]))))
+
+
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_reverses_each_sequence_within_its_length(key: jax.Array, cell: Cell, jit: bool) -> None:
+    x = _normal(key, 1, (4, T, F))
+    lengths = np.array([0, 2, T, 3])
+    params = _randomize(trace(nets.bidirectional(_, _, H, cell), key, x), key)
+
+    def padded(params: Params, x: jax.Array, lengths: jax.Array) -> jax.Array:
+        return nets.bidirectional(params, x, H, cell, seq_lengths=lengths)
+
+    y = (jax.jit(padded) if jit else padded)(params, x, jnp.asarray(lengths))
+    assert y.shape == (4, T, 2 * H)
+    for b, n in enumerate(lengths.tolist()):
+        np.testing.assert_array_equal(np.asarray(y[b, n:]), 0.0)
+        if n:
+            alone = x[b, :n]  # as Flax's flip_sequences: the backward net reads x[n-1], ..., x[0]
+            backward = jnp.flip(_sequence(cell, params["backward"], jnp.flip(alone, axis=0)), axis=0)
+            expected = jnp.concatenate([_sequence(cell, params["forward"], alone), backward], axis=-1)
+            _close(y[b, :n], expected)
+
+
+def test_bad_seq_lengths(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.lstm(_, _, H))
+    with checking(False):
+        with pytest.raises(ValueError, match=r"lstm: `seq_lengths` must have shape \(\*batch,\) = \(2,\) \(the axes of `x` before \(time, features\)\), got \(3,\)"):
+            nets.lstm(params, x, H, seq_lengths=jnp.array([1, 2, 3]))
+        with pytest.raises(TypeError, match=r"gru: `seq_lengths` must be an integer array of shape \(\*batch,\) = \(2,\), one length per sequence, got ArrayImpl of shape \(2,\) and dtype float32"):
+            nets.gru(trace(nets.gru(_, _, H), key, x), x, H, seq_lengths=jnp.array([1.0, 2.0]))
+        with pytest.raises(TypeError, match=r"rnn: `seq_lengths` must be an integer array .*, got list \[1, 2\]"):
+            nets.rnn(trace(nets.rnn(_, _, H), key, x), x, H, seq_lengths=[1, 2])  # type: ignore[call-overload]  # the error under test
+        with pytest.raises(ValueError, match=r"lstm: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[-1, 6\]"):
+            nets.lstm(params, x, H, seq_lengths=jnp.array([6, -1]))
+        with pytest.raises(ValueError, match=r"bidirectional: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[7\]"):
+            nets.bidirectional(trace(nets.bidirectional(_, _, H), key, x), x, H, seq_lengths=jnp.array([7, 1]))
+        with pytest.raises(ValueError, match=r"lstm: `seq_lengths` must have shape \(\*batch,\) = \(2,\)"):
+            jax.jit(lambda lengths: nets.lstm(params, x, H, seq_lengths=lengths))(jnp.array([[1, 2]]))
+    with pytest.raises((TypeError, ValueError), match=r"seq_lengths"):  # run-time checking names the argument too
+        nets.lstm(params, x, H, seq_lengths=jnp.array([1.0, 2.0]))

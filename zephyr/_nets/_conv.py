@@ -78,10 +78,9 @@ def _conv(
 
     ``transpose=False`` is ``jax.lax.conv_general_dilated`` (a cross-correlation); with
     ``transpose=True`` it is ``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``: the input
-    is dilated by ``stride`` and convolved with the (unflipped) kernel, so with ``"SAME"`` the
-    output size is ``size * stride`` and with ``"VALID"`` it is
-    ``(size - 1) * stride + (kernel_size - 1) * dilation + 1``; explicit pairs pad the dilated
-    input. Feature groups are not supported by the transposed convolutions.
+    is dilated by ``stride`` and convolved with the (unflipped) kernel; the output sizes are
+    in :func:`conv_transpose_1d`'s docstring. Feature groups are not supported by the
+    transposed convolutions.
 
     Args:
         params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
@@ -299,11 +298,19 @@ def conv_transpose_1d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_width out_channels"]:
-    """As `conv` with 1 spatial dim and ``transpose=True`` (``jax.lax.conv_transpose``).
+    """As `conv` with 1 spatial dim and ``transpose=True`` (``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``).
 
-    The input is dilated by ``stride`` and convolved with the (unflipped) kernel: with
-    ``"SAME"`` the output width is ``width * stride``; with ``"VALID"`` it is
-    ``(width - 1) * stride + (kernel_size - 1) * dilation + 1``.
+    The input is dilated by ``stride`` (``stride - 1`` zeros between its elements) and
+    convolved with the (unflipped) kernel. With the effective kernel
+    ``k = (kernel_size - 1) * dilation + 1``, the output width is:
+
+    - ``"SAME"``: ``width * stride``;
+    - ``"VALID"``: ``(width - 1) * stride + max(k, stride)``. That is
+      ``(width - 1) * stride + k`` (Equinox's and PyTorch's formula) when ``k >= stride``, but
+      ``width * stride`` (as Flax) when the effective kernel is smaller than the stride (the
+      last ``stride - k`` outputs then see no input: the bias alone);
+    - ``[(low, high)]``: ``(width - 1) * stride + low + high - k + 2`` (the pairs pad the
+      dilated input, then a ``"VALID"`` convolution runs).
 
     Args:
         params: ``{"weights": (kernel_size, in_channels, out_channels), "bias": (out_channels,)}``.
@@ -349,7 +356,12 @@ def conv_transpose_2d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_height out_width out_channels"]:
-    """As `conv` with 2 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`.
+    """As `conv` with 2 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`, per axis.
+
+    With ``k = (kernel_size - 1) * dilation + 1`` on an axis of size ``n``, the output size is
+    ``n * stride`` with ``"SAME"``, ``(n - 1) * stride + max(k, stride)`` with ``"VALID"``
+    (``n * stride`` when the effective kernel is smaller than the stride, as Flax), and
+    ``(n - 1) * stride + low + high - k + 2`` with an explicit ``(low, high)`` pair.
 
     Args:
         params: ``{"weights": (kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.
@@ -393,7 +405,12 @@ def conv_transpose_3d(
     param_dtype: DType | None = None,
     precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "*batch out_depth out_height out_width out_channels"]:
-    """As `conv` with 3 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`.
+    """As `conv` with 3 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`, per axis.
+
+    With ``k = (kernel_size - 1) * dilation + 1`` on an axis of size ``n``, the output size is
+    ``n * stride`` with ``"SAME"``, ``(n - 1) * stride + max(k, stride)`` with ``"VALID"``
+    (``n * stride`` when the effective kernel is smaller than the stride, as Flax), and
+    ``(n - 1) * stride + low + high - k + 2`` with an explicit ``(low, high)`` pair.
 
     Args:
         params: ``{"weights": (kd, kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypedDict
+from typing import Literal, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -26,9 +26,35 @@ class NoParams(TypedDict):
     """The params of a net without parameters: always ``{}`` (accepted so nets compose)."""
 
 
+def _full_rank(who: str, name: str, x: Array, value: object, usual: str) -> tuple[int, ...] | None:
+    """Haiku's full-rank form: ``value`` with one entry per axis of ``x`` (``(1, 2, 2, 1)`` for
+    ``(batch, height, width, channels)``) as the spatial form (``(2, 2)``); None for any other form.
+
+    The first entry (the batch axis) and the last (the channels) must be 1: zephyr never pools
+    them. Otherwise the error starts with ``usual``, what the spatial form would have said.
+    """
+    if isinstance(value, int) or not isinstance(value, Sequence):
+        return None
+    entries = tuple(cast("Sequence[object]", value))
+    if x.ndim < 3 or len(entries) != x.ndim:
+        return None
+    if not all(type(e) is int and e == 1 for e in (entries[0], entries[-1])):
+        raise ValueError(
+            f"{who}: {usual}; a `{name}` with one entry per axis of `x` (Haiku's full-rank form) must "
+            f"be 1 on the first (batch) axis and on the last (channels), which are never pooled, "
+            f"got {value!r}"
+        )
+    return cast("tuple[int, ...]", entries[1:-1])  # the caller checks they are positive ints
+
+
 def _window(who: str, x: Array, window_shape: int | Sequence[int]) -> tuple[int, ...]:
-    """The window over every axis of ``x`` (1 on the batch axes and on the channels)."""
-    if isinstance(window_shape, int):
+    """The window over the pooled axes (the spatial form)."""
+    n = x.ndim
+    usual = f"a window of {n} axes needs `x` with at least {n + 1} axes (..., *pooled, channels), got shape {x.shape}"
+    full = _full_rank(who, "window_shape", x, window_shape, usual)
+    if full is not None:
+        window = full
+    elif isinstance(window_shape, int):
         if x.ndim < 3:
             raise ValueError(
                 f"{who}: an int `window_shape` pools every axis between the batch axis and the "
@@ -75,6 +101,9 @@ def _reduce(
     op: Callable[[Array, Array], Array],
 ) -> tuple[Array, tuple[int, ...], tuple[int, ...], str | list[tuple[int, int]]]:
     window = _window(who, x, window_shape)
+    usual = f"`stride` must be a positive int or {len(window)} positive ints (one per pooled axis)"
+    full_stride = _full_rank(who, "stride", x, stride, usual)
+    stride = stride if full_stride is None else full_stride
     strides = _full(positive_ints(who, "stride", stride, len(window), " (one per pooled axis)"), x.ndim)
     pad = _padding(who, padding, len(window), x.ndim)
     dims = _full(window, x.ndim)
@@ -94,13 +123,19 @@ def max_pool(
 
     A tuple ``window_shape`` pools the ``len(window_shape)`` axes just before the channels
     (every axis before those is a batch axis); an int pools every axis between the first
-    (batch) axis and the channels. Padding never wins a maximum.
+    (batch) axis and the channels. Haiku's full-rank form, one entry per axis of ``x`` with 1
+    on the first (batch) axis and on the channels, is accepted for ``window_shape`` and
+    ``stride``: ``(1, 2, 2, 1)`` on ``(batch, height, width, channels)`` is ``(2, 2)``; any
+    other entry on those two axes is an error, as zephyr never pools them. Padding never
+    wins a maximum.
 
     Args:
         params: unused, ``{}`` (accepted so pooling composes with the other nets).
         x: ``(*batch, *pooled, channels)``.
-        window_shape: an int (every axis but the first and the last) or one size per pooled axis.
-        stride: an int or one step per pooled axis.
+        window_shape: an int (every axis but the first and the last), one size per pooled
+            axis, or one per axis of ``x`` (1 on the first and the last).
+        stride: an int, one step per pooled axis, or one per axis of ``x`` (1 on the first and
+            the last).
         padding: ``"SAME"`` (output ``ceil(size / stride)``), ``"VALID"``, or one
             ``(low, high)`` pair per pooled axis.
 
@@ -112,6 +147,8 @@ def max_pool(
         >>> from zephyr import nets
         >>> x = jnp.arange(16.0).reshape(1, 4, 4, 1)
         >>> nets.max_pool({}, x, 2, 2)[0, :, :, 0].tolist()
+        [[5.0, 7.0], [13.0, 15.0]]
+        >>> nets.max_pool({}, x, (1, 2, 2, 1), (1, 2, 2, 1))[0, :, :, 0].tolist()  # Haiku's form
         [[5.0, 7.0], [13.0, 15.0]]
     """
     y, _dims, _strides_, _pad = _reduce("max_pool", x, window_shape, stride, padding, -np.inf, jax.lax.max)
@@ -128,15 +165,17 @@ def avg_pool(
 ) -> Float[Array, "*out_batch channels"]:
     """The mean over windows; with padding, the mean of the real elements only.
 
-    Axes as in :func:`max_pool`. A window that overlaps the padding is divided by the count
-    of the real elements it covers (as ``count_include_pad=False`` in PyTorch), so an edge
-    is not darkened.
+    Axes as in :func:`max_pool` (Haiku's full-rank ``(1, 2, 2, 1)`` included). A window that
+    overlaps the padding is divided by the count of the real elements it covers (as
+    ``count_include_pad=False`` in PyTorch), so an edge is not darkened.
 
     Args:
         params: unused, ``{}``.
         x: ``(*batch, *pooled, channels)``.
-        window_shape: an int (every axis but the first and the last) or one size per pooled axis.
-        stride: an int or one step per pooled axis.
+        window_shape: an int (every axis but the first and the last), one size per pooled
+            axis, or one per axis of ``x`` (1 on the first and the last).
+        stride: an int, one step per pooled axis, or one per axis of ``x`` (1 on the first and
+            the last).
         padding: ``"SAME"``, ``"VALID"``, or one ``(low, high)`` pair per pooled axis.
 
     Returns:

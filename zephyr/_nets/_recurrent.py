@@ -3,6 +3,7 @@ and ``bidirectional``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
 
@@ -10,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jaxtyping import Float
+from jaxtyping import Float, Int
 
 from ..core._api import validate
-from .._checks import check_option, min_rank, positive_int
+from .._checks import check_option, describe_value, min_rank, positive_int
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer, PRNGKey, Shape
 from .._flexible import flexible
@@ -184,17 +185,85 @@ def _gru_weights(params: GRUParams, x: Array, hidden_size: int, dtype: DType | N
 
 
 def _scan(
-    step: Callable[[object, Array], object], initial: object, projected: Array, reverse: bool
+    step: Callable[[object, Array], object],
+    initial: object,
+    projected: Array,
+    reverse: bool,
+    lengths: Array | None = None,
 ) -> tuple[object, Array]:
-    """Run ``step(carry, px_t) -> new_carry`` over axis -2 of ``projected``; outputs ``(*batch, time, hidden)``."""
+    """Run ``step(carry, px_t) -> new_carry`` over axis -2 of ``projected``; outputs ``(*batch, time, hidden)``.
 
-    def body(carry: object, px: Array) -> tuple[object, Array]:
+    With ``lengths`` (``(*batch,)`` ints), a step ``t >= lengths`` is padding: it leaves the
+    carry unchanged and outputs zeros. Forward, the carry after the last step is then the
+    carry after step ``lengths - 1``; reversed, the padded steps come first and pass the
+    initial carry on to step ``lengths - 1``, so each sequence runs backward within its length.
+    """
+    time = projected.shape[-2]
+    steps = jnp.moveaxis(projected, -2, 0)
+
+    def output(carry: object) -> Array:
+        return carry.hidden if isinstance(carry, LSTMState) else cast(Array, carry)
+
+    if lengths is None:
+
+        def body(carry: object, px: Array) -> tuple[object, Array]:
+            new = step(carry, px)
+            return new, output(new)
+
+        final, ys = jax.lax.scan(body, initial, steps, reverse=reverse)
+        return final, jnp.moveaxis(ys, 0, -2)
+
+    # valid[t, *b] = t < lengths[*b], with one trailing axis to broadcast over the hidden units.
+    t = jax.lax.iota(lengths.dtype, time).reshape((time,) + (1,) * lengths.ndim + (1,))
+    valid = t < jnp.expand_dims(lengths, (0, -1))
+
+    def keep_or(keep: Array, new: Array, old: Array) -> Array:
+        return jnp.where(keep, new, old)
+
+    def masked_body(carry: object, inputs: tuple[Array, Array]) -> tuple[object, Array]:
+        px, keep = inputs
         new = step(carry, px)
-        out = new.hidden if isinstance(new, LSTMState) else cast(Array, new)
-        return new, out
+        kept: object = jax.tree.map(functools.partial(keep_or, keep), new, carry)
+        y = output(new)
+        return kept, jnp.where(keep, y, 0)
 
-    final, ys = jax.lax.scan(body, initial, jnp.moveaxis(projected, -2, 0), reverse=reverse)
+    final, ys = jax.lax.scan(masked_body, initial, (steps, valid), reverse=reverse)
     return final, jnp.moveaxis(ys, 0, -2)
+
+
+def _concrete(a: Array) -> np.ndarray[tuple[int, ...], np.dtype[np.int64]] | None:
+    """The values of ``a`` if it is concrete (not a tracer inside jit, grad or trace)."""
+    try:
+        return np.asarray(a, np.int64)
+    except jax.errors.TracerArrayConversionError:
+        return None
+
+
+def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> Array | None:
+    """``seq_lengths`` checked against ``x`` ``(*batch, time, features)``: ``(*batch,)`` ints in ``[0, time]``.
+
+    The range is checked only when the values are concrete (not under ``jit``).
+    """
+    if seq_lengths is None:
+        return None
+    batch, time = tuple(x.shape[:-2]), x.shape[-2]
+    dtype = getattr(seq_lengths, "dtype", None)
+    shape = getattr(seq_lengths, "shape", None)
+    if dtype is None or shape is None or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"{who}: `seq_lengths` must be an integer array of shape (*batch,) = {batch}, one length per "
+            f"sequence, got {describe_value(seq_lengths)}"
+        )
+    if tuple(shape) != batch:
+        raise ValueError(
+            f"{who}: `seq_lengths` must have shape (*batch,) = {batch} (the axes of `x` before "
+            f"(time, features)), got {tuple(shape)}"
+        )
+    values = _concrete(seq_lengths)
+    if values is not None and values.size and (values.min() < 0 or values.max() > time):
+        bad = sorted({int(v) for v in values.ravel() if v < 0 or v > time})
+        raise ValueError(f"{who}: `seq_lengths` must be in [0, {time}] (the time axis of `x`), got {bad}")
+    return seq_lengths
 
 
 # -------------------------------------------------------------------------------------- cells
@@ -353,6 +422,7 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
     activation: Callable[[Array], Array] = jnp.tanh,
@@ -366,6 +436,7 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = jnp.tanh,
@@ -379,6 +450,7 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
     activation: Callable[[Array], Array] = jnp.tanh,
@@ -394,7 +466,16 @@ def rnn(
         x: ``(*batch, time, features)``.
         hidden_size: the size of ``h``.
         initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
-        reverse: run from the last step to the first (outputs stay in time order).
+        seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
+            batch padded at the end (default: every sequence is ``time`` long). A padded step
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
+        reverse: run from the last step to the first (outputs stay in time order); with
+            ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final carry.
         activation: default ``tanh``.
 
@@ -413,10 +494,15 @@ def rnn(
     who = "rnn"
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
     weights = _rnn_weights(params, x, hidden_size, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
     final, ys = _scan(
-        lambda h, px: _rnn_update(weights, activation, cast(Array, h), px), h0, _project_input(weights, x), reverse
+        lambda h, px: _rnn_update(weights, activation, cast(Array, h), px),
+        h0,
+        _project_input(weights, x),
+        reverse,
+        lengths,
     )
     return (ys, cast(Array, final)) if return_state else ys
 
@@ -428,6 +514,7 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
     dtype: DType | None = None,
@@ -440,6 +527,7 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
     dtype: DType | None = None,
@@ -452,6 +540,7 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
     dtype: DType | None = None,
@@ -464,7 +553,16 @@ def lstm(
         x: ``(*batch, time, features)``.
         hidden_size: the size of ``h`` and ``c``.
         initial_state: ``LSTMState(hidden, cell)`` before the first step (default zeros).
-        reverse: run from the last step to the first (outputs stay in time order).
+        seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
+            batch padded at the end (default: every sequence is ``time`` long). A padded step
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
+        reverse: run from the last step to the first (outputs stay in time order); with
+            ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``LSTMState``.
 
     Returns:
@@ -482,10 +580,14 @@ def lstm(
         >>> ys, state = nets.lstm(params, x, 4, return_state=True)
         >>> ys.shape, state.cell.shape
         ((2, 7, 4), (2, 4))
+        >>> ys = nets.lstm(params, x, 4, seq_lengths=jnp.array([7, 3]))  # the second padded after 3 steps
+        >>> bool((ys[1, 3:] == 0).all())
+        True
     """
     who = "lstm"
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
     weights = _lstm_weights(params, x, hidden_size, dtype, param_dtype)
     batch = tuple(x.shape[:-2])
     if initial_state is None:
@@ -499,7 +601,11 @@ def lstm(
             _initial(who, initial_state[1], batch, hidden_size, weights.compute),
         )
     final, ys = _scan(
-        lambda c, px: _lstm_update(weights, cast(LSTMState, c), px), state0, _project_input(weights, x), reverse
+        lambda c, px: _lstm_update(weights, cast(LSTMState, c), px),
+        state0,
+        _project_input(weights, x),
+        reverse,
+        lengths,
     )
     return (ys, cast(LSTMState, final)) if return_state else ys
 
@@ -511,6 +617,7 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
     dtype: DType | None = None,
@@ -523,6 +630,7 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
     dtype: DType | None = None,
@@ -535,6 +643,7 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
     dtype: DType | None = None,
@@ -547,7 +656,16 @@ def gru(
         x: ``(*batch, time, features)``.
         hidden_size: the size of ``h``.
         initial_state: ``h`` before the first step, ``(*batch, hidden_size)`` (default zeros).
-        reverse: run from the last step to the first (outputs stay in time order).
+        seq_lengths: ``(*batch,)`` ints in ``[0, time]``: the length of each sequence of a
+            batch padded at the end (default: every sequence is ``time`` long). A padded step
+            ``t >= seq_lengths`` leaves the carry unchanged and outputs zeros (Flax's ``nn.RNN``
+            leaves those outputs unzeroed), so the final state is each sequence's own last step
+            (with ``reverse``, step 0; with length 0, the initial state). The range is checked
+            when the lengths are concrete; under ``jit`` a length below 0 acts as 0 and one
+            above ``time`` as ``time``. A prefix mask ``(*batch, time)`` converts as
+            ``mask.sum(-1)``.
+        reverse: run from the last step to the first (outputs stay in time order); with
+            ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``h``.
 
     Returns:
@@ -565,9 +683,12 @@ def gru(
     who = "gru"
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
     weights = _gru_weights(params, x, hidden_size, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
-    final, ys = _scan(lambda h, px: _gru_update(weights, cast(Array, h), px), h0, _project_input(weights, x), reverse)
+    final, ys = _scan(
+        lambda h, px: _gru_update(weights, cast(Array, h), px), h0, _project_input(weights, x), reverse, lengths
+    )
     return (ys, cast(Array, final)) if return_state else ys
 
 
@@ -578,6 +699,7 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = "lstm",
     *,
+    seq_lengths: Int[Array, "*batch"] | None = None,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time two_hidden"]:
@@ -590,6 +712,11 @@ def bidirectional(
         x: ``(*batch, time, features)``.
         hidden_size: the hidden size of each direction.
         cell: which net runs in each direction.
+        seq_lengths: ``(*batch,)`` ints in ``[0, time]``, the length of each sequence of a
+            batch padded at the end (as the nets' ``seq_lengths``): the backward net runs each
+            sequence from its own last step (as Flax's ``nn.Bidirectional`` with
+            ``seq_lengths``, whose ``flip_sequences`` reverses each sequence within its
+            length), and both halves are zeros on the padded steps.
 
     Returns:
         ``(*batch, time, 2 * hidden_size)`` (``two_hidden``): at each step, the forward output then the
@@ -604,15 +731,24 @@ def bidirectional(
         >>> sorted(params), nets.bidirectional(params, x, 4, "gru").shape
         (['backward', 'forward'], (2, 7, 8))
     """
-    check_option("bidirectional", "cell", cell, ("rnn", "lstm", "gru"))
+    who = "bidirectional"
+    check_option(who, "cell", cell, ("rnn", "lstm", "gru"))
+    min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
     outputs: list[Array] = []
     for direction, reverse in (("forward", False), ("backward", True)):
         p = params["forward"] if direction == "forward" else params["backward"]
         if cell == "lstm":
-            y = lstm(cast(LSTMParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+            y = lstm(
+                cast(LSTMParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
+            )
         elif cell == "gru":
-            y = gru(cast(GRUParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+            y = gru(
+                cast(GRUParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
+            )
         else:
-            y = rnn(cast(RNNParams, p), x, hidden_size, reverse=reverse, dtype=dtype, param_dtype=param_dtype)
+            y = rnn(
+                cast(RNNParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
+            )
         outputs.append(y)
     return jnp.concatenate(outputs, axis=-1)

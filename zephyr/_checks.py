@@ -295,3 +295,19 @@ def check_axis(who: str, name: str, value: int, rank: int) -> int:
     if not -rank <= int(value) < rank:
         fail(who, name, expected, value)
     return int(value) % rank
+
+
+F = TypeVar("F")
+
+
+def checked_by(check: Any) -> Any:
+    """Give a net its argument checks: ``check`` takes the net's arguments and raises on a bad
+    one. ``@flexible`` runs it during ``trace`` and with checking on, before the params
+    annotation declares any leaf (so a bad size is named before it becomes a shape).
+    """
+
+    def attach(fn: F) -> F:
+        setattr(fn, "__zephyr_check__", check)  # noqa: B010  # read by zephyr._flexible
+        return fn
+
+    return attach

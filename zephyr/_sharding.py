@@ -191,6 +191,8 @@ def trace_sharded(
         (P(None, 'model'), P())
     """
     check_random_key(key, "trace_sharded")
+    if not isinstance(mesh, jax.sharding.Mesh):
+        raise TypeError(f"trace_sharded: `mesh` must be a jax.sharding.Mesh (e.g. jax.make_mesh((n,), (\"model\",))), got {mesh!r}")
     items = _rule_list(rules)
     (specs,) = collect_specs(f, args, kwargs)
 

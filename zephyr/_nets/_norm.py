@@ -12,7 +12,7 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import fail, is_positive_int, min_rank
+from .._checks import check_bool, fail, is_positive_int, min_rank
 from ..core._initializers import ones, zeros
 from .._jax import broadcast_in_dim, reduce_sum
 from ..core._types import DType, Initializer
@@ -374,6 +374,13 @@ def batch_norm(
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
     xs = x.astype(stats)
+    check_bool("batch_norm", "is_training", is_training)
+    if is_training and math.prod(x.shape[a] for a in reduce) == 0:
+        raise ValueError(
+            f"batch_norm: `x` of shape {x.shape} has no elements to take statistics over with "
+            "is_training=True (an empty batch would set the running mean and var to NaN); "
+            "skip the call for an empty batch, or pass is_training=False"
+        )
     if is_training:
         mean = _mean(xs, reduce)
         var = _mean(jax.lax.square(jax.lax.sub(xs, _along(mean, axes, xs.shape, stats))), reduce)

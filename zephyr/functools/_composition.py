@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import jax
@@ -27,6 +27,8 @@ def chain(fs: Sequence[Callable[[Array], Array]]) -> Callable[[Array], Array]:
         >>> chain([lambda x: x + 1, lambda x: x * 10])(jnp.ones(2)).tolist()
         [20.0, 20.0]
     """
+    if callable(fs) or not isinstance(fs, Iterable):
+        raise TypeError(f"chain: `fs` must be a list of functions, got {fs!r} (write chain([f, g]), not chain(f))")
     functions = tuple(fs)
     for i, f in enumerate(functions):
         if not callable(f):
@@ -96,6 +98,12 @@ def thread_params(fs: Sequence[Callable[..., R]], params: Params) -> list[Callab
         [11, 12]
     """
     functions = list(fs)
+    missing = [i for i in range(len(functions)) if i not in params]
+    if missing:
+        raise KeyError(
+            f"thread_params: {len(functions)} functions need params[0] to params[{len(functions) - 1}]; "
+            f"missing {missing}, the params have keys {list(params)}"
+        )
     return [functools.partial(f, params[i]) for i, f in enumerate(functions)]
 
 

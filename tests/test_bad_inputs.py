@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zephyr import abstract_trace, checkpoint, flexible, nets, sharding, tags, trace, trace_with_state, validate
+from zephyr import abstract_trace, checkpoint, flexible, nets, sharding, stack, tags, trace, trace_with_state, validate
 from zephyr.functools.composition import chain, skip, thread_key, thread_params
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import checking
@@ -25,6 +25,7 @@ K = jax.random.key(0)
 X = jnp.ones((2, 4))
 SEQ = jnp.ones((2, 5, 4))  # (batch, time, features)
 IMG = jnp.ones((1, 6, 6, 3))
+IDS = jnp.ones((2, 5), jnp.int32)
 
 
 def _params(f: Callable[..., Any], *args: Any) -> Any:
@@ -72,10 +73,10 @@ def _checked(f: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def _save_restore_missing(tmp: str) -> Any:
-    params = _mlp_params()
-    checkpoint.save(tmp, params, step=1)
-    return checkpoint.restore(tmp, _drop(params, 1, "bias") | {2: params[0]})
+def _saved() -> str:
+    directory = tempfile.mkdtemp()
+    checkpoint.save(directory, {"w": X}, step=1)
+    return directory
 
 
 CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
@@ -156,6 +157,68 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("skip not callable", lambda: skip(3), TypeError, r"skip: expected a function, got int"),
     ("skip shape change", lambda: skip(lambda x: x[:1])(X), ValueError, r"skip: the wrapped function maps shape \(2, 4\) to \(1, 4\)"),
     ("thread_params missing", lambda: thread_params([jnp.add] * 3, {0: 1, 1: 2}), KeyError, r"thread_params: 3 functions need params\[0\] to params\[2\]; missing \[2\], the params have keys \[0, 1\]"),
+    # norms (more)
+    ("layer_norm eps", lambda: trace(nets.layer_norm(_, _, eps=-1.0), K, X), ValueError, r"layer_norm: `eps` must be a finite number >= 0, got -1.0"),
+    ("layer_norm create_scale", lambda: trace(nets.layer_norm(_, _, create_scale="no"), K, X), TypeError, r"layer_norm: `create_scale` must be True or False, got 'no'"),
+    ("layer_norm axis", lambda: trace(nets.layer_norm(_, _, 5), K, X), ValueError, r"layer_norm: `axis` 5 is out of range for `x` of rank 2"),
+    ("layer_norm axis str", lambda: trace(nets.layer_norm(_, _, "x"), K, X), TypeError, r"layer_norm: `axis` must be an int or a sequence of ints, got 'x'"),
+    ("rms_norm axis", lambda: trace(nets.rms_norm(_, _, 3), K, X), ValueError, r"rms_norm: `axis` 3 is out of range for `x` of rank 2"),
+    ("rms_norm create_scale", lambda: trace(nets.rms_norm(_, _, create_scale=1), K, X), TypeError, r"rms_norm: `create_scale` must be True or False, got 1"),
+    ("group_norm groups", lambda: trace(nets.group_norm(_, _, 0), K, IMG), ValueError, r"group_norm: `num_groups` must divide the 3 channels of `x`, got 0"),
+    ("group_norm eps", lambda: trace(nets.group_norm(_, _, 3, eps="1e-5"), K, IMG), ValueError, r"group_norm: `eps` must be a finite number >= 0, got '1e-5'"),
+    ("batch_norm create_offset", lambda: trace_with_state(nets.batch_norm(_, _, _, True, create_offset="no"), K, X), TypeError, r"batch_norm: `create_offset` must be True or False, got 'no'"),
+    # conv (owned elsewhere: the clear cases)
+    ("conv_2d out 0", lambda: trace(nets.conv_2d(_, _, 0, 3), K, IMG), ValueError, r"conv_2d: `out_channels` must be a positive int, got 0"),
+    ("conv_2d out float", lambda: trace(nets.conv_2d(_, _, 2.5, 3), K, IMG), ValueError, r"conv_2d: `out_channels` must be a positive int, got 2.5"),
+    ("conv_2d kernel 0", lambda: trace(nets.conv_2d(_, _, 4, 0), K, IMG), ValueError, r"conv_2d: `kernel_size` must be a positive int or 2 positive ints, got 0"),
+    ("conv_2d stride", lambda: trace(nets.conv_2d(_, _, 4, 3, (1, 1, 1)), K, IMG), ValueError, r"conv_2d: `stride` must be a positive int or 2 positive ints, got \(1, 1, 1\)"),
+    ("conv_2d padding", lambda: trace(nets.conv_2d(_, _, 4, 3, 1, "BOGUS"), K, IMG), ValueError, r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'BOGUS'"),
+    ("conv_2d rank", lambda: trace(nets.conv_2d(_, _, 4, 3), K, X), ValueError, r"conv_2d: `x` must have at least 3 axes .*got shape \(2, 4\)"),
+    ("conv_2d groups", lambda: trace(nets.conv_2d(_, _, 4, 3, feature_group_count=2), K, IMG), ValueError, r"conv_2d: `feature_group_count` must divide both the 3 input channels of `x` and `out_channels` 4, got 2"),
+    ("conv_1d out negative", lambda: trace(nets.conv_1d(_, _, -1, 3), K, SEQ), ValueError, r"conv_1d: `out_channels` must be a positive int, got -1"),
+    ("conv_transpose_2d kernel", lambda: trace(nets.conv_transpose_2d(_, _, 4, 0), K, IMG), ValueError, r"conv_transpose_2d: `kernel_size` must be a positive int or 2 positive ints, got 0"),
+    # attention (owned elsewhere)
+    ("mha heads 0", lambda: trace(nets.multi_head_attention(_, _, _, _, 0), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
+    ("mha heads str", lambda: trace(nets.multi_head_attention(_, _, _, _, "2"), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got '2'"),
+    ("mha heads divide", lambda: trace(nets.multi_head_attention(_, _, _, _, 3), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` \(3\) must divide the model size \(the last axis of the query, 4\)"),
+    ("mha kv heads", lambda: trace(nets.multi_head_attention(_, _, _, _, 2, num_kv_heads=3), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_kv_heads` \(3\) must divide `num_heads` \(2\)"),
+    ("self attention heads", lambda: trace(nets.multi_head_self_attention(_, _, 0), K, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
+    ("transformer_block heads", lambda: trace(nets.transformer_block(_, _, 3), K, SEQ), ValueError, r"multi_head_attention: `num_heads` \(3\) must divide the model size"),
+    # recurrent (owned elsewhere)
+    ("gru hidden 0", lambda: trace(nets.gru(_, _, 0), K, SEQ), ValueError, r"gru: `hidden_size` must be a positive int, got 0"),
+    ("gru rank", lambda: trace(nets.gru(_, _, 8), K, jnp.ones((4,))), ValueError, r"`gru` argument `x`: expected at least 2 axes, got shape \(4,\)"),
+    ("lstm hidden negative", lambda: trace(nets.lstm(_, _, -2), K, SEQ), ValueError, r"lstm: `hidden_size` must be a positive int, got -2"),
+    ("rnn hidden 0", lambda: trace(nets.rnn(_, _, 0), K, SEQ), ValueError, r"rnn: `hidden_size` must be a positive int, got 0"),
+    ("bidirectional cell", lambda: trace(nets.bidirectional(_, _, 8, "lsmt"), K, SEQ), ValueError, r"bidirectional: `cell` must be 'rnn', 'lstm' or 'gru', got 'lsmt'"),
+    # pool (owned elsewhere)
+    ("max_pool window", lambda: _unchecked(nets.max_pool, {}, IMG, 0), ValueError, r"max_pool: `window_shape` must be positive ints, got 0"),
+    ("avg_pool stride", lambda: _unchecked(nets.avg_pool, {}, IMG, 2, 0), ValueError, r"avg_pool: `stride` must be a positive int or 2 positive ints \(one per pooled axis\), got 0"),
+    ("max_pool padding", lambda: _unchecked(nets.max_pool, {}, IMG, 2, 1, "BOGUS"), ValueError, r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs, got 'BOGUS'"),
+    # embeddings (owned elsewhere)
+    ("token_embed float ids", lambda: trace(nets.token_embed(_, _, 10, 8), K, X), TypeError, r"token_embed: `token_ids` must be integers, got dtype float32"),
+    ("positional_embed too long", lambda: trace(nets.positional_embed(_, _, 3), K, SEQ), ValueError, r"positional_embed: `x` has 5 positions \(axis -2 of shape \(2, 5, 4\)\), more than `max_len` 3"),
+    ("sinusoidal_embed odd", lambda: _unchecked(nets.sinusoidal_embed, jnp.ones((2, 5, 3))), ValueError, r"sinusoidal_embed: the last axis of `x` \(d\) must be even, got shape \(2, 5, 3\)"),
+    # stack and sequential
+    ("stack layers 0", lambda: stack(nets.linear(_, _, 4), 0), ValueError, r"stack: `layers` must be a positive int, got 0"),
+    ("stack layers str", lambda: stack(nets.linear(_, _, 4), "3"), ValueError, r"stack: `layers` must be a positive int, got '3'"),
+    ("stack not a function", lambda: stack(3, 2), TypeError, r"stack: `f` must be a function \(params, x, \*args\) -> x, got 3"),
+    ("stack changes shape", lambda: trace(stack(nets.linear(_, _, 3), 2), K, X), ValueError, r"stack\(linear, 2\): each layer must map x to the same shape and dtype .*\(2, 4\) float32 became \(2, 3\) float32"),
+    ("sequential one function", lambda: trace(nets.sequential(_, _, nets.relu), K, X), TypeError, r"sequential: `layers` must be a list of functions \(params, x\) -> x, got "),
+    ("sequential element", lambda: trace(nets.sequential(_, _, [3]), K, X), TypeError, r"sequential: `layers\[0\]` is int, not a function \(params, x\) -> x"),
+    # tags
+    ("tags.tag rules int", lambda: tags.tag({"w": X}, 5), TypeError, r"tags.tag: `rules` must be a dict \{selector: tag or tags\}, got 5"),
+    ("tags.tag tag int", lambda: tags.tag({"w": X}, {"w": 5}), TypeError, r"tags.tag \(rule 'w'\): `tags` must be a str or an iterable of str, got 5"),
+    ("tags.select selector int", lambda: tags.select({"w": X}, 5), TypeError, r"zephyr.tags: a selector is 'tag:NAME', a regex on the leaf's key, or a callable, got int 5"),
+    ("tags.mask selector float", lambda: tags.mask({"w": X}, 3.0), TypeError, r"zephyr.tags: a selector is .* got float 3.0"),
+    # checkpoint
+    ("restore no directory", lambda: checkpoint.restore("/nonexistent/zephyr-ckpt"), FileNotFoundError, r"checkpoint.restore\(`/nonexistent/zephyr-ckpt`\): no checkpoint at `/nonexistent/zephyr-ckpt`"),
+    ("save negative step", lambda: checkpoint.save(tempfile.mkdtemp(), {"w": X}, step=-1), TypeError, r"checkpoint.save\(`.*`\): `step` must be a non-negative int or None, got -1"),
+    ("save not a tree", lambda: checkpoint.save(tempfile.mkdtemp(), "params", step=1), TypeError, r"checkpoint.save\(`.*`\): `params` must be an array, got str"),
+    ("restore missing step", lambda: checkpoint.restore(_saved(), step=7), FileNotFoundError, r"checkpoint.restore\(`.*`\): no step 7 in `.*` \(its steps: \[1\]\)"),
+    ("restore other model", lambda: checkpoint.restore(_saved(), {"v": X}), ValueError, r"checkpoint.restore\(`.*`\): step 1 at `.*` does not match the model"),
+    ("restore other shape", lambda: checkpoint.restore(_saved(), {"w": jnp.ones((3,))}), ValueError, r"checkpoint.restore\(`.*`\): step 1 at `.*` does not match the model"),
+    # composition (more)
+    ("thread_key not a key", lambda: thread_key([jnp.add], 0), TypeError, r"thread_key: `key` must be a JAX random key.*got int 0"),
     # sharding
     ("trace_sharded mesh str", lambda: sharding.trace_sharded(nets.linear(_, _, 3), K, "mesh", {}, X), TypeError, r"trace_sharded: `mesh` must be a jax.sharding.Mesh.*got 'mesh'"),
     ("trace_sharded key", lambda: sharding.trace_sharded(nets.linear(_, _, 3), 0, "mesh", {}, X), TypeError, r"trace_sharded: `key` must be a JAX random key"),

@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_tags
 from .core._api import collect_specs
 from ._tree import flatten_with_paths
 from .core._paths import format_path, nest
@@ -148,10 +149,12 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
         >>> info[0]["bias"].tags, info[1]["weights"].tags
         (('no_decay', 'first', 'frozen'), ())
     """
+    if not isinstance(rules, Mapping):
+        raise TypeError(f"tags.tag: `rules` must be a dict {{selector: tag or tags}}, got {rules!r}")
     compiled: list[tuple[str, tuple[str, ...]]] = []
     for where, extra in rules.items():
         check_selector(where)
-        compiled.append((where, (extra,) if isinstance(extra, str) else tuple(extra)))
+        compiled.append((where, check_tags(f"tags.tag (rule {where!r})", extra)))
 
     def add(leaf: Leaf) -> Leaf:
         added = [t for where, extra in compiled if matches(leaf, where) for t in extra]

@@ -101,6 +101,14 @@ def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
     return compute
 
 
+def _check_switches(who: str, eps: float, **switches: bool) -> None:
+    """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each switch a bool."""
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating) or not 0.0 <= float(eps) < math.inf:
+        fail(who, "eps", "a finite number >= 0", eps)
+    for name, value in switches.items():
+        check_bool(who, name, value)
+
+
 def _scale_offset(
     params: NormParams,
     y: Array,
@@ -174,6 +182,7 @@ def layer_norm(
         (2, 3, 5)
     """
     min_rank("layer_norm", "x", x.shape, 1)
+    _check_switches("layer_norm", eps, create_scale=create_scale, create_offset=create_offset)
     axes = _axes("layer_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -224,6 +233,7 @@ def rms_norm(
         (2, 5)
     """
     min_rank("rms_norm", "x", x.shape, 1)
+    _check_switches("rms_norm", eps, create_scale=create_scale)
     axes = _axes("rms_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -281,6 +291,7 @@ def group_norm(
         >>> nets.group_norm(params, x, 3).shape
         (2, 4, 4, 6)
     """
+    _check_switches("group_norm", eps, create_scale=create_scale, create_offset=create_offset)
     min_rank("group_norm", "x", x.shape, 2, "(batch, ..., channels)")
     channels = x.shape[-1]
     if not is_positive_int(num_groups) or channels % num_groups != 0:
@@ -361,6 +372,7 @@ def batch_norm(
     min_rank("batch_norm", "x", x.shape, 2, "(batch, ..., features)")
     if not 0.0 <= momentum <= 1.0:
         fail("batch_norm", "momentum", "in [0, 1]", momentum)
+    _check_switches("batch_norm", eps, create_scale=create_scale, create_offset=create_offset)
     axes = _axes("batch_norm", axis, x.ndim)
     if len(axes) == x.ndim:
         raise ValueError(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import jax
+
+from .._checks import check_random_key
 from jax import Array
 
 from ..core._types import Params, PRNGKey
@@ -98,7 +100,7 @@ def thread_params(fs: Sequence[Callable[..., R]], params: Params) -> list[Callab
         [11, 12]
     """
     functions = list(fs)
-    missing = [i for i in range(len(functions)) if i not in params]
+    missing = [i for i in range(len(functions)) if i not in params] if isinstance(params, Mapping) else []
     if missing:
         raise KeyError(
             f"thread_params: {len(functions)} functions need params[0] to params[{len(functions) - 1}]; "
@@ -116,6 +118,7 @@ def thread_key(fs: Sequence[Callable[..., R]], key: PRNGKey) -> list[Callable[..
         >>> len(fs)
         3
     """
+    check_random_key(key, "thread_key")
     functions = list(fs)
     keys = jax.random.split(key, len(functions))
     return [functools.partial(f, keys[i]) for i, f in enumerate(functions)]

@@ -8,7 +8,7 @@ it imports nothing from zephyr.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
 import jax
@@ -204,7 +204,8 @@ def check_sizes(who: str, name: str, value: Sequence[int]) -> tuple[int, ...]:
     TypeError: mlp: `out_dims` must be a sequence of positive ints, got '83'
     """
     expected = "a sequence of positive ints"
-    if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
+    given = cast(object, value)  # any value at run time
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence | np.ndarray):
         fail(who, name, expected, value, TypeError)
     items: list[object] = list(value)
     if not items:
@@ -224,7 +225,8 @@ def check_bool(who: str, name: str, value: bool) -> bool:
     ...
     TypeError: linear: `use_bias` must be True or False, got 'no'
     """
-    if not isinstance(value, bool | np.bool_):
+    given = cast(object, value)  # any value at run time
+    if not isinstance(given, bool | np.bool_):
         fail(who, name, "True or False", value, TypeError)
     return bool(value)
 
@@ -253,7 +255,7 @@ def check_dtype(who: str, name: str, value: object) -> np.dtype[Any]:
     TypeError: validate: `dtype` must be a dtype such as jnp.float32 or 'bfloat16', got 'notadtype'
     """
     try:
-        return np.dtype(jax.dtypes.canonicalize_dtype(value))  # type: ignore[arg-type]  # checked here
+        return np.dtype(jax.dtypes.canonicalize_dtype(value))
     except (TypeError, ValueError):
         fail(who, name, "a dtype such as jnp.float32 or 'bfloat16'", value, TypeError)
 
@@ -297,10 +299,10 @@ def check_axis(who: str, name: str, value: int, rank: int) -> int:
     return int(value) % rank
 
 
-F = TypeVar("F")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
-def checked_by(check: Any) -> Any:
+def checked_by(check: Callable[..., None]) -> Callable[[F], F]:
     """Give a net its argument checks: ``check`` takes the net's arguments and raises on a bad
     one. ``@flexible`` runs it during ``trace`` and with checking on, before the params
     annotation declares any leaf (so a bad size is named before it becomes a shape).

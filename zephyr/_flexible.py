@@ -9,7 +9,7 @@ on, checks its arguments; otherwise it just calls the function.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .core._context import CHECKING, running_calls
 from .core._paths import missing_param
@@ -70,9 +70,10 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
                 return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)
         except KeyError as error:  # free when nothing is raised: name the missing param's path
-            if not args or not isinstance(args[0], Mapping):
+            params: object = args[0] if args else None
+            if not isinstance(params, Mapping):
                 raise
-            found = missing_param(error, args[0])
+            found = missing_param(error, cast("Mapping[Any, Any]", params))
             if found is error:
                 raise
             raise found.with_traceback(error.__traceback__) from None

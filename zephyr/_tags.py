@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -149,7 +149,8 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
         >>> info[0]["bias"].tags, info[1]["weights"].tags
         (('no_decay', 'first', 'frozen'), ())
     """
-    if not isinstance(rules, Mapping):
+    rules_given = cast(object, rules)  # any value at run time
+    if not isinstance(rules_given, Mapping):
         raise TypeError(f"tags.tag: `rules` must be a dict {{selector: tag or tags}}, got {rules!r}")
     compiled: list[tuple[str, tuple[str, ...]]] = []
     for where, extra in rules.items():
@@ -244,7 +245,8 @@ def labels(
         >>> tags.labels(info, lambda leaf: f"layer{leaf.depth}")[1]["weights"]
         'layer1'
     """
-    if not isinstance(rules, Mapping):
+    rules_given = cast(object, rules)  # any value at run time
+    if not isinstance(rules_given, Mapping):
         return map_leaves(rules, tree)
     table: Mapping[str, Hashable] = rules  # pyright: ignore[reportUnknownVariableType]  # narrowed from the union
     for selector in table:

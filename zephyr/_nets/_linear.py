@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +156,8 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    if not isinstance(num_branches, int) or isinstance(num_branches, bool) or num_branches < 1:
+    branches = cast(object, num_branches)  # any value at run time
+    if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
         fail("branch_linear", "num_branches", ">= 1", num_branches)
     d = x.shape[-1]
     flat_params: LinearParams = params  # same keys as LinearParams, other dim names
@@ -196,7 +197,8 @@ def mlp(
         >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
         ([0, 1], (2, 3))
     """
-    if isinstance(out_dims, Sequence) and not isinstance(out_dims, str) and len(out_dims) == 0:
+    given = cast(object, out_dims)  # any value at run time
+    if isinstance(given, list | tuple) and len(given) == 0:
         raise ValueError("mlp: `out_dims` must name at least one layer, got []")
     dims = check_sizes("mlp", "out_dims", out_dims)
     check_callable("mlp", "activation", activation)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import jax
 import numpy as np
@@ -103,7 +103,8 @@ def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
 
 def _check_switches(who: str, eps: float, **switches: bool) -> None:
     """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each switch a bool."""
-    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating) or not 0.0 <= float(eps) < math.inf:
+    given = cast(object, eps)  # any value at run time
+    if isinstance(given, bool) or not isinstance(given, int | float | np.floating) or not 0.0 <= float(given) < math.inf:
         fail(who, "eps", "a finite number >= 0", eps)
     for name, value in switches.items():
         check_bool(who, name, value)

@@ -42,7 +42,8 @@ def sequential(
         >>> sorted(params), nets.sequential(params, x, layers).shape
         ([0, 2], (3, 2))
     """
-    if callable(layers) or isinstance(layers, str) or not isinstance(layers, Iterable):
+    given = cast(object, layers)  # any value at run time
+    if callable(given) or isinstance(given, str) or not isinstance(given, Iterable):
         raise TypeError(f"sequential: `layers` must be a list of functions (params, x) -> x, got {layers!r}")
     functions = list(layers)
     for i, layer in enumerate(functions):

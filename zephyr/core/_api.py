@@ -310,8 +310,8 @@ def _literal_shape(shape: object) -> Shape | None:
 @functools.cache
 def _device_bytes() -> int:
     """What one device can hold: its memory limit where JAX reports one, else the host's RAM."""
-    device = jax.local_devices()[0]
-    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    device = cast(Any, jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType]  # jax types devices partially
+    stats = cast("dict[str, object] | None", device.memory_stats() if hasattr(device, "memory_stats") else None)
     limit = (stats or {}).get("bytes_limit")
     if isinstance(limit, int) and limit > 0:
         return limit

@@ -16,7 +16,7 @@ import types
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 from .._jax import enable_x64
 from ._types import Leaf, Path
@@ -96,7 +96,7 @@ def weak_identity(f: object) -> Hashable:
             return weakref.WeakMethod(f)
         return weakref.ref(f)
     except TypeError:  # no weak references (ints, tuples, some builtins): the value itself
-        return cast(Hashable, f)
+        return f  # hashable or not: function_key checks
 
 
 def function_key(f: Any) -> Hashable | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import jax
 
@@ -29,7 +29,8 @@ def chain(fs: Sequence[Callable[[Array], Array]]) -> Callable[[Array], Array]:
         >>> chain([lambda x: x + 1, lambda x: x * 10])(jnp.ones(2)).tolist()
         [20.0, 20.0]
     """
-    if callable(fs) or not isinstance(fs, Iterable):
+    given = cast(object, fs)  # any value at run time
+    if callable(given) or not isinstance(given, Iterable):
         raise TypeError(f"chain: `fs` must be a list of functions, got {fs!r} (write chain([f, g]), not chain(f))")
     functions = tuple(fs)
     for i, f in enumerate(functions):

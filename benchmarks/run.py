@@ -38,6 +38,7 @@ from zephyr.typing import checking  # noqa: E402
 from _eager import section_eager  # noqa: E402
 from _first_trace import section_first_trace  # noqa: E402
 from _jit import section_jit  # noqa: E402
+from _memory_shapes import section_memory_shapes  # noqa: E402
 from _pairs import FULL, JSON, QUICK, Config  # noqa: E402
 from _report import elapsed, log, print_table, table  # noqa: E402
 from _subprocess import child, section_children  # noqa: E402
@@ -52,6 +53,7 @@ SECTIONS: dict[str, Callable[[Config, JSON], None]] = {
     "jit": section_jit,
     "eager": section_eager,
     "fresh": section_children,
+    "memory_shapes": section_memory_shapes,
 }
 """The sections of a run, in the order they run (``--only`` names them)."""
 

@@ -8,8 +8,8 @@ it imports nothing from zephyr.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar, cast
 
 import jax
 import jax.numpy as jnp
@@ -163,3 +163,153 @@ def check_random_key(key: object, who: str) -> None:
             f"{who}: `key` must be a JAX random key, jax.random.key(0) or "
             f"jax.random.PRNGKey(0), got {describe_value(key)}"
         )
+
+
+def is_int(value: object) -> bool:
+    """Whether ``value`` is an integer size: a Python or numpy int, not a bool."""
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def check_size(who: str, name: str, value: int, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum`` (a layer width): a TypeError for a non-int, a
+    ValueError for one too small. numpy ints are accepted and returned as ``int``.
+
+    >>> check_size("linear", "out_dim", np.int64(3))
+    3
+    >>> check_size("linear", "out_dim", 2.5)
+    Traceback (most recent call last):
+    ...
+    TypeError: linear: `out_dim` must be a positive int, got 2.5
+    >>> check_size("linear", "out_dim", -4)
+    Traceback (most recent call last):
+    ...
+    ValueError: linear: `out_dim` must be a positive int, got -4
+    """
+    expected = "a positive int" if minimum == 1 else f"an int >= {minimum}"
+    if not is_int(value):
+        fail(who, name, expected, value, TypeError)
+    if int(value) < minimum:
+        fail(who, name, expected, value)
+    return int(value)
+
+
+def check_sizes(who: str, name: str, value: Sequence[int]) -> tuple[int, ...]:
+    """A non-empty sequence of positive ints (layer widths), not a string.
+
+    >>> check_sizes("mlp", "out_dims", [8, 3])
+    (8, 3)
+    >>> check_sizes("mlp", "out_dims", "83")
+    Traceback (most recent call last):
+    ...
+    TypeError: mlp: `out_dims` must be a sequence of positive ints, got '83'
+    """
+    expected = "a sequence of positive ints"
+    given = cast(object, value)  # any value at run time
+    if isinstance(given, str | bytes) or not isinstance(given, Sequence | np.ndarray):
+        fail(who, name, expected, value, TypeError)
+    items: list[object] = list(value)
+    if not items:
+        fail(who, name, "a non-empty sequence of positive ints", value)
+    if not all(is_int(v) for v in items):
+        fail(who, name, expected, value, TypeError)
+    if not all(int(cast(int, v)) >= 1 for v in items):
+        fail(who, name, expected, value)
+    return tuple(int(cast(int, v)) for v in items)
+
+
+def check_bool(who: str, name: str, value: bool) -> bool:
+    """``value``, checked to be a bool (``"no"`` or ``1`` is not a switch).
+
+    >>> check_bool("linear", "use_bias", "no")
+    Traceback (most recent call last):
+    ...
+    TypeError: linear: `use_bias` must be True or False, got 'no'
+    """
+    given = cast(object, value)  # any value at run time
+    if not isinstance(given, bool | np.bool_):
+        fail(who, name, "True or False", value, TypeError)
+    return bool(value)
+
+
+def check_callable(who: str, name: str, value: T) -> T:
+    """``value``, checked to be callable.
+
+    >>> check_callable("mlp", "activation", "relu")
+    Traceback (most recent call last):
+    ...
+    TypeError: mlp: `activation` must be a function, got 'relu'
+    """
+    if not callable(value):
+        fail(who, name, "a function", value, TypeError)
+    return value
+
+
+def check_dtype(who: str, name: str, value: object) -> np.dtype[Any]:
+    """``value`` as a numpy dtype (JAX's canonical one), or a TypeError naming it.
+
+    >>> check_dtype("validate", "dtype", "bfloat16").name
+    'bfloat16'
+    >>> check_dtype("validate", "dtype", "notadtype")
+    Traceback (most recent call last):
+    ...
+    TypeError: validate: `dtype` must be a dtype such as jnp.float32 or 'bfloat16', got 'notadtype'
+    """
+    try:
+        return np.dtype(jax.dtypes.canonicalize_dtype(value))
+    except (TypeError, ValueError):
+        fail(who, name, "a dtype such as jnp.float32 or 'bfloat16'", value, TypeError)
+
+
+def check_tags(who: str, value: object) -> tuple[str, ...]:
+    """Tags as a tuple of strings: one string is one tag.
+
+    >>> check_tags("validate", "decay"), check_tags("validate", ["a", "b"])
+    (('decay',), ('a', 'b'))
+    >>> check_tags("validate", 5)
+    Traceback (most recent call last):
+    ...
+    TypeError: validate: `tags` must be a str or an iterable of str, got 5
+    """
+    if isinstance(value, str):
+        return (value,)
+    try:
+        tags = tuple(cast("Sequence[object]", value))
+    except TypeError:
+        fail(who, "tags", "a str or an iterable of str", value, TypeError)
+    if not all(isinstance(t, str) for t in tags):
+        fail(who, "tags", "a str or an iterable of str", value, TypeError)
+    return cast("tuple[str, ...]", tags)
+
+
+def check_axis(who: str, name: str, value: int, rank: int) -> int:
+    """An axis of an array of ``rank`` axes, as a non-negative int (negative counts from the end).
+
+    >>> check_axis("layer_norm", "axis", -1, 3)
+    2
+    >>> check_axis("layer_norm", "axis", 3, 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: layer_norm: `axis` must be an axis of an array of 3 axes (-3 to 2), got 3
+    """
+    expected = f"an axis of an array of {rank} axes ({-rank} to {rank - 1})"
+    if not is_int(value):
+        fail(who, name, expected, value, TypeError)
+    if not -rank <= int(value) < rank:
+        fail(who, name, expected, value)
+    return int(value) % rank
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def checked_by(check: Callable[..., None]) -> Callable[[F], F]:
+    """Give a net its argument checks: ``check`` takes the net's arguments and raises on a bad
+    one. ``@flexible`` runs it during ``trace`` and with checking on, before the params
+    annotation declares any leaf (so a bad size is named before it becomes a shape).
+    """
+
+    def attach(fn: F) -> F:
+        setattr(fn, "__zephyr_check__", check)  # noqa: B010  # read by zephyr._flexible
+        return fn
+
+    return attach

@@ -8,10 +8,11 @@ on, checks its arguments; otherwise it just calls the function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from .core._context import CHECKING, running_calls
+from .core._paths import missing_param
 from .core._replay import call_during_trace
 from .core._trace import TraceNode
 from .core._types import Flexible
@@ -51,15 +52,31 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
         already: Flexible[A, P, R] = fn  # type: ignore[assignment]  # made flexible before
         return already
 
+    # A net's own argument checks (``zephyr._checks.checked_by``), run during trace and with
+    # checking on, before its params annotation declares anything.
+    check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
+
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         calls = running_calls()
         calls.append((resolve_call_shape, fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
+                if check is not None:
+                    check(*args, **kwargs)
                 return call_during_trace(fn, args, kwargs, lambda: call_traced(fn, args, kwargs))
             if CHECKING.get():
+                if check is not None:
+                    check(*args, **kwargs)
                 return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)
+        except KeyError as error:  # free when nothing is raised: name the missing param's path
+            params: object = args[0] if args else None
+            if not isinstance(params, Mapping):
+                raise
+            found = missing_param(error, cast("Mapping[Any, Any]", params))
+            if found is error:
+                raise
+            raise found.with_traceback(error.__traceback__) from None
         finally:
             calls.pop()
 

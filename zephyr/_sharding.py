@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -191,6 +191,9 @@ def trace_sharded(
         (P(None, 'model'), P())
     """
     check_random_key(key, "trace_sharded")
+    given = cast(object, mesh)  # any value at run time
+    if not isinstance(given, jax.sharding.Mesh):
+        raise TypeError(f"trace_sharded: `mesh` must be a jax.sharding.Mesh (e.g. jax.make_mesh((n,), (\"model\",))), got {mesh!r}")
     items = _rule_list(rules)
     (specs,) = collect_specs(f, args, kwargs)
 

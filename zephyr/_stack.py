@@ -43,6 +43,8 @@ def stack(
         >>> sorted(params), params[5]["weights"].shape, unrolled(params, x).shape
         ([0, 1, 2, 3, 4, 5], (4, 4), (2, 4))
     """
+    if not callable(f):
+        raise TypeError(f"stack: `f` must be a function (params, x, *args) -> x, got {f!r}")
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
         raise ValueError(f"stack: `layers` must be a positive int, got {layers!r}")
     name = f"stack({name_of(f)}, {layers}{'' if scan else ', scan=False'})"

@@ -23,12 +23,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_tags
 from .core._api import collect_specs
 from ._tree import flatten_with_paths
 from .core._paths import format_path, nest
@@ -148,10 +149,13 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
         >>> info[0]["bias"].tags, info[1]["weights"].tags
         (('no_decay', 'first', 'frozen'), ())
     """
+    rules_given = cast(object, rules)  # any value at run time
+    if not isinstance(rules_given, Mapping):
+        raise TypeError(f"tags.tag: `rules` must be a dict {{selector: tag or tags}}, got {rules!r}")
     compiled: list[tuple[str, tuple[str, ...]]] = []
     for where, extra in rules.items():
         check_selector(where)
-        compiled.append((where, (extra,) if isinstance(extra, str) else tuple(extra)))
+        compiled.append((where, check_tags(f"tags.tag (rule {where!r})", extra)))
 
     def add(leaf: Leaf) -> Leaf:
         added = [t for where, extra in compiled if matches(leaf, where) for t in extra]
@@ -241,7 +245,8 @@ def labels(
         >>> tags.labels(info, lambda leaf: f"layer{leaf.depth}")[1]["weights"]
         'layer1'
     """
-    if not isinstance(rules, Mapping):
+    rules_given = cast(object, rules)  # any value at run time
+    if not isinstance(rules_given, Mapping):
         return map_leaves(rules, tree)
     table: Mapping[str, Hashable] = rules  # pyright: ignore[reportUnknownVariableType]  # narrowed from the union
     for selector in table:

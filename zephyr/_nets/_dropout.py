@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax import Array
 from jaxtyping import Float
 
-from .._checks import check_random_key, check_rate
+from .._checks import check_bool, check_random_key, check_rate
 from ..core._types import PRNGKey
 from .._flexible import flexible
 from ._pool import NoParams
@@ -60,6 +60,7 @@ def dropout(
         [1.0, 1.0, 1.0]
     """
     check_rate("dropout", "rate", rate)
+    check_bool("dropout", "deterministic", deterministic)
     if deterministic or rate == 0.0:
         return x
     check_random_key(key, "dropout")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NotRequired, TypedDict
+from typing import NotRequired, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +11,8 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import fail, is_positive_int, min_rank
+from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, fail, min_rank
+from ..core._context import CHECKING
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer
 from ._dtypes import add_trailing, cast, compute_dtype
@@ -32,7 +33,29 @@ class BranchLinearParams(TypedDict):
     bias: NotRequired[Float[Array, " num_branches*d"]]
 
 
+def _check_linear(
+    params: object, x: object, out_dim: int, use_bias: bool = True, *,
+    weights_initializer: object = None, bias_initializer: object = None,
+    dtype: object = None, param_dtype: object = None,
+) -> None:
+    check_size("linear", "out_dim", out_dim)
+    check_bool("linear", "use_bias", use_bias)
+    for name, f in (("weights_initializer", weights_initializer), ("bias_initializer", bias_initializer)):
+        if f is not None:
+            check_callable("linear", name, f)
+    for name, d in (("dtype", dtype), ("param_dtype", param_dtype)):
+        if d is not None:
+            check_dtype("linear", name, d)
+
+
+def _check_float(who: str, name: str, array: Array) -> None:
+    """With checking on, a param the annotation says is float must be (int params give zeros)."""
+    if CHECKING.get() and not jnp.issubdtype(array.dtype, jnp.floating):
+        raise TypeError(f"{who}: `params['{name}']` must be a float array (its annotation is Float), got dtype {array.dtype}")
+
+
 @flexible
+@checked_by(_check_linear)
 def linear(
     params: LinearParams,
     x: Float[Array, "*batch d_in"],
@@ -73,9 +96,11 @@ def linear(
     min_rank("linear", "x", x.shape, 1)
     weights = validate(params["weights"], (x.shape[-1], out_dim), weights_initializer, dtype=param_dtype)
     compute = compute_dtype(dtype, x, weights)
+    _check_float("linear", "weights", weights)
     y = jnp.matmul(cast(x, compute), cast(weights, compute))
     if use_bias:
         bias = validate(params["bias"], (out_dim,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # present when use_bias
+        _check_float("linear", "bias", bias)
         y = add_trailing(y, cast(bias, compute))
     return y
 
@@ -131,7 +156,8 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    if not is_positive_int(num_branches):
+    branches = cast(object, num_branches)  # any value at run time
+    if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
         fail("branch_linear", "num_branches", ">= 1", num_branches)
     d = x.shape[-1]
     flat_params: LinearParams = params  # same keys as LinearParams, other dim names
@@ -171,9 +197,13 @@ def mlp(
         >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
         ([0, 1], (2, 3))
     """
-    dims = list(out_dims)
-    if not dims:
+    given = cast(object, out_dims)  # any value at run time
+    if isinstance(given, list | tuple) and len(given) == 0:
         raise ValueError("mlp: `out_dims` must name at least one layer, got []")
+    dims = check_sizes("mlp", "out_dims", out_dims)
+    check_callable("mlp", "activation", activation)
+    check_callable("mlp", "activation_final", activation_final)
+    check_bool("mlp", "use_bias", use_bias)
     for i, out_dim in enumerate(dims):
         x = linear(params[i], x, out_dim, use_bias, dtype=dtype, param_dtype=param_dtype)
         x = activation(x) if i < len(dims) - 1 else activation_final(x)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 import jax
 import numpy as np
@@ -12,7 +12,7 @@ from jax import Array
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import fail, is_positive_int, min_rank
+from .._checks import check_bool, fail, is_positive_int, min_rank
 from ..core._initializers import ones, zeros
 from .._jax import broadcast_in_dim, reduce_sum
 from ..core._types import DType, Initializer
@@ -101,6 +101,15 @@ def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
     return compute
 
 
+def _check_switches(who: str, eps: float, **switches: bool) -> None:
+    """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each switch a bool."""
+    given = cast(object, eps)  # any value at run time
+    if isinstance(given, bool) or not isinstance(given, int | float | np.floating) or not 0.0 <= float(given) < math.inf:
+        fail(who, "eps", "a finite number >= 0", eps)
+    for name, value in switches.items():
+        check_bool(who, name, value)
+
+
 def _scale_offset(
     params: NormParams,
     y: Array,
@@ -174,6 +183,7 @@ def layer_norm(
         (2, 3, 5)
     """
     min_rank("layer_norm", "x", x.shape, 1)
+    _check_switches("layer_norm", eps, create_scale=create_scale, create_offset=create_offset)
     axes = _axes("layer_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -224,6 +234,7 @@ def rms_norm(
         (2, 5)
     """
     min_rank("rms_norm", "x", x.shape, 1)
+    _check_switches("rms_norm", eps, create_scale=create_scale)
     axes = _axes("rms_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
@@ -281,6 +292,7 @@ def group_norm(
         >>> nets.group_norm(params, x, 3).shape
         (2, 4, 4, 6)
     """
+    _check_switches("group_norm", eps, create_scale=create_scale, create_offset=create_offset)
     min_rank("group_norm", "x", x.shape, 2, "(batch, ..., channels)")
     channels = x.shape[-1]
     if not is_positive_int(num_groups) or channels % num_groups != 0:
@@ -361,6 +373,7 @@ def batch_norm(
     min_rank("batch_norm", "x", x.shape, 2, "(batch, ..., features)")
     if not 0.0 <= momentum <= 1.0:
         fail("batch_norm", "momentum", "in [0, 1]", momentum)
+    _check_switches("batch_norm", eps, create_scale=create_scale, create_offset=create_offset)
     axes = _axes("batch_norm", axis, x.ndim)
     if len(axes) == x.ndim:
         raise ValueError(
@@ -374,6 +387,13 @@ def batch_norm(
     compute = _compute(dtype, x, param_dtype)
     stats = _stats_dtype(compute)
     xs = x.astype(stats)
+    check_bool("batch_norm", "is_training", is_training)
+    if is_training and math.prod(x.shape[a] for a in reduce) == 0:
+        raise ValueError(
+            f"batch_norm: `x` of shape {x.shape} has no elements to take statistics over with "
+            "is_training=True (an empty batch would set the running mean and var to NaN); "
+            "skip the call for an empty batch, or pass is_training=False"
+        )
     if is_training:
         mean = _mean(xs, reduce)
         var = _mean(jax.lax.square(jax.lax.sub(xs, _along(mean, axes, xs.shape, stats))), reduce)

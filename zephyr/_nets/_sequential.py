@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from jax import Array
@@ -42,6 +42,9 @@ def sequential(
         >>> sorted(params), nets.sequential(params, x, layers).shape
         ([0, 2], (3, 2))
     """
+    given = cast(object, layers)  # any value at run time
+    if callable(given) or isinstance(given, str) or not isinstance(given, Iterable):
+        raise TypeError(f"sequential: `layers` must be a list of functions (params, x) -> x, got {layers!r}")
     functions = list(layers)
     for i, layer in enumerate(functions):
         if not callable(layer):

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
+import math
+import os
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from types import FrameType
 from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast, get_origin, overload
 
+import jax
 import numpy as np
 from jax import Array, core
 
-from .._checks import check_random_key
+from .._checks import check_dtype, check_random_key, check_tags, is_int
 from .._jax import shape_dtype_struct, tree_flatten
 from .._source import describe_call_argument
 from ._cache import cached_specs, function_key, signature_key, store_specs
@@ -188,6 +192,9 @@ def initialize(
     # `eval_context`, not `ensure_compile_time_eval`: the latter would also constant-fold
     # inside each initializer's own jit (its random-bit counters became embedded constants,
     # each compiled separately first).
+    if placement is None:
+        for spec in specs.values():
+            check_fits(spec)
     staged = isinstance(key, core.Tracer)
     with nullcontext() if staged else core.eval_context():
         values = {
@@ -263,8 +270,14 @@ def validate(
         declared = active_stand_in(array)  # a declared leaf read again during trace
     if declared is not None:
         state, path = declared
-        tag_tuple = (tags,) if isinstance(tags, str) else tuple(tags)
-        spec = Leaf(path, expected, to_dtype(resolved_dtype), tag_tuple, root=state.root, initializer=initializer)
+        who = f"validate of `{format_path(path, state.root)}`"
+        if any(d < 0 for d in expected):
+            raise ValueError(f"{who}: `shape` must be sizes >= 0, got {expected}")
+        if not callable(initializer):
+            raise TypeError(f"{who}: `initializer` must be a function (key, shape, dtype) -> Array, got {initializer!r}")
+        leaf_dtype = check_dtype(who, "dtype", resolved_dtype) if resolved_dtype is not None else to_dtype(None)
+        tag_tuple = check_tags(who, tags)
+        spec = Leaf(path, expected, leaf_dtype, tag_tuple, root=state.root, initializer=initializer)
         return state.declare(spec)
     actual = getattr(array, "shape", None)
     if actual is None:
@@ -277,7 +290,7 @@ def validate(
             f"{_name_for_error(array, _caller())}: expected shape {expected}, "
             f"got {tuple(actual)}"
         )
-    if dtype is not None and np.dtype(array.dtype) != to_dtype(dtype):  # type: ignore[union-attr]
+    if dtype is not None and np.dtype(array.dtype) != check_dtype("validate", "dtype", dtype):  # type: ignore[union-attr]
         raise ValueError(
             f"{_name_for_error(array, _caller())}: expected dtype {to_dtype(dtype).name}, "
             f"got {np.dtype(array.dtype).name}"  # type: ignore[union-attr]
@@ -289,9 +302,35 @@ def _literal_shape(shape: object) -> Shape | None:
     """``shape`` as a tuple if it is a sequence of ints, else ``None`` (a dim spec)."""
     if isinstance(shape, tuple | list):
         dims: list[object] = list(cast("Iterable[object]", shape))
-        if all(isinstance(d, int) for d in dims):
-            return tuple(cast("list[int]", dims))
+        if all(is_int(d) for d in dims):  # numpy ints too: sizes computed with numpy
+            return tuple(int(cast(int, d)) for d in dims)
     return None
+
+
+@functools.cache
+def _device_bytes() -> int:
+    """What one device can hold: its memory limit where JAX reports one, else the host's RAM."""
+    device = cast(Any, jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType]  # jax types devices partially
+    stats = cast("dict[str, object] | None", device.memory_stats() if hasattr(device, "memory_stats") else None)
+    limit = (stats or {}).get("bytes_limit")
+    if isinstance(limit, int) and limit > 0:
+        return limit
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def check_fits(spec: Leaf) -> None:
+    """Refuse, before allocating, a leaf larger than one device can hold (naming its path).
+
+    ``abstract_trace`` allocates nothing and does not check: use it (then ``zephyr.sharding``
+    or ``zephyr.checkpoint.restore``) to plan a model larger than one device.
+    """
+    nbytes = math.prod(spec.shape) * spec.dtype.itemsize
+    if nbytes > _device_bytes():
+        raise ValueError(
+            f"trace: `{spec.name}` of shape {spec.shape} and dtype {spec.dtype.name} needs "
+            f"{nbytes / 2**30:.1f} GiB, more than one device holds ({_device_bytes() / 2**30:.1f} GiB). "
+            "Plan it with zephyr.abstract_trace (nothing allocated), or shard it with zephyr.sharding.trace_sharded"
+        )
 
 
 def _caller() -> FrameType:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -32,10 +34,11 @@ class LRU(Generic[V]):
     (True, 1, 2)
     """
 
-    def __init__(self, max_entries: int) -> None:
+    def __init__(self, max_entries: int, on_evict: Callable[[V], object] | None = None) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._on_evict = on_evict  # called with each value forgotten for the bound
 
     def get(self, key: Hashable) -> V | None:
         """The value of ``key`` (now the most recently used), or ``None``."""
@@ -50,8 +53,10 @@ class LRU(Generic[V]):
         with self._lock:
             self._entries[key] = value
             self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            evicted = [self._entries.popitem(last=False)[1] for _ in range(len(self._entries) - self.max_entries)]
+        if self._on_evict is not None:
+            for old in evicted:
+                self._on_evict(old)
 
     def clear(self) -> None:
         """Forget every entry."""
@@ -78,8 +83,28 @@ def clear_trace_cache() -> None:
     _TRACES.clear()
 
 
+def weak_identity(f: object) -> Hashable:
+    """``f`` by a weak reference where it has one: a cache key that does not keep ``f`` (and
+    what its closure captures) alive. Equal while ``f`` lives; a dead key matches nothing.
+
+    >>> def f(): ...
+    >>> weak_identity(f) == weak_identity(f), weak_identity(1)
+    (True, 1)
+    """
+    try:
+        if isinstance(f, types.MethodType):  # a new bound method on every access
+            return weakref.WeakMethod(f)
+        return weakref.ref(f)
+    except TypeError:  # no weak references (ints, tuples, some builtins): the value itself
+        return f  # hashable or not: function_key checks
+
+
 def function_key(f: Any) -> Hashable | None:
-    """A hashable identity for ``f``: the function itself, or a holed/partial call's content."""
+    """A hashable identity for ``f``: ``f`` by weak reference, or a holed/partial call's content.
+
+    The cache must not keep alive what a traced function captures (``jax.jit``'s own cache
+    holds its functions weakly too), so a plain function is keyed by a weak reference.
+    """
     content = getattr(f, "cache_key", None)
     if callable(content):  # a holed call: its function, filled arguments and holes
         key: Hashable | None = content()
@@ -90,7 +115,7 @@ def function_key(f: Any) -> Hashable | None:
             return None
         key = ("partial", inner, f.args, tuple(sorted(f.keywords.items())))
     else:
-        key = f
+        key = weak_identity(f)
     try:
         hash(key)
     except TypeError:

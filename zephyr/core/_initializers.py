@@ -156,7 +156,17 @@ def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
     return cast(PRNGKey, jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL))
 
 
-_COMPILED: LRU[Callable[[PRNGKey, Any], Array]] = LRU(512)
+def _drop_executables(compiled: Any) -> None:
+    clear = getattr(compiled, "clear_cache", None)
+    if clear is not None:
+        clear()
+
+
+# Bounded at 128 kinds of leaf, each forgotten program's executables released at once: an
+# XLA:CPU executable holds ~5 MB, so memory stays under ~700 MB however many leaf shapes are
+# traced (raw eager `jax.random` init grows by the same ~5 MB per new shape, unbounded below
+# JAX's own per-function cache of 4096; see benchmarks/_memory_shapes.py).
+_COMPILED: LRU[Callable[[PRNGKey, Any], Array]] = LRU(128, on_evict=_drop_executables)
 
 
 def _leaf_initializer(

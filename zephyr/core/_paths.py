@@ -71,3 +71,51 @@ def _check_sortable(tree: dict[PathKey, Any], path: Path, root: str) -> None:
     for key, child in tree.items():
         if isinstance(child, dict):
             _check_sortable(cast("dict[PathKey, Any]", child), path + (key,), root)
+
+
+class MissingParam(KeyError):
+    """A key a net asked its params for at apply time and did not find (a ``KeyError``).
+
+    Raised by ``@flexible`` calls: the innermost one whose params lack the key creates it;
+    each enclosing ``@flexible`` call puts the key it passed down in front of ``path``, so the
+    message names the whole path asked for, from the outermost net's params.
+
+    >>> str(MissingParam("bias", ("encoder", 0), ["weights"]))
+    "params['encoder'][0] has no key 'bias' (keys there: 'weights'); the params do not match this model"
+    """
+
+    def __init__(self, key: Any, path: tuple[Any, ...], keys: list[Any]) -> None:
+        super().__init__(key)
+        self.key, self.path, self.keys = key, path, keys
+        self.params_at: object = None  # the mapping the path starts at (to extend it upwards)
+
+    def __str__(self) -> str:
+        where = format_path(self.path, "params")
+        keys = ", ".join(repr(k) for k in self.keys) or "none"
+        return f"{where} has no key {self.key!r} (keys there: {keys}); the params do not match this model"
+
+
+def missing_param(error: KeyError, params: Mapping[Any, Any]) -> KeyError:
+    """``error`` raised by a net called with ``params``, with the path of the missing key.
+
+    A ``KeyError`` of a key ``params`` lacks becomes a :class:`MissingParam`; one raised
+    further down gains the key under which ``params`` holds the mapping it started at.
+    Anything else is returned as it is.
+    """
+    if isinstance(error, MissingParam):
+        for key, value in params.items():
+            if value is error.params_at:
+                error.path = (key, *error.path)
+                error.params_at = params
+                break
+        return error
+    key = error.args[0] if len(error.args) == 1 else None
+    try:
+        present = key in params
+    except TypeError:  # an unhashable key
+        return error
+    if present:
+        return error
+    found = MissingParam(key, (), list(params))
+    found.params_at = params
+    return found

@@ -309,6 +309,13 @@ def run_abstract(
         finally:
             for state in states:  # drop the stand-ins: no tracer outlives its trace
                 state.stand_ins.clear()
+        if callable(out) and callable(getattr(out, "cache_key", None)):  # holes left unfilled
+            raise TypeError(
+                f"trace: `{name_of(f)}` returned a function with holes still unfilled: it was "
+                f"called as f(params, *args) with {len(leaves)} argument(s) after params and "
+                "returned another holed call instead of running. Fill every hole but params and "
+                "the inputs given to trace, e.g. trace(nets.linear(_, _, 256), key, x)"
+            )
         out_leaves = jax.tree_util.tree_leaves(out)
         return [leaf for leaf in out_leaves if isinstance(leaf, jax.Array)]
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar, cast
 
 import jax
+
+from .._checks import check_random_key
 from jax import Array
 
 from ..core._types import Params, PRNGKey
@@ -27,6 +29,9 @@ def chain(fs: Sequence[Callable[[Array], Array]]) -> Callable[[Array], Array]:
         >>> chain([lambda x: x + 1, lambda x: x * 10])(jnp.ones(2)).tolist()
         [20.0, 20.0]
     """
+    given = cast(object, fs)  # any value at run time
+    if callable(given) or not isinstance(given, Iterable):
+        raise TypeError(f"chain: `fs` must be a list of functions, got {fs!r} (write chain([f, g]), not chain(f))")
     functions = tuple(fs)
     for i, f in enumerate(functions):
         if not callable(f):
@@ -96,6 +101,12 @@ def thread_params(fs: Sequence[Callable[..., R]], params: Params) -> list[Callab
         [11, 12]
     """
     functions = list(fs)
+    missing = [i for i in range(len(functions)) if i not in params] if isinstance(params, Mapping) else []
+    if missing:
+        raise KeyError(
+            f"thread_params: {len(functions)} functions need params[0] to params[{len(functions) - 1}]; "
+            f"missing {missing}, the params have keys {list(params)}"
+        )
     return [functools.partial(f, params[i]) for i, f in enumerate(functions)]
 
 
@@ -108,6 +119,7 @@ def thread_key(fs: Sequence[Callable[..., R]], key: PRNGKey) -> list[Callable[..
         >>> len(fs)
         3
     """
+    check_random_key(key, "thread_key")
     functions = list(fs)
     keys = jax.random.split(key, len(functions))
     return [functools.partial(f, keys[i]) for i, f in enumerate(functions)]

@@ -12,6 +12,7 @@ import inspect
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
+from ..core._cache import weak_identity
 from ..core._types import placeholder_hole
 
 _HOLE: Final = placeholder_hole
@@ -105,7 +106,8 @@ class Holed:
         ``trace`` uses it to recognise ``net(_, _, 256)`` built twice as the same net.
         """
         try:
-            key = (self.func, self.args, tuple(sorted(self.kwargs.items())))
+            # The function by weak reference: a cached trace keeps no closure alive.
+            key = (weak_identity(self.func), self.args, tuple(sorted(self.kwargs.items())))
             hash(key)
         except TypeError:  # an array or another unhashable argument
             return None

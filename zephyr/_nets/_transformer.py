@@ -64,7 +64,8 @@ def transformer_block(
     num_heads: int,
     *,
     mlp_dim: int | None = None,
-    masks: Bool[Array, "..."] | None = None,
+    mask: Bool[Array, "..."] | None = None,
+    padding_mask: Bool[Array, "..."] | None = None,
     is_causal: bool = False,
     activation: Callable[[Array], Array] = jax.nn.gelu,
     num_kv_heads: int | None = None,
@@ -79,7 +80,8 @@ def transformer_block(
         x: ``(*batch, seq, d)``.
         num_heads: attention heads; must divide ``d``.
         mlp_dim: the MLP's hidden width (default ``4 * d``).
-        masks: the attention mask, as for ``multi_head_self_attention``.
+        mask: the attention mask, as for ``multi_head_self_attention``.
+        padding_mask: True = a real token, ``(*batch, seq)``.
         is_causal: causal self-attention.
         activation: the MLP's activation (default ``jax.nn.gelu``).
         num_kv_heads: key/value heads for grouped-query attention (default ``num_heads``).
@@ -109,8 +111,9 @@ def transformer_block(
         params["attention"],
         h,
         num_heads,
-        masks,
+        mask,
         is_causal,
+        padding_mask=padding_mask,
         num_kv_heads=num_kv_heads,
         dtype=dtype,
         param_dtype=param_dtype,
@@ -131,7 +134,8 @@ def transformer(
     scan: bool = True,
     remat: bool = False,
     mlp_dim: int | None = None,
-    masks: Bool[Array, "..."] | None = None,
+    mask: Bool[Array, "..."] | None = None,
+    padding_mask: Bool[Array, "..."] | None = None,
     is_causal: bool = False,
     activation: Callable[[Array], Array] = jax.nn.gelu,
     num_kv_heads: int | None = None,
@@ -156,7 +160,8 @@ def transformer(
         scan: stacked params and ``lax.scan`` (True) or a Python loop over ``params["layers"][i]``.
         remat: recompute each block's activations in the backward pass (``jax.checkpoint``).
         mlp_dim: the MLP's hidden width (default ``4 * d``).
-        masks: the attention mask, as for ``multi_head_self_attention``.
+        mask: the attention mask, as for ``multi_head_self_attention``.
+        padding_mask: True = a real token, ``(*batch, seq)``.
         is_causal: causal self-attention.
         activation: the MLP's activation (default ``jax.nn.gelu``).
         num_kv_heads: key/value heads for grouped-query attention.
@@ -186,7 +191,8 @@ def transformer(
             h,
             num_heads,
             mlp_dim=mlp_dim,
-            masks=masks,
+            mask=mask,
+            padding_mask=padding_mask,
             is_causal=is_causal,
             activation=activation,
             num_kv_heads=num_kv_heads,

@@ -378,3 +378,79 @@ def test_old_padding_mask_in_mask_is_an_error_that_names_padding_mask(key: jax.A
         nets.multi_head_self_attention(params, x, 2, padding_mask=_ones(2, 5))
     with pytest.raises(TypeError, match=r"masks"):  # the old keyword is gone: its meaning changed
         nets.multi_head_self_attention(params, x, 2, masks=_ones(2, 5, dtype=bool))  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # the removed keyword
+
+
+# ------------------------------------------------------------------------------ rotary positions
+
+
+def _np_rope(x: np.ndarray, positions: np.ndarray, base: float) -> np.ndarray:
+    """Rotate-half RoPE from the formula: x (..., T, H, D), positions broadcast to (..., T)."""
+    half = x.shape[-1] // 2
+    inv = base ** (-np.arange(half) * 2.0 / x.shape[-1])
+    angles = np.asarray(positions, np.float64)[..., :, None, None] * inv  # (..., T, 1, half)
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate([x1 * np.cos(angles) - x2 * np.sin(angles), x2 * np.cos(angles) + x1 * np.sin(angles)], -1)
+
+
+def _np_rope_mha(
+    params: Any, q: Any, kv: Any, num_heads: int, num_kv_heads: int, key_size: int, q_pos: np.ndarray, k_pos: np.ndarray, base: float, causal: bool
+) -> np.ndarray:
+    q, kv = np.asarray(q, np.float64), np.asarray(kv, np.float64)
+    qp = _np_linear(params["query"], q).reshape((*q.shape[:-1], num_heads, key_size))
+    kp = _np_linear(params["key"], kv).reshape((*kv.shape[:-1], num_kv_heads, key_size))
+    vp = _np_linear(params["value"], kv).reshape((*kv.shape[:-1], num_kv_heads, -1))
+    qp, kp = _np_rope(qp, q_pos, base), _np_rope(kp, k_pos, base)
+    mask = np.ones((qp.shape[0], num_heads, q.shape[-2], kv.shape[-2]), bool)
+    if causal:
+        mask = np.broadcast_to(np.tril(np.ones((q.shape[-2], kv.shape[-2]), bool)), mask.shape)
+    heads = _np_attention(qp, kp, vp, mask)
+    return _np_linear(params["out"], heads.reshape((*heads.shape[:-2], -1)))
+
+
+@pytest.mark.parametrize("base,num_kv_heads", [(10000.0, 4), (500.0, 2)])
+def test_self_attention_with_rope_matches_the_formula(key: jax.Array, base: float, num_kv_heads: int) -> None:
+    x = _normal(key, 1, (2, 6, 16))
+    net = nets.multi_head_self_attention(_, _, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base)
+    params = _randomize(trace(net, key, x), key)
+    pos = np.arange(6)
+    _close(net(params, x), _np_rope_mha(params, x, x, 4, num_kv_heads, 4, pos, pos, base, True))
+    # explicit positions per example (e.g. left padding): (batch, seq)
+    explicit = np.array([np.arange(6) + 3, np.arange(6) * 2])
+    y = nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base, positions=_array(explicit))
+    _close(y, _np_rope_mha(params, x, x, 4, num_kv_heads, 4, explicit, explicit, base, True))
+    # and rope changes the result (it is not silently ignored)
+    assert not np.allclose(np.asarray(net(params, x)), np.asarray(nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads)))
+
+
+def test_cross_attention_rope_with_query_and_key_positions(key: jax.Array) -> None:
+    q, kv = _normal(key, 1, (2, 3, 8)), _normal(key, 2, (2, 5, 8))
+    net = nets.multi_head_attention(_, _, _, _, 2, rope=True)
+    params = _randomize(trace(net, key, q, kv, kv), key)
+    qp, kp = np.array([2, 3, 4]), np.arange(5)
+    y = nets.multi_head_attention(params, q, kv, kv, 2, rope=True, positions=_array(qp), kv_positions=_array(kp))
+    _close(y, _np_rope_mha(params, q, kv, 2, 2, 4, qp, kp, 10000.0, False))
+
+
+def test_kv_cache_step_with_rope_equals_full_causal(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 7, 16))
+    options: dict[str, Any] = {"num_kv_heads": 2, "rope": True, "rope_base": 100.0}
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, 4, **options), key, x), key)
+    full = nets.multi_head_self_attention(params, x, 4, None, True, **options)
+    cache = nets.init_kv_cache(x, 4, 8, num_kv_heads=2)
+    prefix, cache = nets.multi_head_self_attention_step(params, cache, x[:, :3], 4, **options)
+    outputs = [prefix]
+    for t in range(3, 7):
+        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4, **options)
+        outputs.append(y_t)
+    _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
+
+
+def test_rope_options_checked(key: jax.Array) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    with pytest.raises(ValueError, match=r"multi_head_attention: `positions` are read by the rotary embedding only: pass `rope=True`"):
+        nets.multi_head_self_attention(params, x, 2, positions=_array(np.arange(5)))
+    with pytest.raises(ValueError, match=r"`rope=True` rotates pairs of features: the key size must be even, got 3"):
+        trace(nets.multi_head_self_attention(_, _, 2, key_size=3, rope=True), key, x)
+    with pytest.raises(ValueError, match=r"`positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 5\), got shape \(4,\)"):
+        nets.multi_head_self_attention(params, x, 2, rope=True, positions=_array(np.arange(4)))

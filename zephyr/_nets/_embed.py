@@ -140,7 +140,7 @@ def positional_embed(
         >>> params["embeddings"].shape, nets.positional_embed(params, x, 16).shape
         ((16, 8), (2, 5, 8))
         >>> step = nets.positional_embed(params, x[:, :1], 16, offset=3)  # decoding step 3
-        >>> bool(jnp.allclose(step[:, 0], params["embeddings"][3]))
+        >>> bool(jnp.allclose(step[:, 0], params["embeddings"][3][None]))
         True
     """
     min_rank("positional_embed", "x", x.shape, 2, "(seq, d)")

@@ -148,6 +148,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = lambda y: y,
     *,
     use_bias: bool = True,
+    weights_initializer: Initializer = default_initializer,
+    final_weights_initializer: Initializer | None = None,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch d_out"]:
@@ -159,6 +162,13 @@ def mlp(
         out_dims: the output size of each layer; the last is the output size.
         activation: applied after every layer but the last.
         activation_final: applied after the last layer (default: identity).
+        use_bias: whether the layers have a bias.
+        weights_initializer: initializer of the layers' weights (default: truncated normal, fan-in).
+        final_weights_initializer: initializer of the last layer's weights (default
+            ``weights_initializer``), e.g. nanoGPT's residual projection scaled by ``1 / sqrt(2 * layers)``.
+        bias_initializer: initializer of the biases (default zeros).
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
 
     Returns:
         ``(*batch, out_dims[-1])``.
@@ -175,6 +185,17 @@ def mlp(
     if not dims:
         raise ValueError("mlp: `out_dims` must name at least one layer, got []")
     for i, out_dim in enumerate(dims):
-        x = linear(params[i], x, out_dim, use_bias, dtype=dtype, param_dtype=param_dtype)
+        last = i == len(dims) - 1
+        init = final_weights_initializer if last and final_weights_initializer is not None else weights_initializer
+        x = linear(
+            params[i],
+            x,
+            out_dim,
+            use_bias,
+            weights_initializer=init,
+            bias_initializer=bias_initializer,
+            dtype=dtype,
+            param_dtype=param_dtype,
+        )
         x = activation(x) if i < len(dims) - 1 else activation_final(x)
     return x

@@ -354,7 +354,8 @@ def test_tril_mask_equals_is_causal_at_every_batch_size(key: jax.Array, batch: i
     tril = jnp.tril(_ones(4, 4, dtype=bool))
     causal = nets.multi_head_self_attention(params, x, 2, is_causal=True)
     _close(nets.multi_head_self_attention(params, x, 2, tril), causal, 1e-6)
-    _close(nets.dot_product_attention(*(_normal(key, 2, (batch, 4, 2, 4)),) * 3, tril), nets.dot_product_attention(*(_normal(key, 2, (batch, 4, 2, 4)),) * 3, is_causal=True), 1e-6)
+    q, k, v = (_normal(key, i, (batch, 4, 2, 4)) for i in (2, 3, 4))
+    _close(nets.dot_product_attention(q, k, v, tril), nets.dot_product_attention(q, k, v, is_causal=True), 1e-6)
 
 
 def test_unbatched_mask_forms(key: jax.Array) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, TypedDict
+from typing import NamedTuple, TypedDict, cast as typing_cast
 
 import jax
 import jax.numpy as jnp
@@ -98,8 +98,7 @@ def _boolean(who: str, name: str, mask: object) -> Array:
             f"{who}: `{name}` must be a boolean array (True = attend), got "
             f"{type(mask).__name__}{'' if dtype is None else f' of dtype {dtype}'}\n{MSG_MASKS}"
         )
-    checked: Array = mask  # pyright: ignore[reportAssignmentType]  # a boolean array, checked above
-    return checked
+    return typing_cast(Array, mask)  # a boolean array, checked above
 
 
 def _full_mask(
@@ -228,11 +227,12 @@ def _attend_with_dropout(q: Array, k: Array, v: Array, mask: Array | None, scale
     """Attention whose weights are dropped (inverted dropout); the rest as :func:`_attend`."""
     groups = q.shape[-2] // k.shape[-2]
     k, v = jnp.repeat(k, groups, axis=-2), jnp.repeat(v, groups, axis=-2)
-    logits = jnp.einsum("...thd,...shd->...hts", q, k, preferred_element_type=jnp.float32) * scale
+    qh, kh, vh = (jnp.moveaxis(a, -2, -3) for a in (q, k, v))  # (*b, H, T or S, D)
+    logits = jnp.matmul(qh, jnp.swapaxes(kh, -1, -2), preferred_element_type=jnp.float32) * scale
     if mask is not None:  # as jax: a fully masked row gets equal weights (the plain mean)
-        logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+        logits = jnp.where(mask, logits, float(np.finfo(np.float32).min))
     weights = _keep(dropout.key, dropout.rate, logits.shape, jax.nn.softmax(logits, axis=-1))
-    return jnp.einsum("...hts,...shd->...thd", weights.astype(v.dtype), v)
+    return jnp.moveaxis(jnp.matmul(weights.astype(v.dtype), vh), -3, -2)
 
 
 def _pad_last(a: Array, size: int) -> Array:

@@ -4,7 +4,7 @@ stack of blocks) and their cached decoding steps."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, NamedTuple, NotRequired, TypedDict
+from typing import Literal, NamedTuple, NotRequired, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -111,7 +111,7 @@ class _Block(NamedTuple):
         if self.norm == "rms":
             rms: RMSNormParams = {"scale": params["scale"]}  # pyright: ignore[reportTypedDictNotRequiredAccess]  # rms params have a scale
             return rms_norm(rms, x, -1, eps=self.norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
-        ln: NormParams = params  # pyright: ignore[reportAssignmentType]  # layer-norm params when norm="layer"
+        ln = cast(NormParams, params)  # layer-norm params when norm="layer"
         return layer_norm(ln, x, -1, eps=self.norm_eps, dtype=self.dtype, param_dtype=self.param_dtype)
 
     def feed_forward(self, params: dict[int, LinearParams] | GatedMLPParams, x: Array) -> Array:
@@ -119,7 +119,7 @@ class _Block(NamedTuple):
         hidden = 4 * d if self.mlp_dim is None else self.mlp_dim
         out_init = self.weights_initializer if self.out_initializer is None else self.out_initializer
         if not self.gated:
-            plain: dict[int, LinearParams] = params  # pyright: ignore[reportAssignmentType]  # {0, 1} when not gated
+            plain = cast(dict[int, LinearParams], params)  # {0, 1} when not gated
             return mlp(
                 plain,
                 x,
@@ -132,7 +132,7 @@ class _Block(NamedTuple):
                 dtype=self.dtype,
                 param_dtype=self.param_dtype,
             )
-        gated: GatedMLPParams = params  # pyright: ignore[reportAssignmentType]  # gate/up/down when gated
+        gated = cast(GatedMLPParams, params)  # gate/up/down when gated
 
         def project(p: LinearParams, h: Array, size: int, init: Initializer) -> Array:
             return linear(
@@ -521,7 +521,10 @@ def init_transformer_cache(
     one = init_kv_cache(
         x, num_heads, max_len, num_kv_heads=num_kv_heads, key_size=key_size, value_size=value_size, dtype=dtype
     )
-    stacked: KVCache = jax.tree.map(lambda a: jnp.broadcast_to(a, (num_layers, *a.shape)), one)
+    def repeat(a: Array) -> Array:
+        return jnp.broadcast_to(a, (num_layers, *a.shape))
+
+    stacked: KVCache = jax.tree.map(repeat, one)
     return stacked
 
 
@@ -692,7 +695,7 @@ def transformer_step(
         norm_eps, placement, gated, 0.0, 0.0, True, default_initializer, None, zeros, dtype, param_dtype,
     )  # fmt: skip
     block.check(None)
-    lengths = getattr(getattr(cache, "get", lambda _: None)("length"), "shape", None)
+    lengths = getattr(cache.get("length") if isinstance(cache, dict) else None, "shape", None)  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
     if lengths != (num_layers,):
         raise ValueError(
             f"{who}: `cache` must hold one cache per layer (from init_transformer_cache with num_layers="
@@ -703,19 +706,29 @@ def transformer_step(
         return block.step(layer_params, layer_cache, h, mask, padding_mask, positions)
 
     if scan:
-        stacked: TransformerBlockParams = params["layers"]  # pyright: ignore[reportAssignmentType]  # stacked when scan=True
+        stacked = cast(TransformerBlockParams, params["layers"])  # stacked when scan=True
 
         def body(h: Array, xs: tuple[TransformerBlockParams, KVCache]) -> tuple[Array, KVCache]:
             return layer(h, *xs)
 
         y, new_cache = jax.lax.scan(body, x, (stacked, cache))
     else:
-        looped: dict[int, TransformerBlockParams] = params["layers"]  # pyright: ignore[reportAssignmentType]  # {i: block} when scan=False
-        y, caches = x, []
+        looped = cast(dict[int, TransformerBlockParams], params["layers"])  # {i: block} when scan=False
+        y, caches = x, list[KVCache]()
         for i in range(num_layers):
-            y, updated = layer(y, looped[i], jax.tree.map(lambda a: a[i], cache))
+            y, updated = layer(y, looped[i], _layer_slice(cache, i))
             caches.append(updated)
-        new_cache = jax.tree.map(lambda *a: jnp.stack(a), *caches)
+        new_cache = _stacked(caches)
     if final_norm:
         y = block.normalize(params["final_norm"], y)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when final_norm
     return y, new_cache
+
+
+def _layer_slice(cache: KVCache, i: int) -> KVCache:
+    """Layer ``i``'s cache of a stacked cache."""
+    return {"key": cache["key"][i], "value": cache["value"][i], "length": cache["length"][i]}
+
+
+def _stacked(caches: list[KVCache]) -> KVCache:
+    """Per-layer caches stacked along a new leading axis."""
+    return {name: jnp.stack([c[name] for c in caches]) for name in ("key", "value", "length")}  # type: ignore[misc]  # the three KVCache keys, each stacked

@@ -378,7 +378,7 @@ def test_old_padding_mask_in_mask_is_an_error_that_names_padding_mask(key: jax.A
     with checking(False), pytest.raises(TypeError, match=r"`padding_mask` must be a boolean array"):
         nets.multi_head_self_attention(params, x, 2, padding_mask=_ones(2, 5))
     with pytest.raises(TypeError, match=r"masks"):  # the old keyword is gone: its meaning changed
-        nets.multi_head_self_attention(params, x, 2, masks=_ones(2, 5, dtype=bool))  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]  # the removed keyword
+        nets.multi_head_self_attention(params, x, 2, masks=_ones(2, 5, dtype=bool))  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]  # the removed keyword
 
 
 # ------------------------------------------------------------------------------ rotary positions

@@ -194,11 +194,11 @@ def test_option_errors(key: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"multi_head_attention: `dropout_rate` is 0.1 but no `key` was given"):
         nets.multi_head_self_attention(params["attention"], x, 2, dropout_rate=0.1)
     with pytest.raises(TypeError, match=r"parameter 'placement'"):  # run-time checking reads the Literal
-        nets.transformer_block(params, x, 2, placement="sandwich")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
+        nets.transformer_block(params, x, 2, placement="sandwich")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]  # the bad value under test
     with checking(False), pytest.raises(ValueError, match=r"transformer_block: `placement` must be 'pre', 'post' or 'parallel', got 'sandwich'"):
-        nets.transformer_block(params, x, 2, placement="sandwich")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
+        nets.transformer_block(params, x, 2, placement="sandwich")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]  # the bad value under test
     with checking(False), pytest.raises(ValueError, match=r"transformer_block: `norm` must be 'layer' or 'rms', got 'batch'"):
-        nets.transformer_block(params, x, 2, norm="batch")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
+        nets.transformer_block(params, x, 2, norm="batch")  # type: ignore[call-overload]  # pyright: ignore[reportArgumentType]  # the bad value under test
     with pytest.raises(ValueError, match=r"`attention_dropout_rate` must be a number in \[0, 1\], got 2.0"):
         nets.transformer_block(params, x, 2, attention_dropout_rate=2.0)
 

@@ -731,4 +731,8 @@ def _layer_slice(cache: KVCache, i: int) -> KVCache:
 
 def _stacked(caches: list[KVCache]) -> KVCache:
     """Per-layer caches stacked along a new leading axis."""
-    return {name: jnp.stack([c[name] for c in caches]) for name in ("key", "value", "length")}  # type: ignore[misc]  # the three KVCache keys, each stacked
+    return {
+        "key": jnp.stack([c["key"] for c in caches]),
+        "value": jnp.stack([c["value"] for c in caches]),
+        "length": jnp.stack([c["length"] for c in caches]),
+    }

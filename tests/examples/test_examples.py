@@ -38,6 +38,7 @@ TINY: dict[str, list[str]] = {
     "sharded_train": ["--steps", "2", "--batch", "8", "--hidden", "8"],
     "tags_per_depth": ["--steps", "3", "--widths", "4", "4", "1"],
     "typed_nets": ["--steps", "3"],
+    "vit": ["--epochs", "1", "--limit", "64", "--batch-size", "32", "--d", "16", "--heads", "2", "--layers", "1"],
 }
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typed marker
 from jax import Array
 
-from zephyr import nets, trace
+from zephyr import nets, trace, validate
 from zephyr.nets import KVCache
 from zephyr.typing import Params
 
@@ -68,13 +68,19 @@ def block_options(config: Config) -> dict[str, Any]:
     }
 
 
+def unembed(params: Params, h: Array, config: Config) -> Array:
+    """Logits from the last hidden states: the embedding table is the output projection (tied)."""
+    table = validate(params["embed"]["embeddings"], (config.vocab_size, config.d))
+    return h @ table.T
+
+
 def llama(params: Params, tokens: Array, config: Config) -> Array:
     """Logits ``(*batch, seq, vocab)`` of token ids ``(*batch, seq)``, causal."""
     x = nets.token_embed(params["embed"], tokens, config.vocab_size, config.d)
     h = nets.transformer(
         params["transformer"], x, config.num_layers, config.num_heads, is_causal=True, **block_options(config)
     )
-    return h @ params["embed"]["embeddings"].T  # tied embeddings
+    return unembed(params, h, config)
 
 
 def llama_step(params: Params, cache: KVCache, tokens: Array, config: Config) -> tuple[Array, KVCache]:
@@ -83,7 +89,7 @@ def llama_step(params: Params, cache: KVCache, tokens: Array, config: Config) ->
     h, cache = nets.transformer_step(
         params["transformer"], cache, x, config.num_layers, config.num_heads, **block_options(config)
     )
-    return h @ params["embed"]["embeddings"].T, cache
+    return unembed(params, h, config), cache
 
 
 def params_from_hf(state_dict: Mapping[str, Any]) -> Params:
@@ -107,7 +113,7 @@ def params_from_hf(state_dict: Mapping[str, Any]) -> Params:
     def weights(suffix: str) -> dict[str, Array]:
         return {"weights": stacked(suffix)}
 
-    layers = {
+    layers: Params = {
         "attention_norm": {"scale": stacked("input_layernorm.weight", transpose=False)},
         "attention": {
             "query": weights("self_attn.q_proj.weight"),

@@ -1,3 +1,5 @@
+# jax.numpy's ones/zeros are annotated partially (their `device` argument).
+# pyright: reportUnknownMemberType=false
 """Memory over many shapes: RSS growth of tracing nets of distinct leaf shapes, zephyr vs raw.
 
 Each side runs in a fresh interpreter (``python _memory_shapes.py IMPL N``): ``N`` linear

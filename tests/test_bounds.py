@@ -1,6 +1,9 @@
 """Nothing grows without bound: the trace cache holds no closure alive, the compiled
 initializers are bounded and release their executables."""
 
+# The engine's caches are inspected on purpose.
+# pyright: reportPrivateUsage=false
+
 from __future__ import annotations
 
 import gc
@@ -46,7 +49,8 @@ def test_a_holed_call_is_cached_while_it_lives_and_not_kept_alive() -> None:
     def make() -> Callable[..., Any]:
         @flexible
         def local(params: Any, x: jax.Array, n: int) -> jax.Array:
-            return nets.linear(params, x, n)
+            y: jax.Array = nets.linear(params, x, n)
+            return y
 
         return local
 
@@ -61,10 +65,12 @@ def test_a_holed_call_is_cached_while_it_lives_and_not_kept_alive() -> None:
 def test_bound_methods_hit_the_cache() -> None:
     class Model:
         def __call__(self, params: Any, x: jax.Array) -> jax.Array:
-            return nets.linear(params, x, 2)
+            y: jax.Array = nets.linear(params, x, 2)
+            return y
 
         def apply(self, params: Any, x: jax.Array) -> jax.Array:
-            return nets.linear(params, x, 2)
+            y: jax.Array = nets.linear(params, x, 2)
+            return y
 
     model = Model()
     x = jnp.ones((1, 4))

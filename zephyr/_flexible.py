@@ -8,8 +8,8 @@ on, checks its arguments; otherwise it just calls the function.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from .core._context import CHECKING, running_calls
 from .core._paths import missing_param
@@ -70,10 +70,7 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
                 return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)
         except KeyError as error:  # free when nothing is raised: name the missing param's path
-            params: object = args[0] if args else None
-            if not isinstance(params, Mapping):
-                raise
-            found = missing_param(error, cast("Mapping[Any, Any]", params))
+            found = missing_param(error, args[0] if args else None)
             if found is error:
                 raise
             raise found.with_traceback(error.__traceback__) from None

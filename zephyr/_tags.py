@@ -245,8 +245,7 @@ def labels(
         >>> tags.labels(info, lambda leaf: f"layer{leaf.depth}")[1]["weights"]
         'layer1'
     """
-    rules_given = cast(object, rules)  # any value at run time
-    if not isinstance(rules_given, Mapping):
+    if not isinstance(rules, Mapping):
         return map_leaves(rules, tree)
     table: Mapping[str, Hashable] = rules  # pyright: ignore[reportUnknownVariableType]  # narrowed from the union
     for selector in table:

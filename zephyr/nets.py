@@ -34,6 +34,10 @@ from ._nets._transformer import TransformerBlockParams as TransformerBlockParams
 from ._nets._transformer import TransformerParams as TransformerParams
 from ._nets._transformer import transformer as transformer
 from ._nets._transformer import transformer_block as transformer_block
+from ._nets._transformer import GatedMLPParams as GatedMLPParams
+from ._nets._transformer import init_transformer_cache as init_transformer_cache
+from ._nets._transformer import transformer_block_step as transformer_block_step
+from ._nets._transformer import transformer_step as transformer_step
 from ._nets._recurrent import BidirectionalParams as BidirectionalParams
 from ._nets._recurrent import GRUParams as GRUParams
 from ._nets._recurrent import LSTMParams as LSTMParams

@@ -14,6 +14,8 @@ from zephyr._nets._attention import init_kv_cache as init_kv_cache
 from zephyr._nets._conv import ConvParams as ConvParams
 from zephyr._nets._transformer import TransformerBlockParams as TransformerBlockParams
 from zephyr._nets._transformer import TransformerParams as TransformerParams
+from zephyr._nets._transformer import GatedMLPParams as GatedMLPParams
+from zephyr._nets._transformer import init_transformer_cache as init_transformer_cache
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
@@ -37,6 +39,7 @@ from jaxtyping import Bool, Float, Int, Real, Shaped
 from typing import Literal, Protocol, overload
 from zephyr._nets._conv import Padding, Padding1D
 from zephyr._nets._pool import PoolPadding
+from zephyr._nets._transformer import Norm, Placement
 from zephyr.core._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
@@ -787,6 +790,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch d_out"]: ...
@@ -800,6 +806,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_params_x_out_dims: ...
@@ -813,6 +822,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_params_x: ...
@@ -826,6 +838,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_params_out_dims: ...
@@ -839,6 +854,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_x_out_dims: ...
@@ -852,6 +870,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_params: ...
@@ -865,6 +886,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_x: ...
@@ -878,6 +902,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = ...,
     *,
     use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    final_weights_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Mlp_out_dims: ...
@@ -2309,10 +2336,14 @@ def dot_product_attention(
     q: Float[Array, "*batch q_len num_heads head_dim"],
     k: Float[Array, "*batch kv_len num_kv_heads head_dim"],
     v: Float[Array, "*batch kv_len num_kv_heads head_dim_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]: ...
 @overload
@@ -2321,10 +2352,14 @@ def dot_product_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_k_v: ...
 @overload
@@ -2333,10 +2368,14 @@ def dot_product_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len num_kv_heads head_dim_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_k: ...
 @overload
@@ -2345,10 +2384,14 @@ def dot_product_attention(
     k: Float[Array, "*batch kv_len num_kv_heads head_dim"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_v: ...
 @overload
@@ -2357,10 +2400,14 @@ def dot_product_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_k_v: ...
 @overload
@@ -2369,10 +2416,14 @@ def dot_product_attention(
     /,
     k: Float[Array, "*batch kv_len num_kv_heads head_dim"],
     v: Float[Array, "*batch kv_len num_kv_heads head_dim_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q: ...
 @overload
@@ -2381,10 +2432,14 @@ def dot_product_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len num_kv_heads head_dim_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_k: ...
 @overload
@@ -2393,10 +2448,14 @@ def dot_product_attention(
     k: Float[Array, "*batch kv_len num_kv_heads head_dim"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     scale: float | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_v: ...
 
@@ -2576,11 +2635,24 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
@@ -2592,11 +2664,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
@@ -2608,11 +2693,24 @@ def multi_head_attention(
     /,
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_k: ...
@@ -2624,11 +2722,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_v: ...
@@ -2640,11 +2751,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_k_v: ...
@@ -2656,11 +2780,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_k_v: ...
@@ -2672,11 +2809,24 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q: ...
@@ -2688,11 +2838,24 @@ def multi_head_attention(
     /,
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_k: ...
@@ -2704,11 +2867,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_v: ...
@@ -2720,11 +2896,24 @@ def multi_head_attention(
     /,
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_k: ...
@@ -2736,11 +2925,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_v: ...
@@ -2752,11 +2954,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_k_v: ...
@@ -2768,11 +2983,24 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params: ...
@@ -2784,11 +3012,24 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q: ...
@@ -2800,11 +3041,24 @@ def multi_head_attention(
     /,
     v: Float[Array, "*batch kv_len d_v"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_k: ...
@@ -2816,11 +3070,24 @@ def multi_head_attention(
     v: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    kv_positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_v: ...
@@ -3421,11 +3688,23 @@ def multi_head_self_attention(
     params: Params,
     x: Float[Array, "*batch seq d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
@@ -3435,11 +3714,23 @@ def multi_head_self_attention(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params_x_num_heads: ...
@@ -3449,11 +3740,23 @@ def multi_head_self_attention(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
@@ -3463,11 +3766,23 @@ def multi_head_self_attention(
     x: Float[Array, "*batch seq d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params_num_heads: ...
@@ -3477,11 +3792,23 @@ def multi_head_self_attention(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_x_num_heads: ...
@@ -3491,11 +3818,23 @@ def multi_head_self_attention(
     /,
     x: Float[Array, "*batch seq d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params: ...
@@ -3505,11 +3844,23 @@ def multi_head_self_attention(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_x: ...
@@ -3519,11 +3870,23 @@ def multi_head_self_attention(
     x: Float[Array, "*batch seq d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
+    dropout_rate: float = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_num_heads: ...
@@ -3695,10 +4058,16 @@ def multi_head_self_attention_step(
     cache: KVCache,
     x: Float[Array, "*batch new_len d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
@@ -3709,10 +4078,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_cache_x_num_heads: ...
@@ -3723,10 +4098,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_cache_x: ...
@@ -3737,10 +4118,16 @@ def multi_head_self_attention_step(
     x: Float[Array, "*batch new_len d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_cache_num_heads: ...
@@ -3751,10 +4138,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_x_num_heads: ...
@@ -3765,10 +4158,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_cache_x_num_heads: ...
@@ -3779,10 +4178,16 @@ def multi_head_self_attention_step(
     /,
     x: Float[Array, "*batch new_len d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_cache: ...
@@ -3793,10 +4198,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_x: ...
@@ -3807,10 +4218,16 @@ def multi_head_self_attention_step(
     x: Float[Array, "*batch new_len d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
@@ -3821,10 +4238,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_cache_x: ...
@@ -3835,10 +4258,16 @@ def multi_head_self_attention_step(
     x: Float[Array, "*batch new_len d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
@@ -3849,10 +4278,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
@@ -3863,10 +4298,16 @@ def multi_head_self_attention_step(
     cache: KVCache,
     x: Float[Array, "*batch new_len d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_params: ...
@@ -3877,10 +4318,16 @@ def multi_head_self_attention_step(
     /,
     x: Float[Array, "*batch new_len d"],
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_cache: ...
@@ -3891,10 +4338,16 @@ def multi_head_self_attention_step(
     x: PlaceholderType,
     /,
     num_heads: int,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_x: ...
@@ -3905,10 +4358,16 @@ def multi_head_self_attention_step(
     x: Float[Array, "*batch new_len d"],
     num_heads: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
     use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    positions: Real[Array, "..."] | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttentionStep_num_heads: ...
@@ -4528,9 +4987,10 @@ def single_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4542,9 +5002,10 @@ def single_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4556,9 +5017,10 @@ def single_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4570,9 +5032,10 @@ def single_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4584,9 +5047,10 @@ def single_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4598,9 +5062,10 @@ def single_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4612,9 +5077,10 @@ def single_head_attention(
     /,
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4626,9 +5092,10 @@ def single_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4640,9 +5107,10 @@ def single_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4654,9 +5122,10 @@ def single_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4668,9 +5137,10 @@ def single_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4682,9 +5152,10 @@ def single_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4696,9 +5167,10 @@ def single_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4710,9 +5182,10 @@ def single_head_attention(
     /,
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4724,9 +5197,10 @@ def single_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -4738,9 +5212,10 @@ def single_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
+    padding_mask: Bool[Array, "..."] | None = ...,
     use_bias: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -10770,12 +11245,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
@@ -10789,12 +11282,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_x_num_layers_num_heads: ...
@@ -10808,12 +11319,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_x_num_layers: ...
@@ -10827,12 +11356,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_x_num_heads: ...
@@ -10846,12 +11393,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_num_layers_num_heads: ...
@@ -10865,12 +11430,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_x_num_layers_num_heads: ...
@@ -10884,12 +11467,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_x: ...
@@ -10903,12 +11504,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_num_layers: ...
@@ -10922,12 +11541,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params_num_heads: ...
@@ -10941,12 +11578,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_x_num_layers: ...
@@ -10960,12 +11615,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_x_num_heads: ...
@@ -10979,12 +11652,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_num_layers_num_heads: ...
@@ -10998,12 +11689,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_params: ...
@@ -11017,12 +11726,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_x: ...
@@ -11036,12 +11763,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_num_layers: ...
@@ -11055,12 +11800,30 @@ def transformer(
     *,
     scan: bool = ...,
     remat: bool = ...,
+    final_norm: bool = ...,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
-    final_norm: bool = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Transformer_num_heads: ...
@@ -11640,10 +12403,28 @@ def transformer_block(
     num_heads: int,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
@@ -11655,10 +12436,28 @@ def transformer_block(
     /,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params_x_num_heads: ...
@@ -11670,10 +12469,28 @@ def transformer_block(
     num_heads: int,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params_x: ...
@@ -11685,10 +12502,28 @@ def transformer_block(
     /,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params_num_heads: ...
@@ -11700,10 +12535,28 @@ def transformer_block(
     /,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_x_num_heads: ...
@@ -11715,10 +12568,28 @@ def transformer_block(
     num_heads: int,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params: ...
@@ -11730,10 +12601,28 @@ def transformer_block(
     num_heads: int,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_x: ...
@@ -11745,10 +12634,28 @@ def transformer_block(
     /,
     *,
     mlp_dim: int | None = ...,
-    masks: Bool[Array, "..."] | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
+    positions: Real[Array, "..."] | None = ...,
+    key: PRNGKey | None = ...,
+    deterministic: bool = ...,
     activation: Callable[[Array], Array] = ...,
     num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dropout_rate: float = ...,
+    attention_dropout_rate: float = ...,
+    weights_initializer: Initializer = ...,
+    out_initializer: Initializer | None = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _TransformerBlock_num_heads: ...
@@ -11908,6 +12815,2084 @@ class _TransformerBlock_num_heads(Protocol):
     """``transformer_block`` waiting for `num_heads`."""
 
     def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_cache_x_num_heads: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_cache_x: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_cache_num_heads: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_x_num_heads: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_cache_x_num_heads: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    /,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_cache: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_x: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params_num_heads: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_cache_x: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_cache_num_heads: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: KVCache,
+    x: PlaceholderType,
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_x_num_heads: ...
+@overload
+def transformer_block_step(
+    params: PlaceholderType,
+    /,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_params: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: PlaceholderType,
+    /,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_cache: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: KVCache,
+    x: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_x: ...
+@overload
+def transformer_block_step(
+    params: Params,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_heads: PlaceholderType,
+    /,
+    *,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_params_cache_x_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `params`, `cache`, `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_cache_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> _TransformerBlockStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_params_cache_x(Protocol):
+    """``transformer_block_step`` waiting for `params`, `cache`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerBlockStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_x: ...
+
+class _TransformerBlockStep_params_cache_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `params`, `cache`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_params_x_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `params`, `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_cache_x_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `cache`, `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_x_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_params_cache(Protocol):
+    """``transformer_block_step`` waiting for `params`, `cache`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache: ...
+
+class _TransformerBlockStep_params_x(Protocol):
+    """``transformer_block_step`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerBlockStep_x: ...
+
+class _TransformerBlockStep_params_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `params`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_params_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_cache_x(Protocol):
+    """``transformer_block_step`` waiting for `cache`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(self, cache: KVCache, x: PlaceholderType, /) -> _TransformerBlockStep_x: ...
+
+class _TransformerBlockStep_cache_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `cache`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_cache_num_heads: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        /,
+        num_heads: int,
+    ) -> _TransformerBlockStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_x_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `x`, `num_heads`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_x_num_heads: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _TransformerBlockStep_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+        num_heads: PlaceholderType,
+        /,
+    ) -> _TransformerBlockStep_num_heads: ...
+
+class _TransformerBlockStep_params(Protocol):
+    """``transformer_block_step`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerBlockStep_cache(Protocol):
+    """``transformer_block_step`` waiting for `cache`."""
+
+    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerBlockStep_x(Protocol):
+    """``transformer_block_step`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerBlockStep_num_heads(Protocol):
+    """``transformer_block_step`` waiting for `num_heads`."""
+
+    def __call__(self, num_heads: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+@overload
+def transformer_step(
+    params: Params,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_cache_x_num_layers: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_cache_x: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_cache_num_layers: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_x_num_layers: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_cache_x_num_layers: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: PlaceholderType,
+    /,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_cache: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_x: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params_num_layers: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_cache_x: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: PlaceholderType,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_cache_num_layers: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: KVCache,
+    x: PlaceholderType,
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_x_num_layers: ...
+@overload
+def transformer_step(
+    params: PlaceholderType,
+    /,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_params: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: PlaceholderType,
+    /,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_cache: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: KVCache,
+    x: PlaceholderType,
+    /,
+    num_layers: int,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_x: ...
+@overload
+def transformer_step(
+    params: Params,
+    cache: KVCache,
+    x: Float[Array, "*batch new_len d"],
+    num_layers: PlaceholderType,
+    /,
+    num_heads: int,
+    *,
+    scan: bool = ...,
+    final_norm: bool = ...,
+    mlp_dim: int | None = ...,
+    mask: Bool[Array, "..."] | None = ...,
+    padding_mask: Bool[Array, "..."] | None = ...,
+    positions: Real[Array, "..."] | None = ...,
+    activation: Callable[[Array], Array] = ...,
+    num_kv_heads: int | None = ...,
+    key_size: int | None = ...,
+    value_size: int | None = ...,
+    use_bias: bool = ...,
+    rope: bool = ...,
+    rope_base: float = ...,
+    norm: Norm = ...,
+    norm_eps: float = ...,
+    placement: Placement = ...,
+    gated: bool = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_params_cache_x_num_layers(Protocol):
+    """``transformer_step`` waiting for `params`, `cache`, `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_cache_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_params_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_cache_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> _TransformerStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> _TransformerStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_params_cache_x(Protocol):
+    """``transformer_step`` waiting for `params`, `cache`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_x: ...
+
+class _TransformerStep_params_cache_num_layers(Protocol):
+    """``transformer_step`` waiting for `params`, `cache`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_cache_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_params_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: KVCache,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cache: KVCache,
+        num_layers: int,
+    ) -> _TransformerStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_params_x_num_layers(Protocol):
+    """``transformer_step`` waiting for `params`, `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> _TransformerStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_cache_x_num_layers(Protocol):
+    """``transformer_step`` waiting for `cache`, `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_x_num_layers: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: PlaceholderType,
+        /,
+        num_layers: int,
+    ) -> _TransformerStep_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_params_cache(Protocol):
+    """``transformer_step`` waiting for `params`, `cache`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cache: KVCache,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cache: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_cache: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, cache: KVCache) -> _TransformerStep_params: ...
+    @overload
+    def __call__(self, params: Params, cache: PlaceholderType, /) -> _TransformerStep_cache: ...
+
+class _TransformerStep_params_x(Protocol):
+    """``transformer_step`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerStep_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerStep_x: ...
+
+class _TransformerStep_params_num_layers(Protocol):
+    """``transformer_step`` waiting for `params`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_params_num_layers: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, num_layers: int) -> _TransformerStep_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_cache_x(Protocol):
+    """``transformer_step`` waiting for `cache`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_x: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        /,
+        x: Float[Array, "*batch new_len d"],
+    ) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(self, cache: KVCache, x: PlaceholderType, /) -> _TransformerStep_x: ...
+
+class _TransformerStep_cache_num_layers(Protocol):
+    """``transformer_step`` waiting for `cache`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        cache: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_cache_num_layers: ...
+    @overload
+    def __call__(self, cache: PlaceholderType, /, num_layers: int) -> _TransformerStep_cache: ...
+    @overload
+    def __call__(
+        self,
+        cache: KVCache,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_x_num_layers(Protocol):
+    """``transformer_step`` waiting for `x`, `num_layers`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: int,
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_x_num_layers: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, num_layers: int) -> _TransformerStep_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+        num_layers: PlaceholderType,
+        /,
+    ) -> _TransformerStep_num_layers: ...
+
+class _TransformerStep_params(Protocol):
+    """``transformer_step`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerStep_cache(Protocol):
+    """``transformer_step`` waiting for `cache`."""
+
+    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerStep_x(Protocol):
+    """``transformer_step`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch new_len d"],
+    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+
+class _TransformerStep_num_layers(Protocol):
+    """``transformer_step`` waiting for `num_layers`."""
+
+    def __call__(self, num_layers: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 @overload
 def bidirectional(
@@ -18039,6 +21024,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18050,6 +21037,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18061,6 +21050,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18072,6 +21063,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18083,6 +21076,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18094,6 +21089,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18105,6 +21102,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -18116,6 +21115,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = ...,
+    offset: int | Int[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,

@@ -28,12 +28,17 @@ TINY: dict[str, list[str]] = {
         "--batch-size", "2", "--sample-length", "8", "--chars", "4000",
     ],
     "digits_cnn": ["--epochs", "1", "--limit", "96", "--batch-size", "32", "--out", "{tmp}"],
+    "llama": [
+        "--steps", "2", "--d", "16", "--heads", "2", "--kv-heads", "1", "--layers", "1", "--context", "24",
+        "--batch-size", "2", "--sample-length", "8", "--chars", "4000",
+    ],
     "lstm_sequence": ["--steps", "2", "--hidden-size", "8", "--length", "8", "--batch-size", "4", "--delay", "2"],
     "resume_train": ["--steps", "6", "--every", "2", "--kill-after", "4", "--batch-size", "8", "--dir", "{tmp}/run"],
     "seed_model": ["--batch", "2"],
     "sharded_train": ["--steps", "2", "--batch", "8", "--hidden", "8"],
     "tags_per_depth": ["--steps", "3", "--widths", "4", "4", "1"],
     "typed_nets": ["--steps", "3"],
+    "vit": ["--epochs", "1", "--limit", "64", "--batch-size", "32", "--d", "16", "--heads", "2", "--layers", "1"],
 }
 
 

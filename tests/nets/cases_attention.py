@@ -61,7 +61,7 @@ CASES = [
     NetCase("multi_head_self_attention", nets.multi_head_self_attention(_, _, 2), _x((2, 6, 8))),
     NetCase("multi_head_self_attention_unbatched", nets.multi_head_self_attention(_, _, 2), _x((6, 8))),
     NetCase("multi_head_self_attention_causal", nets.multi_head_self_attention(_, _, 2, None, True), _x((2, 6, 8))),
-    NetCase("multi_head_self_attention_padding", nets.multi_head_self_attention(_, _, 2, _PADDING), _x((2, 6, 8))),
+    NetCase("multi_head_self_attention_padding", nets.multi_head_self_attention(_, _, 2, padding_mask=_PADDING), _x((2, 6, 8))),
     NetCase(
         "multi_head_self_attention_mqa",
         nets.multi_head_self_attention(_, _, 4, num_kv_heads=1, use_bias=False),

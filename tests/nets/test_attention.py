@@ -104,7 +104,8 @@ def test_masks_full_and_padding_match_numpy(key: jax.Array) -> None:
     _close(nets.multi_head_self_attention(params, x, 2, _array(full)), _np_mha(params, x, x, x, 2, 2, full))
     padding = np.array([[True] * 6, [True] * 4 + [False] * 2])
     expanded = np.broadcast_to(padding[:, None, None, :], (2, 2, 6, 6))
-    _close(nets.multi_head_self_attention(params, x, 2, _array(padding)), _np_mha(params, x, x, x, 2, 2, expanded))
+    y = nets.multi_head_self_attention(params, x, 2, padding_mask=_array(padding))
+    _close(y, _np_mha(params, x, x, x, 2, 2, expanded))
     causal = np.tril(np.ones((6, 6), bool))
     _close(nets.multi_head_self_attention(params, x, 2, is_causal=True), _np_mha(params, x, x, x, 2, 2, np.broadcast_to(causal, (2, 2, 6, 6))))
     # a (q_len, kv_len) mask broadcasts over batch and heads, and equals is_causal
@@ -116,7 +117,7 @@ def test_padded_keys_do_not_matter(key: jax.Array) -> None:
     params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
     padding = _array([[True] * 6, [True] * 4 + [False] * 2])
     changed = x.at[1, 4:].set(100.0)
-    y, y_changed = (nets.multi_head_self_attention(params, a, 2, padding) for a in (x, changed))
+    y, y_changed = (nets.multi_head_self_attention(params, a, 2, padding_mask=padding) for a in (x, changed))
     _close(y[1, :4], y_changed[1, :4], 1e-5)
 
 
@@ -147,7 +148,7 @@ def test_dot_product_attention_value_head_size_and_causal_aligned_at_the_end(key
     padding[:, 0] = True
     causal = np.arange(5)[None, :] <= np.arange(3)[:, None] + 2  # query i is position i + 2
     mask = np.logical_and(padding[:, None, None, :], causal)
-    ours = nets.dot_product_attention(q, k, v, _array(padding), True)
+    ours = nets.dot_product_attention(q, k, v, None, True, padding_mask=_array(padding))
     assert ours.shape == (2, 3, 4, value_dim)
     _close(ours, _np_attention(q, k, v, np.broadcast_to(mask, (2, 4, 3, 5))), 1e-5)
 
@@ -233,7 +234,7 @@ def test_kv_cache_step_takes_a_padding_mask_over_the_cache(key: jax.Array) -> No
     cache = nets.init_kv_cache(x, 2, 4)
     outputs: list[jax.Array] = []
     for t in range(4):
-        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 2, keep)
+        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 2, padding_mask=keep)
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1)[:, 1:], full[:, 1:], 1e-5)
 
@@ -268,11 +269,11 @@ def test_num_kv_heads_must_divide_num_heads(key: jax.Array) -> None:
 def test_mask_of_the_wrong_shape(key: jax.Array) -> None:
     x = _ones(2, 5, 8)
     params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
-    with pytest.raises(ValueError, match=r"`masks` must broadcast to .* \(2, 2, 5, 5\) .* \(2, 5\), got shape \(3, 5\)"):
+    with pytest.raises(ValueError, match=r"`mask` must broadcast \(right-aligned\) to .* = \(2, 2, 5, 5\), got shape \(3, 5\)"):
         nets.multi_head_self_attention(params, x, 2, _ones(3, 5, dtype=bool))
-    with pytest.raises(ValueError, match=r"`masks` must broadcast .* got shape \(2, 1, 4, 5\)"):
+    with pytest.raises(ValueError, match=r"`mask` must broadcast .* got shape \(2, 1, 4, 5\)"):
         nets.multi_head_self_attention(params, x, 2, _ones(2, 1, 4, 5, dtype=bool))
-    with checking(False), pytest.raises(TypeError, match=r"`masks` must be a boolean array"):
+    with checking(False), pytest.raises(TypeError, match=r"`mask` must be a boolean array"):
         nets.multi_head_self_attention(params, x, 2, _ones(2, 5))
 
 
@@ -304,3 +305,153 @@ def test_cache_that_does_not_fit(key: jax.Array) -> None:
     cache = nets.init_kv_cache(x, 4, 8)  # 4 heads of 2, but the step uses 2 heads of 4
     with pytest.raises(ValueError, match=r"`cache\['key'\]` must be \(\*batch, max_len, num_kv_heads, head_dim\)"):
         nets.multi_head_self_attention_step(params, cache, x, 2)
+
+
+# ------------------------------------------------------------- one reading of a mask at any batch size
+
+
+def _mask_forms(batch: int, heads: int, q_len: int, kv_len: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """Every documented `mask` shape, random with at least one key per query."""
+    rng = np.random.default_rng(seed)
+    shapes = [(q_len, kv_len), (heads, q_len, kv_len), (1, q_len, kv_len), (batch, 1, q_len, kv_len), (batch, heads, q_len, kv_len), (1, 1, 1, kv_len)]
+    forms: list[tuple[str, np.ndarray]] = []
+    for shape in shapes:
+        m = rng.random(shape) > 0.4
+        m[..., 0] = True
+        forms.append((str(shape), m))
+    return forms
+
+
+@pytest.mark.parametrize("batch", [4, 2, 5])  # q_len is 4: equal to and different from the batch size
+def test_every_mask_form_is_read_right_aligned_at_any_batch_size(key: jax.Array, batch: int) -> None:
+    heads, q_len, kv_len = 2, 4, 6
+    q, kv = _normal(key, 1, (batch, q_len, 8)), _normal(key, 2, (batch, kv_len, 8))
+    params = _randomize(trace(nets.multi_head_attention(_, _, _, _, heads), key, q, kv, kv), key)
+    for name, m in _mask_forms(batch, heads, q_len, kv_len, batch):
+        expected = _np_mha(params, q, kv, kv, heads, heads, np.broadcast_to(m, (batch, heads, q_len, kv_len)))
+        try:
+            _close(nets.multi_head_attention(params, q, kv, kv, heads, _array(m)), expected)
+        except AssertionError as error:
+            raise AssertionError(f"mask of shape {name} at batch {batch}") from error
+    padding = np.random.default_rng(0).random((batch, kv_len)) > 0.3
+    padding[:, 0] = True
+    expected = _np_mha(params, q, kv, kv, heads, heads, np.broadcast_to(padding[:, None, None, :], (batch, heads, q_len, kv_len)))
+    _close(nets.multi_head_attention(params, q, kv, kv, heads, padding_mask=_array(padding)), expected)
+    shared = padding[0]  # (kv_len,): one padding for every example
+    expected = _np_mha(params, q, kv, kv, heads, heads, np.broadcast_to(shared, (batch, heads, q_len, kv_len)))
+    _close(nets.multi_head_attention(params, q, kv, kv, heads, padding_mask=_array(shared)), expected)
+    # mask and padding_mask together: both apply
+    m = _mask_forms(batch, heads, q_len, kv_len, 7)[0][1]  # (q_len, kv_len)
+    both = np.logical_and(np.broadcast_to(m, (batch, heads, q_len, kv_len)), padding[:, None, None, :])
+    expected = _np_mha(params, q, kv, kv, heads, heads, both)
+    _close(nets.multi_head_attention(params, q, kv, kv, heads, _array(m), padding_mask=_array(padding)), expected)
+
+
+@pytest.mark.parametrize("batch", [2, 4, 3])
+def test_tril_mask_equals_is_causal_at_every_batch_size(key: jax.Array, batch: int) -> None:
+    x = _normal(key, 1, (batch, 4, 8))  # seq 4: batch 4 is the size that used to flip the reading
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    tril = jnp.tril(_ones(4, 4, dtype=bool))
+    causal = nets.multi_head_self_attention(params, x, 2, is_causal=True)
+    _close(nets.multi_head_self_attention(params, x, 2, tril), causal, 1e-6)
+    q, k, v = (_normal(key, i, (batch, 4, 2, 4)) for i in (2, 3, 4))
+    _close(nets.dot_product_attention(q, k, v, tril), nets.dot_product_attention(q, k, v, is_causal=True), 1e-6)
+
+
+def test_unbatched_mask_forms(key: jax.Array) -> None:
+    x = _normal(key, 1, (5, 8))
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, 2), key, x), key)
+    m = np.asarray(_normal(key, 2, (2, 5, 5))) > 0
+    m[..., 0] = True
+    _close(nets.multi_head_self_attention(params, x, 2, _array(m)), _np_mha(params, x, x, x, 2, 2, m))
+    pad = np.array([True, True, True, False, True])
+    _close(nets.multi_head_self_attention(params, x, 2, padding_mask=_array(pad)), _np_mha(params, x, x, x, 2, 2, np.broadcast_to(pad, (2, 5, 5))))
+
+
+def test_old_padding_mask_in_mask_is_an_error_that_names_padding_mask(key: jax.Array) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    with pytest.raises(ValueError, match=r"`mask` must broadcast .* got shape \(2, 5\); a padding mask \(2, 5\) goes in `padding_mask`"):
+        nets.multi_head_self_attention(params, x, 2, _ones(2, 5, dtype=bool))
+    with pytest.raises(ValueError, match=r"`padding_mask` must broadcast \(right-aligned\) to \(\*batch, kv_len\) = \(2, 5\), got shape \(5, 5\)"):
+        nets.multi_head_self_attention(params, x, 2, padding_mask=_ones(5, 5, dtype=bool))
+    with checking(False), pytest.raises(TypeError, match=r"`padding_mask` must be a boolean array"):
+        nets.multi_head_self_attention(params, x, 2, padding_mask=_ones(2, 5))
+    with pytest.raises(TypeError, match=r"masks"):  # the old keyword is gone: its meaning changed
+        nets.multi_head_self_attention(params, x, 2, masks=_ones(2, 5, dtype=bool))  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]  # the removed keyword
+
+
+# ------------------------------------------------------------------------------ rotary positions
+
+
+def _np_rope(x: np.ndarray, positions: np.ndarray, base: float) -> np.ndarray:
+    """Rotate-half RoPE from the formula: x (..., T, H, D), positions broadcast to (..., T)."""
+    half = x.shape[-1] // 2
+    inv = base ** (-np.arange(half) * 2.0 / x.shape[-1])
+    angles = np.asarray(positions, np.float64)[..., :, None, None] * inv  # (..., T, 1, half)
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate([x1 * np.cos(angles) - x2 * np.sin(angles), x2 * np.cos(angles) + x1 * np.sin(angles)], -1)
+
+
+def _np_rope_mha(
+    params: Any, q: Any, kv: Any, num_heads: int, num_kv_heads: int, key_size: int, q_pos: np.ndarray, k_pos: np.ndarray, base: float, causal: bool
+) -> np.ndarray:
+    q, kv = np.asarray(q, np.float64), np.asarray(kv, np.float64)
+    qp = _np_linear(params["query"], q).reshape((*q.shape[:-1], num_heads, key_size))
+    kp = _np_linear(params["key"], kv).reshape((*kv.shape[:-1], num_kv_heads, key_size))
+    vp = _np_linear(params["value"], kv).reshape((*kv.shape[:-1], num_kv_heads, -1))
+    qp, kp = _np_rope(qp, q_pos, base), _np_rope(kp, k_pos, base)
+    mask = np.ones((qp.shape[0], num_heads, q.shape[-2], kv.shape[-2]), bool)
+    if causal:
+        mask = np.broadcast_to(np.tril(np.ones((q.shape[-2], kv.shape[-2]), bool)), mask.shape)
+    heads = _np_attention(qp, kp, vp, mask)
+    return _np_linear(params["out"], heads.reshape((*heads.shape[:-2], -1)))
+
+
+@pytest.mark.parametrize("base,num_kv_heads", [(10000.0, 4), (500.0, 2)])
+def test_self_attention_with_rope_matches_the_formula(key: jax.Array, base: float, num_kv_heads: int) -> None:
+    x = _normal(key, 1, (2, 6, 16))
+    net = nets.multi_head_self_attention(_, _, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base)
+    params = _randomize(trace(net, key, x), key)
+    pos = np.arange(6)
+    _close(net(params, x), _np_rope_mha(params, x, x, 4, num_kv_heads, 4, pos, pos, base, True))
+    # explicit positions per example (e.g. left padding): (batch, seq)
+    explicit = np.array([np.arange(6) + 3, np.arange(6) * 2])
+    y = nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base, positions=_array(explicit))
+    _close(y, _np_rope_mha(params, x, x, 4, num_kv_heads, 4, explicit, explicit, base, True))
+    # and rope changes the result (it is not silently ignored)
+    assert not np.allclose(np.asarray(net(params, x)), np.asarray(nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads)))
+
+
+def test_cross_attention_rope_with_query_and_key_positions(key: jax.Array) -> None:
+    q, kv = _normal(key, 1, (2, 3, 8)), _normal(key, 2, (2, 5, 8))
+    net = nets.multi_head_attention(_, _, _, _, 2, rope=True)
+    params = _randomize(trace(net, key, q, kv, kv), key)
+    qp, kp = np.array([2, 3, 4]), np.arange(5)
+    y = nets.multi_head_attention(params, q, kv, kv, 2, rope=True, positions=_array(qp), kv_positions=_array(kp))
+    _close(y, _np_rope_mha(params, q, kv, 2, 2, 4, qp, kp, 10000.0, False))
+
+
+def test_kv_cache_step_with_rope_equals_full_causal(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 7, 16))
+    options: dict[str, Any] = {"num_kv_heads": 2, "rope": True, "rope_base": 100.0}
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, 4, **options), key, x), key)
+    full = nets.multi_head_self_attention(params, x, 4, None, True, **options)
+    cache = nets.init_kv_cache(x, 4, 8, num_kv_heads=2)
+    prefix, cache = nets.multi_head_self_attention_step(params, cache, x[:, :3], 4, **options)
+    outputs = [prefix]
+    for t in range(3, 7):
+        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4, **options)
+        outputs.append(y_t)
+    _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
+
+
+def test_rope_options_checked(key: jax.Array) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    with pytest.raises(ValueError, match=r"multi_head_attention: `positions` are read by the rotary embedding only: pass `rope=True`"):
+        nets.multi_head_self_attention(params, x, 2, positions=_array(np.arange(5)))
+    with pytest.raises(ValueError, match=r"`rope=True` rotates pairs of features: the key size must be even, got 3"):
+        trace(nets.multi_head_self_attention(_, _, 2, key_size=3, rope=True), key, x)
+    with pytest.raises(ValueError, match=r"`positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 5\), got shape \(4,\)"):
+        nets.multi_head_self_attention(params, x, 2, rope=True, positions=_array(np.arange(4)))

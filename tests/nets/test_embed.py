@@ -126,3 +126,35 @@ def test_bad_inputs(key: jax.Array) -> None:
             nets.rope(jnp.ones((4, 2)))
         with pytest.raises(TypeError, match=r"token_embed: `token_ids` must be integers, got dtype float32"):
             nets.token_embed({"embeddings": jnp.ones((3, 2))}, jnp.ones((2,)), 3, 2)
+
+
+def test_positional_embed_offset_and_positions(key: jax.Array) -> None:
+    x = jax.random.normal(key, (2, 3, 4))
+    params = trace(nets.positional_embed(_, _, 10), key, x)
+    table = np.asarray(params["embeddings"])
+    xs = np.asarray(x)
+    np.testing.assert_allclose(nets.positional_embed(params, x, 10, offset=4), xs + table[4:7], rtol=1e-6)
+    traced_offset = jax.lax.full((), 5, jnp.int32)  # a scalar array, as a cache's length
+    np.testing.assert_allclose(nets.positional_embed(params, x, 10, offset=traced_offset), xs + table[5:8], rtol=1e-6)
+    positions = np.array([[0, 2, 9], [1, 1, 3]])
+    expected = xs + table[positions]
+    ours = nets.positional_embed(params, x, 10, positions=jnp.broadcast_to(positions, positions.shape))
+    np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    # decoding step by step with the offset equals the full sequence
+    steps = [nets.positional_embed(params, x[:, t : t + 1], 10, offset=t) for t in range(3)]
+    np.testing.assert_allclose(jnp.concatenate(steps, axis=1), nets.positional_embed(params, x, 10), rtol=1e-6)
+
+
+def test_positional_embed_positions_checked(key: jax.Array) -> None:
+    x = jnp.zeros((2, 3, 4))
+    params = trace(nets.positional_embed(_, _, 10), key, x)
+    with pytest.raises(ValueError, match=r"positional_embed: positions must be in \[0, `max_len`\) = \[0, 10\), got values from 8 to 10"):
+        nets.positional_embed(params, x, 10, offset=8)
+    with pytest.raises(TypeError, match=r"parameter 'positions'"):  # run-time checking names the dims
+        nets.positional_embed(params, x, 10, positions=jax.lax.iota(jnp.int32, 4))
+    with checking(False), pytest.raises(ValueError, match=r"`positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 3\), got shape \(4,\)"):
+        nets.positional_embed(params, x, 10, positions=jax.lax.iota(jnp.int32, 4))
+    with pytest.raises(ValueError, match=r"give `positions` or `offset`, not both"):
+        nets.positional_embed(params, x, 10, positions=jax.lax.iota(jnp.int32, 3), offset=1)
+    with checking(False), pytest.raises(TypeError, match=r"`positions` must be integers"):
+        nets.positional_embed(params, x, 10, positions=jnp.zeros((3,)))

@@ -104,22 +104,32 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
+    positions: Int[Array, "*pbatch seq"] | None = None,
+    offset: int | Int[Array, ""] = 0,
     embeddings_initializer: Initializer = positional_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch seq d"]:
     """Add a learned embedding of each position along the time axis (``-2``).
 
+    Step ``t`` of ``x`` is at position ``offset + t`` (decoding with a cache: ``offset`` is the
+    number of steps already decoded), or at ``positions[..., t]`` when ``positions`` is given.
+    With run-time checking on, concrete positions outside ``[0, max_len)`` raise a ValueError;
+    under ``jit`` they give rows of NaN (``jnp.take``'s ``"fill"`` mode), as ``token_embed``.
+
     Args:
-        params: ``{"embeddings": (max_len, d)}``; position ``t`` adds row ``t``.
+        params: ``{"embeddings": (max_len, d)}``; position ``p`` adds row ``p``.
         x: ``(*batch, seq, d)`` with ``seq <= max_len``.
         max_len: the number of positions learned.
+        positions: integer positions broadcast right-aligned to ``(*batch, seq)`` (default
+            ``offset + 0, 1, ..., seq - 1``).
+        offset: the position of the first step (an int or an int32 scalar array); not with ``positions``.
         embeddings_initializer: initializer of the table (default: truncated normal, 0.02).
         dtype: the computation dtype (default: the promotion of ``x`` and the table).
         param_dtype: the storage dtype of the table (default float32).
 
     Returns:
-        ``x + embeddings[:seq]``, shape ``(*batch, seq, d)``.
+        ``x + embeddings[positions]``, shape ``(*batch, seq, d)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -129,6 +139,9 @@ def positional_embed(
         >>> params = trace(nets.positional_embed(_, _, 16), jax.random.key(0), x)
         >>> params["embeddings"].shape, nets.positional_embed(params, x, 16).shape
         ((16, 8), (2, 5, 8))
+        >>> step = nets.positional_embed(params, x[:, :1], 16, offset=3)  # decoding step 3
+        >>> bool(jnp.allclose(step[:, 0], params["embeddings"][3][None]))
+        True
     """
     min_rank("positional_embed", "x", x.shape, 2, "(seq, d)")
     seq, d = x.shape[-2], x.shape[-1]
@@ -137,8 +150,47 @@ def positional_embed(
             f"positional_embed: `x` has {seq} positions (axis -2 of shape {x.shape}), more than `max_len` {max_len}"
         )
     table = validate(params["embeddings"], (max_len, d), embeddings_initializer, dtype=param_dtype)
+    index = _positions_index(x, max_len, positions, offset)
     compute = compute_dtype(dtype, x, table)
-    return x.astype(compute) + jnp.broadcast_to(table[:seq].astype(compute), x.shape)
+    rows = jnp.take(table.astype(compute), index, axis=0)
+    return x.astype(compute) + jnp.broadcast_to(rows, x.shape)
+
+
+def _positions_index(x: Array, max_len: int, positions: Array | None, offset: int | Array) -> Array:
+    """The row of each step of ``x`` for :func:`positional_embed`, checked."""
+    who, batch, seq = "positional_embed", tuple(x.shape[:-2]), x.shape[-2]
+    offset_dtype = getattr(offset, "dtype", None)
+    if isinstance(offset, bool) or not (
+        isinstance(offset, int) or (offset_dtype is not None and jnp.issubdtype(offset_dtype, jnp.integer) and not getattr(offset, "shape", ()))
+    ):
+        raise TypeError(f"{who}: `offset` must be an int or an integer scalar array, got {offset!r}")
+    if positions is None:
+        index = jax.lax.iota(jnp.int32, seq) + offset
+    else:
+        if not isinstance(offset, int) or offset != 0:
+            raise ValueError(f"{who}: give `positions` or `offset`, not both")
+        if not jnp.issubdtype(positions.dtype, jnp.integer):
+            raise TypeError(f"{who}: `positions` must be integers, got dtype {positions.dtype}")
+        shape = tuple(positions.shape)
+        if not shape or len(shape) > len(batch) + 1 or not _broadcasts(shape, (*batch, seq)):
+            raise ValueError(
+                f"{who}: `positions` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
+            )
+        index = positions
+    if CHECKING.get():
+        values = _concrete(index)
+        if values is not None and values.size and (values.min() < 0 or values.max() >= max_len):
+            raise ValueError(
+                f"{who}: positions must be in [0, `max_len`) = [0, {max_len}), got values from {values.min()} to {values.max()}"
+            )
+    return index
+
+
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def _even_last(who: str, x: Array, what: str) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Sequence
-from typing import NotRequired, TypedDict, cast
+from typing import NotRequired, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -156,7 +157,7 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    branches = cast(object, num_branches)  # any value at run time
+    branches = typing.cast(object, num_branches)  # any value at run time
     if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
         fail("branch_linear", "num_branches", ">= 1", num_branches)
     d = x.shape[-1]
@@ -174,6 +175,9 @@ def mlp(
     activation_final: Callable[[Array], Array] = lambda y: y,
     *,
     use_bias: bool = True,
+    weights_initializer: Initializer = default_initializer,
+    final_weights_initializer: Initializer | None = None,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch d_out"]:
@@ -185,6 +189,13 @@ def mlp(
         out_dims: the output size of each layer; the last is the output size.
         activation: applied after every layer but the last.
         activation_final: applied after the last layer (default: identity).
+        use_bias: whether the layers have a bias.
+        weights_initializer: initializer of the layers' weights (default: truncated normal, fan-in).
+        final_weights_initializer: initializer of the last layer's weights (default
+            ``weights_initializer``), e.g. nanoGPT's residual projection scaled by ``1 / sqrt(2 * layers)``.
+        bias_initializer: initializer of the biases (default zeros).
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
 
     Returns:
         ``(*batch, out_dims[-1])``.
@@ -197,14 +208,25 @@ def mlp(
         >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
         ([0, 1], (2, 3))
     """
-    given = cast(object, out_dims)  # any value at run time
-    if isinstance(given, list | tuple) and len(given) == 0:
+    given = typing.cast(object, out_dims)  # any value at run time
+    if isinstance(given, list | tuple) and not given:
         raise ValueError("mlp: `out_dims` must name at least one layer, got []")
     dims = check_sizes("mlp", "out_dims", out_dims)
     check_callable("mlp", "activation", activation)
     check_callable("mlp", "activation_final", activation_final)
     check_bool("mlp", "use_bias", use_bias)
     for i, out_dim in enumerate(dims):
-        x = linear(params[i], x, out_dim, use_bias, dtype=dtype, param_dtype=param_dtype)
+        last = i == len(dims) - 1
+        init = final_weights_initializer if last and final_weights_initializer is not None else weights_initializer
+        x = linear(
+            params[i],
+            x,
+            out_dim,
+            use_bias,
+            weights_initializer=init,
+            bias_initializer=bias_initializer,
+            dtype=dtype,
+            param_dtype=param_dtype,
+        )
         x = activation(x) if i < len(dims) - 1 else activation_final(x)
     return x

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Sequence
-from typing import Any, NotRequired, TypedDict, cast
+from typing import Any, NotRequired, TypedDict
 
 import jax
 import numpy as np
@@ -103,8 +104,8 @@ def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
 
 def _check_switches(who: str, eps: float, **switches: bool) -> None:
     """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each switch a bool."""
-    given = cast(object, eps)  # any value at run time
-    if isinstance(given, bool) or not isinstance(given, int | float | np.floating) or not 0.0 <= float(given) < math.inf:
+    given = typing.cast(object, eps)  # any value at run time
+    if isinstance(given, bool) or not isinstance(given, int | float | np.floating) or not 0.0 <= float(eps) < math.inf:
         fail(who, "eps", "a finite number >= 0", eps)
     for name, value in switches.items():
         check_bool(who, name, value)

@@ -95,13 +95,16 @@ class MissingParam(KeyError):
         return f"{where} has no key {self.key!r} (keys there: {keys}); the params do not match this model"
 
 
-def missing_param(error: KeyError, params: Mapping[Any, Any]) -> KeyError:
-    """``error`` raised by a net called with ``params``, with the path of the missing key.
+def missing_param(error: KeyError, given: object) -> KeyError:
+    """``error`` raised by a net called with ``given`` params, with the path of the missing key.
 
     A ``KeyError`` of a key ``params`` lacks becomes a :class:`MissingParam`; one raised
     further down gains the key under which ``params`` holds the mapping it started at.
-    Anything else is returned as it is.
+    Anything else (or ``given`` not a mapping) is returned as it is.
     """
+    if not isinstance(given, Mapping):
+        return error
+    params: Mapping[Any, Any] = given  # pyright: ignore[reportUnknownVariableType]  # isinstance narrows to Mapping[Unknown, Unknown]
     if isinstance(error, MissingParam):
         for key, value in params.items():
             if value is error.params_at:

@@ -31,7 +31,7 @@ def test_unrolled_stack_equals_the_python_loop_leaf_for_leaf(key: Array) -> None
     looped = trace(loop, key, x)
     unrolled = stack(block(_, _, 8), 5, scan=False)
     params = trace(unrolled, key, x)
-    assert jax.tree.structure(params) == jax.tree.structure(looped)
+    assert jax.tree.structure(params) == jax.tree.structure(looped)  # type: ignore[operator]  # jax types the PyTreeDef of a dict[int, ...] tree as partly unknown
     jax.tree.map(np.testing.assert_array_equal, params, looped)
     np.testing.assert_allclose(unrolled(params, x), loop(looped, x), rtol=1e-6)
 
@@ -68,4 +68,4 @@ def test_an_unrolled_layer_that_changes_the_shape_is_named(key: Array) -> None:
 
 def test_layers_must_be_a_positive_int() -> None:
     with pytest.raises(ValueError, match=r"stack: `layers` must be a positive int, got 0"):
-        stack(nets.relu, 0)
+        stack(nets.relu, 0)  # type: ignore[arg-type]  # not a (params, x) net: the layers check comes first

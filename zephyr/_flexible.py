@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
-from .core._context import CHECKING, running_calls
+from .core._context import CHECKING, calls_state
 from .core._trace import TraceNode
 from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
 from .functools._partial import accept_holes, is_flexible
@@ -67,13 +67,20 @@ def flexible(fn: Callable[..., Any]) -> Any:
         return fn  # made flexible before
 
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        calls = running_calls()
+        state = calls_state()
+        calls = state.stack
         calls.append((resolve_call_shape, fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
                 return call_traced(fn, args, kwargs)
-            if CHECKING.get():
-                return call_checked(fn, args, kwargs)
+            if not state.checked and CHECKING.get():
+                # The outermost checked call checks its own signature; the nets it calls are
+                # not checked again (a checked mlp costs one check, not one per layer).
+                state.checked = True
+                try:
+                    return call_checked(fn, args, kwargs)
+                finally:
+                    state.checked = False
             return fn(*args, **kwargs)
         finally:
             calls.pop()

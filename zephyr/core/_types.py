@@ -69,7 +69,7 @@ class PlaceholderType:
     """The type of the hole ``_``: one instance, ``placeholder_hole``.
 
     It is ``@final`` so that type checkers know no array is ever a hole, which lets the
-    generated overloads in ``stubs/`` tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
+    generated overloads in ``zephyr/nets.pyi`` and the ``Flexible*`` protocols tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
     At run time it is a singleton that pickles by name and prints as ``_``.
     """
 
@@ -91,7 +91,7 @@ class PlaceholderType:
         raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
 
     # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
-    # (not ``Params``, not ``Iterable``) and the overloads in stubs/ can tell it from a value.
+    # (not ``Params``, not ``Iterable``) and the hole overloads can tell it from a value.
     if not TYPE_CHECKING:
         __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
         __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value

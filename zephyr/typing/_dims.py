@@ -253,8 +253,9 @@ def resolve_call_shape(
     "d_in out")`` binds ``d_in`` from the ``x`` the net was called with, even if the body has
     rebound ``x`` since, and in closures and lambdas inside the net too.
 
-    >>> def dense(params, x: "Float[Array, 'b d_in']", out_dim: int): ...
     >>> import numpy as np
+    >>> from jaxtyping import Array, Float
+    >>> def dense(params, x: "Float[Array, 'b d_in']", out_dim: int): ...
     >>> resolve_call_shape(dense, ({}, np.ones((2, 3)), 4), {}, "d_in out_dim", "validate")
     ((3, 4), None)
     """

@@ -22,16 +22,16 @@ test: test-py typecheck docs
 test-py: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
-# The stubs must match the code (regenerate with `make stubs`); mypy checks the library,
-# then the user's view through stubs/: every test and example (mypy ignores stubs for
-# packages named on its command line); pyright checks everything (stubPath = "stubs");
-# stubtest compares stubs and runtime.
+# The stubs (zephyr/__init__.pyi, zephyr/nets.pyi, next to their modules) must match the
+# code (regenerate with `make stubs`); mypy checks the library and, through the stubs as a
+# user sees them, every test and example; pyright checks everything; stubtest compares stubs
+# and runtime. The five-checker matrix over tests/typing runs in test-py
+# (tests/typing/test_checkers.py).
 typecheck: $(STAMP)
 	$(PY) -m zephyr.typing.stubgen --check
-	$(PY) -m mypy zephyr
-	$(PY) -m mypy tests examples
+	$(PY) -m mypy zephyr tests examples
 	$(PY) -m pyright
-	$(PY) -m mypy.stubtest zephyr --mypy-config-file mypy.ini --allowlist tests/typing/stubtest_allowlist.txt
+	$(PY) -m mypy.stubtest zephyr --mypy-config-file tests/typing/stubtest.ini --allowlist tests/typing/stubtest_allowlist.txt
 
 # The site (guide, API reference from the docstrings, examples) into site/. --strict: a
 # broken link or cross-reference, a page left out of the nav, or a public name missing from

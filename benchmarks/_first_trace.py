@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -69,7 +69,7 @@ def first_trace_replay_off(f: Callable[..., Any], key: jax.Array, *args: Any) ->
     def run() -> Any:
         with replay_off():
             clear_trace_cache()
-            return cast(Any, zephyr.trace(f, key, *args))  # f is any net: its params type is not known
+            return zephyr.trace(f, key, *args)
 
     return run
 

@@ -68,7 +68,7 @@ def test_an_unrolled_layer_that_changes_the_shape_is_named(key: Array) -> None:
 
 def test_layers_must_be_a_positive_int() -> None:
     with pytest.raises(ValueError, match=r"stack: `layers` must be a positive int, got 0"):
-        stack(nets.relu, 0)
+        stack(nets.relu, 0)  # type: ignore[arg-type]  # not a (params, x) net: the layers check comes first
 
 
 @pytest.mark.parametrize("scan", [True, False])

@@ -193,7 +193,7 @@ def test_a_non_key_as_key_is_a_type_error(bad: Any) -> None:
 
 def test_a_hole_as_sample_argument_is_a_type_error(key: jax.Array) -> None:
     with pytest.raises(TypeError, match=r"an argument of `two_layers` is the placeholder `_`"):
-        trace(two_layers, key, _)
+        trace(two_layers, key, _)  # type: ignore[call-overload]  # the mistake under test
 
 
 def test_hyperparameters_pass_through_unchanged(key: jax.Array) -> None:

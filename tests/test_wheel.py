@@ -1,4 +1,4 @@
-"""The built wheel ships the generated stubs next to their modules, and ``py.typed``.
+"""The built wheel and sdist ship the generated stubs next to their modules, and ``py.typed``.
 
 Users' checkers read ``zephyr/nets.pyi`` from the installed package, with no configuration;
 without it ``nets.linear(_, _, 256)`` would not be typed for them. Needs the build backend
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -30,11 +31,28 @@ def test_wheel_ships_stubs_next_to_modules(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
 
     assert "zephyr/py.typed" in names
-    stubs = {p.relative_to(ROOT / "stubs").as_posix() for p in (ROOT / "stubs" / "zephyr").rglob("*.pyi")}
+    stubs = {p.relative_to(ROOT).as_posix() for p in (ROOT / "zephyr").rglob("*.pyi")}
     assert {"zephyr/__init__.pyi", "zephyr/nets.pyi"} <= stubs
     shipped = {n for n in names if n.endswith(".pyi")}
     assert shipped == stubs
     for stub in shipped:
         assert stub[: -len(".pyi")] + ".py" in names, f"{stub} has no module next to it"
     with zipfile.ZipFile(wheel) as archive:
-        assert archive.read("zephyr/nets.pyi").decode() == (ROOT / "stubs" / "zephyr" / "nets.pyi").read_text()
+        assert archive.read("zephyr/nets.pyi").decode() == (ROOT / "zephyr" / "nets.pyi").read_text()
+
+
+def test_sdist_ships_stubs_next_to_modules(tmp_path: Path) -> None:
+    """The sdist (and so a wheel built from it) carries the committed stubs; an editable
+    install finds them in the source tree itself."""
+    pytest.importorskip("build", reason="no build frontend (pip install build)")
+    result = subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (sdist,) = tmp_path.glob("zephyr-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"zephyr/__init__.pyi", "zephyr/nets.pyi", "zephyr/py.typed"} <= names

@@ -9,24 +9,41 @@ on, checks its arguments; otherwise it just calls the function.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
-from .core._context import CHECKING, running_calls
+from .core._context import CHECKING, calls_state
 from .core._paths import missing_param
 from .core._replay import call_during_trace
 from .core._trace import TraceNode
-from .core._types import Flexible
+from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
 from .functools._partial import accept_holes, is_flexible
 from .typing._checking import call_checked
 from .typing._dims import resolve_call_shape
 from .typing._signature import call_traced
 
 A = TypeVar("A")
-P = ParamSpec("P")
+B = TypeVar("B")
+C = TypeVar("C")
 R = TypeVar("R")
+Q = ParamSpec("Q")
+P1 = ParamSpec("P1")
+P2 = ParamSpec("P2")
+P3 = ParamSpec("P3")
 
 
-def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
+# One overload per number of typed leading parameters (see ``Flexible3`` in core/_types.py):
+# a function of three or more positional parameters gets the first, of two the second, ...
+@overload
+def flexible(fn: Signature3[Q, A, P1, B, P2, C, P3, R]) -> Flexible3[Q, A, P1, B, P2, C, P3, R]: ...
+@overload
+def flexible(fn: Signature2[Q, A, P1, B, P2, R]) -> Flexible2[Q, A, P1, B, P2, R]: ...
+@overload
+def flexible(fn: Signature1[Q, A, P1, R]) -> Flexible1[Q, A, P1, R]: ...
+@overload
+def flexible(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
+
+
+def flexible(fn: Callable[..., Any]) -> Any:
     """Make ``fn`` accept holes: ``fn(_, _, 256)`` returns a function of the two holes.
 
     A call without holes calls ``fn`` directly (the wrapper's own cost is a scan of the
@@ -49,25 +66,31 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
         16.0
     """
     if is_flexible(fn):
-        already: Flexible[A, P, R] = fn  # type: ignore[assignment]  # made flexible before
-        return already
+        return fn  # made flexible before
 
     # A net's own argument checks (``zephyr._checks.checked_by``), run during trace and with
     # checking on, before its params annotation declares anything.
     check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
 
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        calls = running_calls()
+        state = calls_state()
+        calls = state.stack
         calls.append((resolve_call_shape, fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
                 if check is not None:
                     check(*args, **kwargs)
                 return call_during_trace(fn, args, kwargs, lambda: call_traced(fn, args, kwargs))
-            if CHECKING.get():
+            if not state.checked and CHECKING.get():
+                # The outermost checked call checks its own signature; the nets it calls are
+                # not checked again (a checked mlp costs one check, not one per layer).
                 if check is not None:
                     check(*args, **kwargs)
-                return call_checked(fn, args, kwargs)
+                state.checked = True
+                try:
+                    return call_checked(fn, args, kwargs)
+                finally:
+                    state.checked = False
             return fn(*args, **kwargs)
         except KeyError as error:  # free when nothing is raised: name the missing param's path
             found = missing_param(error, args[0] if args else None)
@@ -77,11 +100,20 @@ def flexible(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
         finally:
             calls.pop()
 
-    wrapper: Flexible[A, P, R] = accept_holes(fn, call)  # same call signature, plus holes
-    return wrapper
+    return accept_holes(fn, call)  # same call signature, plus holes
 
 
-def hole_aware(fn: Callable[Concatenate[A, P], R]) -> Flexible[A, P, R]:
+@overload
+def hole_aware(fn: Signature3[Q, A, P1, B, P2, C, P3, R]) -> Flexible3[Q, A, P1, B, P2, C, P3, R]: ...
+@overload
+def hole_aware(fn: Signature2[Q, A, P1, B, P2, R]) -> Flexible2[Q, A, P1, B, P2, R]: ...
+@overload
+def hole_aware(fn: Signature1[Q, A, P1, R]) -> Flexible1[Q, A, P1, R]: ...
+@overload
+def hole_aware(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
+
+
+def hole_aware(fn: Callable[..., Any]) -> Any:
     """The same as :func:`flexible` (the original zephyr's name for it).
 
     Example:

@@ -5,7 +5,7 @@ unrolled over ``params[i]``; either way ``trace`` runs one layer whatever the de
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 import jax
 from jax import Array
@@ -15,9 +15,52 @@ from .core._trace import TraceNode, declare_layers
 from .core._types import Params, PRNGKey, name_of
 
 
+P = TypeVar("P")
+K = TypeVar("K")
+X = TypeVar("X")
+Ps = ParamSpec("Ps")
+
+
+# The stacked net has the layer's own signature, ``x`` in and the same type out; its params
+# are the layer's params type (``scan=True``: one leading axis more) or, unrolled, a dict of
+# them by layer.
+@overload
 def stack(
-    f: Callable[..., Array], layers: int, *, with_key: bool = False, scan: bool = True
-) -> Callable[..., Array]:
+    f: Callable[Concatenate[P, X, Ps], X], layers: int, *, with_key: Literal[False] = False, scan: Literal[True] = True
+) -> Callable[Concatenate[P, X, Ps], X]: ...
+
+
+@overload
+def stack(  # type: ignore[overload-overlap]  # a literal False picks the narrower type first
+    f: Callable[Concatenate[P, X, Ps], X], layers: int, *, with_key: Literal[False] = False, scan: Literal[False]
+) -> Callable[Concatenate[dict[int, P], X, Ps], X]: ...
+
+
+@overload
+def stack(
+    f: Callable[Concatenate[P, X, Ps], X], layers: int, *, with_key: Literal[False] = False, scan: bool
+) -> Callable[Concatenate[P | dict[int, P], X, Ps], X]: ...
+
+
+@overload
+def stack(
+    f: Callable[Concatenate[P, K, X, Ps], X], layers: int, *, with_key: Literal[True], scan: Literal[True] = True
+) -> Callable[Concatenate[P, K, X, Ps], X]: ...
+
+
+@overload
+def stack(  # type: ignore[overload-overlap]  # as above
+    f: Callable[Concatenate[P, K, X, Ps], X], layers: int, *, with_key: Literal[True], scan: Literal[False]
+) -> Callable[Concatenate[dict[int, P], K, X, Ps], X]: ...
+
+
+@overload
+def stack(
+    f: Callable[Concatenate[P, K, X, Ps], X], layers: int, *, with_key: Literal[True], scan: bool
+) -> Callable[Concatenate[P | dict[int, P], K, X, Ps], X]: ...
+
+
+def stack(f: Callable[..., Any], layers: int, *, with_key: bool = False, scan: bool = True) -> Callable[..., Any]:
     """Repeat ``f(params, x, *args)`` ``layers`` times: ``x = f(params_i, x, *args)``.
 
     With ``scan=True`` (the default) every leaf of the stacked params has a leading axis of
@@ -50,7 +93,8 @@ def stack(
     name = f"stack({name_of(f)}, {layers}{'' if scan else ', scan=False'})"
 
     def call_layer(p: Params | TraceNode, key: PRNGKey | None, x: Array, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Array:
-        return f(p, key, x, *args, **kwargs) if with_key else f(p, x, *args, **kwargs)
+        y: Array = f(p, key, x, *args, **kwargs) if with_key else f(p, x, *args, **kwargs)
+        return y
 
     def stacked(params: Params, *rest: Any, **kwargs: Any) -> Array:
         if with_key:
@@ -62,10 +106,11 @@ def stack(
             if not rest:
                 raise TypeError(f"{name} takes (params, x, ...)")
             x, args, keys = rest[0], rest[1:], None
-        if type(params) is TraceNode:
+        node: object = params  # a TraceNode during trace, typed as the params it stands for
+        if type(node) is TraceNode:
             first = keys[0] if keys is not None else None
             return declare_layers(
-                name, layers, params, lambda node: call_layer(node, first, x, args, kwargs), x, stacked=scan
+                name, layers, node, lambda layer: call_layer(layer, first, x, args, kwargs), x, stacked=scan
             )
         if not scan:
             y: Array = x

@@ -44,21 +44,21 @@ def test_holes_fill_left_to_right_in_several_steps() -> None:
 
 
 def test_a_hole_passed_again_stays_a_hole() -> None:
-    partly: Any = record(_, _, 3)(_, 2)
+    partly: Any = record(_, _, 3)(_, 2)  # type: ignore[arg-type]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
     assert partly(1) == (1, 2, 3, "d", "e")
 
 
 def test_keyword_holes_fill_by_keyword() -> None:
-    assert record(1, 2, 3, e=_)(e=5) == (1, 2, 3, "d", 5)
-    assert record(1, 2, 3, d=_)(d=4) == (1, 2, 3, 4, "e")
+    assert record(1, 2, 3, e=_)(e=5) == (1, 2, 3, "d", 5)  # type: ignore[call-overload]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
+    assert record(1, 2, 3, d=_)(d=4) == (1, 2, 3, 4, "e")  # type: ignore[call-overload]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
 
 
 def test_positional_holes_fill_by_their_parameter_name() -> None:
-    assert record(_, _, 3)(b=2, a=1) == (1, 2, 3, "d", "e")
+    assert record(_, _, 3)(b=2, a=1) == (1, 2, 3, "d", "e")  # type: ignore[call-arg]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
 
 
 def test_extra_positional_arguments_are_appended() -> None:
-    assert record(_, 2, 3)(1, 4) == (1, 2, 3, 4, "e")
+    assert record(_, 2, 3)(1, 4) == (1, 2, 3, 4, "e")  # type: ignore[call-arg]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
 
 
 def test_wrapper_keeps_name_doc_wrapped_and_signature() -> None:
@@ -69,7 +69,7 @@ def test_wrapper_keeps_name_doc_wrapped_and_signature() -> None:
 
 
 def test_a_holed_call_has_the_signature_of_the_missing_arguments() -> None:
-    holed: Any = record(_, 2, _, e=_)
+    holed: Any = record(_, 2, _, e=_)  # type: ignore[call-overload]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
     assert list(inspect.signature(holed).parameters) == ["a", "c", "d", "e"]
     assert repr(holed) == "record(_, 2, _, e=_)"
     assert list(inspect.signature(nets.linear(_, _, 256)).parameters)[:2] == ["params", "x"]
@@ -77,9 +77,9 @@ def test_a_holed_call_has_the_signature_of_the_missing_arguments() -> None:
 
 def test_a_hole_that_can_never_be_filled_is_a_type_error() -> None:
     with pytest.raises(TypeError, match=r"`record` takes at most 4 positional arguments; a hole at position 4 can never be filled"):
-        record(1, 2, 3, 4, _)  # the fallback overload accepts it: the run-time check catches it
+        record(1, 2, 3, 4, _)  # type: ignore[call-overload]  # the fallback overload accepts it: the run-time check catches it
     with pytest.raises(TypeError, match=r"`record` has no parameter `z`"):
-        record(_, 2, 3, z=_)
+        record(_, 2, 3, z=_)  # type: ignore[call-overload]  # typed holes are the first three positional ones, filled positionally: this one is run-time only
 
 
 def test_a_hole_reaching_a_plain_function_as_a_value_is_a_clear_error() -> None:
@@ -122,7 +122,7 @@ def test_any_holes_filled_in_any_number_of_steps_give_the_direct_call(
 ) -> None:
     holed_args = [_ if hole else v for v, hole in zip(values, mask)]
     missing = [v for v, hole in zip(values, mask) if hole]
-    result: Any = record(*holed_args)  # pyright: ignore[reportArgumentType]  # ints and holes mixed
+    result: Any = record(*holed_args)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # ints and holes mixed
     if not missing:
         assert result == record(*values)
         return
@@ -141,5 +141,5 @@ def test_filling_by_name_equals_filling_by_position(values: list[int], mask: lis
     by_name = {n: v for n, v, hole in zip(names, values, mask) if hole}
     if not by_name:
         return
-    holed: Any = record(*holed_args)  # pyright: ignore[reportArgumentType]  # ints and holes mixed
+    holed: Any = record(*holed_args)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # ints and holes mixed
     assert holed(**by_name) == record(*values)

@@ -261,7 +261,7 @@ def test_bad_inputs(key: jax.Array) -> None:
     with pytest.raises(TypeError, match=r"conv_2d"):
         nets.conv_2d(params, jnp.ones((4,)), 8, 3)
     with pytest.raises(TypeError, match=r"padding"):
-        nets.conv_2d(params, x, 8, 3, padding="same")  # type: ignore[arg-type]  # the wrong string on purpose
+        nets.conv_2d(params, x, 8, 3, padding="same")
     with checking(False):
         _bad_inputs_unchecked(params, x)
 
@@ -270,9 +270,9 @@ def _bad_inputs_unchecked(params: Any, x: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"conv_2d: `x` must have at least 3 axes \(\*batch, height, width, channels\), got shape \(4,\)"):
         nets.conv_2d(params, jnp.ones((4,)), 8, 3)
     with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'same'"):
-        nets.conv_2d(params, x, 8, 3, padding="same")  # type: ignore[arg-type]  # the wrong string on purpose
+        nets.conv_2d(params, x, 8, 3, padding="same")
     with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'CAUSAL'"):
-        nets.conv_2d(params, x, 8, 3, padding="CAUSAL")  # type: ignore[arg-type]  # CAUSAL is 1-d only
+        nets.conv_2d(params, x, 8, 3, padding="CAUSAL")
     with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of 'SAME', 'VALID' or 2 \(low, high\) pairs of ints"):
         nets.conv_2d(params, x, 8, 3, padding=[(1, 1)])
     with pytest.raises(ValueError, match=r"conv_2d: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
@@ -282,4 +282,4 @@ def _bad_inputs_unchecked(params: Any, x: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"conv_2d: `feature_group_count` must divide both the 4 input channels of `x` and `out_channels` 8, got 3"):
         nets.conv_2d(params, x, 8, 3, feature_group_count=3)
     with pytest.raises(ValueError, match=r"conv_transpose_1d: `padding` must be one of \('SAME', 'VALID'\)"):
-        nets.conv_transpose_1d({}, jnp.ones((5, 2)), 3, 2, padding="CAUSAL")  # type: ignore[arg-type]  # 1-d conv only
+        nets.conv_transpose_1d({}, jnp.ones((5, 2)), 3, 2, padding="CAUSAL")

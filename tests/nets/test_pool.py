@@ -96,10 +96,10 @@ def test_global_pools(key: jax.Array) -> None:
 def test_bad_inputs() -> None:
     x = jnp.ones((2, 4, 4, 3))
     with pytest.raises(TypeError, match=r"padding"):  # checking on: the annotation rejects it
-        nets.max_pool({}, x, 2, 1, "same")  # type: ignore[arg-type]  # the wrong string on purpose
+        nets.max_pool({}, x, 2, 1, "same")
     with checking(False):
         with pytest.raises(ValueError, match=r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs, got 'same'"):
-            nets.max_pool({}, x, 2, 1, "same")  # type: ignore[arg-type]  # the wrong string on purpose
+            nets.max_pool({}, x, 2, 1, "same")
         with pytest.raises(ValueError, match=r"global_avg_pool: `x` must have at least 3 axes \(batch, \*spatial, channels\), got shape \(4, 3\)"):
             nets.global_avg_pool({}, jnp.ones((4, 3)))
     with pytest.raises(ValueError, match=r"avg_pool: an int `window_shape` pools every axis between the batch axis and the channels, so `x` must have at least 3 axes"):

@@ -42,7 +42,9 @@ def norms(params: Params, state: Params, x: Array) -> None:
     assert_type(nets.batch_norm(params, new_state, y, False), tuple[Array, Params])
 
 
-def convolutions(params: Params, x: Array) -> None:
+def convolutions(params: Params, x: Array, padding: str) -> None:
+    assert_type(nets.conv_2d(params, x, 64, 3, padding=padding), Array)  # a str variable: checked at run time
+    assert_type(nets.max_pool(params, x, 2, 2, padding), Array)
     assert_type(nets.conv_1d(_, _, 64, 5)(params, x), Array)
     assert_type(nets.conv_1d(_, _, 64, 5, padding="CAUSAL")(params, x), Array)
     assert_type(nets.conv_2d(_, _, 64, (3, 3), 2)(params, x), Array)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +18,9 @@ from tests.typing.test_signature import typed_linear
 from zephyr import nets, trace
 from zephyr.core._context import CHECKING
 from zephyr.functools.partial import flexible
+from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking, is_checking
+from zephyr.typing._checking import call_checked as real
 
 
 def test_checking_is_a_switch_and_a_context_manager() -> None:
@@ -103,3 +107,65 @@ def test_checking_leaves_lambdas_and_unannotated_functions_working() -> None:
     with checking(True):
         assert add(_, 1)(2) == 3
         assert flexible(untyped)(_, 3)(2) == 6
+
+
+class _HiddenParams(TypedDict):
+    hidden: Float[Array, "d_in width"]
+
+
+@flexible
+def _hidden(params: _HiddenParams, x: Float[Array, "b d_in"], width: int) -> Float[Array, "b width"]:
+    return x @ params["hidden"]
+
+
+def test_a_wrong_input_width_names_the_argument_that_bound_the_dim(key: jax.Array) -> None:
+    params = trace(_hidden, key, jnp.ones((8, 3)), 32)
+    expected = (
+        r"`_hidden`: `params\['hidden'\]`: expected shape \(7, 32\) \('d_in width'\), got \(3, 32\): "
+        r"`x` \(8, 7\) binds d_in=7; `width=32` binds width=32"
+    )
+    with checking(True), pytest.raises(ValueError, match=expected):
+        _hidden(params, jnp.ones((8, 7)), 32)
+
+
+def test_a_non_int_where_a_dim_binds_names_the_argument(key: jax.Array) -> None:
+    expected = r"argument `width` binds dim `width`: expected an int, got '32'"
+    with pytest.raises(ValueError, match=expected):
+        trace(_hidden, key, jnp.ones((8, 3)), "32")  # type: ignore[call-overload]  # the mistake under test
+
+
+def test_checking_true_is_process_wide_and_the_context_manager_scoped() -> None:
+    results: list[bool] = []
+    with checking(False):
+        thread = threading.Thread(target=lambda: results.append(is_checking()))
+        outer = checking()
+        previous = CHECKING.value
+        checking(True)
+        try:
+            thread.start()
+            thread.join()
+        finally:
+            CHECKING.value = previous
+        assert outer is False and checking() is False  # the `with` block's own setting wins here
+    assert results == [True]  # a worker thread sees the process-wide setting
+    with checking(True):
+        seen: list[bool] = []
+        inner = threading.Thread(target=lambda: seen.append(is_checking()))
+        inner.start()
+        inner.join()
+    assert seen == [previous]  # `with` is scoped to its own context
+
+
+def test_a_net_called_inside_a_checked_net_is_not_checked_again(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def counting(fn: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        calls.append(getattr(fn, "__name__", "?"))
+        return real(fn, args, kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("zephyr._flexible.call_checked", counting)
+    x = jnp.ones((2, 4))
+    params = trace(nets.mlp(_, _, [8, 8, 3]), key, x)
+    with checking(True):
+        nets.mlp(params, x, [8, 8, 3])
+    assert calls == ["mlp"]

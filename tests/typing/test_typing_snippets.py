@@ -1,6 +1,6 @@
 """Run mypy and pyright on the typing snippets (``check_*.py``) and on a user's own stubs.
 
-The snippets are user code, checked through ``stubs/`` and never run. Positive snippets
+The snippets are user code, checked through zephyr's stubs (next to its modules) and never run. Positive snippets
 must pass both checkers with no error; ``check_errors.py`` must pass with its targeted
 ignores, and a copy without them must fail exactly on the marked lines, with the codes and
 rules the ignores name.
@@ -42,13 +42,13 @@ def pyright(*args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess[
     return run(PYRIGHT, *args, cwd=cwd)
 
 
-def pyright_config(directory: Path, stubs: Path) -> Path:
+def pyright_config(directory: Path, stubs: Path | None = None) -> Path:
     config = directory / "pyrightconfig.json"
     config.write_text(
         json.dumps(
             {
                 "include": ["."],
-                "stubPath": str(stubs),
+                **({"stubPath": str(stubs)} if stubs is not None else {}),
                 "typeCheckingMode": "strict",
                 "pythonVersion": "3.11",
                 "venvPath": str(ROOT),
@@ -119,7 +119,7 @@ def test_each_negative_snippet_is_an_error_in_both_checkers(tmp_path: Path) -> N
     result = mypy("--config-file", ROOT / "mypy.ini", copy)
     assert mypy_errors(result.stdout) == expected_mypy, result.stdout
 
-    pyright_config(tmp_path, ROOT / "stubs")
+    pyright_config(tmp_path)
     result = pyright("--outputjson", "-p", tmp_path / "pyrightconfig.json")
     assert pyright_errors(result.stdout) == expected_pyright, result.stdout
 
@@ -187,7 +187,7 @@ def test_user_module_stubs(tmp_path: Path) -> None:
     assert run(*generate, "--check", cwd=tmp_path).returncode == 0
 
     (tmp_path / "mypy.ini").write_text(
-        f"[mypy]\nstrict = True\nwarn_unused_ignores = True\nmypy_path = stubs:{ROOT / 'stubs'}\n"
+        f"[mypy]\nstrict = True\nwarn_unused_ignores = True\nmypy_path = stubs\n"
     )
     result = mypy("--cache-dir", tmp_path / ".mypy_cache", "user.py", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
 
 import jax
 from jax import Array
@@ -17,10 +17,17 @@ from ..core._types import DType, Initializer
 from .._flexible import flexible
 from ._dtypes import compute_dtype
 
-Padding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
-"""``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per spatial axis."""
+if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
+    Padding = Literal["SAME", "VALID"] | str | Sequence[tuple[int, int]]
+else:  # what beartype checks with checking on
+    Padding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
+"""``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per spatial axis (a ``str``
+variable is accepted and its value checked at run time, as for ``jax.lax``)."""
 
-Padding1D = Literal["SAME", "VALID", "CAUSAL"] | Sequence[tuple[int, int]]
+if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
+    Padding1D = Literal["SAME", "VALID", "CAUSAL"] | str | Sequence[tuple[int, int]]
+else:  # what beartype checks with checking on
+    Padding1D = Literal["SAME", "VALID", "CAUSAL"] | Sequence[tuple[int, int]]
 """As :data:`Padding`, plus ``"CAUSAL"``: ``(kernel_size - 1) * dilation`` zeros on the left."""
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
@@ -14,8 +14,12 @@ from jaxtyping import Float
 from .._checks import int_pairs, min_rank, positive_ints
 from .._flexible import flexible
 
-PoolPadding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
-"""``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per pooled axis."""
+if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
+    PoolPadding = Literal["SAME", "VALID"] | str | Sequence[tuple[int, int]]
+else:  # what beartype checks with checking on
+    PoolPadding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
+"""``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per pooled axis (a ``str``
+variable is accepted and its value checked at run time)."""
 
 
 # jax types reduce_window's init value loosely (partially unknown to pyright); one typed alias.

@@ -448,7 +448,7 @@ def transformer(
     )  # fmt: skip
     block.check(key)
 
-    if block.dropping:
+    if block.dropping and key is not None:  # (check raised when dropping without a key)
         def keyed(layer_params: TransformerBlockParams, layer_key: PRNGKey, h: Array) -> Array:
             return block.forward(layer_params, h, mask, padding_mask, is_causal, positions, layer_key)
 

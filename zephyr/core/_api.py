@@ -23,7 +23,7 @@ from ._context import running_calls
 from ._initializers import default_initializer, initialize_leaf, to_dtype
 from ._paths import format_path, nest
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Flexible, Initializer, Leaf, Params, Path, PRNGKey, Shape
+from ._types import DType, Flexible1, Flexible2, Flexible3, Initializer, Leaf, Params, Path, PRNGKey, Shape
 
 MSG_DIMS_NEED_FLEXIBLE = """\
 validate: the shape {shape!r} names dims, which bind from the arguments of the running
@@ -37,20 +37,37 @@ give a tuple of ints:
 
 P = TypeVar("P")
 Ps = ParamSpec("Ps")
+B = TypeVar("B")
+C = TypeVar("C")
+R = TypeVar("R")
+Q = ParamSpec("Q")
+P2 = ParamSpec("P2")
+P3 = ParamSpec("P3")
+
+# ``trace(f, key, *args)`` returns the type of ``f``'s first parameter: the net's params
+# ``TypedDict``, or ``Params``. A ``@flexible`` net is matched by its protocol (its first
+# parameter's type and the signature after it, never a hole overload); anything else callable
+# (a holed call, a plain function, a generated stub's overloads) by ``Concatenate``.
 
 
 @overload
-def trace(f: Flexible[P, Ps, object], key: PRNGKey, *args: object, **kwargs: object) -> P: ...
+def trace(
+    f: Flexible3[Q, P, Ps, B, P2, C, P3, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
+) -> P: ...
+
+
+@overload
+def trace(f: Flexible2[Q, P, Ps, B, P2, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs) -> P: ...
+
+
+@overload
+def trace(f: Flexible1[Q, P, Ps, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs) -> P: ...
 
 
 @overload
 def trace(
     f: Callable[Concatenate[P, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
 ) -> P: ...
-
-
-@overload
-def trace(f: Callable[Concatenate[P, ...], object], key: PRNGKey, *args: object, **kwargs: object) -> P: ...
 
 
 def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: object) -> Any:
@@ -99,13 +116,19 @@ S = TypeVar("S")
 
 @overload
 def trace_with_state(
-    f: Callable[Concatenate[P, S, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
+    f: Flexible3[Q, P, P2, S, Ps, C, P3, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
 ) -> tuple[P, S]: ...
 
 
 @overload
 def trace_with_state(
-    f: Callable[Concatenate[P, S, ...], object], key: PRNGKey, *args: object, **kwargs: object
+    f: Flexible2[Q, P, P2, S, Ps, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
+) -> tuple[P, S]: ...
+
+
+@overload
+def trace_with_state(
+    f: Callable[Concatenate[P, S, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
 ) -> tuple[P, S]: ...
 
 
@@ -264,8 +287,9 @@ def validate(
         expected, annotated_dtype = resolve(fn, args, kwargs, shape, "validate")
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
-    if type(array) is TraceNode:
-        declared: tuple[TraceState, Path] | None = (array.state, array.path)
+    node: object = array  # a TraceNode during trace, typed as the params it stands for
+    if type(node) is TraceNode:
+        declared: tuple[TraceState, Path] | None = (node.state, node.path)
     else:
         declared = active_stand_in(array)  # a declared leaf read again during trace
     if declared is not None:

@@ -15,9 +15,32 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "zephyr_typecheck", default=_env_flag("ZEPHYR_TYPECHECK")
-)
+class _Checking:
+    """The run-time checking switch: one process-wide value, which a context may override.
+
+    Setting ``value`` is what ``checking(True)`` does (every thread sees it, worker threads
+    too); ``set``/``reset`` are what ``with checking(True):`` does (this context only).
+    ``get`` is read on every call of every net: one context variable and one attribute.
+    """
+
+    __slots__ = ("value", "_override")
+
+    def __init__(self, value: bool) -> None:
+        self.value = value
+        self._override: contextvars.ContextVar[bool | None] = contextvars.ContextVar("zephyr_typecheck", default=None)
+
+    def get(self) -> bool:
+        override = self._override.get()
+        return self.value if override is None else override
+
+    def set(self, value: bool) -> contextvars.Token[bool | None]:
+        return self._override.set(value)
+
+    def reset(self, token: contextvars.Token[bool | None]) -> None:
+        self._override.reset(token)
+
+
+CHECKING = _Checking(_env_flag("ZEPHYR_TYPECHECK"))
 """Whether annotated nets check their arguments at run time (``zephyr.typing.checking``)."""
 
 
@@ -32,9 +55,15 @@ RunningCall = tuple[ShapeResolver, Callable[..., Any], tuple[Any, ...], dict[str
 class _Calls(threading.local):
     def __init__(self) -> None:
         self.stack: list[RunningCall] = []
+        self.checked = False  # inside a checked @flexible call: nets it calls are not checked again
 
 
 _CALLS = _Calls()
+
+
+def calls_state() -> _Calls:
+    """This thread's running calls and whether a checked call is among them."""
+    return _CALLS
 
 
 def running_calls() -> list[RunningCall]:

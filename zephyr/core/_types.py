@@ -6,7 +6,7 @@ Everything above the core speaks these types; this module imports nothing from z
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, ParamSpec, Protocol, TypeVar, final, overload, runtime_checkable
 
@@ -69,7 +69,7 @@ class PlaceholderType:
     """The type of the hole ``_``: one instance, ``placeholder_hole``.
 
     It is ``@final`` so that type checkers know no array is ever a hole, which lets the
-    generated overloads in ``stubs/`` tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
+    generated overloads in ``zephyr/nets.pyi`` and the ``Flexible*`` protocols tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
     At run time it is a singleton that pickles by name and prints as ``_``.
     """
 
@@ -91,7 +91,7 @@ class PlaceholderType:
         raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
 
     # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
-    # (not ``Params``, not ``Iterable``) and the overloads in stubs/ can tell it from a value.
+    # (not ``Params``, not ``Iterable``) and the hole overloads can tell it from a value.
     if not TYPE_CHECKING:
         __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
         __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
@@ -170,39 +170,138 @@ class Leaf:
         return int(np.prod(self.shape, dtype=np.int64))
 
 
-_A_contra = TypeVar("_A_contra", contravariant=True)
-_P = ParamSpec("_P")
-_R_co = TypeVar("_R_co", covariant=True)
+_Q = ParamSpec("_Q")
+_P1 = ParamSpec("_P1")
+_P2 = ParamSpec("_P2")
+_P3 = ParamSpec("_P3")
+_A = TypeVar("_A", contravariant=True)
+_B = TypeVar("_B", contravariant=True)
+_C = TypeVar("_C", contravariant=True)
+_R = TypeVar("_R", covariant=True)
+_H = PlaceholderType
+
+# The static face of ``@flexible``. A user's own function gets typed holes with no stubs:
+# ``flexible`` reads the function's whole signature (``_Q``) and, for its first one to three
+# positional parameters, their types (``_A``, ``_B``, ``_C``) and the signature after each
+# (``_P1``, ``_P2``, ``_P3``), by matching the function against an overloaded protocol
+# (``Signature*``: one overload per view). The result (``Flexible*``) is called:
+#   - without a hole: against ``_Q``, the function's own signature (names, defaults,
+#     keywords), so a wrong argument is an error about the call;
+#   - with a ``Params`` first argument: a net annotated with a params ``TypedDict`` takes a
+#     subtree of traced params (typed ``Params``), but a ``dict`` literal with a wrong key is
+#     still an error (a ``dict`` is not a ``Params``);
+#   - with holes among the first three positional parameters: a callable of exactly the
+#     missing ones, in order and in their types. Each hole overload requires a
+#     ``PlaceholderType`` (``@final``, so no value is one) at each hole, so no call without a
+#     hole ever matches one. Holes elsewhere (a fourth parameter, a keyword) match no
+#     overload and are errors: the library's nets, typed by generated stubs, accept more.
 
 
-class HoledCall(Protocol[_R_co]):
-    """What a call with holes to your own ``@flexible`` function returns, statically.
+class Signature1(Protocol[_Q, _A, _P1, _R]):  # pyright: ignore[reportInvalidTypeVarUse]  # parameter types: contravariant, as mypy and ty require
+    """The view of a function that ``flexible`` reads: its signature and its first 1 parameter types."""
 
-    Calling it with the missing arguments gives the function's return type. (The library's
-    nets have exact holed types from the generated stubs; for your own module, run
-    ``python -m zephyr.typing.stubgen yourpackage.module``.) It contains no ``Any``, so
-    holed calls keep their types through ``chain`` and other overloaded functions.
-    """
-
-    def __call__(self, *args: object, **kwargs: object) -> _R_co: ...
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
 
 
-class Flexible(Protocol[_A_contra, _P, _R_co]):
-    """The static type of ``@flexible`` on a function ``(first, *args, **kwargs) -> R``.
+class Signature2(Protocol[_Q, _A, _P1, _B, _P2, _R]):  # pyright: ignore[reportInvalidTypeVarUse]  # parameter types: contravariant, as mypy and ty require
+    """The view of a function that ``flexible`` reads: its signature and its first 2 parameter types."""
 
-    A call without holes is checked against the function's own signature and returns ``R``;
-    a call with holes returns a :class:`HoledCall` of ``R``. The first argument may also be a
-    :class:`Params`: a net annotated with a params ``TypedDict`` is called with a subtree of
-    params, which the checkers only know as ``Params``.
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, b: _B, /, *args: _P2.args, **kwargs: _P2.kwargs) -> _R: ...
+
+
+class Signature3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):  # pyright: ignore[reportInvalidTypeVarUse]  # parameter types: contravariant, as mypy and ty require
+    """The view of a function that ``flexible`` reads: its signature and its first 3 parameter types."""
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, b: _B, /, *args: _P2.args, **kwargs: _P2.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _A, b: _B, c: _C, /, *args: _P3.args, **kwargs: _P3.kwargs) -> _R: ...
+
+
+class Flexible0(Protocol[_Q, _R]):
+    """``@flexible`` on a function without positional parameters: its own signature."""
+
+    __name__: str
+    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
+
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+
+
+# mypy reports the hole overloads as overlapping the ones before them: it cannot rule out a
+# ``PlaceholderType`` inside the generic ``_P1``/``_P2`` tail. The tails are the function's
+# own parameters, which no function annotates with ``PlaceholderType``.
+class Flexible1(Protocol[_Q, _A, _P1, _R]):
+    """``@flexible`` on ``f(a, *rest)``: ``f(_, *rest)`` is a function of ``a``."""
+
+    __name__: str
+    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
+
+
+class Flexible2(Protocol[_Q, _A, _P1, _B, _P2, _R]):
+    """``@flexible`` on ``f(a, b, *rest)``: holes in ``a`` and ``b`` are typed."""
+
+    __name__: str
+    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
+
+    @overload
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
+    @overload
+    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
+    @overload
+    def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
+
+
+class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
+    """``@flexible`` on ``f(a, b, c, *rest)``: holes in ``a``, ``b`` and ``c`` are typed.
+
+    ``block(_, _, 8)`` is a ``Callable[[A, B], R]``; ``block(p, x, "8")`` is an error about
+    the call (no overload matches), never a holed call.
     """
 
     __name__: str
+    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
 
     @overload
-    def __call__(self, first: _A_contra | Params, /, *args: _P.args, **kwargs: _P.kwargs) -> _R_co: ...
-
+    def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, *args: object, **kwargs: object) -> HoledCall[_R_co]: ...
+    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _H, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _H, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _A | Params, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
+    @overload
+    def __call__(self, a: _A | Params, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_C], _R]: ...
 
 
 def name_of(f: object) -> str:

@@ -20,19 +20,24 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 from ..core._context import CHECKING
 from ..core._paths import format_path
 from ..core._types import name_of
+from ._dims import Bound
 from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
 
 _CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
 
 
 class _Switch:
-    """The value of ``checking(...)``: already applied; a context manager that undoes it."""
+    """The value of ``checking(...)``: already applied process-wide; as a context manager, it
+    takes that back and applies the setting to the ``with`` block's context only."""
 
-    def __init__(self, token: Any) -> None:
-        self._token = token
+    def __init__(self, enabled: bool, previous: bool) -> None:
+        self._enabled = enabled
+        self._previous = previous
+        self._token: Any = None
 
     def __enter__(self) -> None:
-        return None
+        CHECKING.value = self._previous
+        self._token = CHECKING.set(self._enabled)
 
     def __exit__(self, *exc: object) -> None:
         CHECKING.reset(self._token)
@@ -41,9 +46,10 @@ class _Switch:
 def checking(enabled: bool | None = None) -> Any:
     """Turn run-time shape checking of annotated nets on or off, or ask whether it is on.
 
-    ``checking()`` returns the current setting. ``checking(True)`` turns it on for the current
-    context (thread or task) and returns a context manager that restores the previous
-    setting on exit; the environment variable ``ZEPHYR_TYPECHECK=1`` turns it on at import.
+    ``checking()`` returns the current setting. ``checking(True)`` turns it on for the whole
+    process (every thread, worker threads too); ``with checking(True):`` turns it on for the
+    block only, in its own context (thread or task), and restores the previous setting on
+    exit. The environment variable ``ZEPHYR_TYPECHECK=1`` turns it on at import.
 
     Example:
         >>> from zephyr.typing import checking
@@ -56,7 +62,8 @@ def checking(enabled: bool | None = None) -> Any:
     """
     if enabled is None:
         return CHECKING.get()
-    return _Switch(CHECKING.set(bool(enabled)))
+    previous, CHECKING.value = CHECKING.value, bool(enabled)
+    return _Switch(bool(enabled), previous)
 
 
 def is_checking() -> bool:
@@ -114,10 +121,11 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
                 ) from None
         actual = tuple(getattr(value, "shape", ()))
         if actual != spec.shape:
-            dims = next(l.annotation.dim_str for l in layout.leaves if l.path == spec.path)
+            leaf = next(l for l in layout.leaves if l.path == spec.path)
+            cause = bound.explain(leaf.dims) if isinstance(bound, Bound) else ""
             raise ValueError(
                 f"`{name_of(fn)}`: `{format_path(spec.path)}`: expected shape {spec.shape} "
-                f"({dims!r}), got {actual}"
+                f"({leaf.annotation.dim_str!r}), got {actual}" + (f": {cause}" if cause else "")
             )
 
 

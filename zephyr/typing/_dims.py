@@ -73,10 +73,34 @@ def parse_dims(dim_str: str) -> tuple[Dim, ...]:
     return tuple(dims)
 
 
-def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where: str) -> None:
+class Bound(dict[str, int]):
+    """Dim names bound to sizes, and what bound each (for messages that point at the cause).
+
+    ``sources[name]`` says which argument bound it (``"`x` (8, 7)"`` or ``"`width=32`"``);
+    ``others[name]`` holds an argument of that name that is neither an int nor an array.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: dict[str, str] = {}
+        self.others: dict[str, object] = {}
+
+    def explain(self, dims: tuple[Dim, ...]) -> str:
+        """Where the named dims of ``dims`` were bound: ``"`x` (8, 7) binds d_in=7"``."""
+        parts = [
+            f"{self.sources[d.name]} binds {d.name}={self[d.name]}"
+            for d in dims
+            if d.kind == "named" and d.name in self.sources
+        ]
+        return "; ".join(dict.fromkeys(parts))
+
+
+def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where: str, source: str | None = None) -> None:
     """Bind the named dims of ``dims`` to the axes of ``shape``, checking earlier bindings.
 
-    Raises ``ValueError`` naming ``where`` when the rank or a dim disagrees.
+    Raises ``ValueError`` naming ``where`` when the rank or a dim disagrees. ``source`` (the
+    argument's name) is recorded for each dim it binds first, when ``bound`` is a
+    :class:`Bound`.
     """
     variadic = next((i for i, d in enumerate(dims) if d.kind == "variadic"), None)
     if variadic is None:
@@ -91,14 +115,18 @@ def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where
             )
         pairs = list(zip(dims[:variadic], shape[:variadic]))
         pairs += list(zip(dims[variadic + 1 :], shape[len(shape) - after :]))
+    sources = bound.sources if isinstance(bound, Bound) else None
     for dim, size in pairs:
         if dim.kind == "named":
             previous = bound.setdefault(dim.name, int(size))
             if previous != size:
+                first = f" (bound by {sources[dim.name]})" if sources and dim.name in sources else ""
                 raise ValueError(
-                    f"{where}: dim `{dim.name}` is {size} here but {previous} elsewhere "
+                    f"{where}: dim `{dim.name}` is {size} here but {previous} elsewhere{first} "
                     f"(shape {tuple(shape)})"
                 )
+            if sources is not None and source is not None:
+                sources.setdefault(dim.name, f"{source} {tuple(shape)}")
         elif dim.kind == "fixed" and dim.size != size:
             raise ValueError(f"{where}: expected axis of size {dim.size}, got shape {tuple(shape)}")
 
@@ -131,6 +159,9 @@ def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -
 
 
 def _unbound(name: str, bound: Mapping[str, int], where: str) -> str:
+    others = bound.others if isinstance(bound, Bound) else {}
+    if name in others:
+        return f"{where}: argument `{name}` binds dim `{name}`: expected an int, got {others[name]!r}"
     known = ", ".join(f"{k}={v}" for k, v in bound.items()) or "none"
     return (
         f"{where}: cannot bind dim `{name}`: no array argument is annotated with `{name}` and "
@@ -190,21 +221,25 @@ def bind_arguments(
 ) -> dict[str, int]:
     """Dim names bound by ``fn``'s arguments: int arguments by name, arrays by annotation."""
     hints = resolved_hints(fn)
-    bound: dict[str, int] = {}
+    bound = Bound()
     name = getattr(fn, "__qualname__", "function")
     for arg_name, value in arguments.items():
         if arg_name == skip:
             continue
         if isinstance(value, int) and not isinstance(value, bool):
-            bound.setdefault(arg_name, value)
+            if arg_name not in bound:
+                bound[arg_name] = value
+                bound.sources[arg_name] = f"`{arg_name}={value}`"
             continue
         hint = hints.get(arg_name)
+        shape = getattr(value, "shape", None)
+        if shape is None:
+            bound.others.setdefault(arg_name, value)
         if hint is None:
             continue
         parsed = annotation_dims(strip_annotated(hint)[0])
-        shape = getattr(value, "shape", None)
         if parsed is not None and shape is not None:
-            bind_shape(parsed[0], tuple(shape), bound, f"`{name}` argument `{arg_name}`")
+            bind_shape(parsed[0], tuple(shape), bound, f"`{name}` argument `{arg_name}`", f"`{arg_name}`")
     return bound
 
 

@@ -4,8 +4,8 @@
 that from ``flexible``'s own type, so this generator writes a stub for each module that
 exposes public flexible functions, with one ``@overload`` per set of holes::
 
-    python -m zephyr.typing.stubgen                  # zephyr's own stubs, into stubs/
-    python -m zephyr.typing.stubgen --check          # exit 1 with a diff if stubs/ is stale
+    python -m zephyr.typing.stubgen                  # zephyr's own stubs, next to its modules
+    python -m zephyr.typing.stubgen --check          # exit 1 with a diff if they are stale
     python -m zephyr.typing.stubgen mypkg.models --out stubs   # your own flexible functions
 
 For your own code: generate into a directory of your project, point your checker at it
@@ -759,6 +759,14 @@ def generate(names: Sequence[str], max_holes: int = MAX_HOLES) -> dict[Path, str
     return {stub_path(m): ModuleStub(importlib.import_module(m), max_holes, modules).render() for m in modules}
 
 
+def _default_out(modules: Sequence[str]) -> Path:
+    """zephyr's own stubs go next to its modules (found by every install: the wheel, the sdist,
+    ``pip install -e .``); a user's into ``stubs/``."""
+    if list(modules) == ["zephyr"]:
+        return Path(importlib.import_module("zephyr").__file__ or ".").resolve().parents[1]
+    return Path("stubs")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Write (or with ``--check``, compare) the stubs; 1 when ``--check`` finds them stale.
 
@@ -771,11 +779,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = argparse.ArgumentParser(prog="python -m zephyr.typing.stubgen", description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("modules", nargs="*", default=["zephyr"], help="modules or packages (default: zephyr)")
-    parser.add_argument("--out", default="stubs", type=Path, help="output directory (default: stubs)")
+    parser.add_argument(
+        "--out", type=Path, help="output directory (default: stubs; zephyr's own: next to its modules)"
+    )
     parser.add_argument("--check", action="store_true", help="compare with --out; exit 1 with a diff if stale")
     parser.add_argument("--max-holes", type=int, default=MAX_HOLES, help=f"holeable parameters (default {MAX_HOLES})")
     args = parser.parse_args(argv)
-    out: Path = args.out
+    out: Path = args.out if args.out is not None else _default_out(args.modules)
     files = generate(args.modules, args.max_holes)
     roots = {path.parts[0] for path in files}
     stale = sorted(p.relative_to(out) for root in roots for p in (out / root).rglob("*.pyi") if p.relative_to(out) not in files)

@@ -66,6 +66,9 @@ def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache:
     assert_type(nets.transformer_block(_, _, 8)(params, q), Array)
     assert_type(nets.transformer(_, _, 2, 8)(params, q), Array)
     assert_type(nets.transformer(_, _, _, _)(params, q, 2, 8), Array)
+    block_step = nets.transformer_block_step(_, _, _, 8)
+    assert_type(block_step(params, cache, q), tuple[Array, KVCache])
+    assert_type(nets.transformer_step(_, _, _, 2, 8)(params, cache, q), tuple[Array, KVCache])
 
 
 def recurrent(params: Params, x: Array, carry: Array, lstm_carry: LSTMState) -> None:

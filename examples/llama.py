@@ -6,7 +6,8 @@ gated=True, activation=jax.nn.silu, use_bias=False, num_kv_heads=...)`` and the 
 table as the output projection. It trains a few steps on the standard library's source (the
 text ``examples/char_transformer.py`` uses), checks cached decoding (``nets.transformer_step``)
 against the full causal forward, and samples with the cache. ``params_from_hf`` loads the
-state dict of a Hugging Face ``LlamaForCausalLM`` (with tied embeddings) into these params:
+state dict of a Hugging Face ``LlamaForCausalLM`` (with tied embeddings) into these params
+(``examples/llama_hf_check.py`` compares the logits with transformers'):
 
     python examples/llama.py
     python examples/llama.py --steps 1000 --layers 4
@@ -96,13 +97,34 @@ def params_from_hf(state_dict: Mapping[str, Any]) -> Params:
     """Params of :func:`llama` from a Hugging Face ``LlamaForCausalLM`` state dict (tied embeddings).
 
     Torch's linear weights are ``(out, in)``: transposed here. The layers are stacked (the
-    layout of ``nets.transformer(scan=True)``). Values may be torch tensors or arrays.
+    layout of ``nets.transformer(scan=True)``). Values may be torch tensors or arrays (e.g.
+    ``safetensors.numpy.load_file`` of a ``model.safetensors``), in any float dtype. The output
+    projection is the embedding table: a tied checkpoint has no ``lm_head.weight`` (or one equal
+    to the table); an untied one is refused with a ``ValueError``, since it would load and give
+    wrong logits.
+
+    The query and key projections are taken as they are, with no permutation: transformers'
+    Llama layout is already the "rotate half" one of ``nets.rope`` (feature ``i`` of a head is
+    paired with ``i + head_dim / 2``); Meta's interleaved pairs are permuted into it by
+    transformers' conversion script, before any state dict. Head ``h`` is rows ``h * head_dim``
+    to ``(h + 1) * head_dim`` of transformers' projection, so columns of the transposed one,
+    where zephyr's attention reads it; query head ``h`` reads key/value head ``h //
+    (num_heads // num_kv_heads)`` in both (transformers' ``repeat_kv``).
+    ``examples/llama_hf_check.py`` compares the logits with transformers'.
     """
 
     def array(name: str) -> np.ndarray[Any, Any]:
         value = state_dict[name]
-        numpy = getattr(value, "numpy", None)
-        return np.asarray(numpy() if callable(numpy) and hasattr(value, "detach") else value, np.float32)
+        if hasattr(value, "detach"):  # a torch tensor (bfloat16 has no numpy dtype: float first)
+            value = value.detach().float().numpy()
+        return np.asarray(value, np.float32)
+
+    embeddings = array("model.embed_tokens.weight")
+    if "lm_head.weight" in state_dict and not np.array_equal(array("lm_head.weight"), embeddings):
+        raise ValueError(
+            "params_from_hf: `lm_head.weight` differs from `model.embed_tokens.weight`: the "
+            "checkpoint's output projection is not tied, and this model ties it to the embeddings"
+        )
 
     num_layers = 1 + max(int(name.split(".")[2]) for name in state_dict if name.startswith("model.layers."))
 
@@ -129,7 +151,7 @@ def params_from_hf(state_dict: Mapping[str, Any]) -> Params:
         },
     }
     return {
-        "embed": {"embeddings": jnp.asarray(array("model.embed_tokens.weight"))},
+        "embed": {"embeddings": jnp.asarray(embeddings)},
         "transformer": {"layers": layers, "final_norm": {"scale": jnp.asarray(array("model.norm.weight"))}},
     }
 

@@ -32,6 +32,7 @@ TINY: dict[str, list[str]] = {
         "--steps", "2", "--d", "16", "--heads", "2", "--kv-heads", "1", "--layers", "1", "--context", "24",
         "--batch-size", "2", "--sample-length", "8", "--chars", "4000",
     ],
+    "llama_hf_check": [],  # skipped (prints how to install the reference) without torch
     "lstm_sequence": ["--steps", "2", "--hidden-size", "8", "--length", "8", "--batch-size", "4", "--delay", "2"],
     "resume_train": ["--steps", "6", "--every", "2", "--kill-after", "4", "--batch-size", "8", "--dir", "{tmp}/run"],
     "seed_model": ["--batch", "2"],

@@ -2,8 +2,9 @@
 # pyright: reportUnknownMemberType=false
 """The "jit" section: zephyr's jitted forward and train step against raw JAX's.
 
-For every model: run time, lower+compile time (raw JAX twice, the noise floor) and the
-opcodes of the optimized HLO, which are the same for the same program.
+For every model: the loss of both sides on zephyr's params (they must agree, so that the
+timings compare the same computation), run time, lower+compile time (raw JAX twice, the
+noise floor) and the opcodes of the optimized HLO, which are the same for the same program.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no stubs 
 from jax import Array
 from jax.stages import Compiled
 
-from _pairs import JSON, Config, Tree, pair_named
+from _pairs import JSON, Config, Pair, Tree, pair_named
 from _report import log, ms
 from _timing import calls_in, compile_in_turn, noise, per_call, ready
 
@@ -42,6 +43,24 @@ def _train_step(apply: Callable[[Tree, Array], Array]) -> Callable[..., Any]:
         return optax.apply_updates(params, updates), opt_state, value
 
     return step
+
+
+LOSS_TOLERANCE = 1e-5
+"""How far the two sides' losses on the same params may differ (float32 rounding)."""
+
+
+def same_loss(pair: Pair, params: Tree) -> JSON:
+    """Both sides' jitted losses on ``params``; an AssertionError if they differ by more than :data:`LOSS_TOLERANCE`."""
+    args = (params, pair.x, pair.labels)
+    losses: list[Array] = [jax.jit(_loss(apply))(*args) for apply in (pair.apply_zephyr, pair.apply_raw)]
+    zephyr_loss, raw_loss = (float(loss) for loss in losses)
+    diff = abs(zephyr_loss - raw_loss)
+    if not diff <= LOSS_TOLERANCE:
+        raise AssertionError(
+            f"section_jit: `{pair.name}`: zephyr's loss {zephyr_loss!r} and raw JAX's {raw_loss!r} on the same "
+            f"params differ by {diff:.2e} (> {LOSS_TOLERANCE:.0e}): the two sides are not the same model"
+        )
+    return {"zephyr": zephyr_loss, "raw": raw_loss, "abs_diff": diff}
 
 
 _OPCODE = re.compile(r"=\s.*?\s([a-z][a-z0-9\-]*)\(")
@@ -74,14 +93,14 @@ def _hlo_text(compiled: Compiled) -> str:
 
 
 def section_jit(cfg: Config, out: JSON) -> None:
-    """Jitted forward and train step: run time, lower+compile time, optimized HLO."""
+    """Both sides' losses checked equal, then jitted forward and train step: run time, lower+compile time, optimized HLO."""
     rows: JSON = {}
     pairs = [pair_named(cfg, name) for name in cfg.jit_models]
     optimizer = optax.adam(1e-3)
     for pair in pairs:
         params = pair.trace()
         opt_state = optimizer.init(params)
-        row: JSON = {}
+        row: JSON = {"loss": same_loss(pair, params)}
         for kind in ("forward", "train_step"):
             if kind == "forward":
                 fz: Callable[..., Any] = pair.apply_zephyr

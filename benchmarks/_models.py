@@ -1,8 +1,8 @@
-"""The benchmark models in zephyr: an MLP, a small CNN and a GPT-style transformer (as
-``nets.transformer`` and as a user's own loop of ``nets.transformer_block``), and the
-seed model of ``examples/seed_model.py``.
+"""The benchmark models in zephyr: an MLP, a small CNN, a GPT-style transformer (as
+``nets.transformer`` and as a user's own loop of ``nets.transformer_block``), the LLaMA-style
+model of ``examples/llama.py``, and the seed model of ``examples/seed_model.py``.
 
-The first three match ``_raw.py`` leaf for leaf (same keys, shapes and initial
+The first four match ``_raw.py`` leaf for leaf (same keys, shapes and initial
 distributions) so the harness can check both applies on the same weights. Every layer is a
 ``zephyr.nets`` net.
 """
@@ -18,11 +18,11 @@ import jax.numpy as jnp
 from jax import Array
 from jaxtyping import Float, Int
 
-from zephyr import nets
+from zephyr import nets, validate
 from zephyr.functools.partial import flexible
 from zephyr.typing import Params
 
-from _raw import CNN_LAYERS
+from _raw import CNN_LAYERS, LLAMA_EPS, LLAMA_ROPE_BASE
 
 
 @flexible
@@ -69,6 +69,26 @@ def gpt_user_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) -> 
             x = nets.transformer_block(params["transformer"]["layers"][i], x, num_heads, is_causal=True)
         x = nets.layer_norm(params["transformer"]["final_norm"], x)
         return nets.linear(params["head"], x, vocab)
+
+    return model
+
+
+def llama(
+    vocab: int, d_model: int, num_layers: int, num_heads: int, num_kv_heads: int, mlp_dim: int
+) -> Callable[[Params, Array], Array]:
+    """``examples/llama.py``'s model: ``nets.token_embed``, ``nets.transformer`` as a LLaMA
+    decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, no biases), the embedding table as
+    the output projection (tied). Scanned, as in the example: every layer leaf has a leading
+    layer axis."""
+    @flexible
+    def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
+        x = nets.token_embed(params["embed"], tokens, vocab, d_model)
+        h = nets.transformer(
+            params["transformer"], x, num_layers, num_heads, is_causal=True, mlp_dim=mlp_dim,
+            num_kv_heads=num_kv_heads, norm="rms", norm_eps=LLAMA_EPS, gated=True, activation=jax.nn.silu,
+            use_bias=False, rope=True, rope_base=LLAMA_ROPE_BASE,
+        )  # fmt: skip
+        return h @ validate(params["embed"]["embeddings"], (vocab, d_model)).T
 
     return model
 

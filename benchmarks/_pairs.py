@@ -31,6 +31,20 @@ Tree = Any
 
 
 @dataclass(frozen=True)
+class LlamaSize:
+    """The LLaMA-style model of ``examples/llama.py`` (``"llama"``): sizes and batch."""
+
+    vocab: int = 256
+    d_model: int = 128
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    mlp_dim: int = 344  # LLaMA's 8/3 d, rounded up to a multiple of 8
+    seq: int = 64
+    batch: int = 8
+
+
+@dataclass(frozen=True)
 class Config:
     """Sizes and repetitions of one run."""
 
@@ -42,7 +56,8 @@ class Config:
     depths: tuple[int, ...] = (1, 4, 16, 64)
     batches: tuple[int, ...] = (1, 8, 64, 512)
     jit_depth: int = 2
-    jit_models: tuple[str, ...] = ("mlp", "cnn", "gpt", "gpt-scan")
+    jit_models: tuple[str, ...] = ("mlp", "cnn", "gpt", "gpt-scan", "llama")
+    llama: LlamaSize = LlamaSize()
     mlp_in: int = 256
     mlp_widths: tuple[int, ...] = (512, 512, 512, 512, 10)
     mlp_batch: int = 64
@@ -62,7 +77,8 @@ class Config:
 
 FULL = Config()
 QUICK = Config(
-    vocab=50, d_model=32, heads=2, seq=8, batch=2, depths=(1,), batches=(1, 4), jit_depth=1, jit_models=("mlp",),
+    vocab=50, d_model=32, heads=2, seq=8, batch=2, depths=(1,), batches=(1, 4), jit_depth=1, jit_models=("mlp", "llama"),
+    llama=LlamaSize(vocab=50, d_model=32, layers=1, heads=4, kv_heads=2, mlp_dim=88, seq=8, batch=2),
     mlp_in=16, mlp_widths=(32, 10), mlp_batch=4, cnn_shape=(2, 8, 8, 3), memory_d=32,
     memory_depth=1, reps=2, deep_reps=1, compile_reps=1, step_reps=2, eager_number=50,
     tiny_number=2000, quick=True,
@@ -142,7 +158,29 @@ def gpt_pair(cfg: Config, depth: int, *, scan: bool, d_model: int | None = None,
     )
 
 
-MODELS = ("mlp", "cnn", "gpt", "gpt-scan", "memory", "memory-scan")
+def llama_pair(cfg: Config) -> Pair:
+    """``examples/llama.py``'s model (``nets.transformer``, scanned) of size ``cfg.llama``."""
+    size = cfg.llama
+    key = jax.random.key(0)
+    tokens = jax.random.randint(jax.random.key(2), (size.batch, size.seq), 0, size.vocab)
+    model = _models.llama(size.vocab, size.d_model, size.layers, size.heads, size.kv_heads, size.mlp_dim)
+
+    def init(key: Array) -> Tree:
+        return _raw.init_llama(key, size.vocab, size.d_model, size.layers, size.heads, size.kv_heads, size.mlp_dim)
+
+    return Pair(
+        "llama",
+        lambda: zephyr.trace(model, key, tokens),
+        lambda: init(key),
+        lambda: init(FAST_KEY),
+        model,
+        lambda p, t: _raw.apply_llama(p, t, size.heads, size.kv_heads),
+        tokens,
+        _labels(tuple(tokens.shape), size.vocab),
+    )
+
+
+MODELS = ("mlp", "cnn", "gpt", "gpt-scan", "llama", "memory", "memory-scan")
 """The names :func:`pair_named` knows."""
 
 
@@ -156,6 +194,8 @@ def pair_named(cfg: Config, model: str) -> Pair:
         return cnn_pair(cfg)
     if model in ("gpt", "gpt-scan"):
         return gpt_pair(cfg, cfg.jit_depth, scan=model.endswith("scan"))
+    if model == "llama":
+        return llama_pair(cfg)
     raise ValueError(f"pair_named: model must be one of {', '.join(MODELS)}, got {model!r}")
 
 

@@ -1,6 +1,6 @@
 # jax annotates jit, tree and jnp functions partially; a benchmark harness calls them everywhere.
 # pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false, reportUnknownLambdaType=false
-"""The floor: the three benchmark models written in raw JAX, as a JAX user writes them.
+"""The floor: the benchmark models written in raw JAX, as a JAX user writes them.
 
 ``init_*`` builds a params dict with ``jax.random`` calls (eagerly, one call per leaf);
 ``apply_*`` is a pure function of ``(params, x)``. The dicts use the same keys as the zephyr
@@ -26,14 +26,17 @@ _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to (-2, 2)
 _MASKED = float(np.finfo(np.float32).min)
 
 
+def _weights(key: Array, d_in: int, d_out: int, layers: int | None = None) -> RawParams:
+    """A linear layer's params without bias: truncated normal weights (variance 1/fan-in)."""
+    lead = () if layers is None else (layers,)
+    std = math.sqrt(1.0 / d_in) / _TRUNC_STD
+    return {"weights": jax.random.truncated_normal(key, -2.0, 2.0, (*lead, d_in, d_out)) * std}
+
+
 def _dense(key: Array, d_in: int, d_out: int, layers: int | None = None) -> RawParams:
     """A linear layer's params: truncated normal weights (variance 1/fan-in), zero bias."""
     lead = () if layers is None else (layers,)
-    std = math.sqrt(1.0 / d_in) / _TRUNC_STD
-    return {
-        "weights": jax.random.truncated_normal(key, -2.0, 2.0, (*lead, d_in, d_out)) * std,
-        "bias": jnp.zeros((*lead, d_out)),
-    }
+    return {**_weights(key, d_in, d_out, layers), "bias": jnp.zeros((*lead, d_out))}
 
 
 def _conv(key: Array, kernel: int, c_in: int, c_out: int) -> RawParams:
@@ -202,3 +205,88 @@ def apply_gpt(params: RawParams, tokens: Array, num_heads: int, *, stacked: bool
             x = _block(_sub(layers, i), x, num_heads)
     x = _layer_norm(_sub(transformer, "final_norm"), x)
     return _linear(_sub(params, "head"), x)
+
+
+# -------------------------------------------------------------------------------------- LLaMA
+
+LLAMA_EPS = 1e-6
+"""RMSNorm's epsilon (Hugging Face's ``rms_norm_eps``, ``examples/llama.py``'s default)."""
+
+LLAMA_ROPE_BASE = 10000.0
+"""RoPE's wavelength base (``rope_theta``)."""
+
+
+def _init_llama_block(key: Array, d: int, kv_dim: int, mlp_dim: int, layers: int) -> RawParams:
+    keys = jax.random.split(key, 7)
+    return {
+        "attention_norm": {"scale": jnp.ones((layers, d))},
+        "attention": {
+            "query": _weights(keys[0], d, d, layers),
+            "key": _weights(keys[1], d, kv_dim, layers),
+            "value": _weights(keys[2], d, kv_dim, layers),
+            "out": _weights(keys[3], d, d, layers),
+        },
+        "mlp_norm": {"scale": jnp.ones((layers, d))},
+        "mlp": {
+            "gate": _weights(keys[4], d, mlp_dim, layers),
+            "up": _weights(keys[5], d, mlp_dim, layers),
+            "down": _weights(keys[6], mlp_dim, d, layers),
+        },
+    }
+
+
+def init_llama(
+    key: Array, vocab: int, d: int, num_layers: int, num_heads: int, num_kv_heads: int, mlp_dim: int
+) -> RawParams:
+    """A LLaMA-style decoder: token embeddings (tied output), RMSNorm, grouped-query attention
+    with RoPE, a SwiGLU MLP, no biases; every layer leaf has a leading layer axis (for ``lax.scan``)."""
+    k_tok, k_layers = jax.random.split(key)
+    layers = _init_llama_block(k_layers, d, num_kv_heads * (d // num_heads), mlp_dim, num_layers)
+    return {
+        "embed": {"embeddings": jax.random.normal(k_tok, (vocab, d)) * (1.0 / math.sqrt(d))},
+        "transformer": {"layers": layers, "final_norm": {"scale": jnp.ones((d,))}},
+    }
+
+
+def _rms_norm(p: RawParams, x: Array) -> Array:
+    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + LLAMA_EPS) * _leaf(p, "scale")
+
+
+def _rope(x: Array) -> Array:
+    """Rotate half (GPT-NeoX, LLaMA): feature ``i`` pairs with ``i + head_dim / 2``; ``x`` ``(b, t, heads, head_dim)``."""
+    t, head_dim = x.shape[1], x.shape[3]
+    half = head_dim // 2
+    inverse_frequency = LLAMA_ROPE_BASE ** (-jnp.arange(half, dtype=jnp.float32) * 2 / head_dim)
+    angles = jnp.arange(t, dtype=jnp.float32)[:, None] * inverse_frequency  # (t, half)
+    cos, sin = jnp.cos(angles)[:, None, :], jnp.sin(angles)[:, None, :]  # (t, 1, half): every head
+    x1, x2 = x[..., :half], x[..., half:]
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
+def _llama_block(p: RawParams, x: Array, num_heads: int, num_kv_heads: int) -> Array:
+    b, t, d = x.shape
+    head_dim = d // num_heads
+    att = _sub(p, "attention")
+    h = _rms_norm(_sub(p, "attention_norm"), x)
+    q = (h @ _leaf(att, "query", "weights")).reshape(b, t, num_heads, head_dim)
+    k = (h @ _leaf(att, "key", "weights")).reshape(b, t, num_kv_heads, head_dim)
+    v = (h @ _leaf(att, "value", "weights")).reshape(b, t, num_kv_heads, head_dim)
+    heads = jax.nn.dot_product_attention(_rope(q), _rope(k), v, is_causal=True)  # GQA: K divides H
+    x = x + heads.reshape(b, t, d) @ _leaf(att, "out", "weights")
+    h = _rms_norm(_sub(p, "mlp_norm"), x)
+    mlp = _sub(p, "mlp")
+    gated = jax.nn.silu(h @ _leaf(mlp, "gate", "weights")) * (h @ _leaf(mlp, "up", "weights"))
+    return x + gated @ _leaf(mlp, "down", "weights")
+
+
+def apply_llama(params: RawParams, tokens: Array, num_heads: int, num_kv_heads: int) -> Array:
+    """``tokens`` ``(batch, seq)`` int -> logits ``(batch, seq, vocab)``; causal, the embedding table tied."""
+    table = _leaf(params, "embed", "embeddings")
+    x = jnp.take(table, tokens, axis=0)
+    transformer = _sub(params, "transformer")
+
+    def body(carry: Array, layer: RawParams) -> tuple[Array, None]:
+        return _llama_block(layer, carry, num_heads, num_kv_heads), None
+
+    x, _unused = jax.lax.scan(body, x, _sub(transformer, "layers"))
+    return _rms_norm(_sub(transformer, "final_norm"), x) @ table.T

@@ -131,6 +131,9 @@ def table(cfg: Config, r: JSON) -> list[Row]:
                         f"+{row['new_live_arrays']} arrays, RSS +{row['peak_rss_growth_kib']} KiB",
                         "< 100 ms, 0 arrays", _met(ok)))
     for name, row in r.get("jit", {}).items():
+        loss = row["loss"]
+        rows.append(Row(f"loss on the same params, {name}", f"{loss['zephyr']:.6f}", f"{loss['raw']:.6f}",
+                        f"abs diff {loss['abs_diff']:.1e}", "<= 1e-05", _met(loss["abs_diff"] <= 1e-5)))
         for kind in ("forward", "train_step"):
             k = row[kind]
             run_band, compile_band = max(0.05, k["noise"]), max(0.10, k["compile_noise"])

@@ -1,7 +1,7 @@
 """zephyr against raw JAX, side by side in one run: ``python benchmarks/run.py [--quick]``.
 
-Builds the same MLP, small CNN and GPT-style transformer in zephyr (``_models.py``) and in
-raw JAX (``_raw.py``: hand-written init with ``jax.random`` calls and a pure apply, the
+Builds the same MLP, small CNN, GPT-style transformer and LLaMA-style model in zephyr
+(``_models.py``) and in raw JAX (``_raw.py``: hand-written init with ``jax.random`` calls and a pure apply, the
 floor), measures them with warm-up and medians (zephyr and raw runs interleaved, so load
 on a shared machine hits both alike), prints one table of zephyr/raw ratios next to the
 targets of issue 6 and writes every figure to ``benchmarks/results.json``.

@@ -32,6 +32,9 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
         assert row["zephyr"] > 0 and row["raw"] > 0, name
         assert row["max_abs_diff"] is None or row["max_abs_diff"] < 1e-4, name  # same model both sides
     assert results["abstract_trace"]["loop"]["new_live_arrays"] == 0
+    for name, row in results["jit"].items():  # each pair's two sides compute the same loss before they are timed
+        assert row["loss"]["abs_diff"] <= 1e-5, name
+    assert {"mlp", "llama"} <= set(results["jit"])
     for name, row in results["first_trace"].items():  # issue 16: the first trace of a user's loop
         assert row["first_trace"] > 0 and row["initialize"] > 0 and row["raw"] > 0 and row["replay_off"] > 0, name
     assert any(row["what"].startswith("first trace, GPT 1 blocks user loop vs raw init") for row in results["table"])
@@ -47,5 +50,5 @@ def test_fresh_process_child_measures_cold_time_and_memory() -> None:
 
 def test_child_of_an_unknown_model_names_the_models() -> None:
     run = _load_run()
-    with pytest.raises(ValueError, match=r"pair_named: model must be one of mlp, cnn, gpt, gpt-scan, memory, memory-scan, got 'gtp'"):
+    with pytest.raises(ValueError, match=r"pair_named: model must be one of mlp, cnn, gpt, gpt-scan, llama, memory, memory-scan, got 'gtp'"):
         run.child("fresh", "zephyr", "gtp", True)

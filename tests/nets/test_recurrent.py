@@ -9,15 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.nets._random import close as _close
+from tests.nets._random import normal as _normal
+from tests.nets._random import perturb as _randomize
 from zephyr import nets, trace
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking
 
 B, T, F, H = 2, 5, 3, 4
 
-
-def _normal(key: jax.Array, i: int, shape: tuple[int, ...]) -> jax.Array:
-    return jax.random.normal(jax.random.fold_in(key, i), shape)
 
 
 def _np(params: Params, name: str) -> np.ndarray:
@@ -28,9 +28,6 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     out: np.ndarray = 1.0 / (1.0 + np.exp(-z))
     return out
 
-
-def _close(a: Any, b: Any, tol: float = 1e-5) -> None:
-    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=tol, atol=tol)
 
 
 # The standard equations, one time step at a time, in float64 numpy:
@@ -77,15 +74,6 @@ def _gru_loop(params: Params, x: Any, h: np.ndarray) -> tuple[np.ndarray, np.nda
         outputs.append(h)
     return np.stack(outputs, axis=-2), h
 
-
-def _randomize(params: Params, key: jax.Array) -> Params:
-    keys = iter(jax.random.split(key, len(jax.tree.leaves(params))))
-
-    def leaf(a: jax.Array) -> jax.Array:
-        return a + 0.3 * jax.random.normal(next(keys), a.shape)
-
-    result: Params = jax.tree.map(leaf, params)
-    return result
 
 
 def _setup(key: jax.Array, net: Any) -> tuple[Params, jax.Array, jax.Array]:

@@ -9,27 +9,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.nets._random import close as _close
+from tests.nets._random import normal as _normal
+from tests.nets._random import perturb as _randomize
 from zephyr import nets, trace, validate
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking
 
 
-def _normal(key: jax.Array, i: int, shape: tuple[int, ...]) -> jax.Array:
-    return jax.random.normal(jax.random.fold_in(key, i), shape)
 
-
-def _randomize(params: Params, key: jax.Array) -> Params:
-    keys = iter(jax.random.split(key, len(jax.tree.leaves(params))))
-
-    def leaf(a: jax.Array) -> jax.Array:
-        return a + 0.3 * jax.random.normal(next(keys), a.shape)
-
-    result: Params = jax.tree.map(leaf, params)
-    return result
-
-
-def _close(a: Any, b: Any, tol: float = 1e-5) -> None:
-    np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=tol, atol=tol)
 
 
 def _get(params: Params, *path: str | int) -> jax.Array:

@@ -4,7 +4,7 @@
 
     python benchmarks/check_cost.py
 
-zephyr: ``nets.mlp(params, x, [256, 256, 256])`` with ``checking(False)`` and ``checking(True)``
+zephyr: ``nets.mlp(params, x, widths)`` (at each of ``SIZES``) with ``checking(False)`` and ``checking(True)``
 (one check of the outer call: the ``linear`` layers inside are not checked again).
 Equinox: the same MLP as ``eqx.nn.Linear`` layers in a module (its body under
 ``eqx.filter_jit``, so that the timing noise around the check is small), called through a
@@ -28,8 +28,9 @@ from jaxtyping import Float, jaxtyped  # pyright: ignore[reportUnknownVariableTy
 from zephyr import nets, trace
 from zephyr.typing import checking
 
-WIDTHS = [256, 256, 256]
-BATCH, D_IN = 32, 128
+SIZES: list[tuple[int, list[int], int]] = [(128, [256, 256, 256], 32), (8, [8, 8, 8], 1)]
+"""(d_in, widths, batch): the first as the issue measured it, where the device's compute hides
+part of the check; the second tiny, so that the call is host-bound and the check shows whole."""
 
 
 def per_call_ms(unchecked: Callable[[], object], checked: Callable[[], object], number: int = 200, repeat: int = 15) -> tuple[float, float]:
@@ -58,9 +59,9 @@ def zephyr_call(on: bool, f: Callable[[], object]) -> Callable[[], object]:
 class MLP(eqx.Module):
     layers: list[eqx.nn.Linear]
 
-    def __init__(self, key: Array) -> None:
-        keys = jax.random.split(key, len(WIDTHS))
-        sizes = [D_IN, *WIDTHS]
+    def __init__(self, key: Array, d_in: int, widths: list[int]) -> None:
+        keys = jax.random.split(key, len(widths))
+        sizes = [d_in, *widths]
         self.layers = [eqx.nn.Linear(i, o, key=k) for i, o, k in zip(sizes[:-1], sizes[1:], keys)]
 
     def __call__(self, x: Array) -> Array:
@@ -81,21 +82,20 @@ def apply(model: MLP, x: Float[Array, "batch d_in"]) -> Float[Array, "batch d_ou
 
 def main() -> None:
     key = jax.random.key(0)
-    x = jnp.ones((BATCH, D_IN))
-
-    params = trace(nets.mlp, key, x, WIDTHS)
-    zephyr_off, zephyr_on = per_call_ms(
-        zephyr_call(False, lambda: nets.mlp(params, x, WIDTHS)), zephyr_call(True, lambda: nets.mlp(params, x, WIDTHS))
-    )
-
-    model = MLP(key)
-    checked = jaxtyped(typechecker=beartype)(apply)
-    equinox_off, equinox_on = per_call_ms(lambda: apply(model, x), lambda: checked(model, x))
-
-    print(f"MLP {D_IN} -> {WIDTHS}, batch {BATCH}, eager, ms per call (fastest run)")
-    print(f"{'':28}{'unchecked':>10}{'checked':>10}{'cost':>10}")
-    print(f"{'zephyr nets.mlp':28}{zephyr_off:10.3f}{zephyr_on:10.3f}{zephyr_on - zephyr_off:+10.3f}")
-    print(f"{'equinox + jaxtyping/beartype':28}{equinox_off:10.3f}{equinox_on:10.3f}{equinox_on - equinox_off:+10.3f}")
+    print("MLP, eager, ms per call (fastest run)")
+    print(f"{'':62}{'unchecked':>10}{'checked':>10}{'cost':>10}")
+    for d_in, widths, batch in SIZES:
+        x = jnp.ones((batch, d_in))
+        params = trace(nets.mlp, key, x, widths)
+        zephyr_off, zephyr_on = per_call_ms(
+            zephyr_call(False, lambda: nets.mlp(params, x, widths)), zephyr_call(True, lambda: nets.mlp(params, x, widths))
+        )
+        model = MLP(key, d_in, widths)
+        checked = jaxtyped(typechecker=beartype)(apply)
+        equinox_off, equinox_on = per_call_ms(lambda: apply(model, x), lambda: checked(model, x))
+        size = f"{d_in} -> {widths}, batch {batch}"
+        print(f"{'zephyr nets.mlp ' + size:62}{zephyr_off:10.3f}{zephyr_on:10.3f}{zephyr_on - zephyr_off:+10.3f}")
+        print(f"{'equinox + jaxtyping/beartype ' + size:62}{equinox_off:10.3f}{equinox_on:10.3f}{equinox_on - equinox_off:+10.3f}")
 
 
 if __name__ == "__main__":

@@ -169,3 +169,47 @@ def test_a_net_called_inside_a_checked_net_is_not_checked_again(key: jax.Array, 
     with checking(True):
         nets.mlp(params, x, [8, 8, 3])
     assert calls == ["mlp"]
+
+
+def test_a_call_signature_is_checked_once_as_under_jit(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zephyr.typing._checking as checking_module
+
+    checked: list[tuple[int, ...]] = []
+    made = checking_module._checked  # pyright: ignore[reportPrivateUsage]  # the check itself, counted
+
+    def counting(fn: object, layout: object) -> object:
+        wrapped = made(fn, layout)  # type: ignore[arg-type]
+
+        def run(*args: object, **kwargs: object) -> object:
+            checked.append(tuple(getattr(args[1], "shape", ())))
+            return wrapped(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(checking_module, "_checked", counting)
+    params = trace(typed_linear, key, jnp.ones((2, 5)), 3)
+    with checking(True):
+        for _i in range(3):
+            typed_linear(params, jnp.ones((2, 5)), 3)  # one signature: one check
+        typed_linear(params, jnp.full((2, 5), 7.0), 3)  # other values, same signature
+        typed_linear(params, jnp.ones((4, 5)), 3)  # another shape: checked
+        with pytest.raises(TypeCheckError, match=r"(?s)parameter 'x'"):
+            typed_linear(params, jnp.ones((4, 5), jnp.int32), 3)  # another dtype: checked, and wrong
+        with pytest.raises(TypeCheckError, match=r"(?s)parameter 'x'"):
+            typed_linear(params, jnp.ones((4, 5), jnp.int32), 3)  # a failed check is not remembered
+        with pytest.raises(ValueError, match=r"params\['weights'\]"):
+            typed_linear(params, jnp.ones((2, 6)), 3)  # the params no longer fit: checked
+    assert checked == [(2, 5), (4, 5), (4, 5), (4, 5)]
+
+
+def test_call_keys_tell_what_a_check_depends_on() -> None:
+    from zephyr.typing._checking import _call_key  # pyright: ignore[reportPrivateUsage]
+
+    x = jnp.ones((2, 3))
+    assert _call_key(({"w": x}, [8, 3]), {}) == _call_key(({"w": jnp.zeros((2, 3))}, [8, 3]), {})
+    assert _call_key(({"w": x},), {}) != _call_key(({"v": x},), {})  # structure
+    assert _call_key((x,), {}) != _call_key((x.astype(jnp.int32),), {})  # dtype
+    assert _call_key((x, 3), {}) != _call_key((x, True), {})  # type of a plain value
+    assert _call_key((x,), {"use_bias": True}) != _call_key((x,), {"use_bias": False})
+    assert _call_key((jax.nn.relu,), {}) == _call_key((jax.nn.relu,), {})
+    assert _call_key((object(),), {}) is None  # unknown: always checked

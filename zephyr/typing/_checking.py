@@ -4,19 +4,25 @@ With checking off (the default) a net's call costs nothing extra: the flexible w
 one context variable. With checking on, each call of an annotated @flexible net is checked:
 its array arguments and return value by ``jaxtyping.jaxtyped(typechecker=beartype)``, and
 its params leaves against the dims its params annotation gives them. Under ``jax.jit`` the
-checks run once, while jit traces.
+checks run once, while jit traces; eagerly, likewise once per call signature: a check depends
+only on the arguments' structure, types, shapes, dtypes and plain values, so a call whose
+signature passed before is not checked again (as jit does not trace it again).
 """
 
 from __future__ import annotations
 
 import types
 import weakref
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+from typing import Any, cast
+
+import jax
+import numpy as np
 
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
+from ..core._cache import LRU
 from ..core._context import CHECKING
 from ..core._paths import format_path
 from ..core._types import name_of
@@ -24,6 +30,12 @@ from ._dims import Bound
 from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
 
 _CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+# The call signatures each function's check passed (weakly keyed by the function, as jit's
+# cache is; at most 256 signatures each).
+_PASSED: weakref.WeakKeyDictionary[Callable[..., Any], LRU[bool]] = weakref.WeakKeyDictionary()
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
 class _Switch:
@@ -129,9 +141,57 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
             )
 
 
+def _leaf_key(leaf: object) -> Hashable | None:
+    """What a check of one pytree leaf depends on (see :func:`_call_key`), or ``None``."""
+    kind: type[object] = type(leaf)
+    value: Hashable = leaf
+    if kind in _PLAIN:
+        return (kind, value)
+    if isinstance(leaf, jax.Array | np.ndarray):
+        array = cast(jax.Array, leaf)  # an np.ndarray has the same shape and dtype
+        return (kind, array.shape, array.dtype)
+    if isinstance(leaf, np.dtype) or (isinstance(leaf, _PLAIN) and not isinstance(leaf, np.generic)):
+        return (kind, value)  # a dtype, or a subclass of a plain type (an IntEnum, say)
+    if isinstance(leaf, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
+        return (kind,)  # checked by callable(): the type tells
+    return None
+
+
+def _call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
+    """What a check of one call depends on, or ``None`` when that is not known.
+
+    The arguments' pytree structure (dict keys, list lengths), and per leaf: an array's type,
+    shape and dtype; a plain value's type and value; a function's type. Any other leaf makes
+    the key ``None``: such calls are always checked.
+
+    >>> import jax.numpy as jnp
+    >>> _call_key(({"w": jnp.ones((2, 3))}, [8]), {}) == _call_key(({"w": jnp.zeros((2, 3))}, [8]), {})
+    True
+    >>> _call_key(([8, 3],), {}) == _call_key(([8, 4],), {}), _call_key((object(),), {})
+    (False, None)
+    """
+    leaves, structure = jax.tree_util.tree_flatten((args, kwargs))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's PyTreeDef is untyped
+    keys: list[Hashable] = [structure]
+    for leaf in leaves:
+        key = _leaf_key(leaf)
+        if key is None:
+            return None
+        keys.append(key)
+    return tuple(keys)
+
+
 def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn`` with its annotations checked (checking is on)."""
+    """Call ``fn`` with its annotations checked (checking is on), once per call signature."""
+    key = _call_key(args, kwargs)
+    passed = _PASSED.get(fn) if key is not None else None
+    if passed is not None and passed.get(key) is not None:
+        return fn(*args, **kwargs)
     layout = params_layout(fn)
     if layout is not None:
         check_params(fn, layout, args, kwargs)
-    return _checked(fn, layout)(*args, **kwargs)
+    out = _checked(fn, layout)(*args, **kwargs)
+    if key is not None:
+        if passed is None:
+            passed = _PASSED.setdefault(fn, LRU(256))
+        passed.put(key, True)
+    return out

@@ -203,13 +203,21 @@ def test_a_call_signature_is_checked_once_as_under_jit(key: jax.Array, monkeypat
 
 
 def test_call_keys_tell_what_a_check_depends_on() -> None:
-    from zephyr.typing._checking import _call_key  # pyright: ignore[reportPrivateUsage]
+    from typing import NamedTuple
+
+    from zephyr.typing._checking import _check_key  # pyright: ignore[reportPrivateUsage]
 
     x = jnp.ones((2, 3))
-    assert _call_key(({"w": x}, [8, 3]), {}) == _call_key(({"w": jnp.zeros((2, 3))}, [8, 3]), {})
-    assert _call_key(({"w": x},), {}) != _call_key(({"v": x},), {})  # structure
-    assert _call_key((x,), {}) != _call_key((x.astype(jnp.int32),), {})  # dtype
-    assert _call_key((x, 3), {}) != _call_key((x, True), {})  # type of a plain value
-    assert _call_key((x,), {"use_bias": True}) != _call_key((x,), {"use_bias": False})
-    assert _call_key((jax.nn.relu,), {}) == _call_key((jax.nn.relu,), {})
-    assert _call_key((object(),), {}) is None  # unknown: always checked
+    assert _check_key(({"w": x}, [8, 3])) == _check_key(({"w": jnp.zeros((2, 3))}, [8, 3]))
+    assert _check_key(({"w": x},)) != _check_key(({"v": x},))  # structure
+    assert _check_key((x,)) != _check_key((x.astype(jnp.int32),))  # dtype
+    assert _check_key((x, 3)) != _check_key((x, True))  # type of a plain value
+    assert _check_key({"use_bias": True}) != _check_key({"use_bias": False})
+    assert _check_key((jax.nn.relu,)) == _check_key((jax.nn.relu,))
+    assert _check_key((object(),)) is None  # unknown: always checked
+
+    class Pair(NamedTuple):
+        a: jax.Array
+        b: jax.Array
+
+    assert _check_key((Pair(x, x),)) is None  # a pytree class of its own

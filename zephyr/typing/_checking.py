@@ -141,48 +141,47 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
             )
 
 
-def _leaf_key(leaf: object) -> Hashable | None:
-    """What a check of one pytree leaf depends on (see :func:`_call_key`), or ``None``."""
-    kind: type[object] = type(leaf)
-    value: Hashable = leaf
+def _check_key(value: object) -> Hashable | None:
+    """What a check of ``value`` depends on, or ``None`` when that is not known.
+
+    A plain value by its type and value; an array by its type, shape and dtype; a ``dict``,
+    ``list`` or ``tuple`` by its items; a function (checked by ``callable``) by its type.
+    Anything else (a pytree class of its own, a trace's params node) is ``None``: a call with
+    such an argument is always checked.
+
+    >>> import jax.numpy as jnp
+    >>> _check_key(({"w": jnp.ones((2, 3))}, [8])) == _check_key(({"w": jnp.zeros((2, 3))}, [8]))
+    True
+    >>> _check_key([8, 3]) == _check_key([8, 4]), _check_key((object(),))
+    (False, None)
+    """
+    kind: type[object] = type(value)
     if kind in _PLAIN:
-        return (kind, value)
-    if isinstance(leaf, jax.Array | np.ndarray):
-        array = cast(jax.Array, leaf)  # an np.ndarray has the same shape and dtype
+        plain: Hashable = value
+        return (kind, plain)
+    if kind is dict or kind is list or kind is tuple:
+        container = cast("dict[Hashable, object] | list[object] | tuple[object, ...]", value)
+        items = container.items() if isinstance(container, dict) else enumerate(container)
+        keys: list[Hashable] = [kind]
+        for name, item in items:
+            key = _check_key(item)
+            if key is None:
+                return None
+            keys.append((name, key))
+        return tuple(keys)
+    if isinstance(value, jax.Array | np.ndarray):
+        array = cast(jax.Array, value)  # an np.ndarray has the same shape and dtype
         return (kind, array.shape, array.dtype)
-    if isinstance(leaf, np.dtype) or (isinstance(leaf, _PLAIN) and not isinstance(leaf, np.generic)):
-        return (kind, value)  # a dtype, or a subclass of a plain type (an IntEnum, say)
-    if isinstance(leaf, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
+    if isinstance(value, np.dtype):
+        return (kind, cast(Hashable, value))
+    if isinstance(value, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
         return (kind,)  # checked by callable(): the type tells
     return None
 
 
-def _call_key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
-    """What a check of one call depends on, or ``None`` when that is not known.
-
-    The arguments' pytree structure (dict keys, list lengths), and per leaf: an array's type,
-    shape and dtype; a plain value's type and value; a function's type. Any other leaf makes
-    the key ``None``: such calls are always checked.
-
-    >>> import jax.numpy as jnp
-    >>> _call_key(({"w": jnp.ones((2, 3))}, [8]), {}) == _call_key(({"w": jnp.zeros((2, 3))}, [8]), {})
-    True
-    >>> _call_key(([8, 3],), {}) == _call_key(([8, 4],), {}), _call_key((object(),), {})
-    (False, None)
-    """
-    leaves, structure = jax.tree_util.tree_flatten((args, kwargs))  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's PyTreeDef is untyped
-    keys: list[Hashable] = [structure]
-    for leaf in leaves:
-        key = _leaf_key(leaf)
-        if key is None:
-            return None
-        keys.append(key)
-    return tuple(keys)
-
-
 def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call ``fn`` with its annotations checked (checking is on), once per call signature."""
-    key = _call_key(args, kwargs)
+    key = _check_key((args, kwargs))
     passed = _PASSED.get(fn) if key is not None else None
     if passed is not None and passed.get(key) is not None:
         return fn(*args, **kwargs)

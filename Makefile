@@ -22,7 +22,7 @@ test: test-py typecheck docs
 test-py: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
 
-# The stubs (zephyr/__init__.pyi, zephyr/nets.pyi, next to their modules) must match the
+# The stubs (stubs/zephyr/*.pyi, each linked from zephyr/<module>.pyi) must match the
 # code (regenerate with `make stubs`); mypy checks the library and, through the stubs as a
 # user sees them, every test and example; pyright checks everything; stubtest compares stubs
 # and runtime. The five-checker matrix over tests/typing runs in test-py

@@ -38,7 +38,7 @@ def test_wheel_ships_stubs_next_to_modules(tmp_path: Path) -> None:
     for stub in shipped:
         assert stub[: -len(".pyi")] + ".py" in names, f"{stub} has no module next to it"
     with zipfile.ZipFile(wheel) as archive:
-        assert archive.read("zephyr/nets.pyi").decode() == (ROOT / "zephyr" / "nets.pyi").read_text()
+        assert archive.read("zephyr/nets.pyi").decode() == (ROOT / "stubs" / "zephyr" / "nets.pyi").read_text()
 
 
 def test_sdist_ships_stubs_next_to_modules(tmp_path: Path) -> None:
@@ -56,3 +56,8 @@ def test_sdist_ships_stubs_next_to_modules(tmp_path: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"zephyr/__init__.pyi", "zephyr/nets.pyi", "zephyr/py.typed"} <= names
+    with tarfile.open(sdist) as archive:  # each stub next to its module leads to the generated one
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    for stub in ("__init__.pyi", "nets.pyi"):
+        assert (unpacked / "zephyr" / stub).read_text() == (ROOT / "stubs" / "zephyr" / stub).read_text()

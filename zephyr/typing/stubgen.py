@@ -4,7 +4,7 @@
 that from ``flexible``'s own type, so this generator writes a stub for each module that
 exposes public flexible functions, with one ``@overload`` per set of holes::
 
-    python -m zephyr.typing.stubgen                  # zephyr's own stubs, next to its modules
+    python -m zephyr.typing.stubgen                  # zephyr's own stubs, into stubs/
     python -m zephyr.typing.stubgen --check          # exit 1 with a diff if they are stale
     python -m zephyr.typing.stubgen mypkg.models --out stubs   # your own flexible functions
 
@@ -15,7 +15,9 @@ line: check the code that *uses* ``mypkg`` (``mypy tests/``), not ``mypy mypkg``
 package name (``mypkg``) stands for its public submodules that expose flexible functions.
 Each stubbed module also gets stubs for its parent packages: without
 ``stubs/mypkg/__init__.pyi`` mypy silently reads the ``.py`` files instead. zephyr's own
-stubs ship in its wheel, next to its modules.
+stubs are in the project's ``stubs/``, and each ``zephyr/<module>.pyi`` is a link to its stub:
+the wheel and the sdist carry them next to the modules, and an editable install (which reads
+the source tree) finds them there too.
 
 The rules:
 
@@ -66,7 +68,7 @@ import pkgutil
 import re
 import sys
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, is_typeddict
@@ -760,11 +762,21 @@ def generate(names: Sequence[str], max_holes: int = MAX_HOLES) -> dict[Path, str
 
 
 def _default_out(modules: Sequence[str]) -> Path:
-    """zephyr's own stubs go next to its modules (found by every install: the wheel, the sdist,
-    ``pip install -e .``); a user's into ``stubs/``."""
+    """Where the stubs go: ``stubs/`` (zephyr's own: the project's ``stubs/``, which each
+    ``zephyr/<module>.pyi`` links to, so that every install finds them next to the modules)."""
     if list(modules) == ["zephyr"]:
-        return Path(importlib.import_module("zephyr").__file__ or ".").resolve().parents[1]
+        return Path(importlib.import_module("zephyr").__file__ or ".").resolve().parents[1] / "stubs"
     return Path("stubs")
+
+
+def _unlinked(out: Path, files: Mapping[Path, str]) -> list[str]:
+    """zephyr's own stubs whose ``zephyr/<module>.pyi`` is not a link to ``stubs/``."""
+    package = out.parent
+    return [
+        f"{package / path}: must be a link to {out / path} (ln -s ../stubs/{path} {path})\n"
+        for path in sorted(files)
+        if (package / path).resolve() != (out / path).resolve() or not (package / path).is_symlink()
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -798,9 +810,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 diff += difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(target), f"{target} (generated)")
         for path in stale:
             diff.append(f"{out / path}: not generated any more (delete it)\n")
+        if args.out is None and list(args.modules) == ["zephyr"]:
+            diff += _unlinked(out, files)
         if diff:
             sys.stdout.writelines(diff)
-            print(f"\nstubs in {out}/ are stale: run `python -m zephyr.typing.stubgen {' '.join(args.modules)} --out {out}`")
+            where = f" --out {out}" if args.out is not None else ""
+            print(f"\nstubs in {out}/ are stale: run `python -m zephyr.typing.stubgen {' '.join(args.modules)}{where}`")
             return 1
         print(f"stubs in {out}/ are up to date ({len(files)} files)")
         return 0
@@ -813,6 +828,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for path in stale:
         (out / path).unlink()
         print(f"deleted {out / path}")
+    if args.out is None and list(args.modules) == ["zephyr"]:
+        for path in files:
+            link = out.parent / path
+            if not link.is_symlink():
+                link.unlink(missing_ok=True)
+                link.symlink_to(Path("..", out.name, path))
+                print(f"linked {link} -> {out / path}")
     return 0
 
 

@@ -12,4 +12,5 @@ def package() -> None:
     assert_type(functools.partial.placeholder_hole, PlaceholderType)
     assert_type(zephyr.__version__, str)
     assert_type(nets.LinearParams.__name__, str)
-    assert_type(typing.Params.__name__, str)
+    params_alias: str = typing.Params.__name__  # a type alias (ty reads its name as a Literal)
+    del params_alias

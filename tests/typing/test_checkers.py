@@ -41,9 +41,6 @@ KNOWN_FALSE_ERRORS: dict[tuple[str, str, int], str] = {
     # protocols their holed calls return) against `Callable[Concatenate[P, Ps], object]`, so
     # `trace` of a library net matches no overload; a user's @flexible net is fine.
     **{("ty", "check_trace.py", line): "ty: overloaded callable vs Concatenate" for line in (21, 22, 23, 24, 26, 27, 28, 29, 31, 32)},
-    # ty types a TypeAliasType's __name__ as its literal value, which assert_type does not
-    # widen to str.
-    ("ty", "check_package.py", 15): "ty: Literal['Params'] is not asserted as str",
     # pyrefly solves `P` of `Callable[Concatenate[P, Ps], object]` from every overload of the
     # argument, so the hole overloads add `PlaceholderType` to `trace`'s result for zephyr's
     # nets, and a holed net's result to the no-hole one.

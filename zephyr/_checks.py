@@ -304,12 +304,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def checked_by(check: Callable[..., None]) -> Callable[[F], F]:
     """Give a net its argument checks: ``check`` takes the net's arguments and raises on a bad
-    one. ``@flexible`` runs it during ``trace`` and with checking on, before the params
-    annotation declares any leaf (so a bad size is named before it becomes a shape).
+    one. ``@flexible`` runs it during ``trace``, before the params annotation declares any
+    leaf (so a bad size is named before it becomes a shape), and with checking on, once per
+    call signature (as the annotations are checked): ``check`` may depend only on what a
+    signature holds, the arguments' structure, types, shapes, dtypes and plain values.
     """
 
     def attach(fn: F) -> F:
-        setattr(fn, "__zephyr_check__", check)  # noqa: B010  # read by zephyr._flexible
+        setattr(fn, "__zephyr_check__", check)  # noqa: B010  # read by zephyr._flexible and zephyr.typing._checking
         return fn
 
     return attach

@@ -68,8 +68,8 @@ def flexible(fn: Callable[..., Any]) -> Any:
     if is_flexible(fn):
         return fn  # made flexible before
 
-    # A net's own argument checks (``zephyr._checks.checked_by``), run during trace and with
-    # checking on, before its params annotation declares anything.
+    # A net's own argument checks (``zephyr._checks.checked_by``), run during trace before its
+    # params annotation declares anything (with checking on, ``call_checked`` runs them).
     check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
 
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -82,10 +82,9 @@ def flexible(fn: Callable[..., Any]) -> Any:
                     check(*args, **kwargs)
                 return call_during_trace(fn, args, kwargs, lambda: call_traced(fn, args, kwargs))
             if not state.checked and CHECKING.get():
-                # The outermost checked call checks its own signature; the nets it calls are
-                # not checked again (a checked mlp costs one check, not one per layer).
-                if check is not None:
-                    check(*args, **kwargs)
+                # The outermost checked call checks its own signature (its argument checks
+                # too, once per signature); the nets it calls are not checked again (a
+                # checked mlp costs one check, not one per layer).
                 state.checked = True
                 try:
                     return call_checked(fn, args, kwargs)

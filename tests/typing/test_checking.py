@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import threading
-from typing import TypedDict
+from typing import Any, TypedDict, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax import Array
 from jaxtyping import Float, TypeCheckError
@@ -21,6 +22,7 @@ from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking, is_checking
 from zephyr.typing._checking import call_checked as real
+from zephyr.typing._checking import check_key
 
 
 def test_checking_is_a_switch_and_a_context_manager() -> None:
@@ -205,19 +207,125 @@ def test_a_call_signature_is_checked_once_as_under_jit(key: jax.Array, monkeypat
 def test_call_keys_tell_what_a_check_depends_on() -> None:
     from typing import NamedTuple
 
-    from zephyr.typing._checking import _check_key  # pyright: ignore[reportPrivateUsage]
-
     x = jnp.ones((2, 3))
-    assert _check_key(({"w": x}, [8, 3])) == _check_key(({"w": jnp.zeros((2, 3))}, [8, 3]))
-    assert _check_key(({"w": x},)) != _check_key(({"v": x},))  # structure
-    assert _check_key((x,)) != _check_key((x.astype(jnp.int32),))  # dtype
-    assert _check_key((x, 3)) != _check_key((x, True))  # type of a plain value
-    assert _check_key({"use_bias": True}) != _check_key({"use_bias": False})
-    assert _check_key((jax.nn.relu,)) == _check_key((jax.nn.relu,))
-    assert _check_key((object(),)) is None  # unknown: always checked
+    assert check_key(({"w": x}, [8, 3])) == check_key(({"w": jnp.zeros((2, 3))}, [8, 3]))
+    assert check_key(({"w": x},)) != check_key(({"v": x},))  # structure
+    assert check_key((x,)) != check_key((x.astype(jnp.int32),))  # dtype
+    assert check_key((x, 3)) != check_key((x, True))  # type of a plain value
+    assert check_key({"use_bias": True}) != check_key({"use_bias": False})
+    assert check_key((jax.nn.relu,)) == check_key((jax.nn.relu,))
+    assert check_key((object(),)) is None  # unknown: always checked
 
     class Pair(NamedTuple):
         a: jax.Array
         b: jax.Array
 
-    assert _check_key((Pair(x, x),)) is None  # a pytree class of its own
+    assert check_key((Pair(x, x),)) is None  # a pytree class of its own
+
+
+def test_call_keys_tell_one_leaf_of_another_dtype_or_shape_and_where_items_end() -> None:
+    x = jnp.ones((2, 3))
+    params = {0: {"weights": x, "bias": jnp.ones((3,))}, 1: {"weights": x, "bias": jnp.ones((3,))}}
+    same = {0: {"weights": jnp.zeros((2, 3)), "bias": jnp.zeros((3,))}, 1: {"weights": x, "bias": jnp.ones((3,))}}
+    other_dtype = {0: params[0], 1: {"weights": x, "bias": jnp.ones((3,), jnp.bfloat16)}}
+    other_shape = {0: params[0], 1: {"weights": x, "bias": jnp.ones((4,))}}
+    assert check_key((params, x)) == check_key((same, x))
+    assert check_key((params, x)) != check_key((other_dtype, x))
+    assert check_key((params, x)) != check_key((other_shape, x))
+    assert check_key((params, x)) != check_key((params, np.ones((2, 3), np.float32)))  # jax vs numpy
+    # Each container's length is in the key: items cannot move from one argument to the next.
+    assert check_key([1, 2], [3]) != check_key([1], [2, 3])
+    assert check_key([[1], 2]) != check_key([[1, 2]])
+    assert check_key({"a": {"b": 1}, "c": 2}) != check_key({"a": {"b": 1, "c": 2}})
+    assert check_key(([1], 2), {}) != check_key(([1, 2],), {})  # a call's (args, kwargs)
+    assert check_key(([1],)) != check_key(((1,),))  # list or tuple
+    assert check_key({1: x}) != check_key({"1": x})  # a dict's names: str and int apart
+    assert check_key({True: x}) is None and check_key({(0, 1): x}) is None  # other names: always checked
+    assert check_key((np.float32(1.0),)) is None  # a numpy scalar: always checked
+    assert check_key((jnp.float32,)) is None  # a scalar type: always checked
+    assert check_key((np.dtype("float32"),)) != check_key((np.dtype("int32"),))
+
+
+def test_a_params_leaf_of_another_shape_or_dtype_is_checked_again_and_fails(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    import zephyr.typing._checking as checking_module
+
+    checked: list[str] = []
+    made = checking_module._checked  # pyright: ignore[reportPrivateUsage]  # the check itself, counted
+
+    def counting(fn: object, layout: object) -> object:
+        checked.append(getattr(fn, "__name__", "?"))
+        return made(fn, layout)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(checking_module, "_checked", counting)
+    x = jnp.ones((2, 4))
+    params = trace(nets.mlp(_, _, [8, 3]), key, x)
+    wide_bias = {0: params[0], 1: {"weights": params[1]["weights"], "bias": jnp.zeros((4,))}}
+    int_weights = {0: params[0], 1: {"weights": cast(Array, params[1]["weights"]).astype(jnp.int32), "bias": params[1]["bias"]}}
+    with checking(True):
+        nets.mlp(params, x, [8, 3])
+        nets.mlp(params, x, [8, 3])  # the same signature: not checked again
+        assert checked == ["mlp"]
+        with pytest.raises(ValueError, match=r"`params\['bias'\]` \(in `linear`.*expected shape \(3,\), got \(4,\)"):
+            nets.mlp(wide_bias, x, [8, 3])  # one leaf of another shape: checked again
+        assert checked == ["mlp", "mlp"]
+        for _i in range(2):  # one leaf of another dtype: checked again; a failed check is not remembered
+            with pytest.raises(TypeError, match=r"linear: `params\['weights'\]` must be a float array"):
+                nets.mlp(int_weights, x, [8, 3])
+        assert checked == ["mlp", "mlp", "mlp", "mlp"]
+        nets.mlp(params, x, [8, 3])
+        assert checked == ["mlp", "mlp", "mlp", "mlp"]
+
+
+def test_a_nets_argument_checks_run_once_per_signature_with_checking_on(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    wrapped = getattr(nets.linear, "__wrapped__")
+    check = wrapped.__zephyr_check__
+    seen: list[object] = []
+
+    def counting(*args: object, **kwargs: object) -> None:
+        seen.append(args[2])
+        check(*args, **kwargs)
+
+    monkeypatch.setattr(wrapped, "__zephyr_check__", counting)
+    x = jnp.ones((2, 4))
+    params = trace(nets.linear(_, _, 3), key, x)
+    with checking(True):
+        for _i in range(3):
+            nets.linear(params, x, 3)
+        assert seen == [3]
+        not_a_bool: Any = "no"
+        for _i in range(2):  # a new plain value: checked, and a failed check is not remembered
+            with pytest.raises(TypeError, match=r"linear: `use_bias` must be True or False, got 'no'"):
+                nets.linear(params, x, 3, not_a_bool)
+        assert seen == [3, 3, 3]
+
+
+@flexible
+def shifted(params: Params, x: Float[Array, " n"], by: int) -> Float[Array, " n"]:
+    return x + by
+
+
+def test_a_function_keeps_its_last_256_signatures(monkeypatch: pytest.MonkeyPatch) -> None:
+    import zephyr.typing._checking as checking_module
+
+    checked: list[int] = []
+    made = checking_module._checked  # pyright: ignore[reportPrivateUsage]  # the check itself, counted
+
+    def counting(fn: object, layout: object) -> object:
+        wrapped = made(fn, layout)  # type: ignore[arg-type]
+
+        def run(*args: object, **kwargs: object) -> object:
+            checked.append(cast(int, args[2]))
+            return wrapped(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(checking_module, "_checked", counting)
+    x = jnp.ones((2,))
+    with checking(True):
+        for by in range(300):
+            shifted({}, x, by)
+        assert checked == list(range(300))
+        shifted({}, x, 299)  # among the last 256: not checked again
+        shifted({}, x, 0)  # forgotten: checked again
+    assert checked == [*range(300), 0]
+    assert len(checking_module._PASSED[getattr(shifted, "__wrapped__")]) == 256  # pyright: ignore[reportPrivateUsage]

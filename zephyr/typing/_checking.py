@@ -11,10 +11,11 @@ signature passed before is not checked again (as jit does not trace it again).
 
 from __future__ import annotations
 
+import threading
 import types
 import weakref
 from collections.abc import Callable, Hashable
-from typing import Any, cast
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,7 +23,6 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
-from ..core._cache import LRU
 from ..core._context import CHECKING
 from ..core._paths import format_path
 from ..core._types import name_of
@@ -31,9 +31,12 @@ from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
 
 _CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
 
-# The call signatures each function's check passed (weakly keyed by the function, as jit's
-# cache is; at most 256 signatures each).
-_PASSED: weakref.WeakKeyDictionary[Callable[..., Any], LRU[bool]] = weakref.WeakKeyDictionary()
+# The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
+# function, as jit's cache is). A hit is one lock-free dict lookup; an insertion takes the lock
+# and forgets the oldest signature beyond _MAX_SIGNATURES (it is then checked again).
+_PASSED: weakref.WeakKeyDictionary[Callable[..., Any], dict[Hashable, None]] = weakref.WeakKeyDictionary()
+_PASSED_LOCK = threading.Lock()
+_MAX_SIGNATURES = 256
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
@@ -141,56 +144,119 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
             )
 
 
-def _check_key(value: object) -> Hashable | None:
-    """What a check of ``value`` depends on, or ``None`` when that is not known.
+# How ``_extend_key`` reads a value, by its exact type (``_kind_of`` adds a type on first sight).
+_PLAIN_VALUE, _JAX_ARRAY, _ARRAY, _DTYPE, _FUNCTION, _DICT, _SEQUENCE, _UNKNOWN = range(8)
+_KINDS: dict[type[object], int] = {kind: _PLAIN_VALUE for kind in _PLAIN}
+_KINDS.update({dict: _DICT, list: _SEQUENCE, tuple: _SEQUENCE})
 
-    A plain value by its type and value; an array by its type, shape and dtype; a ``dict``,
-    ``list`` or ``tuple`` by its items; a function (checked by ``callable``) by its type.
-    Anything else (a pytree class of its own, a trace's params node) is ``None``: a call with
-    such an argument is always checked.
+
+def _kind_of(value: object) -> int:
+    """How ``_extend_key`` reads ``value``; remembered for its type when the type decides it."""
+    kind = type(value)
+    if issubclass(kind, jax.Array):
+        how = _JAX_ARRAY
+    elif issubclass(kind, np.ndarray):
+        how = _ARRAY
+    elif isinstance(value, jax.Array):
+        return _ARRAY  # a tracer: an array or not by its aval, which its type does not fix
+    elif issubclass(kind, np.dtype):
+        how = _DTYPE
+    elif issubclass(kind, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
+        how = _FUNCTION
+    else:
+        return _UNKNOWN  # not remembered: the table holds only the few types a key reads
+    _KINDS[kind] = how
+    return how
+
+
+def _extend_key(value: object, key: list[object]) -> bool:
+    """Append what a check of ``value`` depends on to ``key``; ``False`` when that is not known.
+
+    The key is flat (one tuple of slots: quick to hash and compare) and prefix-coded, so that
+    two keys are equal only if their values are alike slot by slot: a plain value is its type
+    and value; an array its type, shape and dtype; a ``dict``, ``list`` or ``tuple`` its type,
+    its length, then each item (a dict's item preceded by its name, which must be a ``str`` or
+    an ``int``); a function (checked by ``callable``) its type. Anything else (a pytree class
+    of its own, a trace's params node, a dict with other names) is not known: a call with it
+    is always checked.
+    """
+    kind = type(value)
+    how = _KINDS.get(kind)
+    if how is None:
+        how = _kind_of(value)
+    known: Any = value  # its kind is known below (a store: no cast() call on this hot path)
+    if how == _JAX_ARRAY:  # a jax.Array's shape and dtype are its aval's, read without a property
+        aval = known.aval
+        key.append(kind)  # one append per slot: quicker than extending by a tuple
+        key.append(aval.shape)
+        key.append(aval.dtype)
+    elif how == _PLAIN_VALUE:
+        key.append(kind)
+        key.append(known)
+    elif how == _DICT:
+        key.append(kind)
+        key.append(len(known))
+        for name, item in known.items():
+            if type(name) is not str and type(name) is not int:
+                return False
+            key.append(name)
+            if not _extend_key(item, key):
+                return False
+    elif how == _SEQUENCE:
+        key.append(kind)
+        key.append(len(known))
+        for item in known:
+            if not _extend_key(item, key):
+                return False
+    elif how == _ARRAY:  # a numpy array or a tracer
+        key += (kind, known.shape, known.dtype)
+    elif how == _DTYPE:
+        key += (kind, known)
+    elif how == _FUNCTION:
+        key.append(kind)  # checked by callable(): the type tells
+    else:
+        return False
+    return True
+
+
+def check_key(*values: object) -> Hashable | None:
+    """What a check of ``values`` depends on (see ``_extend_key``), or ``None`` when that is not known.
 
     >>> import jax.numpy as jnp
-    >>> _check_key(({"w": jnp.ones((2, 3))}, [8])) == _check_key(({"w": jnp.zeros((2, 3))}, [8]))
+    >>> check_key({"w": jnp.ones((2, 3))}, [8]) == check_key({"w": jnp.zeros((2, 3))}, [8])
     True
-    >>> _check_key([8, 3]) == _check_key([8, 4]), _check_key((object(),))
+    >>> check_key([8, 3]) == check_key([8, 4]), check_key(object())
     (False, None)
     """
-    kind: type[object] = type(value)
-    if kind in _PLAIN:
-        plain: Hashable = value
-        return (kind, plain)
-    if kind is dict or kind is list or kind is tuple:
-        container = cast("dict[Hashable, object] | list[object] | tuple[object, ...]", value)
-        items = container.items() if isinstance(container, dict) else enumerate(container)
-        keys: list[Hashable] = [kind]
-        for name, item in items:
-            key = _check_key(item)
-            if key is None:
-                return None
-            keys.append((name, key))
-        return tuple(keys)
-    if isinstance(value, jax.Array | np.ndarray):
-        array = cast(jax.Array, value)  # an np.ndarray has the same shape and dtype
-        return (kind, array.shape, array.dtype)
-    if isinstance(value, np.dtype):
-        return (kind, cast(Hashable, value))
-    if isinstance(value, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
-        return (kind,)  # checked by callable(): the type tells
-    return None
+    key: list[object] = []
+    for value in values:
+        if not _extend_key(value, key):
+            return None
+    return tuple(key)
 
 
 def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn`` with its annotations checked (checking is on), once per call signature."""
-    key = _check_key((args, kwargs))
+    """Call ``fn`` with its arguments checked (checking is on), once per call signature.
+
+    The first call of a signature runs ``fn``'s own argument checks (``__zephyr_check__``,
+    see ``zephyr._checks.checked_by``), checks its params leaves and calls it through
+    jaxtyping + beartype; a later call of a signature that passed calls ``fn`` directly.
+    """
+    key = check_key(args, kwargs)
     passed = _PASSED.get(fn) if key is not None else None
-    if passed is not None and passed.get(key) is not None:
+    if passed is not None and key in passed:
         return fn(*args, **kwargs)
+    check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
+    if check is not None:
+        check(*args, **kwargs)
     layout = params_layout(fn)
     if layout is not None:
         check_params(fn, layout, args, kwargs)
     out = _checked(fn, layout)(*args, **kwargs)
     if key is not None:
-        if passed is None:
-            passed = _PASSED.setdefault(fn, LRU(256))
-        passed.put(key, True)
+        with _PASSED_LOCK:
+            passed = _PASSED.setdefault(fn, {})
+            passed[key] = None
+            if len(passed) > _MAX_SIGNATURES:
+                del passed[next(iter(passed))]
     return out

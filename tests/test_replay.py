@@ -8,13 +8,14 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import Array
+from jaxtyping import Float
 
 import zephyr._flexible as flexible_module
 from zephyr import clear_trace_cache, collect_specs, nets, trace, trace_with_state, validate
@@ -192,3 +193,128 @@ def test_replayed_outputs_keep_structure_and_non_array_leaves() -> None:
         return total
 
     _assert_same(net, jnp.ones((2, 3)))
+
+
+def test_a_call_that_differs_by_dtype_or_by_keyword_hyperparameter_runs_again(calls: list[int]) -> None:
+    @flexible
+    def block(params: Params, x: Array, *, scale: float = 1.0, use_bias: bool | int = True) -> Array:
+        calls.append(1)
+        return nets.linear(params, x, x.shape[-1], use_bias=bool(use_bias)) * scale
+
+    def net(params: Params, x: Array) -> Array:
+        x = block(params[0], x)
+        x = block(params[1], x.astype(jnp.bfloat16)).astype(jnp.float32)  # another dtype
+        x = block(params[2], x, scale=2.0)  # another keyword value
+        x = block(params[3], x, use_bias=1)  # 1 == True, but another type
+        x = block(params[4], x, use_bias=False)
+        return block(params[5], x)  # the first call again: replayed
+
+    params = _assert_same(net, jnp.ones((2, 3)))
+    assert "bias" not in params[4] and "bias" in params[3]
+    calls.clear()
+    clear_trace_cache()
+    trace(net, KEY, jnp.ones((2, 3)))
+    assert len(calls) == 5
+
+
+def test_a_replay_of_a_call_that_replayed_calls_inside_it() -> None:
+    @flexible
+    def inner(params: Params, x: Array) -> Array:
+        return nets.layer_norm(params["norm"], nets.linear(params["linear"], x, x.shape[-1]))
+
+    @flexible
+    def outer(params: Params, x: Array) -> Array:
+        for i in range(3):  # inner calls 1 and 2 replay call 0
+            x = inner(params["inner"][i], x)
+        return x
+
+    def net(params: Params, x: Array) -> Array:
+        for name in ("a", "b", "c"):  # outer "b" and "c" replay "a", whose record holds replays
+            x = outer(params[name], x)
+        x = outer(params["b"], x)  # replayed onto its own leaves (tying)
+        # Onto a path that holds one of its leaves already: one by one, its inner replays too.
+        validate(params["d"]["inner"][0]["linear"]["weights"], (x.shape[-1], x.shape[-1]))
+        return outer(params["d"], x)
+
+    params = _assert_same(net, jnp.ones((2, 4)))
+    assert sorted(params) == ["a", "b", "c", "d"]
+    assert all(sorted(params[name]["inner"]) == [0, 1, 2] for name in params)
+
+
+def test_a_replay_where_leaves_exist_already_declares_them_one_by_one() -> None:
+    @flexible
+    def block(params: Params, x: Array) -> Array:
+        return jnp.tanh(nets.linear(params, x, x.shape[-1]))
+
+    def shared(params: Params, x: Array) -> Array:
+        validate(params["tied"]["weights"], (x.shape[-1], x.shape[-1]))  # declared before the block
+        x = block(params["first"], x)
+        x = block(params["tied"], x)  # a replay onto a path that holds a leaf: its leaves one by one
+        return block(params["tied"], x)  # and onto its own leaves: the same arrays (tying)
+
+    params = _assert_same(shared, jnp.ones((2, 3)))
+    assert sorted(params) == ["first", "tied"] and sorted(params["tied"]) == ["bias", "weights"]
+
+
+def test_a_replay_onto_a_path_that_conflicts_raises_as_running_the_call_does() -> None:
+    @flexible
+    def block(params: Params, x: Array) -> Array:
+        return nets.linear(params, x, 4)
+
+    def different_shape(params: Params, x: Array) -> Array:
+        validate(params[1]["weights"], (3, 5))
+        return block(params[1], block(params[0], x)[..., :3])
+
+    def at_a_leaf(params: Params, x: Array) -> Array:
+        node = params[1]  # a node taken before its path became a leaf
+        validate(params[1], (2,))
+        return block(node, block(params[0], x)[..., :3])
+
+    def below_a_leaf(params: Params, x: Array) -> Array:
+        node = params[1]["below"]
+        validate(params[1], (2,))
+        return block(node, block(params[0], x)[..., :3])
+
+    cases = (
+        (different_shape, "declared twice with different shapes"),
+        (at_a_leaf, "is a leaf, so `params\\[1\\]\\['weights'\\]`"),
+        (below_a_leaf, "is a leaf, so `params\\[1\\]\\['below'\\]\\['weights'\\]`"),
+    )
+    for net, message in cases:
+        errors = []
+        for replay in (True, False):
+            patch = pytest.MonkeyPatch()
+            if not replay:
+                patch.setattr(flexible_module, "call_during_trace", _run_every_call)
+            try:
+                clear_trace_cache()
+                with pytest.raises(ValueError, match=message) as raised:
+                    trace(net, KEY, jnp.ones((2, 3)))
+                errors.append(str(raised.value))
+            finally:
+                patch.undo()
+        assert errors[0] == errors[1]
+    clear_trace_cache()
+
+
+class _ScaleParams(TypedDict):
+    scale: Float[Array, " d"]
+
+
+@flexible
+def _scale(params: _ScaleParams, x: Float[Array, "*b d"]) -> Array:
+    return x * params["scale"][None]  # declared by the signature only
+
+
+def test_a_signature_leaf_of_a_replayed_call_can_still_be_refined() -> None:
+    def net(params: Params, x: Array) -> Array:
+        for i in range(3):
+            x = _scale(params[i], x)
+        # An explicit validate refines a leaf declared by a signature only: its initializer wins.
+        validate(params[2]["scale"], (x.shape[-1],), jax.nn.initializers.ones, tags="refined")
+        return x
+
+    params = _assert_same(net, jnp.ones((2, 3)))
+    np.testing.assert_array_equal(np.asarray(params[2]["scale"]), np.ones(3, np.float32))
+    (specs,) = collect_specs(net, (jnp.ones((2, 3)),), {})
+    assert [spec.tags for spec in specs.values()] == [(), (), ("refined",)]

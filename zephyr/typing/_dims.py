@@ -220,7 +220,7 @@ def bind_arguments(
     skip: str | None = None,
 ) -> dict[str, int]:
     """Dim names bound by ``fn``'s arguments: int arguments by name, arrays by annotation."""
-    hints = resolved_hints(fn)
+    dims_of = _annotated_dims(fn)
     bound = Bound()
     name = getattr(fn, "__qualname__", "function")
     for arg_name, value in arguments.items():
@@ -231,16 +231,44 @@ def bind_arguments(
                 bound[arg_name] = value
                 bound.sources[arg_name] = f"`{arg_name}={value}`"
             continue
-        hint = hints.get(arg_name)
         shape = getattr(value, "shape", None)
         if shape is None:
             bound.others.setdefault(arg_name, value)
-        if hint is None:
-            continue
-        parsed = annotation_dims(strip_annotated(hint)[0])
-        if parsed is not None and shape is not None:
-            bind_shape(parsed[0], tuple(shape), bound, f"`{name}` argument `{arg_name}`", f"`{arg_name}`")
+        dims = dims_of(arg_name)
+        if dims is not None and shape is not None:
+            bind_shape(dims, tuple(shape), bound, f"`{name}` argument `{arg_name}`", f"`{arg_name}`")
     return bound
+
+
+class _AnnotatedDims:
+    """The dims of each annotated parameter of one function, each parsed at its first use."""
+
+    __slots__ = ("_hints", "_parsed")
+
+    def __init__(self, hints: dict[str, Any]) -> None:
+        self._hints = hints
+        self._parsed: dict[str, tuple[Dim, ...] | None] = {}
+
+    def __call__(self, name: str) -> tuple[Dim, ...] | None:
+        """The dims of parameter ``name``'s jaxtyping annotation, or ``None`` if it has none."""
+        try:
+            return self._parsed[name]
+        except KeyError:
+            pass
+        hint = self._hints.get(name)
+        parsed = None if hint is None else annotation_dims(strip_annotated(hint)[0])
+        dims = self._parsed[name] = None if parsed is None else parsed[0]
+        return dims
+
+
+_DIMS: weakref.WeakKeyDictionary[Callable[..., Any], _AnnotatedDims] = weakref.WeakKeyDictionary()
+
+
+def _annotated_dims(fn: Callable[..., Any]) -> _AnnotatedDims:
+    found = _DIMS.get(fn)
+    if found is None:
+        found = _DIMS[fn] = _AnnotatedDims(resolved_hints(fn))
+    return found
 
 
 def resolve_call_shape(
@@ -273,13 +301,11 @@ def resolve_call_shape(
     if all(d.kind == "fixed" for d in dims):
         return tuple(d.size for d in dims), dtype
     where = f"{who} in `{getattr(fn, '__name__', fn)}`"
-    signature = _signature(fn)
     try:
-        arguments = signature.bind_partial(*args, **kwargs)
+        arguments = call_arguments(fn, args, kwargs, partial=True)
     except TypeError as error:
         raise TypeError(f"{where}: {error}") from None
-    arguments.apply_defaults()
-    bound = bind_arguments(fn, arguments.arguments, skip=next(iter(signature.parameters), None))
+    bound = bind_arguments(fn, arguments, skip=next(iter(_signature(fn).parameters), None))
     return evaluate_dims(dims, bound, where), dtype
 
 
@@ -291,3 +317,71 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature:
     if signature is None:
         signature = _SIGNATURES[fn] = inspect.signature(fn)
     return signature
+
+
+_EMPTY = inspect.Parameter.empty
+
+
+@dataclass(frozen=True, slots=True)
+class _Parameters:
+    """A signature of named parameters only (no positional-only, ``*args`` or ``**kwargs``):
+    names in order, how many come first as positional-or-keyword, and the defaults."""
+
+    names: tuple[str, ...]
+    positional: int
+    defaults: dict[str, Any]
+
+
+_PARAMETERS: weakref.WeakKeyDictionary[Callable[..., Any], _Parameters | None] = weakref.WeakKeyDictionary()
+
+
+def _parameters(fn: Callable[..., Any]) -> _Parameters | None:
+    try:
+        return _PARAMETERS[fn]
+    except KeyError:
+        pass
+    parameters = list(_signature(fn).parameters.values())
+    kinds = {p.kind for p in parameters}
+    found = None
+    if kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}:
+        positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
+        defaults = {p.name: p.default for p in parameters if p.default is not _EMPTY}
+        found = _Parameters(tuple(p.name for p in parameters), positional, defaults)
+    _PARAMETERS[fn] = found
+    return found
+
+
+def call_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: Mapping[str, Any], *, partial: bool = False
+) -> dict[str, Any]:
+    """The arguments of the call ``fn(*args, **kwargs)`` by parameter name, defaults filled in,
+    in the signature's order: ``inspect.Signature.bind`` (or ``bind_partial``) then
+    ``apply_defaults``, which raise the ``TypeError`` of a call that does not bind.
+
+    The plain case (named parameters only, every argument known) is one pass over the
+    parameters, without building a ``BoundArguments``: a net's signature is read on every call
+    during ``trace`` and by ``validate`` with a dim string.
+
+    >>> def dense(params, x, out_dim, *, use_bias=True): ...
+    >>> call_arguments(dense, ({}, "x", 4), {})
+    {'params': {}, 'x': 'x', 'out_dim': 4, 'use_bias': True}
+    """
+    parameters = _parameters(fn)
+    if parameters is not None and len(args) <= parameters.positional:
+        arguments = dict(zip(parameters.names, args))
+        used = 0
+        for name in parameters.names[len(args) :]:
+            if name in kwargs:
+                arguments[name] = kwargs[name]
+                used += 1
+            elif name in parameters.defaults:
+                arguments[name] = parameters.defaults[name]
+            elif not partial:
+                break  # a missing argument: bind names it
+        else:
+            if used == len(kwargs):  # else an unknown keyword or a second value for a positional
+                return arguments
+    signature = _signature(fn)
+    bound = signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)

@@ -22,7 +22,7 @@ from ..core._initializers import default_initializer, to_dtype
 from ..core._paths import format_path
 from ..core._trace import TraceNode
 from ..core._types import DType, Initializer, Leaf, Path, name_of
-from ._dims import Dim, annotation_dims, bind_arguments, evaluate_dims, resolved_hints, strip_annotated
+from ._dims import Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims, resolved_hints, strip_annotated
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +127,10 @@ def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTempla
 def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
     """Dim names bound by the arguments of one call of ``fn``."""
     try:
-        bound_args = layout.signature.bind(*args, **kwargs)
+        arguments = call_arguments(fn, args, kwargs)
     except TypeError as error:
         raise TypeError(f"`{name_of(fn)}`: {error}") from None
-    bound_args.apply_defaults()
-    return bind_arguments(fn, bound_args.arguments, skip=layout.params_name)
+    return bind_arguments(fn, arguments, skip=layout.params_name)
 
 
 def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[Leaf]:

@@ -22,7 +22,7 @@ from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking, is_checking
 from zephyr.typing._checking import call_checked as real
-from zephyr.typing._checking import check_key
+from zephyr.typing._checking import signature_memo_key
 
 
 def test_checking_is_a_switch_and_a_context_manager() -> None:
@@ -208,19 +208,19 @@ def test_call_keys_tell_what_a_check_depends_on() -> None:
     from typing import NamedTuple
 
     x = jnp.ones((2, 3))
-    assert check_key(({"w": x}, [8, 3])) == check_key(({"w": jnp.zeros((2, 3))}, [8, 3]))
-    assert check_key(({"w": x},)) != check_key(({"v": x},))  # structure
-    assert check_key((x,)) != check_key((x.astype(jnp.int32),))  # dtype
-    assert check_key((x, 3)) != check_key((x, True))  # type of a plain value
-    assert check_key({"use_bias": True}) != check_key({"use_bias": False})
-    assert check_key((jax.nn.relu,)) == check_key((jax.nn.relu,))
-    assert check_key((object(),)) is None  # unknown: always checked
+    assert signature_memo_key(({"w": x}, [8, 3])) == signature_memo_key(({"w": jnp.zeros((2, 3))}, [8, 3]))
+    assert signature_memo_key(({"w": x},)) != signature_memo_key(({"v": x},))  # structure
+    assert signature_memo_key((x,)) != signature_memo_key((x.astype(jnp.int32),))  # dtype
+    assert signature_memo_key((x, 3)) != signature_memo_key((x, True))  # type of a plain value
+    assert signature_memo_key({"use_bias": True}) != signature_memo_key({"use_bias": False})
+    assert signature_memo_key((jax.nn.relu,)) == signature_memo_key((jax.nn.relu,))
+    assert signature_memo_key((object(),)) is None  # unknown: always checked
 
     class Pair(NamedTuple):
         a: jax.Array
         b: jax.Array
 
-    assert check_key((Pair(x, x),)) is None  # a pytree class of its own
+    assert signature_memo_key((Pair(x, x),)) is None  # a pytree class of its own
 
 
 def test_call_keys_tell_one_leaf_of_another_dtype_or_shape_and_where_items_end() -> None:
@@ -229,21 +229,21 @@ def test_call_keys_tell_one_leaf_of_another_dtype_or_shape_and_where_items_end()
     same = {0: {"weights": jnp.zeros((2, 3)), "bias": jnp.zeros((3,))}, 1: {"weights": x, "bias": jnp.ones((3,))}}
     other_dtype = {0: params[0], 1: {"weights": x, "bias": jnp.ones((3,), jnp.bfloat16)}}
     other_shape = {0: params[0], 1: {"weights": x, "bias": jnp.ones((4,))}}
-    assert check_key((params, x)) == check_key((same, x))
-    assert check_key((params, x)) != check_key((other_dtype, x))
-    assert check_key((params, x)) != check_key((other_shape, x))
-    assert check_key((params, x)) != check_key((params, np.ones((2, 3), np.float32)))  # jax vs numpy
+    assert signature_memo_key((params, x)) == signature_memo_key((same, x))
+    assert signature_memo_key((params, x)) != signature_memo_key((other_dtype, x))
+    assert signature_memo_key((params, x)) != signature_memo_key((other_shape, x))
+    assert signature_memo_key((params, x)) != signature_memo_key((params, np.ones((2, 3), np.float32)))  # jax vs numpy
     # Each container's length is in the key: items cannot move from one argument to the next.
-    assert check_key([1, 2], [3]) != check_key([1], [2, 3])
-    assert check_key([[1], 2]) != check_key([[1, 2]])
-    assert check_key({"a": {"b": 1}, "c": 2}) != check_key({"a": {"b": 1, "c": 2}})
-    assert check_key(([1], 2), {}) != check_key(([1, 2],), {})  # a call's (args, kwargs)
-    assert check_key(([1],)) != check_key(((1,),))  # list or tuple
-    assert check_key({1: x}) != check_key({"1": x})  # a dict's names: str and int apart
-    assert check_key({True: x}) is None and check_key({(0, 1): x}) is None  # other names: always checked
-    assert check_key((np.float32(1.0),)) is None  # a numpy scalar: always checked
-    assert check_key((jnp.float32,)) is None  # a scalar type: always checked
-    assert check_key((np.dtype("float32"),)) != check_key((np.dtype("int32"),))
+    assert signature_memo_key([1, 2], [3]) != signature_memo_key([1], [2, 3])
+    assert signature_memo_key([[1], 2]) != signature_memo_key([[1, 2]])
+    assert signature_memo_key({"a": {"b": 1}, "c": 2}) != signature_memo_key({"a": {"b": 1, "c": 2}})
+    assert signature_memo_key(([1], 2), {}) != signature_memo_key(([1, 2],), {})  # a call's (args, kwargs)
+    assert signature_memo_key(([1],)) != signature_memo_key(((1,),))  # list or tuple
+    assert signature_memo_key({1: x}) != signature_memo_key({"1": x})  # a dict's names: str and int apart
+    assert signature_memo_key({True: x}) is None and signature_memo_key({(0, 1): x}) is None  # other names: always checked
+    assert signature_memo_key((np.float32(1.0),)) is None  # a numpy scalar: always checked
+    assert signature_memo_key((jnp.float32,)) is None  # a scalar type: always checked
+    assert signature_memo_key((np.dtype("float32"),)) != signature_memo_key((np.dtype("int32"),))
 
 
 def test_a_params_leaf_of_another_shape_or_dtype_is_checked_again_and_fails(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:

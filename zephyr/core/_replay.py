@@ -37,10 +37,13 @@ class _Below(NamedTuple):
     prefixes: tuple[Path, ...]  # the proper prefixes of those relative paths
 
 
+_UNKNOWN = object()  # _Recorded.below() not computed yet
+
+
 class _Recorded:
     """One call recorded for replay: where it ran, what it declared, the shapes it returned."""
 
-    __slots__ = ("root", "path", "declared", "out_tree", "out_leaves", "_below", "_below_known")
+    __slots__ = ("root", "path", "declared", "out_tree", "out_leaves", "_below")
 
     def __init__(self, root: str, path: Path, declared: list[Declaration], out_tree: Any, out_leaves: list[Any]) -> None:
         self.root = root  # the trace's root, "params" or "state"
@@ -48,17 +51,15 @@ class _Recorded:
         self.declared = declared  # its journal entries, in order
         self.out_tree = out_tree
         self.out_leaves = out_leaves  # jax.ShapeDtypeStruct for each array, else the value itself
-        self._below: _Below | None = None
-        self._below_known = False
+        self._below: _Below | None | object = _UNKNOWN
 
     def below(self) -> _Below | None:
         """The declarations as leaves below :attr:`path` (computed at the first replay: most
         recorded calls, the outermost net's among them, are never replayed); ``None`` when one
         is not below it (a captured node)."""
-        if not self._below_known:
+        if self._below is _UNKNOWN:
             self._below = _below(self.root, self.path, self.declared)
-            self._below_known = True
-        return self._below
+        return cast("_Below | None", self._below)
 
 
 def _is_node(value: object) -> bool:
@@ -139,8 +140,7 @@ def _moved(path: Path, old: Path, new: Path) -> Path:
 
 
 def _moved_leaf(spec: Leaf, old: Path, new: Path) -> Leaf:
-    path = _moved(spec.path, old, new)
-    return Leaf(path, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
+    return spec.at(_moved(spec.path, old, new))
 
 
 def _declare_again(state: TraceState, recorded: _Recorded, path: Path) -> None:

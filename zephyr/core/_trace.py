@@ -135,7 +135,7 @@ class TraceState:
         specs, from_signature = self.specs, self.from_signature
         for relative, spec, only_signature in leaves:
             full = path + relative
-            specs[full] = Leaf(full, spec.shape, spec.dtype, spec.tags, spec.layers, spec.root, spec.initializer)
+            specs[full] = spec.at(full)
             if only_signature:
                 from_signature.add(full)
         self.prefixes.update(path[:i] for i in range(len(path)))
@@ -298,7 +298,7 @@ def declare_layers(
             declare(replace(spec, path=node.path + spec.path, shape=(layers, *spec.shape), layers=layers, initializer=initializer))
         else:
             for i in range(layers):
-                declare(replace(spec, path=(*node.path, i, *spec.path)))
+                declare(spec.at((*node.path, i, *spec.path)))
     return y
 
 

@@ -142,6 +142,18 @@ class Leaf:
     root: str = "params"
     initializer: Initializer | None = None
 
+    def at(self, path: Path) -> Leaf:
+        """The same leaf at another path (what replay and ``stack`` declare again).
+
+        Built directly, not with ``dataclasses.replace`` (~4x slower): replay moves every leaf
+        of every repeated block.
+
+        >>> import numpy as np
+        >>> Leaf(("w",), (2,), np.dtype("float32"), ("decay",)).at((0, "w")).path
+        (0, 'w')
+        """
+        return Leaf(path, self.shape, self.dtype, self.tags, self.layers, self.root, self.initializer)
+
     @property
     def key(self) -> str:
         """The path as one string, keys joined by ``/``: ``"encoder/0/weights"``."""

@@ -219,13 +219,13 @@ def _extend_key(value: object, key: list[object]) -> bool:
     return True
 
 
-def check_key(*values: object) -> Hashable | None:
+def signature_memo_key(*values: object) -> Hashable | None:
     """What a check of ``values`` depends on (see ``_extend_key``), or ``None`` when that is not known.
 
     >>> import jax.numpy as jnp
-    >>> check_key({"w": jnp.ones((2, 3))}, [8]) == check_key({"w": jnp.zeros((2, 3))}, [8])
+    >>> signature_memo_key({"w": jnp.ones((2, 3))}, [8]) == signature_memo_key({"w": jnp.zeros((2, 3))}, [8])
     True
-    >>> check_key([8, 3]) == check_key([8, 4]), check_key(object())
+    >>> signature_memo_key([8, 3]) == signature_memo_key([8, 4]), signature_memo_key(object())
     (False, None)
     """
     key: list[object] = []
@@ -242,7 +242,7 @@ def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     see ``zephyr._checks.checked_by``), checks its params leaves and calls it through
     jaxtyping + beartype; a later call of a signature that passed calls ``fn`` directly.
     """
-    key = check_key(args, kwargs)
+    key = signature_memo_key(args, kwargs)
     passed = _PASSED.get(fn) if key is not None else None
     if passed is not None and key in passed:
         return fn(*args, **kwargs)

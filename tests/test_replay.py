@@ -318,3 +318,31 @@ def test_a_signature_leaf_of_a_replayed_call_can_still_be_refined() -> None:
     np.testing.assert_array_equal(np.asarray(params[2]["scale"]), np.ones(3, np.float32))
     (specs,) = collect_specs(net, (jnp.ones((2, 3)),), {})
     assert [spec.tags for spec in specs.values()] == [(), (), ("refined",)]
+
+
+def test_a_replayed_call_does_not_run_its_argument_checks_again() -> None:
+    from zephyr._checks import checked_by
+
+    checked: list[int] = []
+
+    def count_width(params: Any, x: Any, width: int) -> None:
+        checked.append(width)
+        if width < 1:
+            raise ValueError(f"dense: `width` must be >= 1, got {width}")
+
+    @flexible
+    @checked_by(count_width)
+    def dense(params: Params, x: Float[Array, "*b d"], width: int) -> Array:
+        return x @ validate(params["w"], (x.shape[-1], width))
+
+    def model(params: Params, x: Array) -> Array:
+        for i in range(4):
+            x = dense(params[i], x, 8)
+        return x
+
+    clear_trace_cache()
+    params = trace(model, jax.random.key(0), jnp.ones((2, 8)))
+    assert sorted(params) == [0, 1, 2, 3]
+    assert checked == [8]  # the first block ran (and checked); the other three replayed it
+    with pytest.raises(ValueError, match="`width` must be >= 1, got 0"):
+        trace(lambda p, x: dense(p[1], dense(p[0], x, 8), 0), jax.random.key(0), jnp.ones((2, 8)))

@@ -72,15 +72,20 @@ def flexible(fn: Callable[..., Any]) -> Any:
     # params annotation declares anything (with checking on, ``call_checked`` runs them).
     check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
 
+    def run_traced(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if check is not None:
+            check(*args, **kwargs)
+        return call_traced(fn, args, kwargs)
+
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = calls_state()
         calls = state.stack
         calls.append((resolve_call_shape, fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
-                if check is not None:
-                    check(*args, **kwargs)
-                return call_during_trace(fn, args, kwargs, lambda: call_traced(fn, args, kwargs))
+                # A replayed call skips the check with its body: it repeats a call (same
+                # arguments, by the replay key) whose check passed.
+                return call_during_trace(fn, args, kwargs, lambda: run_traced(args, kwargs))
             if not state.checked and CHECKING.get():
                 # The outermost checked call checks its own signature (its argument checks
                 # too, once per signature); the nets it calls are not checked again (a

@@ -344,5 +344,8 @@ def test_a_replayed_call_does_not_run_its_argument_checks_again() -> None:
     params = trace(model, jax.random.key(0), jnp.ones((2, 8)))
     assert sorted(params) == [0, 1, 2, 3]
     assert checked == [8]  # the first block ran (and checked); the other three replayed it
+    def bad_second(params: Params, x: Array) -> Array:
+        return dense(params[1], dense(params[0], x, 8), 0)
+
     with pytest.raises(ValueError, match="`width` must be >= 1, got 0"):
-        trace(lambda p, x: dense(p[1], dense(p[0], x, 8), 0), jax.random.key(0), jnp.ones((2, 8)))
+        trace(bad_second, jax.random.key(0), jnp.ones((2, 8)))

@@ -97,7 +97,7 @@ def test_overwrite_writes_a_new_step_then_removes_the_old(tmp_path: pathlib.Path
         checkpoint.save(path, PARAMS)
     checkpoint.save(path, {"w": jnp.ones(1)}, overwrite=True)
     assert checkpoint.steps(path) == [1]
-    assert sorted(os.listdir(path)) == ["1"]
+    assert sorted(os.listdir(path)) == [".zephyr-lock", "1"]
     np.testing.assert_array_equal(checkpoint.restore(path)["w"], jnp.ones(1))
 
 
@@ -108,7 +108,7 @@ def test_leftovers_of_a_killed_save_are_ignored_then_removed(tmp_path: pathlib.P
     assert checkpoint.steps(path) == [0]
     np.testing.assert_array_equal(checkpoint.restore(path)["linear"]["weights"], PARAMS["linear"]["weights"])
     checkpoint.save(path, PARAMS, step=5)
-    assert sorted(os.listdir(path)) == ["0", "5"]
+    assert sorted(os.listdir(path)) == [".zephyr-lock", "0", "5"]
     only = tmp_path / "only"
     only.mkdir()
     (only / "0.orbax-checkpoint-tmp-99").mkdir()
@@ -239,7 +239,7 @@ def test_other_bad_input_to_save(tmp_path: pathlib.Path) -> None:
         checkpoint.save(tmp_path / "ck", PARAMS, extra={"batch": (1, 2)})
     with pytest.raises(TypeError, match="`extra` must be JSON"):
         checkpoint.save(tmp_path / "ck", PARAMS, extra={"rng": np.ones(2)})
-    with pytest.raises(TypeError, match=r"`step` must be a non-negative int or None, got -1"):
+    with pytest.raises(ValueError, match=r"`step` must be a non-negative int or None, got -1"):
         checkpoint.save(tmp_path / "ck", PARAMS, step=-1)
     with pytest.raises(ValueError, match=r"`keep` must be a positive int or None, got 0"):
         checkpoint.save(tmp_path / "ck", PARAMS, step=1, keep=0)

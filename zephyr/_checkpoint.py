@@ -8,12 +8,19 @@ A checkpoint is a directory of numbered steps, each one orbax composite checkpoi
                                          (JSON: every leaf's path, shape and dtype, the step, extra)
       11.orbax-checkpoint-tmp-1712345/   a save killed half way: ignored, removed by the next save
       3.zephyr-deleting/                 a step being removed: ignored, removed by the next save
+      2/eval_results.json                a user's file in a step retention removed: kept, warned
+      .zephyr-lock                       held (flock) by the save under way, if any
 
 orbax writes a step beside its final name and renames it into place once complete, so a step
 is whole or absent; zephyr never writes into a step that exists, and removes a step by first
 renaming it out of the way. Replacing a checkpoint (``overwrite=True``) writes a new step and
 only then removes the old ones: at every instant the directory holds a complete checkpoint.
 Anything in the directory that zephyr did not write is an error, never deleted.
+
+Several writers: a save holds an exclusive lock on ``.zephyr-lock`` from before it reads the
+directory until its retention is done, so it never sees another save's half-written step, and
+leftovers it finds can only be those of a save that died. Readers take no lock: a step removed
+while it is read is named as such, and a read of the latest step retries the newest one.
 
 Restoring trusts nothing it reads: the metadata's form, the stored arrays' own shapes and
 dtypes (orbax's tree metadata, then the arrays as read, never cast) and the model ``like``
@@ -23,11 +30,18 @@ are checked against each other. orbax writes dict keys as strings; the JSON is w
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import math
+import numbers
 import os
 import re
 import shutil
-from collections.abc import Mapping
+import socket
+import time
+import warnings
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -45,6 +59,35 @@ ROOTS = ("params", "state", "opt_state")
 _STEP = re.compile(r"^[0-9]+$")
 _LEFTOVER = re.compile(r"^[0-9]+\.(orbax-checkpoint-tmp.*|zephyr-deleting)$")
 _DELETING = ".zephyr-deleting"
+LOCK_FILE = ".zephyr-lock"
+"""The file in a checkpoint directory that a save locks (``fcntl.flock``) while it runs."""
+_WRITTEN = frozenset({"zephyr", "_CHECKPOINT_METADATA", "commit_success.txt", *ROOTS})
+"""What orbax and zephyr write at the top of a step; retention removes these and nothing else."""
+_READ_TRIES = 5
+"""How many times a read of the latest step moves on to the newest one after retention removed it."""
+
+
+class CheckpointLockTimeout(TimeoutError):
+    """A save waited ``lock_timeout`` seconds for another save to the same directory to finish.
+
+    Example:
+        >>> from zephyr import checkpoint
+        >>> issubclass(checkpoint.CheckpointLockTimeout, TimeoutError)
+        True
+    """
+
+
+class RetentionWarning(UserWarning):
+    """Retention (``keep=``, ``overwrite=True``) kept or could not remove part of an old step.
+
+    The new step is saved either way; the warning names the folder and why it is still there
+    (files zephyr did not write, or the error the file system gave).
+
+    Example:
+        >>> import warnings
+        >>> from zephyr import checkpoint
+        >>> warnings.simplefilter("ignore", checkpoint.RetentionWarning)  # e.g. in a sweep
+    """
 
 Entry = tuple[tuple[int, ...], np.dtype[Any]]
 """A leaf as stored or described: ``(shape, dtype)``."""
@@ -201,6 +244,8 @@ def _check_names(flat: Mapping[Path, Any], root: str, who: str) -> None:
 def _check_extra(extra: Mapping[str, Any] | None, who: str) -> dict[str, Any]:
     if extra is None:
         return {}
+    if not isinstance(extra, Mapping):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
+        raise TypeError(f"{who}: `extra` must be a dict of JSON (or None), got {type(extra).__name__}: {extra!r}")
     try:
         text = json.dumps(extra, allow_nan=False)
     except (TypeError, ValueError) as error:
@@ -220,32 +265,55 @@ def _check_extra(extra: Mapping[str, Any] | None, who: str) -> dict[str, Any]:
 class _Listing(NamedTuple):
     steps: list[int]  # complete steps, ascending
     leftovers: list[str]  # half-written or half-removed steps
+    kept: list[int]  # folders of removed steps that hold files zephyr did not write
+
+
+def _dangling(path: str) -> str | None:
+    """``path``'s target if it is a symbolic link to nothing."""
+    if os.path.islink(path) and not os.path.exists(path):
+        return os.readlink(path)
+    return None
 
 
 def _scan(root: str, who: str) -> _Listing:
-    """The steps in ``root``; anything zephyr did not write there is an error naming it."""
+    """The steps in ``root``; anything zephyr did not write there is an error naming it.
+
+    Entries that vanish while they are listed (a step renamed into place, or out of the way
+    by the retention of a save beside this call) are skipped, never called foreign.
+    """
     if not os.path.lexists(root):
-        return _Listing([], [])
+        return _Listing([], [], [])
+    target = _dangling(root)
+    if target is not None:
+        raise ValueError(
+            f"{who}: `{root}` is a dangling symbolic link (to `{target}`, which does not exist), not a "
+            "zephyr checkpoint; nothing was changed"
+        )
     if not os.path.isdir(root):
         raise ValueError(f"{who}: `{root}` is a file, not a zephyr checkpoint; nothing was changed")
     steps: list[int] = []
     leftovers: list[str] = []
+    kept: list[int] = []
     foreign: list[str] = []
     for name in sorted(os.listdir(root)):
         full = os.path.join(root, name)
-        if _STEP.match(name) and os.path.isdir(os.path.join(full, "zephyr")) and not os.path.islink(full):
-            steps.append(int(name))
-        elif _LEFTOVER.match(name) and os.path.isdir(full) and not os.path.islink(full):
+        plain_dir = os.path.isdir(full) and not os.path.islink(full)
+        if name == LOCK_FILE and os.path.isfile(full) and not os.path.islink(full):
+            continue
+        if _STEP.match(name) and plain_dir:
+            (steps if os.path.isdir(os.path.join(full, "zephyr")) else kept).append(int(name))
+        elif _LEFTOVER.match(name) and plain_dir:
             leftovers.append(name)
-        else:
-            foreign.append(name)
+        elif os.path.lexists(full):
+            target = _dangling(full)
+            foreign.append(f"`{name}`" + ("" if target is None else f" (a dangling symbolic link to `{target}`)"))
     if foreign:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise ValueError(
-            f"{who}: `{root}` is not a zephyr checkpoint: it holds `{foreign[0]}`{more}, which "
+            f"{who}: `{root}` is not a zephyr checkpoint: it holds {foreign[0]}{more}, which "
             "zephyr did not write; nothing was changed"
         )
-    return _Listing(sorted(steps), leftovers)
+    return _Listing(sorted(steps), leftovers, sorted(kept))
 
 
 def steps(directory: str | os.PathLike[str]) -> list[int]:
@@ -274,7 +342,8 @@ def steps(directory: str | os.PathLike[str]) -> list[int]:
         >>> checkpoint.steps(path)
         [200, 300]
     """
-    return _scan(os.path.abspath(directory), f"checkpoint.steps(`{os.fspath(directory)}`)").steps
+    root, who = _where("steps", directory)
+    return _scan(root, who).steps
 
 
 def _is_primary() -> bool:
@@ -288,13 +357,123 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def _remove(root: str, name: str) -> None:
-    """Remove a step or a leftover: a step is first renamed out of the way (atomically)."""
+def _where(function: str, directory: object) -> tuple[str, str]:
+    """The absolute directory and the call's name for messages; a directory of another type is refused."""
+    if isinstance(directory, bytes) or not isinstance(directory, str | os.PathLike):
+        raise TypeError(
+            f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, "
+            f"got {type(directory).__name__}: {directory!r}"
+        )
+    path = os.fspath(cast("str | os.PathLike[str]", directory))
+    if not isinstance(path, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # a PathLike of bytes
+        raise TypeError(f"checkpoint.{function}: `directory` must be a path of str, got {type(path).__name__}: {path!r}")
+    return os.path.abspath(path), f"checkpoint.{function}(`{path}`)"
+
+
+@contextlib.contextmanager
+def _locked(root: str, timeout: float, who: str) -> Iterator[None]:
+    """Hold the exclusive lock on ``root``'s lock file; wait at most ``timeout`` seconds for it.
+
+    ``fcntl.flock`` rather than the ``filelock`` package: fcntl is in the standard library (no
+    new dependency), and an flock is advisory and belongs to the open file, so the kernel
+    releases it when the process exits however it exits: a SIGKILLed writer never leaves a
+    stale lock behind (the file stays; only a held flock means "a save is under way"). On NFS,
+    Linux maps flock to the server's byte-range locks, so writers on several hosts exclude
+    each other too. The holder writes its pid and host into the file for the timeout message.
+    """
+    path = os.path.join(root, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline, pause = time.monotonic() + timeout, 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise CheckpointLockTimeout(
+                        f"{who}: another save holds the lock on `{root}` ({_holder(path)}) and did not "
+                        f"release it within lock_timeout={timeout:g} s; nothing was changed. Wait for "
+                        "that save, or stop its process (the lock is released when it exits)"
+                    ) from None
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder(path: str) -> str:
+    try:
+        with open(path) as file:
+            text = file.read().strip()
+    except OSError:
+        text = ""
+    return f"held by {text}" if text else "its holder did not record its pid"
+
+
+def _retention_warning(who: str, message: str) -> None:
+    warnings.warn(f"{who}: {message}", RetentionWarning, stacklevel=3)
+
+
+def _clear(root: str, name: str, number: int, who: str) -> None:
+    """Remove what zephyr wrote in the folder ``name`` (step ``number`` being removed).
+
+    An empty folder is removed; one that still holds files zephyr did not write is renamed back
+    to ``number`` (no step: it has no metadata) and kept, with a :class:`RetentionWarning`.
+    """
     path = os.path.join(root, name)
-    if _STEP.match(name):
-        os.rename(path, path + _DELETING)
-        path += _DELETING
-    shutil.rmtree(path)
+    for entry in sorted(os.listdir(path)):
+        full = os.path.join(path, entry)
+        if entry not in _WRITTEN:
+            continue
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.remove(full)
+    others = sorted(os.listdir(path))
+    if not others:
+        os.rmdir(path)
+        return
+    kept = os.path.join(root, str(number))
+    if not os.path.lexists(kept):
+        os.rename(path, kept)
+        path = kept
+    more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+    _retention_warning(
+        who,
+        f"step {number} was removed, but its folder `{path}` is kept: it holds `{others[0]}`{more}, "
+        "which zephyr did not write (move it out and remove the folder when you no longer need it)",
+    )
+
+
+def _remove(root: str, name: str, who: str) -> None:
+    """Remove a step or a leftover; what it cannot remove is warned about, never raised.
+
+    A step is first renamed out of the way (atomically: readers see it whole or not at all),
+    then only what zephyr and orbax wrote in it is removed. An orbax temporary folder is
+    orbax's alone and removed whole. This runs after the new step is saved: a file system that
+    refuses must not turn a completed save into an error.
+    """
+    path = os.path.join(root, name)
+    try:
+        if _STEP.match(name):
+            os.rename(path, path + _DELETING)
+            _clear(root, name + _DELETING, int(name), who)
+        elif name.endswith(_DELETING):
+            _clear(root, name, int(name[: -len(_DELETING)]), who)
+        else:
+            shutil.rmtree(path)
+    except OSError as error:
+        _retention_warning(
+            who, f"`{path}` could not be removed ({type(error).__name__}: {error}); remove it by hand"
+        )
 
 
 def save(
@@ -307,13 +486,20 @@ def save(
     step: int | None = None,
     keep: int | None = None,
     overwrite: bool = False,
+    lock_timeout: float = 600.0,
 ) -> None:
     """Save ``params`` (and ``state``, ``opt_state``, ``extra``) to ``directory`` with orbax.
 
     Every save is a new numbered step, written beside the others and renamed into place once
     complete: a save that is killed half way leaves the previous checkpoint restorable. Sharded
     arrays are written shard by shard by the processes that hold them (call ``save`` from
-    every process). Int and str keys, bfloat16 and every other dtype come back bit for bit.
+    every process). Int and str keys, bfloat16 and every other dtype come back bit for bit;
+    zero-size leaves (which orbax refuses) are kept in the metadata alone.
+
+    Several writers on one directory (a restarted job while the old one still runs) take turns:
+    a save holds a lock on ``directory/.zephyr-lock`` (``fcntl.flock``, released by the kernel
+    even when the process is killed) and a second save waits for it. A save that returned is
+    never removed by another save's cleanup, only by a later save's ``keep``/``overwrite``.
 
     Args:
         directory: the checkpoint directory. It must be new, empty, or a checkpoint written
@@ -325,8 +511,11 @@ def save(
         step: the step number. ``None``: this save replaces the checkpoint (it needs
             ``overwrite`` if one exists). A number: the step is added; it must be after every
             step already saved.
-        keep: after saving, remove all but the newest ``keep`` steps.
+        keep: after saving, remove all but the newest ``keep`` steps. Files you wrote inside
+            a step's folder are never removed: the folder is kept (it is no step any more) and
+            a :class:`RetentionWarning` names it; so does a removal the file system refuses.
         overwrite: after saving, remove every previous step.
+        lock_timeout: how many seconds to wait for another save to the same directory.
 
     Raises:
         FileExistsError: ``directory`` holds a checkpoint and neither ``step`` nor
@@ -334,7 +523,9 @@ def save(
         ValueError: ``directory`` holds something else; ``step`` is before the latest step;
             two keys would be stored under one name.
         TypeError: a leaf is not an array, or a key would not come back as it is (not a str
-            or an int, or int and str keys in one dict).
+            or an int, or int and str keys in one dict); an argument of the wrong type.
+        CheckpointLockTimeout: another save held the directory for ``lock_timeout`` seconds
+            (the message names the directory and the holder's pid).
 
     Example:
         >>> import jax, jax.numpy as jnp, tempfile, os
@@ -348,12 +539,20 @@ def save(
         ([0, 1], True)
     """
     ocp = _require_orbax()
-    root = os.path.abspath(directory)
-    who = f"checkpoint.save(`{os.fspath(directory)}`)"
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int) or step < 0):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
-        raise TypeError(f"{who}: `step` must be a non-negative int or None, got {step!r}")
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, int) or keep < 1):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
+    root, who = _where("save", directory)
+    number_type = "a non-negative int or None"
+    if step is not None:
+        step = _step_number(step, who, number_type)
+    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, numbers.Integral)):
+        raise TypeError(f"{who}: `keep` must be a positive int or None, got {type(keep).__name__}: {keep!r}")
+    if keep is not None and keep < 1:
         raise ValueError(f"{who}: `keep` must be a positive int or None, got {keep!r}")
+    if not isinstance(overwrite, bool):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
+        raise TypeError(f"{who}: `overwrite` must be True or False, got {type(overwrite).__name__}: {overwrite!r}")
+    if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float):  # pyright: ignore[reportUnnecessaryIsInstance]  # same
+        raise TypeError(f"{who}: `lock_timeout` must be a number of seconds, got {type(lock_timeout).__name__}: {lock_timeout!r}")
+    if math.isnan(lock_timeout) or lock_timeout < 0:
+        raise ValueError(f"{who}: `lock_timeout` must be >= 0 seconds, got {lock_timeout!r}")
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "extra": _check_extra(extra, who), "trees": {}}
     items: dict[str, Any] = {}
     for name, tree in (("params", params), ("state", state), ("opt_state", opt_state)):
@@ -366,10 +565,47 @@ def save(
             {"path": list(path), "shape": list(value.shape), "dtype": np.dtype(value.dtype).name, "checksum": c}
             for (path, value), c in zip(flat.items(), sums, strict=True)
         ]
-        if flat:
-            items[name] = ocp.args.PyTreeSave(nest({_stored(p): v for p, v in flat.items()}, name))
+        # orbax refuses zero-size arrays; they hold no data: the metadata's shape and dtype are all of them
+        stored = {_stored(p): v for p, v in flat.items() if v.size}
+        if stored:
+            items[name] = ocp.args.PyTreeSave(nest(stored, name))
 
-    listing = _scan(root, who)
+    _plan(_scan(root, who), step, keep, overwrite, root, who)  # refuse before anything is created
+    primary = _is_primary()
+    if primary:
+        os.makedirs(root, exist_ok=True)
+    # Only the primary process locks (the others would wait for it at the barriers below).
+    with _locked(root, lock_timeout, who) if primary else contextlib.nullcontext():
+        _barrier(f"zephyr.checkpoint.save:{root}:locked")
+        listing = _scan(root, who)  # under the lock: no other save is under way
+        number, old = _plan(listing, step, keep, overwrite, root, who)
+        meta["step"] = number
+        items["zephyr"] = ocp.args.JsonSave(meta)
+        if primary:
+            for name in listing.leftovers:  # no save holds the lock: these are of saves that died
+                _remove(root, name, who)
+        _barrier(f"zephyr.checkpoint.save:{root}:{number}:start")
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            checkpointer.save(os.path.join(root, str(number)), ocp.args.Composite(**items))
+        if primary:
+            for old_step in old:
+                _remove(root, str(old_step), who)
+        _barrier(f"zephyr.checkpoint.save:{root}:{number}:done")
+
+
+def _step_number(step: object, who: str, expected: str) -> int:
+    """``step`` as an int: a float, a bool or a negative number is refused, naming it."""
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise TypeError(f"{who}: `step` must be {expected}, got {type(step).__name__}: {step!r}")
+    if int(step) < 0:
+        raise ValueError(f"{who}: `step` must be {expected}, got {step!r}")
+    return int(step)
+
+
+def _plan(
+    listing: _Listing, step: int | None, keep: int | None, overwrite: bool, root: str, who: str
+) -> tuple[int, list[int]]:
+    """The number of the step to save and the steps to remove after it; refusals name why."""
     latest = listing.steps[-1] if listing.steps else None
     if step is None:
         if latest is not None and not overwrite:
@@ -377,36 +613,28 @@ def save(
                 f"{who}: `{root}` holds a checkpoint (steps {listing.steps}); pass overwrite=True to "
                 "replace it, or step=N to add a step"
             )
-        number = 0 if latest is None else latest + 1
+        number = max(listing.steps + listing.kept, default=-1) + 1
     else:
         if step in listing.steps:
             raise FileExistsError(f"{who}: step {step} exists in `{root}`; a saved step is never replaced")
+        if step in listing.kept:
+            raise FileExistsError(
+                f"{who}: `{os.path.join(root, str(step))}` is the folder of a removed step, kept because it "
+                f"holds files zephyr did not write; step {step} cannot be saved there: move them out"
+            )
         if latest is not None and step < latest and not overwrite:
             raise ValueError(
                 f"{who}: step {step} is before the latest step {latest} in `{root}`; steps only go "
                 "forward (overwrite=True replaces every step)"
             )
         number = step
-    meta["step"] = number
-    items["zephyr"] = ocp.args.JsonSave(meta)
     if overwrite:
-        old = listing.steps
+        old = list(listing.steps)
     elif keep is not None:
         old = sorted(listing.steps + [number])[:-keep]
     else:
         old = []
-
-    if _is_primary():
-        for name in listing.leftovers:
-            _remove(root, name)
-        os.makedirs(root, exist_ok=True)
-    _barrier(f"zephyr.checkpoint.save:{root}:{number}:start")
-    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-        checkpointer.save(os.path.join(root, str(number)), ocp.args.Composite(**items))
-    if _is_primary():
-        for old_step in old:
-            _remove(root, str(old_step))
-    _barrier(f"zephyr.checkpoint.save:{root}:{number}:done")
+    return number, old
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,19 +704,36 @@ def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
     return _Step(os.path.join(root, str(step)), step, trees, checksums, extra)  # pyright: ignore[reportUnknownArgumentType]  # parsed JSON
 
 
-def _open(ocp: Any, directory: str | os.PathLike[str], step: int | None, who: str) -> _Step:
-    root = os.path.abspath(directory)
+def _choose(root: str, step: int | None, who: str) -> int:
+    """The step to read: ``step``, or the latest complete one."""
     if not os.path.lexists(root):
         raise FileNotFoundError(f"{who}: no checkpoint at `{root}`")
     listing = _scan(root, who)
     if not listing.steps:
         if listing.leftovers:
             raise FileNotFoundError(f"{who}: no checkpoint at `{root}`: its first save did not complete")
+        if listing.kept:
+            raise FileNotFoundError(
+                f"{who}: no checkpoint at `{root}`: it holds only the folders of removed steps {listing.kept}"
+            )
         raise ValueError(f"{who}: `{root}` is not a zephyr checkpoint: it is empty")
     if step is None:
-        step = listing.steps[-1]
-    elif step not in listing.steps:
+        return listing.steps[-1]
+    if step not in listing.steps:
         raise FileNotFoundError(f"{who}: no step {step} in `{root}` (its steps: {listing.steps})")
+    return step
+
+
+def _identity(target: str) -> tuple[int, int] | None:
+    """The step folder's (device, inode) while it is a complete step; ``None`` once it is not."""
+    try:
+        status = os.stat(target)
+    except OSError:
+        return None
+    return (status.st_dev, status.st_ino) if os.path.isdir(os.path.join(target, "zephyr")) else None
+
+
+def _open(ocp: Any, root: str, step: int, who: str) -> _Step:
     target = os.path.join(root, str(step))
     try:
         with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
@@ -498,12 +743,23 @@ def _open(ocp: Any, directory: str | os.PathLike[str], step: int | None, who: st
     return _parse_meta(meta, who, root, step)
 
 
+def _stored_entries(entries: dict[Path, Entry]) -> dict[Path, Entry]:
+    """The leaves orbax holds: all but the zero-size ones (their metadata is all there is of them)."""
+    return {path: entry for path, entry in entries.items() if math.prod(entry[0])}
+
+
+def _empty(entry: Entry, sharding: Any) -> jax.Array:
+    """A zero-size leaf as saved, placed like the model's (no data: every process makes its own)."""
+    shape, dtype = entry
+    return jax.make_array_from_callback(shape, sharding, lambda index: np.zeros(shape, dtype)[index])  # pyright: ignore[reportUnknownMemberType]  # jax types the callback partially
+
+
 def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
     """orbax's own record of each stored array must agree with zephyr's metadata."""
     from etils import epath  # type: ignore[import-untyped]  # orbax's path library; no py.typed
 
     for name in names:
-        expected = opened.trees[name]
+        expected = _stored_entries(opened.trees[name])
         stored: dict[Path, Entry] = {}
         if expected:
             try:
@@ -523,7 +779,11 @@ def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
                     f"{who}: `{format_path(path, name)}` is in the metadata of step {opened.step} but not stored"
                 )
             _check_leaf(got, want, format_path(path, name), opened.step, who)
-        for stored_path in stored:
+        every = {_stored(path): path for path in opened.trees[name]}
+        for stored_path, got in stored.items():
+            if stored_path not in by_name and stored_path in every:  # the metadata says zero-size
+                path = every[stored_path]
+                _check_leaf(got, opened.trees[name][path], format_path(path, name), opened.step, who)
             if stored_path not in by_name:
                 raise ValueError(
                     f"{who}: `{name}{''.join(f'[{k!r}]' for k in stored_path)}` is stored in step "
@@ -581,15 +841,44 @@ def _compare(saved: dict[Path, Entry], like: dict[Path, Any], root: str) -> list
 
 
 def _restore_trees(
-    directory: str | os.PathLike[str],
+    directory: object,
     likes: Mapping[str, object],
     required: tuple[str, ...],
-    step: int | None,
-    who: str,
+    step: object,
+    function: str,
 ) -> tuple[_Step, dict[str, Any]]:
-    """The trees named in ``likes`` (those in the checkpoint, and every ``required`` one)."""
-    ocp = _require_orbax()
-    opened = _open(ocp, directory, step, who)
+    """The trees named in ``likes`` (those in the checkpoint, and every ``required`` one).
+
+    Readers take no lock: a step that the retention of a save beside this call removes while
+    it is read is named as such (``step`` given), or the newest step is read instead (``step``
+    is ``None``). Whatever failed, the step's folder is looked at again: the error stands only
+    if it is still the same complete step.
+    """
+    root, who = _where(function, directory)
+    wanted = None if step is None else _step_number(step, who, "an int (a step number) or None")
+    for attempt in range(_READ_TRIES):
+        number = _choose(root, wanted, who)
+        target = os.path.join(root, str(number))
+        identity = _identity(target)
+        try:
+            return _read_trees(_require_orbax(), root, number, likes, required, who)
+        except Exception as error:
+            if identity is not None and _identity(target) == identity:
+                raise
+            if wanted is not None or attempt == _READ_TRIES - 1:
+                now = _scan(root, who).steps
+                raise FileNotFoundError(
+                    f"{who}: step {number} was removed by retention (a save with `keep` or `overwrite` "
+                    f"beside this call) while it was read; the steps now: {now}"
+                    + ("" if wanted is not None else f" (newer steps were removed {_READ_TRIES} times in a row)")
+                ) from error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _read_trees(
+    ocp: Any, root: str, number: int, likes: Mapping[str, object], required: tuple[str, ...], who: str
+) -> tuple[_Step, dict[str, Any]]:
+    opened = _open(ocp, root, number, who)
     default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.local_devices is partially typed
     problems: list[str] = []
     names: list[str] = []
@@ -606,22 +895,24 @@ def _restore_trees(
             problems += _compare(saved, like_flat[name][0], name)
     if problems:
         raise ValueError(
-            f"{who}: step {opened.step} at `{os.path.abspath(directory)}` does not match the model:\n  "
+            f"{who}: step {opened.step} at `{root}` does not match the model:\n  "
             + "\n  ".join(problems)
         )
     _check_stored(ocp, opened, names, who)
 
     args: dict[str, Any] = {}
+    placed: dict[str, dict[Path, Any]] = {}
     for name in names:
-        if not opened.trees[name]:
-            continue
-        placed: dict[Path, Any] = {}
+        placed[name] = {}
         for path, value in like_flat.get(name, ({}, None))[0].items():
             sharding = getattr(value, "sharding", None)
-            placed[path] = sharding if isinstance(sharding, jax.sharding.Sharding) else default
+            placed[name][path] = sharding if isinstance(sharding, jax.sharding.Sharding) else default
+        stored = _stored_entries(opened.trees[name])
+        if not stored:
+            continue
         # No shape or dtype asked for: orbax reads the arrays as stored, never cast or padded.
         restore_args = nest(
-            {_stored(path): ocp.ArrayRestoreArgs(sharding=placed.get(path, default)) for path in opened.trees[name]},
+            {_stored(path): ocp.ArrayRestoreArgs(sharding=placed[name].get(path, default)) for path in stored},
             name,
         )
         args[name] = ocp.args.PyTreeRestore(restore_args=restore_args)
@@ -637,6 +928,9 @@ def _restore_trees(
     for name in names:
         values: dict[Path, Any] = {}
         for path, want in opened.trees[name].items():
+            if math.prod(want[0]) == 0:  # not stored (orbax refuses zero-size arrays): made here
+                values[path] = _empty(want, placed[name].get(path, default))
+                continue
             node: Any = restored.get(name, {})
             for key in _stored(path):
                 node = node[key]
@@ -694,8 +988,7 @@ def restore(directory: str | os.PathLike[str], like: object = None, *, step: int
           shape: `params[1]['bias']` is (3,) in the checkpoint, (5,) in the model
           shape: `params[1]['weights']` is (8, 3) in the checkpoint, (8, 5) in the model
     """
-    who = f"checkpoint.restore(`{os.fspath(directory)}`)"
-    return _restore_trees(directory, {"params": like}, ("params",), step, who)[1]["params"]
+    return _restore_trees(directory, {"params": like}, ("params",), step, "restore")[1]["params"]
 
 
 def restore_with_state(
@@ -729,9 +1022,8 @@ def restore_with_state(
         >>> state["count"].tolist()
         3
     """
-    who = f"checkpoint.restore_with_state(`{os.fspath(directory)}`)"
     trees = _restore_trees(
-        directory, {"params": params_like, "state": state_like}, ("params", "state"), step, who
+        directory, {"params": params_like, "state": state_like}, ("params", "state"), step, "restore_with_state"
     )[1]
     return trees["params"], trees["state"]
 
@@ -791,12 +1083,11 @@ def resume(
         >>> run.step, run.extra, type(run.opt_state[0]).__name__
         (20, {'batch': 20}, 'ScaleByAdamState')
     """
-    who = f"checkpoint.resume(`{os.fspath(directory)}`)"
     opened, trees = _restore_trees(
         directory,
         {"params": params_like, "opt_state": opt_state_like, "state": state_like},
         ("params",),
         step,
-        who,
+        "resume",
     )
     return Resumed(opened.step, trees["params"], trees.get("opt_state"), trees.get("state"), opened.extra)

@@ -465,6 +465,7 @@ def _remove(root: str, name: str, who: str) -> None:
     try:
         if _STEP.match(name):
             os.rename(path, path + _DELETING)
+            path += _DELETING
             _clear(root, name + _DELETING, int(name), who)
         elif name.endswith(_DELETING):
             _clear(root, name, int(name[: -len(_DELETING)]), who)

@@ -287,3 +287,97 @@ def test_resume_gives_back_optax_state_and_extra(tmp_path: pathlib.Path) -> None
     assert plain.opt_state is None and plain.state is None and plain.extra == {}
     with pytest.raises(ValueError, match="the checkpoint has no `opt_state`"):
         checkpoint.resume(tmp_path / "plain", params, tx.init(params))
+
+
+# --- bad arguments are named -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", ["restore", "restore_with_state", "resume"])
+@pytest.mark.parametrize(
+    ("step", "error", "message"),
+    [
+        (1.0, TypeError, "`step` must be an int (a step number) or None, got float: 1.0"),
+        ("1", TypeError, "`step` must be an int (a step number) or None, got str: '1'"),
+        (True, TypeError, "`step` must be an int (a step number) or None, got bool: True"),
+        (-1, ValueError, "`step` must be an int (a step number) or None, got -1"),
+    ],
+)
+def test_a_step_that_is_no_step_number_is_named(
+    tmp_path: pathlib.Path, function: str, step: Any, error: type[Exception], message: str
+) -> None:
+    path = tmp_path / "ck"
+    checkpoint.save(path, PARAMS, {"count": jnp.ones(())}, step=1)
+    with pytest.raises(error, match=re.escape(f"checkpoint.{function}(`{path}`): {message}")):
+        getattr(checkpoint, function)(path, step=step)
+
+
+def test_a_numpy_int_step_is_a_step(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "ck"
+    checkpoint.save(path, PARAMS, step=np.int64(3))
+    assert checkpoint.steps(path) == [3]
+    assert checkpoint.resume(path, step=np.int32(3)).step == 3
+
+
+def test_a_dangling_symbolic_link_is_named_as_such(tmp_path: pathlib.Path) -> None:
+    link = tmp_path / "ck"
+    link.symlink_to(tmp_path / "gone")
+    for call in (lambda: checkpoint.save(link, PARAMS), lambda: checkpoint.restore(link), lambda: checkpoint.steps(link)):
+        with pytest.raises(ValueError, match=r"`.*ck` is a dangling symbolic link \(to `.*gone`, which does not exist\), not a zephyr checkpoint; nothing was changed"):
+            call()
+    assert not (tmp_path / "gone").exists()
+    path = _saved(tmp_path, "inside")
+    os.symlink(tmp_path / "nowhere", os.path.join(path, "7"))
+    with pytest.raises(ValueError, match=r"it holds `7` \(a dangling symbolic link to `.*nowhere`\), which zephyr did not write"):
+        checkpoint.restore(path)
+
+
+@pytest.mark.parametrize("directory", [None, 3, b"ck"])
+def test_a_directory_that_is_no_path_is_named(directory: Any) -> None:
+    for function, call in (("save", lambda: checkpoint.save(directory, PARAMS)), ("restore", lambda: checkpoint.restore(directory)), ("steps", lambda: checkpoint.steps(directory))):
+        with pytest.raises(TypeError, match=re.escape(f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, got {type(directory).__name__}")):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"keep": 1.5}, TypeError, "`keep` must be a positive int or None, got float: 1.5"),
+        ({"keep": True}, TypeError, "`keep` must be a positive int or None, got bool: True"),
+        ({"overwrite": "yes"}, TypeError, "`overwrite` must be True or False, got str: 'yes'"),
+        ({"extra": [1, 2]}, TypeError, "`extra` must be a dict of JSON (or None), got list: [1, 2]"),
+        ({"step": 2.0}, TypeError, "`step` must be a non-negative int or None, got float: 2.0"),
+    ],
+)
+def test_other_bad_arguments_to_save_are_named(tmp_path: pathlib.Path, kwargs: dict[str, Any], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(f"checkpoint.save(`{tmp_path / 'ck'}`): {message}")):
+        checkpoint.save(tmp_path / "ck", PARAMS, **kwargs)
+    assert not (tmp_path / "ck").exists()
+
+
+# --- zero-size leaves (orbax refuses them) ------------------------------------------------------------
+
+
+def test_a_zero_size_leaf_round_trips(tmp_path: pathlib.Path) -> None:
+    params = {"empty": jnp.zeros((0, 3), jnp.bfloat16), "w": jnp.arange(3.0), "none": {"x": jnp.ones((2, 0), jnp.int8)}}
+    state = {"queue": jnp.zeros((0,), jnp.int32)}  # a tree of zero-size leaves only
+    checkpoint.save(tmp_path / "ck", params, state)
+    for like in (None, params, jax.eval_shape(lambda: params)):
+        restored = checkpoint.restore(tmp_path / "ck", like=like)
+        assert restored["empty"].shape == (0, 3) and restored["empty"].dtype == jnp.bfloat16
+        assert restored["none"]["x"].shape == (2, 0) and restored["none"]["x"].dtype == jnp.int8
+        np.testing.assert_array_equal(restored["w"], params["w"])
+    _, restored_state = checkpoint.restore_with_state(tmp_path / "ck")
+    assert restored_state["queue"].shape == (0,) and restored_state["queue"].dtype == jnp.int32
+
+
+def test_a_zero_size_leaf_that_differs_from_the_model_is_named(tmp_path: pathlib.Path) -> None:
+    checkpoint.save(tmp_path / "ck", {"empty": jnp.zeros((0, 3))})
+    with pytest.raises(ValueError, match=re.escape("shape: `params['empty']` is (0, 3) in the checkpoint, (1, 3) in the model")):
+        checkpoint.restore(tmp_path / "ck", like={"empty": jnp.zeros((1, 3))})
+
+
+def test_metadata_calling_a_stored_leaf_zero_size_is_caught(tmp_path: pathlib.Path) -> None:
+    path = _saved(tmp_path)
+    _edit_metadata(path, lambda meta: _entry(meta, "bias").update(shape=[0]))
+    with pytest.raises(ValueError, match=re.escape("`params['linear']['bias']` in step 0 is stored as float32 (2,) but the metadata says float32 (0,)")):
+        checkpoint.restore(path)

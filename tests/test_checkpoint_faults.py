@@ -313,9 +313,11 @@ def test_a_step_that_is_no_step_number_is_named(
 
 def test_a_numpy_int_step_is_a_step(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "ck"
-    checkpoint.save(path, PARAMS, step=np.int64(3))
+    three: Any = np.int64(3)  # typed `int`, and a numpy int is accepted at run time too
+    checkpoint.save(path, PARAMS, step=three)
     assert checkpoint.steps(path) == [3]
-    assert checkpoint.resume(path, step=np.int32(3)).step == 3
+    three = np.int32(3)
+    assert checkpoint.resume(path, step=three).step == 3
 
 
 def test_a_dangling_symbolic_link_is_named_as_such(tmp_path: pathlib.Path) -> None:

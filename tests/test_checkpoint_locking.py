@@ -7,6 +7,7 @@ import gc
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -210,7 +211,7 @@ def test_a_removal_the_file_system_refuses_warns_after_the_save(tmp_path: pathli
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(_checkpoint.shutil, "rmtree", refuse)
+    monkeypatch.setattr(shutil, "rmtree", refuse)  # the module zephyr removes folders with
     with pytest.warns(checkpoint.RetentionWarning, match=r"`.*ck/0.zephyr-deleting` could not be removed \(PermissionError: \[Errno 13\] Permission denied\); remove it by hand"):
         checkpoint.save(path, params(1), step=1, keep=1)  # returns: the step is saved
     assert checkpoint.steps(path) == [1]

@@ -41,7 +41,7 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from typing import Any, NamedTuple, cast
 
 import jax
@@ -371,7 +371,7 @@ def _where(function: str, directory: object) -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def _locked(root: str, timeout: float, who: str) -> Iterator[None]:
+def _locked(root: str, timeout: float, who: str) -> Generator[None]:
     """Hold the exclusive lock on ``root``'s lock file; wait at most ``timeout`` seconds for it.
 
     ``fcntl.flock`` rather than the ``filelock`` package: fcntl is in the standard library (no
@@ -544,8 +544,9 @@ def save(
     number_type = "a non-negative int or None"
     if step is not None:
         step = _step_number(step, who, number_type)
-    if keep is not None and (isinstance(keep, bool) or not isinstance(keep, numbers.Integral)):
-        raise TypeError(f"{who}: `keep` must be a positive int or None, got {type(keep).__name__}: {keep!r}")
+    keep_given: object = keep  # user input, checked at run time
+    if keep_given is not None and (isinstance(keep_given, bool) or not isinstance(keep_given, numbers.Integral)):
+        raise TypeError(f"{who}: `keep` must be a positive int or None, got {type(keep_given).__name__}: {keep_given!r}")
     if keep is not None and keep < 1:
         raise ValueError(f"{who}: `keep` must be a positive int or None, got {keep!r}")
     if not isinstance(overwrite, bool):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
@@ -567,7 +568,7 @@ def save(
             for (path, value), c in zip(flat.items(), sums, strict=True)
         ]
         # orbax refuses zero-size arrays; they hold no data: the metadata's shape and dtype are all of them
-        stored = {_stored(p): v for p, v in flat.items() if v.size}
+        stored: dict[Path, Any] = {_stored(p): v for p, v in flat.items() if v.size}
         if stored:
             items[name] = ocp.args.PyTreeSave(nest(stored, name))
 
@@ -780,7 +781,7 @@ def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
                     f"{who}: `{format_path(path, name)}` is in the metadata of step {opened.step} but not stored"
                 )
             _check_leaf(got, want, format_path(path, name), opened.step, who)
-        every = {_stored(path): path for path in opened.trees[name]}
+        every: dict[Path, Path] = {_stored(path): path for path in opened.trees[name]}
         for stored_path, got in stored.items():
             if stored_path not in by_name and stored_path in every:  # the metadata says zero-size
                 path = every[stored_path]

@@ -356,6 +356,16 @@ def test_other_bad_arguments_to_save_are_named(tmp_path: pathlib.Path, kwargs: d
     assert not (tmp_path / "ck").exists()
 
 
+def test_an_empty_directory_name_and_no_params_are_named(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for function, call in (("save", lambda: checkpoint.save("", PARAMS)), ("restore", lambda: checkpoint.restore(""))):
+        with pytest.raises(ValueError, match=re.escape(f"checkpoint.{function}: `directory` is the empty string (it would mean the current directory)")):
+            call()
+    with pytest.raises(TypeError, match=re.escape("`params` must be a tree of arrays (a dict, e.g. from zephyr.trace), got None")):
+        checkpoint.save(tmp_path / "ck", None)
+    assert os.listdir(tmp_path) == []
+
+
 # --- zero-size leaves (orbax refuses them) ------------------------------------------------------------
 
 

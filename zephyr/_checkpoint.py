@@ -367,6 +367,8 @@ def _where(function: str, directory: object) -> tuple[str, str]:
     path = os.fspath(cast("str | os.PathLike[str]", directory))
     if not isinstance(path, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # a PathLike of bytes
         raise TypeError(f"checkpoint.{function}: `directory` must be a path of str, got {type(path).__name__}: {path!r}")
+    if not path:
+        raise ValueError(f"checkpoint.{function}: `directory` is the empty string (it would mean the current directory); name it")
     return os.path.abspath(path), f"checkpoint.{function}(`{path}`)"
 
 
@@ -555,6 +557,8 @@ def save(
         raise TypeError(f"{who}: `lock_timeout` must be a number of seconds, got {type(lock_timeout).__name__}: {lock_timeout!r}")
     if math.isnan(lock_timeout) or lock_timeout < 0:
         raise ValueError(f"{who}: `lock_timeout` must be >= 0 seconds, got {lock_timeout!r}")
+    if params is None:
+        raise TypeError(f"{who}: `params` must be a tree of arrays (a dict, e.g. from zephyr.trace), got None")
     meta: dict[str, Any] = {"format": FORMAT, "version": VERSION, "extra": _check_extra(extra, who), "trees": {}}
     items: dict[str, Any] = {}
     for name, tree in (("params", params), ("state", state), ("opt_state", opt_state)):

@@ -320,7 +320,9 @@ def steps(directory: str | os.PathLike[str]) -> list[int]:
     """The complete steps saved in ``directory``, oldest first (``[]`` if nothing is there).
 
     A save that was interrupted leaves no step: its half-written files are ignored here and
-    removed by the next :func:`save`.
+    removed by the next :func:`save`. Neither is the folder of a removed step that retention
+    kept because it holds your files. Listing takes no lock: a step saved or removed meanwhile
+    is in the list or not, never an error.
 
     Args:
         directory: a checkpoint directory written by :func:`save`.
@@ -973,7 +975,10 @@ def restore(directory: str | os.PathLike[str], like: object = None, *, step: int
         ``like``: shaped as ``like``).
 
     Raises:
-        FileNotFoundError: no checkpoint or no such step at ``directory``.
+        FileNotFoundError: no checkpoint or no such step at ``directory``, or ``step`` was
+            removed by the retention of a save beside this call while it was read (with
+            ``step=None`` the newest step is read instead).
+        TypeError: ``step`` is not an int (``1.0``, ``"1"``), ``directory`` is not a path.
         ValueError: the checkpoint differs from ``like`` (the message names every path that is
             missing, unexpected, or of another shape or dtype); or it is corrupt: the metadata,
             orbax's record of the arrays and the arrays themselves disagree or cannot be read
@@ -1074,7 +1079,9 @@ def resume(
         A :class:`Resumed`: ``step``, ``params``, ``opt_state``, ``state``, ``extra``.
 
     Raises:
-        FileNotFoundError: no checkpoint or no such step at ``directory``.
+        FileNotFoundError: no checkpoint or no such step at ``directory``, or ``step`` was
+            removed by retention while it was read (``step=None``: the newest is read instead).
+        TypeError: ``step`` is not an int, ``directory`` is not a path.
         ValueError: a tree differs from its ``like`` or was not saved although a ``like`` was
             given, or the checkpoint is corrupt.
 

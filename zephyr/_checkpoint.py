@@ -584,14 +584,14 @@ def save(
         os.makedirs(root, exist_ok=True)
     # Only the primary process locks (the others would wait for it at the barriers below).
     with _locked(root, lock_timeout, who) if primary else contextlib.nullcontext():
+        if primary:
+            for name in _scan(root, who).leftovers:  # no save holds the lock: these are of saves that died
+                _remove(root, name, who)
         _barrier(f"zephyr.checkpoint.save:{root}:locked")
-        listing = _scan(root, who)  # under the lock: no other save is under way
+        listing = _scan(root, who)  # under the lock: no other save is under way; every process sees this
         number, old = _plan(listing, step, keep, overwrite, root, who)
         meta["step"] = number
         items["zephyr"] = ocp.args.JsonSave(meta)
-        if primary:
-            for name in listing.leftovers:  # no save holds the lock: these are of saves that died
-                _remove(root, name, who)
         _barrier(f"zephyr.checkpoint.save:{root}:{number}:start")
         with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
             checkpointer.save(os.path.join(root, str(number)), ocp.args.Composite(**items))

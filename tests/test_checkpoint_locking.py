@@ -92,12 +92,14 @@ def test_a_waiting_save_goes_on_once_the_lock_is_released(tmp_path: pathlib.Path
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "ck"
     path.mkdir()
+    source = (
+        "import fcntl, os, sys, time\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid())\n"
+        "print('held', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'pid %d' % os.getpid())\n"
-         "print('held', flush=True); time.sleep(60)", str(path / ".zephyr-lock")],
-        stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", source, str(path / ".zephyr-lock")], stdout=subprocess.PIPE, text=True,
     )
     assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     with pytest.raises(checkpoint.CheckpointLockTimeout, match=f"held by pid {holder.pid}"):

@@ -171,7 +171,7 @@ def test_two_writers_never_lose_a_completed_save(writers: Writers, tmp_path: pat
         totals["lost"] += lost
         totals["unreadable"] += unreadable
         totals["refused"] += len(refused)
-        assert all(line.startswith("refused " + NAMED[0]) or line.startswith("refused " + NAMED[1]) for line in refused), refused
+        assert all(line.startswith(tuple("refused " + named for named in NAMED)) for line in refused), refused
         assert sorted(os.listdir(path)) == [".zephyr-lock"] + sorted(str(step) for step in checkpoint.steps(path))
     print(totals)
     assert totals["lost"] == 0 and totals["unreadable"] == 0

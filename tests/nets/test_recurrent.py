@@ -293,10 +293,19 @@ def test_seq_lengths_unbatched_and_in_trace(key: jax.Array) -> None:
     np.testing.assert_array_equal(np.asarray(net(params, x)[3:]), 0.0)
 
 
-def test_seq_lengths_out_of_range_under_jit_act_as_clipped(key: jax.Array) -> None:
-    params, x, _h0 = _setup(key, nets.gru(_, _, H))
-    run = jax.jit(lambda lengths: nets.gru(params, x, H, seq_lengths=lengths))
-    np.testing.assert_array_equal(np.asarray(run(jnp.array([-2, T + 3]))), np.asarray(run(jnp.array([0, T]))))
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_seq_lengths_out_of_range_under_jit_are_nan(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (3, T, F))
+
+    def net(params: Params, x: jax.Array) -> jax.Array:
+        return _run(cell, params, x, None, None, False)[0]
+
+    params = _randomize(trace(net, key, x), key)
+    ys, final = jax.jit(lambda lengths: _run(cell, params, x, None, lengths, False))(jnp.array([-2, T + 3, 2]))
+    assert np.isnan(np.asarray(ys[:2])).all() and np.isnan(np.asarray(final[:2])).all()  # never a plausible value
+    alone_ys, alone_final = _run(cell, params, x[2, :2], None, None, False)
+    _close(ys[2, :2], alone_ys)  # the sequence in range is untouched
+    _close(final[2], alone_final)
 
 
 @pytest.mark.parametrize("jit", [False, True])

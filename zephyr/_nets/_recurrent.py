@@ -279,7 +279,7 @@ def _scan(
     steps come first and pass the initial carry on to step ``lengths - 1``, so each sequence
     runs backward within its length. The time index is compared in a wide dtype (uint8
     lengths and 300 steps do not wrap). A sequence whose length is outside ``[0, time]`` (only
-    possible under a transformation) has NaN outputs and a NaN final carry.
+    possible under a transformation) has NaN outputs and a NaN final carry (its float leaves).
     """
     time, batch_rank = xs.shape[-2], xs.ndim - 2
     steps = jnp.moveaxis(xs, -2, 0)
@@ -301,7 +301,9 @@ def _scan(
     ys = jnp.moveaxis(ys, 0, batch_rank)
     nan = jnp.asarray(jnp.nan)
 
-    def poison(a: Array) -> Array:
+    def poison(a: Array) -> Array:  # float leaves only: an integer carry has no NaN
+        if not jnp.issubdtype(a.dtype, jnp.inexact):
+            return a
         return jnp.where(_expand(lengths.ok, a), a, nan.astype(a.dtype))
 
     return jax.tree.map(poison, final), poison(ys)
@@ -516,6 +518,14 @@ def _initial(who: str, initial_state: Array | None, batch: tuple[int, ...], hidd
     return initial_state.astype(compute)
 
 
+def _described(value: object) -> str:
+    """``value`` in a message from inside the scan, where arrays are tracers: by shape and dtype."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"an array of shape {tuple(shape)} and dtype {dtype}"
+    return describe_value(value)
+
+
 def _leaf_shapes(tree: Any) -> list[tuple[int, ...]]:
     return [tuple(getattr(leaf, "shape", ())) for leaf in jax.tree.leaves(tree)]
 
@@ -617,7 +627,7 @@ def recurrent(
     def step(carry: Any, x_t: Array) -> tuple[Any, Array]:
         out = cell(params, carry, x_t)
         if not _is_pair(out):
-            raise TypeError(f"{who}: `cell` must return a pair (new_carry, y_t), got {describe_value(out)}")
+            raise TypeError(f"{who}: `cell` must return a pair (new_carry, y_t), got {_described(out)}")
         new, y = cast(tuple[Any, Array], out)
         if _leaf_shapes(new) != shapes:
             raise TypeError(
@@ -626,7 +636,7 @@ def recurrent(
         y_shape = tuple(getattr(y, "shape", ()))
         if y_shape[: len(batch)] != batch:
             raise TypeError(
-                f"{who}: the output `cell` returns must start with the batch axes of `x` {batch}, got {describe_value(y)}"
+                f"{who}: the output `cell` returns must start with the batch axes of `x` {batch}, got {_described(y)}"
             )
         kept = [n.astype(c.dtype) for n, c in zip(jax.tree.leaves(new), jax.tree.leaves(carry))]
         return jax.tree.unflatten(structure, kept), y

@@ -565,3 +565,75 @@ def test_bidirectional_returns_both_final_states(key: jax.Array, cell: Cell) -> 
     _close(flat(backward), expected_backward)
     _close(flat(forward)[2, :H], ys[2, -1, :H])  # full length: forward ends at the last step
     _close(flat(backward)[1, :H], ys[1, 0, H:])  # backward ends at step 0
+
+
+# ------------------------------------------------------------------- Flax's cells, same weights
+
+
+def _flax_rnn(cell: Any, x: jax.Array, key: jax.Array, lengths: jax.Array) -> tuple[dict[str, Any], Any, jax.Array]:
+    """Flax ``nn.RNN(cell)`` with random (not zero) biases: its params, final carry and outputs."""
+    nn = pytest.importorskip("flax.linen")
+    net = nn.RNN(cell, return_carry=True)
+    variables = net.init(key, x)
+    params = _randomize(variables["params"], jax.random.fold_in(key, 3))
+    carry, ys = net.apply({"params": params}, x, seq_lengths=lengths)
+    return cast(dict[str, Any], params)["cell"], carry, ys
+
+
+def test_lstm_matches_flax_lstm_cell(key: jax.Array) -> None:
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (3, T, F))
+    lengths = jnp.array([T, 2, 4])
+    p, (c, h), flax_ys = _flax_rnn(nn.LSTMCell(H), x, key, lengths)
+    params = {
+        "w_input": jnp.concatenate([p[g]["kernel"] for g in ("ii", "if", "ig", "io")], axis=-1),
+        "w_hidden": jnp.concatenate([p[g]["kernel"] for g in ("hi", "hf", "hg", "ho")], axis=-1),
+        "bias": jnp.concatenate([p[g]["bias"] for g in ("hi", "hf", "hg", "ho")], axis=-1),
+    }
+    ys, state = nets.lstm(params, x, H, seq_lengths=lengths, return_state=True)
+    for b, n in enumerate(lengths.tolist()):
+        _close(ys[b, :n], flax_ys[b, :n])  # Flax leaves the padded steps unzeroed
+    _close(state.hidden, h)
+    _close(state.cell, c)
+
+
+def test_gru_matches_flax_gru_cell(key: jax.Array) -> None:
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (3, T, F))
+    lengths = jnp.array([T, 1, 3])
+    p, h, flax_ys = _flax_rnn(nn.GRUCell(H), x, key, lengths)
+    params = {
+        "w_input": jnp.concatenate([p[g]["kernel"] for g in ("ir", "iz", "in")], axis=-1),
+        "w_hidden": jnp.concatenate([p[g]["kernel"] for g in ("hr", "hz", "hn")], axis=-1),
+        "bias_input": jnp.concatenate([p[g]["bias"] for g in ("ir", "iz", "in")], axis=-1),
+        "bias_hidden": jnp.concatenate([jnp.zeros((2 * H,)), p["hn"]["bias"]], axis=-1),  # Flax: hr, hz have no bias
+    }
+    ys, final = nets.gru(params, x, H, seq_lengths=lengths, return_state=True)
+    for b, n in enumerate(lengths.tolist()):
+        _close(ys[b, :n], flax_ys[b, :n])
+    _close(final, h)
+
+
+def test_flax_lstm_init_is_matched_by_the_options(key: jax.Array) -> None:
+    """Flax's LSTMCell init: lecun-normal input kernels, one orthogonal (H, H) kernel per gate,
+    zero biases (forget gate too); zephyr's options give the same laws, leaf by leaf."""
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (2, T, F))
+    flax = nn.RNN(nn.LSTMCell(H)).init(key, x)["params"]["cell"]
+    zeros = jax.nn.initializers.zeros
+    ours = trace(
+        nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 4), bias_initializer=zeros),
+        key,
+        x,
+    )
+    for g, gate in enumerate(("hi", "hf", "hg", "ho")):
+        theirs = np.asarray(flax[gate]["kernel"])
+        mine = _np(ours, "w_hidden")[:, g * H : (g + 1) * H]
+        for block in (theirs, mine):
+            np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
+        np.testing.assert_array_equal(np.asarray(flax[gate]["bias"]), _np(ours, "bias")[g * H : (g + 1) * H])
+    big = 4096  # the input kernels' spread: variance 1 / features in both
+    wide_x = jnp.zeros((1, 2, big))
+    flax_big = nn.RNN(nn.LSTMCell(H)).init(key, wide_x)["params"]["cell"]["ii"]["kernel"]
+    ours_big = trace(nets.lstm(_, _, H), key, wide_x)["w_input"]
+    assert abs(float(jnp.std(flax_big)) * np.sqrt(big) - float(jnp.std(ours_big)) * np.sqrt(big)) < 0.1

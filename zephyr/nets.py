@@ -44,11 +44,13 @@ from ._nets._recurrent import LSTMParams as LSTMParams
 from ._nets._recurrent import LSTMState as LSTMState
 from ._nets._recurrent import RNNParams as RNNParams
 from ._nets._recurrent import bidirectional as bidirectional
+from ._nets._recurrent import gate_initializer as gate_initializer
 from ._nets._recurrent import gru as gru
 from ._nets._recurrent import gru_cell as gru_cell
 from ._nets._recurrent import lstm as lstm
 from ._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from ._nets._recurrent import lstm_cell as lstm_cell
+from ._nets._recurrent import recurrent as recurrent
 from ._nets._recurrent import recurrent_initializer as recurrent_initializer
 from ._nets._recurrent import rnn as rnn
 from ._nets._recurrent import rnn_cell as rnn_cell

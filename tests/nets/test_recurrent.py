@@ -8,11 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental import checkify
 
 from tests.nets._random import close as _close
 from tests.nets._random import normal as _normal
 from tests.nets._random import perturb as _randomize
-from zephyr import nets, trace
+from zephyr import nets, trace, validate
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking
 
@@ -293,10 +294,19 @@ def test_seq_lengths_unbatched_and_in_trace(key: jax.Array) -> None:
     np.testing.assert_array_equal(np.asarray(net(params, x)[3:]), 0.0)
 
 
-def test_seq_lengths_out_of_range_under_jit_act_as_clipped(key: jax.Array) -> None:
-    params, x, _h0 = _setup(key, nets.gru(_, _, H))
-    run = jax.jit(lambda lengths: nets.gru(params, x, H, seq_lengths=lengths))
-    np.testing.assert_array_equal(np.asarray(run(jnp.array([-2, T + 3]))), np.asarray(run(jnp.array([0, T]))))
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_seq_lengths_out_of_range_under_jit_are_nan(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (3, T, F))
+
+    def net(params: Params, x: jax.Array) -> jax.Array:
+        return _run(cell, params, x, None, None, False)[0]
+
+    params = _randomize(trace(net, key, x), key)
+    ys, final = jax.jit(lambda lengths: _run(cell, params, x, None, lengths, False))(jnp.array([-2, T + 3, 2]))
+    assert np.isnan(np.asarray(ys[:2])).all() and np.isnan(np.asarray(final[:2])).all()  # never a plausible value
+    alone_ys, alone_final = _run(cell, params, x[2, :2], None, None, False)
+    _close(ys[2, :2], alone_ys)  # the sequence in range is untouched
+    _close(final[2], alone_final)
 
 
 @pytest.mark.parametrize("jit", [False, True])
@@ -337,3 +347,293 @@ def test_bad_seq_lengths(key: jax.Array) -> None:
             jax.jit(lambda lengths: nets.lstm(params, x, H, seq_lengths=lengths))(jnp.array([[1, 2]]))
     with pytest.raises((TypeError, ValueError), match=r"seq_lengths"):  # run-time checking names the argument too
         nets.lstm(params, x, H, seq_lengths=jnp.array([1.0, 2.0]))
+
+
+# ------------------------------------------------------------------ narrow length dtypes
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_uint8_seq_lengths_with_300_steps_do_not_wrap(key: jax.Array, jit: bool) -> None:
+    x = _normal(key, 1, (2, 300, 2))
+    params = _randomize(trace(nets.lstm(_, _, 2), key, x), key)
+
+    def run(lengths: jax.Array) -> tuple[jax.Array, nets.LSTMState]:
+        return nets.lstm(params, x, 2, seq_lengths=lengths, return_state=True)
+
+    ys, state = (jax.jit(run) if jit else run)(jnp.array([250, 3], jnp.uint8))
+    for b, n in enumerate([250, 3]):
+        np.testing.assert_array_equal(np.asarray(ys[b, n:]), 0.0)  # before: steps 256.. ran again (t wrapped to 0..)
+        alone_ys, alone = nets.lstm(params, x[b, :n], 2, return_state=True)
+        _close(ys[b, :n], alone_ys, 1e-4)
+        _close(state.hidden[b], alone.hidden, 1e-4)
+        _close(state.cell[b], alone.cell, 1e-4)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_int8_seq_lengths_with_200_steps_do_not_wrap(key: jax.Array, reverse: bool) -> None:
+    x = _normal(key, 1, (2, 200, 2))
+    params = _randomize(trace(nets.gru(_, _, 2), key, x), key)
+    ys, final = nets.gru(params, x, 2, seq_lengths=jnp.array([127, 5], jnp.int8), reverse=reverse, return_state=True)
+    for b, n in enumerate([127, 5]):
+        np.testing.assert_array_equal(np.asarray(ys[b, n:]), 0.0)
+        alone_ys, alone = nets.gru(params, x[b, :n], 2, reverse=reverse, return_state=True)
+        _close(ys[b, :n], alone_ys, 1e-4)
+        _close(final[b], alone, 1e-4)
+
+
+def test_seq_lengths_out_of_range_are_named_with_checking_on_or_off(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.gru(_, _, H))
+    for check in (True, False):
+        with checking(check), pytest.raises(ValueError, match=r"^gru: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[255\]$"):
+            nets.gru(params, x, H, seq_lengths=jnp.array([255, 1], jnp.uint8))
+
+
+def test_seq_lengths_checkify_reports_the_bad_length(key: jax.Array) -> None:
+    params, x, _h0 = _setup(key, nets.lstm(_, _, H))
+    run = checkify.checkify(jax.jit(lambda lengths: nets.lstm(params, x, H, seq_lengths=lengths)))
+    error, _ys = run(jnp.array([2, 9]))
+    message = error.get()
+    assert message is not None and message.startswith("lstm: `seq_lengths` must be in [0, 5] (the time axis of `x`), got 9")
+    assert run(jnp.array([2, 5]))[0].get() is None
+
+
+# ------------------------------------------------------------------------- the cell as a part
+
+
+def _lstm_zeros(batch: tuple[int, ...]) -> nets.LSTMState:
+    return nets.LSTMState(jnp.zeros((*batch, H)), jnp.zeros((*batch, H)))
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_recurrent_with_the_lstm_cell_is_lstm(key: jax.Array, reverse: bool) -> None:
+    x = _normal(key, 1, (3, T, F))
+    net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, H), _lstm_zeros((3,)))
+    params = _randomize(trace(net, key, x), key)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, trace(nets.lstm(_, _, H), key, x))
+    lengths = jnp.array([T, 2, 0])
+    ys, state = nets.recurrent(
+        params, x, nets.lstm_cell(_, _, _, H), _lstm_zeros((3,)), seq_lengths=lengths, reverse=reverse, return_state=True
+    )
+    expected_ys, expected = nets.lstm(params, x, H, seq_lengths=lengths, reverse=reverse, return_state=True)
+    _close(ys, expected_ys)
+    assert isinstance(state, nets.LSTMState)
+    _close(state.hidden, expected.hidden)
+    _close(state.cell, expected.cell)
+
+
+def test_recurrent_with_the_gru_and_rnn_cells(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, T, F))
+    h0 = _normal(key, 2, (2, H))
+    for cell, sequence in ((nets.gru_cell(_, _, _, H), nets.gru(_, _, H)), (nets.rnn_cell(_, _, _, H), nets.rnn(_, _, H))):
+        params = _randomize(trace(sequence, key, x), key)
+        ys, final = nets.recurrent(params, x, cell, h0, return_state=True)
+        expected_ys, expected = sequence(params, x, initial_state=h0, return_state=True)
+        _close(ys, expected_ys)
+        _close(final, expected)
+
+
+def _counting_cell(params: Params, carry: tuple[jax.Array, jax.Array], x_t: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    """A cell of one's own: a running sum scaled by a learned vector, and a step count."""
+    total, count = carry
+    scale = validate(params["scale"], (x_t.shape[-1],), jax.nn.initializers.ones)
+    total = total + x_t * jnp.broadcast_to(scale, x_t.shape)
+    return (total, count + 1), jnp.concatenate([total, count[..., None].astype(total.dtype)], axis=-1)
+
+
+def test_recurrent_with_a_cell_of_ones_own(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, T, F))
+    initial = (jnp.zeros((2, F)), jnp.zeros((2,), jnp.int32))
+    params = trace(nets.recurrent(_, _, _counting_cell, initial), key, x)
+    assert jax.tree.map(jnp.shape, params) == {"scale": (F,)}
+    ys, (total, count) = jax.jit(
+        lambda x, n: nets.recurrent(params, x, _counting_cell, initial, seq_lengths=n, return_state=True)
+    )(x, jnp.array([T, 3]))
+    assert ys.shape == (2, T, F + 1) and count.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(count), [T, 3])
+    _close(total[1], jnp.sum(x[1, :3], axis=0))
+    _close(ys[0, :, :F], jnp.cumsum(x[0], axis=0))
+    np.testing.assert_array_equal(np.asarray(ys[1, 3:]), 0.0)
+
+
+def test_recurrent_cell_options_reach_trace(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, T, F))
+    cell = nets.gru_cell(_, _, _, H, w_hidden_initializer=jax.nn.initializers.zeros, bias_initializer=jax.nn.initializers.ones)
+    params = trace(nets.recurrent(_, _, cell, jnp.zeros((2, H))), key, x)
+    np.testing.assert_array_equal(np.asarray(params["w_hidden"]), 0.0)
+    np.testing.assert_array_equal(np.asarray(params["bias_input"]), 1.0)
+    np.testing.assert_array_equal(np.asarray(params["bias_hidden"]), 1.0)
+
+
+def test_recurrent_bad_input(key: jax.Array) -> None:
+    params, x, h0 = _setup(key, nets.gru(_, _, H))
+    cell = nets.gru_cell(_, _, _, H)
+    with checking(False):
+        with pytest.raises(TypeError, match=r"^recurrent: `cell` must be a function \(params, carry, x_t\) -> \(new_carry, y_t\), such as nets.lstm_cell\(_, _, _, hidden_size\), got str 'gru'$"):
+            nets.recurrent(params, x, "gru", h0)  # type: ignore[call-overload]  # the error under test
+        with pytest.raises(ValueError, match=r"^recurrent: every array of `initial_state` must start with the batch axes of `x` \(2,\), got ArrayImpl of shape \(3, 4\) and dtype float32 at `initial_state\[1\]`$"):
+            nets.recurrent(params, x, cell, (h0, jnp.zeros((3, H))))
+        with pytest.raises(ValueError, match=r"^recurrent: `initial_state` must hold at least one array"):
+            nets.recurrent(params, x, cell, ())
+        with pytest.raises(TypeError, match=r"^recurrent: `cell` must return a pair \(new_carry, y_t\), got an array of shape \(2, 4\) and dtype float32"):
+            nets.recurrent(params, x, lambda p, h, x_t: h, h0)
+        with pytest.raises(TypeError, match=r"^recurrent: the carry `cell` returns must have the shapes of `initial_state` \[\(2, 4\)\], got \[\(2, 4\), \(2, 4\)\]"):
+            nets.recurrent(params, x, lambda p, h, x_t: ((h, h), h), h0)
+        with pytest.raises(TypeError, match=r"^recurrent: the output `cell` returns must start with the batch axes of `x` \(2,\), got an array of shape \(4,\)"):
+            nets.recurrent(params, x, lambda p, h, x_t: (h, h[0]), h0)
+        with pytest.raises(ValueError, match=r"^recurrent: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[6\]$"):
+            nets.recurrent(params, x, cell, h0, seq_lengths=jnp.array([6, 1]))
+
+
+# ---------------------------------------------------------------------- initializer options
+
+
+def test_lstm_initializer_options(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    init = jax.nn.initializers
+    params = trace(
+        nets.lstm(_, _, H, w_input_initializer=init.zeros, w_hidden_initializer=init.ones, bias_initializer=init.constant(0.5)),
+        key,
+        x,
+    )
+    np.testing.assert_array_equal(_np(params, "w_input"), np.zeros((F, 4 * H)))
+    np.testing.assert_array_equal(_np(params, "w_hidden"), np.ones((H, 4 * H)))
+    np.testing.assert_array_equal(_np(params, "bias"), np.full(4 * H, 0.5))
+
+
+@pytest.mark.parametrize("forget", [0.0, 1.0])
+def test_lstm_forget_gate_bias_by_gate(key: jax.Array, forget: float) -> None:
+    x = _normal(key, 1, (B, T, F))
+    zeros = jax.nn.initializers.zeros
+    bias = nets.gate_initializer(zeros, jax.nn.initializers.constant(forget), zeros, zeros)
+    params = trace(nets.lstm(_, _, H, bias_initializer=bias), key, x)
+    np.testing.assert_array_equal(_np(params, "bias"), np.r_[np.zeros(H), np.full(H, forget), np.zeros(2 * H)])
+
+
+def test_gru_initializer_options_set_both_biases(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    params = trace(nets.gru(_, _, H, bias_initializer=jax.nn.initializers.ones, w_input_initializer=jax.nn.initializers.zeros), key, x)
+    np.testing.assert_array_equal(_np(params, "bias_input"), 1.0)
+    np.testing.assert_array_equal(_np(params, "bias_hidden"), 1.0)
+    np.testing.assert_array_equal(_np(params, "w_input"), 0.0)
+    rnn_params = trace(nets.rnn(_, _, H, bias_initializer=jax.nn.initializers.ones), key, x)
+    np.testing.assert_array_equal(_np(rnn_params, "bias"), 1.0)
+
+
+def test_gate_initializer_gives_one_orthogonal_block_per_gate(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    per_gate = nets.gate_initializer(*[nets.recurrent_initializer] * 3)
+    w = _np(trace(nets.gru(_, _, H, w_hidden_initializer=per_gate), key, x), "w_hidden")
+    for g in range(3):
+        block = w[:, g * H : (g + 1) * H]
+        np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
+    assert not np.allclose(w[:, :H], w[:, H : 2 * H])  # each gate its own key
+    whole = _np(trace(nets.gru(_, _, H), key, x), "w_hidden")  # the default: orthogonal rows of (H, 3H)
+    np.testing.assert_allclose(whole @ whole.T, np.eye(H), atol=1e-5)
+    assert not np.allclose(whole[:, :H] @ whole[:, :H].T, np.eye(H), atol=1e-3)
+
+
+def test_initializer_options_bad_input(key: jax.Array) -> None:
+    x = _normal(key, 1, (B, T, F))
+    with pytest.raises(TypeError, match=r"^gate_initializer: expected one initializer per gate, got \(\)$"):
+        nets.gate_initializer()
+    with pytest.raises(ValueError, match=r"gate_initializer: the last axis of the leaf must split into 3 equal gates, got shape \(4, 16\)"):
+        trace(nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 3)), key, x)
+    with checking(False), pytest.raises(TypeError, match=r"lstm: `bias_initializer` must be an initializer \(key, shape, dtype\) -> Array, got 1.0"):
+        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[arg-type]  # the error under test
+
+
+# ------------------------------------------------------------------ bidirectional final states
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_returns_both_final_states(key: jax.Array, cell: Cell) -> None:
+    x = _normal(key, 1, (4, T, F))
+    params = _randomize(trace(nets.bidirectional(_, _, H, cell), key, x), key)
+    lengths = jnp.array([0, 2, T, 3])
+    ys, (forward, backward) = jax.jit(
+        lambda x, n: nets.bidirectional(params, x, H, cell, seq_lengths=n, return_state=True)
+    )(x, lengths)
+    _close(ys, nets.bidirectional(params, x, H, cell, seq_lengths=lengths))
+    expected_forward = _run(cell, params["forward"], x, None, lengths, False)[1]
+    expected_backward = _run(cell, params["backward"], x, None, lengths, True)[1]
+
+    def flat(state: Any) -> jax.Array:
+        return jnp.concatenate([state.hidden, state.cell], axis=-1) if cell == "lstm" else state
+
+    assert isinstance(forward, nets.LSTMState) == (cell == "lstm")
+    _close(flat(forward), expected_forward)
+    _close(flat(backward), expected_backward)
+    _close(flat(forward)[2, :H], ys[2, -1, :H])  # full length: forward ends at the last step
+    _close(flat(backward)[1, :H], ys[1, 0, H:])  # backward ends at step 0
+
+
+# ------------------------------------------------------------------- Flax's cells, same weights
+
+
+def _flax_rnn(cell: Any, x: jax.Array, key: jax.Array, lengths: jax.Array) -> tuple[dict[str, Any], Any, jax.Array]:
+    """Flax ``nn.RNN(cell)`` with random (not zero) biases: its params, final carry and outputs."""
+    nn = pytest.importorskip("flax.linen")
+    net = nn.RNN(cell, return_carry=True)
+    variables = net.init(key, x)
+    params = _randomize(variables["params"], jax.random.fold_in(key, 3))
+    carry, ys = net.apply({"params": params}, x, seq_lengths=lengths)
+    return cast(dict[str, Any], params)["cell"], carry, ys
+
+
+def test_lstm_matches_flax_lstm_cell(key: jax.Array) -> None:
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (3, T, F))
+    lengths = jnp.array([T, 2, 4])
+    p, (c, h), flax_ys = _flax_rnn(nn.LSTMCell(H), x, key, lengths)
+    params = {
+        "w_input": jnp.concatenate([p[g]["kernel"] for g in ("ii", "if", "ig", "io")], axis=-1),
+        "w_hidden": jnp.concatenate([p[g]["kernel"] for g in ("hi", "hf", "hg", "ho")], axis=-1),
+        "bias": jnp.concatenate([p[g]["bias"] for g in ("hi", "hf", "hg", "ho")], axis=-1),
+    }
+    ys, state = nets.lstm(params, x, H, seq_lengths=lengths, return_state=True)
+    for b, n in enumerate(lengths.tolist()):
+        _close(ys[b, :n], flax_ys[b, :n])  # Flax leaves the padded steps unzeroed
+    _close(state.hidden, h)
+    _close(state.cell, c)
+
+
+def test_gru_matches_flax_gru_cell(key: jax.Array) -> None:
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (3, T, F))
+    lengths = jnp.array([T, 1, 3])
+    p, h, flax_ys = _flax_rnn(nn.GRUCell(H), x, key, lengths)
+    params = {
+        "w_input": jnp.concatenate([p[g]["kernel"] for g in ("ir", "iz", "in")], axis=-1),
+        "w_hidden": jnp.concatenate([p[g]["kernel"] for g in ("hr", "hz", "hn")], axis=-1),
+        "bias_input": jnp.concatenate([p[g]["bias"] for g in ("ir", "iz", "in")], axis=-1),
+        "bias_hidden": jnp.concatenate([jnp.zeros((2 * H,)), p["hn"]["bias"]], axis=-1),  # Flax: hr, hz have no bias
+    }
+    ys, final = nets.gru(params, x, H, seq_lengths=lengths, return_state=True)
+    for b, n in enumerate(lengths.tolist()):
+        _close(ys[b, :n], flax_ys[b, :n])
+    _close(final, h)
+
+
+def test_flax_lstm_init_is_matched_by_the_options(key: jax.Array) -> None:
+    """Flax's LSTMCell init: lecun-normal input kernels, one orthogonal (H, H) kernel per gate,
+    zero biases (forget gate too); zephyr's options give the same laws, leaf by leaf."""
+    nn = pytest.importorskip("flax.linen")
+    x = _normal(key, 1, (2, T, F))
+    flax = nn.RNN(nn.LSTMCell(H)).init(key, x)["params"]["cell"]
+    zeros = jax.nn.initializers.zeros
+    ours = trace(
+        nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 4), bias_initializer=zeros),
+        key,
+        x,
+    )
+    for g, gate in enumerate(("hi", "hf", "hg", "ho")):
+        theirs = np.asarray(flax[gate]["kernel"])
+        mine = _np(ours, "w_hidden")[:, g * H : (g + 1) * H]
+        for block in (theirs, mine):
+            np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
+        np.testing.assert_array_equal(np.asarray(flax[gate]["bias"]), _np(ours, "bias")[g * H : (g + 1) * H])
+    big = 4096  # the input kernels' spread: variance 1 / features in both
+    wide_x = jnp.zeros((1, 2, big))
+    flax_big = nn.RNN(nn.LSTMCell(H)).init(key, wide_x)["params"]["cell"]["ii"]["kernel"]
+    ours_big = trace(nets.lstm(_, _, H), key, wide_x)["w_input"]
+    assert abs(float(jnp.std(flax_big)) * np.sqrt(big) - float(jnp.std(ours_big)) * np.sqrt(big)) < 0.1

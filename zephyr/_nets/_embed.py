@@ -8,14 +8,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jaxtyping import Float, Int, Real
+from jaxtyping import Float, Integer, Real
 
 from ..core._api import validate
-from .._checks import min_rank
-from ..core._context import CHECKING
+from .._checks import min_rank, positive_int
 from ..core._types import DType, Initializer
 from .._flexible import flexible
 from ._dtypes import compute_dtype
+from ._ranges import check_range, in_range, wide
 
 embed_initializer: Initializer = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 """Flax's default for embedding tables: normal with variance ``1 / embed_dim``."""
@@ -36,18 +36,17 @@ class PositionalEmbedParams(TypedDict):
     embeddings: Annotated[Float[Array, "max_len d"], positional_initializer]
 
 
-def _concrete(a: Array) -> np.ndarray[tuple[int, ...], np.dtype[np.int64]] | None:
-    """The values of ``a`` if it is concrete (not a tracer inside jit, grad or trace)."""
-    try:
-        return np.asarray(a, np.int64)
-    except jax.errors.TracerArrayConversionError:
-        return None
+def _rows(table: Array, index: Array, valid: Array) -> Array:
+    """``table[index]``, a row of NaN where ``valid`` is False (one gather: an invalid index is
+    moved past the end, where ``jnp.take``'s ``"fill"`` mode gives NaN)."""
+    past_end = jnp.where(valid, wide(index), table.shape[0])
+    return jnp.take(table, past_end, axis=0, mode="fill", fill_value=jnp.nan)
 
 
 @flexible
 def token_embed(
     params: TokenEmbedParams,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
     *,
@@ -57,11 +56,10 @@ def token_embed(
 ) -> Float[Array, "*batch embed_dim"]:
     """Look up one learned row per token id.
 
-    Out-of-range ids follow ``jnp.take``'s default ``"fill"`` mode: an id in
-    ``[-vocab_size, 0)`` counts from the end (as Python indexing does) and any other id
-    outside ``[0, vocab_size)`` gives a row of NaN, so a bad id shows in the loss instead
-    of silently reading another row. With run-time checking on (``ZEPHYR_TYPECHECK=1``),
-    concrete ids (outside ``jit``) outside ``[0, vocab_size)`` raise a ``ValueError``.
+    Ids must be in ``[0, vocab_size)`` (a negative id never counts from the end). Concrete
+    ids outside raise a ``ValueError``, checking on or off; under ``jit``, ``grad`` or
+    ``vmap`` an id outside gives a row of NaN, so a bad id shows in the loss instead of
+    silently reading another row, and ``jax.experimental.checkify.checkify`` reports it.
 
     Args:
         params: ``{"embeddings": (vocab_size, embed_dim)}``.
@@ -84,18 +82,16 @@ def token_embed(
         >>> params["embeddings"].shape, nets.token_embed(params, ids, 10, 4).shape
         ((10, 4), (1, 3, 4))
     """
+    who = "token_embed"
+    positive_int(who, "vocab_size", vocab_size)
+    positive_int(who, "embed_dim", embed_dim)
     if not jnp.issubdtype(token_ids.dtype, jnp.integer):
-        raise TypeError(f"token_embed: `token_ids` must be integers, got dtype {token_ids.dtype}")
+        raise TypeError(f"{who}: `token_ids` must be integers, got dtype {token_ids.dtype}")
     embeddings = validate(params["embeddings"], (vocab_size, embed_dim), embeddings_initializer, dtype=param_dtype)
-    if CHECKING.get():
-        ids = _concrete(token_ids)
-        if ids is not None and ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
-            raise ValueError(
-                f"token_embed: `token_ids` must be in [0, {vocab_size}), got values from "
-                f"{ids.min()} to {ids.max()}"
-            )
+    check_range(who, "token_ids", token_ids, 0, vocab_size)
+    valid = in_range(who, "token_ids", token_ids, 0, vocab_size)
     compute = compute_dtype(dtype, embeddings)
-    return jnp.take(embeddings.astype(compute), token_ids, axis=0)
+    return _rows(embeddings.astype(compute), token_ids, valid)
 
 
 @flexible
@@ -104,8 +100,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = None,
-    offset: int | Int[Array, ""] = 0,
+    positions: Integer[Array, "*pbatch seq"] | None = None,
+    offset: int | Integer[Array, ""] = 0,
     embeddings_initializer: Initializer = positional_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
@@ -114,8 +110,10 @@ def positional_embed(
 
     Step ``t`` of ``x`` is at position ``offset + t`` (decoding with a cache: ``offset`` is the
     number of steps already decoded), or at ``positions[..., t]`` when ``positions`` is given.
-    With run-time checking on, concrete positions outside ``[0, max_len)`` raise a ValueError;
-    under ``jit`` they give rows of NaN (``jnp.take``'s ``"fill"`` mode), as ``token_embed``.
+    Every position must be in ``[0, max_len)`` (a negative one never counts from the end): an
+    int ``offset`` is checked always, concrete positions or offsets raise a ``ValueError``
+    checking on or off, and under ``jit``, ``grad`` or ``vmap`` a step at a position outside
+    gives NaN (as ``token_embed``), which ``jax.experimental.checkify.checkify`` reports.
 
     Args:
         params: ``{"embeddings": (max_len, d)}``; position ``p`` adds row ``p``.
@@ -143,6 +141,7 @@ def positional_embed(
         >>> bool(jnp.allclose(step[:, 0], params["embeddings"][3][None]))
         True
     """
+    positive_int("positional_embed", "max_len", max_len)
     min_rank("positional_embed", "x", x.shape, 2, "(seq, d)")
     seq, d = x.shape[-2], x.shape[-1]
     if seq > max_len:
@@ -150,14 +149,14 @@ def positional_embed(
             f"positional_embed: `x` has {seq} positions (axis -2 of shape {x.shape}), more than `max_len` {max_len}"
         )
     table = validate(params["embeddings"], (max_len, d), embeddings_initializer, dtype=param_dtype)
-    index = _positions_index(x, max_len, positions, offset)
+    index, valid = _positions_index(x, max_len, positions, offset)
     compute = compute_dtype(dtype, x, table)
-    rows = jnp.take(table.astype(compute), index, axis=0)
+    rows = _rows(table.astype(compute), index, valid)
     return x.astype(compute) + jnp.broadcast_to(rows, x.shape)
 
 
-def _positions_index(x: Array, max_len: int, positions: Array | None, offset: int | Array) -> Array:
-    """The row of each step of ``x`` for :func:`positional_embed`, checked."""
+def _positions_index(x: Array, max_len: int, positions: Array | None, offset: int | Array) -> tuple[Array, Array]:
+    """The row of each step of ``x`` for :func:`positional_embed`, checked, and whether each is in range."""
     who, batch, seq = "positional_embed", tuple(x.shape[:-2]), x.shape[-2]
     offset_dtype = getattr(offset, "dtype", None)
     if isinstance(offset, bool) or not (
@@ -165,25 +164,23 @@ def _positions_index(x: Array, max_len: int, positions: Array | None, offset: in
     ):
         raise TypeError(f"{who}: `offset` must be an int or an integer scalar array, got {offset!r}")
     if positions is None:
-        index = jax.lax.iota(jnp.int32, seq) + offset
-    else:
-        if not isinstance(offset, int) or offset != 0:
-            raise ValueError(f"{who}: give `positions` or `offset`, not both")
-        if not jnp.issubdtype(positions.dtype, jnp.integer):
-            raise TypeError(f"{who}: `positions` must be integers, got dtype {positions.dtype}")
-        shape = tuple(positions.shape)
-        if not shape or len(shape) > len(batch) + 1 or not _broadcasts(shape, (*batch, seq)):
-            raise ValueError(
-                f"{who}: `positions` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
-            )
-        index = positions
-    if CHECKING.get():
-        values = _concrete(index)
-        if values is not None and values.size and (values.min() < 0 or values.max() >= max_len):
-            raise ValueError(
-                f"{who}: positions must be in [0, `max_len`) = [0, {max_len}), got values from {values.min()} to {values.max()}"
-            )
-    return index
+        # An offset is valid when every step's position offset + t is: its range is [0, max_len - seq].
+        note = f" (the steps' positions `offset` + 0 to {seq - 1} within [0, `max_len`) = [0, {max_len}))"
+        check_range(who, "offset", offset, 0, max_len - seq, closed=True, note=note)
+        in_range(who, "offset", jnp.asarray(offset), 0, max_len - seq, closed=True, note=note)  # for checkify
+        index = jax.lax.iota(jnp.int32, seq) + wide(jnp.asarray(offset))
+        return index, (index >= 0) & (index < max_len)  # under jit, only the steps past the table are NaN
+    if not isinstance(offset, int) or offset != 0:
+        raise ValueError(f"{who}: give `positions` or `offset`, not both")
+    if not jnp.issubdtype(positions.dtype, jnp.integer):
+        raise TypeError(f"{who}: `positions` must be integers, got dtype {positions.dtype}")
+    shape = tuple(positions.shape)
+    if not shape or len(shape) > len(batch) + 1 or not _broadcasts(shape, (*batch, seq)):
+        raise ValueError(
+            f"{who}: `positions` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
+        )
+    check_range(who, "positions", positions, 0, max_len, note=" = [0, `max_len`)")
+    return positions, in_range(who, "positions", positions, 0, max_len, note=" = [0, `max_len`)")
 
 
 def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:

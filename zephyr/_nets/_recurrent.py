@@ -1,26 +1,30 @@
-"""Recurrent nets: ``rnn``, ``lstm``, ``gru`` cells, their sequence versions over ``lax.scan``,
-and ``bidirectional``."""
+"""Recurrent nets: ``rnn``, ``lstm``, ``gru`` cells, ``recurrent`` (any cell over a sequence in one
+``lax.scan``), the sequence versions of the three cells built on the same loop, and
+``bidirectional``."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, TypeVar, cast, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jaxtyping import Float, Int
+from jaxtyping import Float, Integer
 
 from ..core._api import validate
 from .._checks import check_option, describe_value, min_rank, positive_int
 from ..core._initializers import default_initializer, zeros
-from ..core._types import DType, Initializer, PRNGKey, Shape
+from ..core._types import DType, Initializer, Params, PRNGKey, Shape
 from .._flexible import flexible
 from ._dtypes import compute_dtype
+from ._ranges import check_range, in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
+
+C = TypeVar("C")
+"""The carry of a cell: an array (rnn, gru), an :class:`LSTMState`, or any pytree of ``(*batch, ...)`` arrays."""
 
 
 def recurrent_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
@@ -47,6 +51,48 @@ def lstm_bias_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32
     hidden = shape[-1] // 4
     gate = jax.lax.iota(jnp.int32, shape[-1]) // hidden
     return jnp.where(gate == 1, jax.lax.full(shape, 1, dtype), jax.lax.full(shape, 0, dtype))
+
+
+def gate_initializer(*initializers: Initializer) -> Initializer:
+    """An initializer for a leaf whose last axis holds ``len(initializers)`` gates side by side:
+    gate ``i`` (slice ``i`` of the last axis cut in equal parts) comes from ``initializers[i]``,
+    each with its own key.
+
+    For the LSTM (gates input, forget, cell, output) and the GRU (reset, update, candidate) it
+    sets a per-gate bias (a forget-gate bias of 0 or 1) or a per-gate recurrent kernel, as
+    Flax's ``LSTMCell`` and ``GRUCell`` initialize one ``(hidden, hidden)`` orthogonal kernel
+    per gate.
+
+    Example:
+        >>> import jax
+        >>> from jax.nn.initializers import constant, zeros
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> bias = nets.gate_initializer(zeros, constant(2.0), zeros, zeros)
+        >>> bias(jax.random.key(0), (8,)).tolist()  # the forget gate (2nd quarter) at 2
+        [0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]
+        >>> x = jax.numpy.ones((5, 3))  # as Flax's LSTMCell: orthogonal per gate, zero biases
+        >>> flax_like = nets.lstm(_, _, 4, bias_initializer=zeros,
+        ...     w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 4))
+        >>> params = trace(flax_like, jax.random.key(0), x)
+        >>> float(abs(params["bias"]).max())
+        0.0
+    """
+    if not initializers or not all(callable(f) for f in initializers):
+        raise TypeError(f"gate_initializer: expected one initializer per gate, got {initializers!r}")
+    gates = len(initializers)
+
+    def initialize(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
+        width = shape[-1] if shape else 0
+        if not shape or width % gates:
+            raise ValueError(
+                f"gate_initializer: the last axis of the leaf must split into {gates} equal gates, got shape {tuple(shape)}"
+            )
+        part = (*shape[:-1], width // gates)
+        keys = jax.random.split(key, gates)
+        return jnp.concatenate([f(keys[i], part, dtype) for i, f in enumerate(initializers)], axis=-1)
+
+    return initialize
 
 
 class RNNParams(TypedDict):
@@ -146,103 +192,128 @@ def _check_carry(who: str, name: str, carry: Array, batch: tuple[int, ...], hidd
         raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(carry.shape)}")
 
 
+class _Init(NamedTuple):
+    """The initializers of a cell's leaves, as its keyword options give them."""
+
+    w_input: Initializer
+    w_hidden: Initializer
+    bias: Initializer
+
+
+def _checked_init(who: str, w_input: Initializer, w_hidden: Initializer, bias: Initializer) -> _Init:
+    for name, f in (("w_input_initializer", w_input), ("w_hidden_initializer", w_hidden), ("bias_initializer", bias)):
+        if not callable(f):
+            raise TypeError(f"{who}: `{name}` must be an initializer (key, shape, dtype) -> Array, got {f!r}")
+    return _Init(w_input, w_hidden, bias)
+
+
 def _single_bias_weights(
     params: RNNParams | LSTMParams,
     x: Array,
     hidden_size: int,
     gates: int,
-    bias_initializer: Initializer,
+    init: _Init,
     dtype: DType | None,
     param_dtype: DType | None,
 ) -> _Weights:
     """The weights of a cell with ``gates`` gates sharing one bias (rnn: 1, lstm: 4)."""
     features, width = x.shape[-1], gates * hidden_size
-    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
-    bias = validate(params["bias"], (width,), bias_initializer, dtype=param_dtype)
+    w_input = validate(params["w_input"], (features, width), init.w_input, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, width), init.w_hidden, dtype=param_dtype)
+    bias = validate(params["bias"], (width,), init.bias, dtype=param_dtype)
     compute = compute_dtype(dtype, x, w_input)
     return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
 
 
-def _rnn_weights(params: RNNParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
-    return _single_bias_weights(params, x, hidden_size, 1, zeros, dtype, param_dtype)
+def _rnn_weights(
+    params: RNNParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
+) -> _Weights:
+    return _single_bias_weights(params, x, hidden_size, 1, init, dtype, param_dtype)
 
 
-def _lstm_weights(params: LSTMParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
-    return _single_bias_weights(params, x, hidden_size, 4, lstm_bias_initializer, dtype, param_dtype)
+def _lstm_weights(
+    params: LSTMParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
+) -> _Weights:
+    return _single_bias_weights(params, x, hidden_size, 4, init, dtype, param_dtype)
 
 
-def _gru_weights(params: GRUParams, x: Array, hidden_size: int, dtype: DType | None, param_dtype: DType | None) -> _Weights:
+def _gru_weights(
+    params: GRUParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
+) -> _Weights:
     features, width = x.shape[-1], 3 * hidden_size
-    w_input = validate(params["w_input"], (features, width), default_initializer, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, width), recurrent_initializer, dtype=param_dtype)
-    bias_input = validate(params["bias_input"], (width,), zeros, dtype=param_dtype)
-    bias_hidden = validate(params["bias_hidden"], (width,), zeros, dtype=param_dtype)
+    w_input = validate(params["w_input"], (features, width), init.w_input, dtype=param_dtype)
+    w_hidden = validate(params["w_hidden"], (hidden_size, width), init.w_hidden, dtype=param_dtype)
+    bias_input = validate(params["bias_input"], (width,), init.bias, dtype=param_dtype)
+    bias_hidden = validate(params["bias_hidden"], (width,), init.bias, dtype=param_dtype)
     compute = compute_dtype(dtype, x, w_input)
     return _Weights(
         w_input.astype(compute), w_hidden.astype(compute), bias_input.astype(compute), bias_hidden.astype(compute), compute
     )
 
 
+class _Lengths(NamedTuple):
+    """``seq_lengths`` checked: the lengths and, per sequence, whether its length is in ``[0, time]``."""
+
+    lengths: Array
+    ok: Array
+
+
+def _expand(mask: Array, like: Array) -> Array:
+    """``mask`` ``(*batch,)`` with trailing unit axes to broadcast against ``like`` ``(*batch, ...)``."""
+    return jnp.reshape(mask, mask.shape + (1,) * (like.ndim - mask.ndim))
+
+
 def _scan(
-    step: Callable[[object, Array], object],
-    initial: object,
-    projected: Array,
+    step: Callable[[Any, Array], tuple[Any, Array]],
+    initial: Any,
+    xs: Array,
     reverse: bool,
-    lengths: Array | None = None,
-) -> tuple[object, Array]:
-    """Run ``step(carry, px_t) -> new_carry`` over axis -2 of ``projected``; outputs ``(*batch, time, hidden)``.
+    lengths: _Lengths | None = None,
+) -> tuple[Any, Array]:
+    """Run ``step(carry, x_t) -> (new_carry, y_t)`` over axis -2 of ``xs`` ``(*batch, time, f)``.
 
-    With ``lengths`` (``(*batch,)`` ints), a step ``t >= lengths`` is padding: it leaves the
-    carry unchanged and outputs zeros. Forward, the carry after the last step is then the
-    carry after step ``lengths - 1``; reversed, the padded steps come first and pass the
-    initial carry on to step ``lengths - 1``, so each sequence runs backward within its length.
+    Every leaf of the carry and ``y_t`` is ``(*batch, ...)``; the outputs are ``y_t`` stacked on
+    a time axis after the batch axes. With ``lengths`` (``(*batch,)`` ints), a step ``t >=
+    lengths`` is padding: it leaves the carry unchanged and outputs zeros. Forward, the carry
+    after the last step is then the carry after step ``lengths - 1``; reversed, the padded
+    steps come first and pass the initial carry on to step ``lengths - 1``, so each sequence
+    runs backward within its length. The time index is compared in a wide dtype (uint8
+    lengths and 300 steps do not wrap). A sequence whose length is outside ``[0, time]`` (only
+    possible under a transformation) has NaN outputs and a NaN final carry (its float leaves).
     """
-    time = projected.shape[-2]
-    steps = jnp.moveaxis(projected, -2, 0)
-
-    def output(carry: object) -> Array:
-        return carry.hidden if isinstance(carry, LSTMState) else cast(Array, carry)
-
+    time, batch_rank = xs.shape[-2], xs.ndim - 2
+    steps = jnp.moveaxis(xs, -2, 0)
     if lengths is None:
+        final, ys = jax.lax.scan(step, initial, steps, reverse=reverse)
+        return final, jnp.moveaxis(ys, 0, batch_rank)
 
-        def body(carry: object, px: Array) -> tuple[object, Array]:
-            new = step(carry, px)
-            return new, output(new)
+    # valid[t, *b] = t < lengths[*b], compared in int32 (or int64) whatever the lengths' dtype.
+    t = jax.lax.iota(jnp.int32, time).reshape((time,) + (1,) * lengths.lengths.ndim)
+    valid = t < jnp.expand_dims(wide(lengths.lengths), 0)
 
-        final, ys = jax.lax.scan(body, initial, steps, reverse=reverse)
-        return final, jnp.moveaxis(ys, 0, -2)
+    def masked_step(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
+        x_t, keep = inputs
+        new, y = step(carry, x_t)
+        kept = jax.tree.map(lambda n, c: jnp.where(_expand(keep, n), n, c), new, carry)
+        return kept, jnp.where(_expand(keep, y), y, jnp.zeros((), y.dtype))
 
-    # valid[t, *b] = t < lengths[*b], with one trailing axis to broadcast over the hidden units.
-    t = jax.lax.iota(lengths.dtype, time).reshape((time,) + (1,) * lengths.ndim + (1,))
-    valid = t < jnp.expand_dims(lengths, (0, -1))
+    final, ys = jax.lax.scan(masked_step, initial, (steps, valid), reverse=reverse)
+    ys = jnp.moveaxis(ys, 0, batch_rank)
+    nan = jnp.asarray(jnp.nan)
 
-    def keep_or(keep: Array, new: Array, old: Array) -> Array:
-        return jnp.where(keep, new, old)
+    def poison(a: Array) -> Array:  # float leaves only: an integer carry has no NaN
+        if not jnp.issubdtype(a.dtype, jnp.inexact):
+            return a
+        return jnp.where(_expand(lengths.ok, a), a, nan.astype(a.dtype))
 
-    def masked_body(carry: object, inputs: tuple[Array, Array]) -> tuple[object, Array]:
-        px, keep = inputs
-        new = step(carry, px)
-        kept: object = jax.tree.map(functools.partial(keep_or, keep), new, carry)
-        y = output(new)
-        return kept, jnp.where(keep, y, 0)
-
-    final, ys = jax.lax.scan(masked_body, initial, (steps, valid), reverse=reverse)
-    return final, jnp.moveaxis(ys, 0, -2)
-
-
-def _concrete(a: Array) -> np.ndarray[tuple[int, ...], np.dtype[np.int64]] | None:
-    """The values of ``a`` if it is concrete (not a tracer inside jit, grad or trace)."""
-    try:
-        return np.asarray(a, np.int64)
-    except jax.errors.TracerArrayConversionError:
-        return None
+    return jax.tree.map(poison, final), poison(ys)
 
 
-def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> Array | None:
+def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> _Lengths | None:
     """``seq_lengths`` checked against ``x`` ``(*batch, time, features)``: ``(*batch,)`` ints in ``[0, time]``.
 
-    The range is checked only when the values are concrete (not under ``jit``).
+    Concrete lengths outside the range raise a ValueError; traced ones make their sequence NaN
+    (see ``_ranges``).
     """
     if seq_lengths is None:
         return None
@@ -259,11 +330,9 @@ def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> Array | None:
             f"{who}: `seq_lengths` must have shape (*batch,) = {batch} (the axes of `x` before "
             f"(time, features)), got {tuple(shape)}"
         )
-    values = _concrete(seq_lengths)
-    if values is not None and values.size and (values.min() < 0 or values.max() > time):
-        bad = sorted({int(v) for v in values.ravel() if v < 0 or v > time})
-        raise ValueError(f"{who}: `seq_lengths` must be in [0, {time}] (the time axis of `x`), got {bad}")
-    return seq_lengths
+    note = " (the time axis of `x`)"
+    check_range(who, "seq_lengths", seq_lengths, 0, time, closed=True, note=note)
+    return _Lengths(seq_lengths, in_range(who, "seq_lengths", seq_lengths, 0, time, closed=True, note=note))
 
 
 # -------------------------------------------------------------------------------------- cells
@@ -277,6 +346,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = jnp.tanh,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -289,6 +361,13 @@ def rnn_cell(
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h``.
         activation: default ``tanh``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias`` (default: zeros); :func:`gate_initializer`
+            sets it gate by gate.
 
     Returns:
         ``(new_carry, h)``, the same array twice, ``(*batch, hidden_size)``.
@@ -306,7 +385,8 @@ def rnn_cell(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    weights = _rnn_weights(params, x_t, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _rnn_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     h = _rnn_update(weights, activation, carry.astype(weights.compute), _project_input(weights, x_t))
     return h, h
 
@@ -318,6 +398,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = lstm_bias_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]:
@@ -332,6 +415,14 @@ def lstm_cell(
         carry: ``LSTMState(hidden, cell)``, each ``(*batch, hidden_size)``.
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h`` and ``c``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias`` (default: :func:`lstm_bias_initializer`, the
+            forget gate at 1; Flax's ``LSTMCell`` uses zeros); :func:`gate_initializer` sets it
+            gate by gate.
 
     Returns:
         ``(LSTMState(h', c'), h')``.
@@ -356,7 +447,8 @@ def lstm_cell(
     batch = tuple(x_t.shape[:-1])
     _check_carry(who, "carry.hidden", carry[0], batch, hidden_size)
     _check_carry(who, "carry.cell", carry[1], batch, hidden_size)
-    weights = _lstm_weights(params, x_t, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _lstm_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     state = LSTMState(carry[0].astype(weights.compute), carry[1].astype(weights.compute))
     new = _lstm_update(weights, state, _project_input(weights, x_t))
     return new, new.hidden
@@ -369,6 +461,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -384,6 +479,13 @@ def gru_cell(
         carry: ``h``, ``(*batch, hidden_size)``.
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias_input`` and ``bias_hidden`` (default: zeros); :func:`gate_initializer`
+            sets it gate by gate.
 
     Returns:
         ``(new_carry, h')``, the same array twice.
@@ -400,7 +502,8 @@ def gru_cell(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    weights = _gru_weights(params, x_t, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _gru_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     h = _gru_update(weights, carry.astype(weights.compute), _project_input(weights, x_t))
     return h, h
 
@@ -415,6 +518,133 @@ def _initial(who: str, initial_state: Array | None, batch: tuple[int, ...], hidd
     return initial_state.astype(compute)
 
 
+def _described(value: object) -> str:
+    """``value`` in a message from inside the scan, where arrays are tracers: by shape and dtype."""
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"an array of shape {tuple(shape)} and dtype {dtype}"
+    return describe_value(value)
+
+
+def _leaf_shapes(tree: Any) -> list[tuple[int, ...]]:
+    return [tuple(getattr(leaf, "shape", ())) for leaf in jax.tree.leaves(tree)]
+
+
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[False] = False,
+) -> Float[Array, "*batch time out"]: ...
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    reverse: bool = False,
+    return_state: Literal[True],
+) -> tuple[Float[Array, "*batch time out"], C]: ...
+@flexible
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    reverse: bool = False,
+    return_state: bool = False,
+) -> Float[Array, "*batch time out"] | tuple[Float[Array, "*batch time out"], C]:
+    """Any recurrent cell over a sequence, in one ``jax.lax.scan``: the cell is a part.
+
+    ``cell(params, carry, x_t) -> (new_carry, y_t)`` runs at each step with the same
+    ``params`` (Flax's ``nn.RNN(cell)``, Haiku's ``dynamic_unroll(core, ...)``): a built-in cell
+    with its hyperparameters bound (``nets.lstm_cell(_, _, _, 64)``, with any initializer
+    options) or a function of your own. :func:`rnn`, :func:`lstm` and :func:`gru` are this loop
+    with their cell, the input projection of every step computed at once before the scan.
+
+    Args:
+        params: the cell's params (``trace`` declares them by running the cell in the loop).
+        x: ``(*batch, time, features)``.
+        cell: ``(params, carry, x_t) -> (new_carry, y_t)``; ``x_t`` is ``(*batch, features)``,
+            every leaf of the carry and ``y_t`` starts with the batch axes.
+        initial_state: the carry before the first step, a pytree of ``(*batch, ...)`` arrays
+            (an array, an :class:`LSTMState`, a tuple...). The carry keeps its structure, shapes
+            and dtypes.
+        seq_lengths: ``(*batch,)`` ints in ``[0, time]``, as :func:`lstm`'s: a padded step
+            keeps the carry and outputs zeros.
+        reverse: run from the last step to the first (outputs stay in time order).
+        return_state: also return the final carry.
+
+    Returns:
+        ``y_t`` stacked on a time axis after the batch axes, ``(*batch, time, ...)``; with
+        ``return_state``, ``(outputs, final_carry)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 7, 3))
+        >>> zeros = nets.LSTMState(jnp.zeros((2, 4)), jnp.zeros((2, 4)))
+        >>> net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, 4), zeros)
+        >>> params = trace(net, jax.random.key(0), x)
+        >>> sorted(params), net(params, x).shape
+        (['bias', 'w_hidden', 'w_input'], (2, 7, 4))
+        >>> bool(jnp.allclose(net(params, x), nets.lstm(params, x, 4), atol=1e-6))  # the same net
+        True
+    """
+    who = "recurrent"
+    if not callable(cell):
+        raise TypeError(
+            f"{who}: `cell` must be a function (params, carry, x_t) -> (new_carry, y_t), such as "
+            f"nets.lstm_cell(_, _, _, hidden_size), got {describe_value(cell)}"
+        )
+    min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
+    batch = tuple(x.shape[:-2])
+    leaves_with_paths = jax.tree_util.tree_leaves_with_path(initial_state)
+    if not leaves_with_paths:
+        raise ValueError(f"{who}: `initial_state` must hold at least one array (the carry), got {initial_state!r}")
+    for path, leaf in leaves_with_paths:
+        shape = getattr(leaf, "shape", None)
+        if shape is None or tuple(shape[: len(batch)]) != batch:
+            raise ValueError(
+                f"{who}: every array of `initial_state` must start with the batch axes of `x` {batch}, got "
+                f"{describe_value(leaf)} at `initial_state{jax.tree_util.keystr(path)}`"
+            )
+    structure = jax.tree.structure(initial_state)
+    initial: Any = jax.tree.map(jnp.asarray, initial_state)
+    shapes = _leaf_shapes(initial)
+
+    def step(carry: Any, x_t: Array) -> tuple[Any, Array]:
+        out = cell(params, carry, x_t)
+        if not _is_pair(out):
+            raise TypeError(f"{who}: `cell` must return a pair (new_carry, y_t), got {_described(out)}")
+        new, y = cast(tuple[Any, Array], out)
+        if _leaf_shapes(new) != shapes:
+            raise TypeError(
+                f"{who}: the carry `cell` returns must have the shapes of `initial_state` {shapes}, got {_leaf_shapes(new)}"
+            )
+        y_shape = tuple(getattr(y, "shape", ()))
+        if y_shape[: len(batch)] != batch:
+            raise TypeError(
+                f"{who}: the output `cell` returns must start with the batch axes of `x` {batch}, got {_described(y)}"
+            )
+        kept = [n.astype(c.dtype) for n, c in zip(jax.tree.leaves(new), jax.tree.leaves(carry))]
+        return jax.tree.unflatten(structure, kept), y
+
+    final, ys = _scan(step, initial, x, reverse, lengths)
+    return (ys, cast(C, final)) if return_state else ys
+
+
 @overload
 def rnn(
     params: RNNParams,
@@ -422,10 +652,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
     activation: Callable[[Array], Array] = jnp.tanh,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -436,10 +669,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = jnp.tanh,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -450,10 +686,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
     activation: Callable[[Array], Array] = jnp.tanh,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -478,6 +717,13 @@ def rnn(
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final carry.
         activation: default ``tanh``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias`` (default: zeros); :func:`gate_initializer`
+            sets it gate by gate.
 
     Returns:
         ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
@@ -495,15 +741,14 @@ def rnn(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    weights = _rnn_weights(params, x, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _rnn_weights(params, x, hidden_size, init, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
-    final, ys = _scan(
-        lambda h, px: _rnn_update(weights, activation, cast(Array, h), px),
-        h0,
-        _project_input(weights, x),
-        reverse,
-        lengths,
-    )
+    def step(h: Array, px: Array) -> tuple[Array, Array]:
+        new = _rnn_update(weights, activation, h, px)
+        return new, new
+
+    final, ys = _scan(step, h0, _project_input(weights, x), reverse, lengths)
     return (ys, cast(Array, final)) if return_state else ys
 
 
@@ -514,9 +759,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = lstm_bias_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -527,9 +775,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = lstm_bias_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -540,9 +791,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = lstm_bias_initializer,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], LSTMState]:
@@ -564,6 +818,14 @@ def lstm(
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``LSTMState``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias`` (default: :func:`lstm_bias_initializer`, the
+            forget gate at 1; Flax's ``LSTMCell`` uses zeros); :func:`gate_initializer` sets it
+            gate by gate.
 
     Returns:
         the hidden states ``(*batch, time, hidden_size)``; with ``return_state``,
@@ -588,7 +850,8 @@ def lstm(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    weights = _lstm_weights(params, x, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _lstm_weights(params, x, hidden_size, init, dtype, param_dtype)
     batch = tuple(x.shape[:-2])
     if initial_state is None:
         zero = jax.lax.full((*batch, hidden_size), 0, weights.compute)
@@ -600,13 +863,11 @@ def lstm(
             _initial(who, initial_state[0], batch, hidden_size, weights.compute),
             _initial(who, initial_state[1], batch, hidden_size, weights.compute),
         )
-    final, ys = _scan(
-        lambda c, px: _lstm_update(weights, cast(LSTMState, c), px),
-        state0,
-        _project_input(weights, x),
-        reverse,
-        lengths,
-    )
+    def step(carry: LSTMState, px: Array) -> tuple[LSTMState, Array]:
+        new = _lstm_update(weights, carry, px)
+        return new, new.hidden
+
+    final, ys = _scan(step, state0, _project_input(weights, x), reverse, lengths)
     return (ys, cast(LSTMState, final)) if return_state else ys
 
 
@@ -617,9 +878,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -630,9 +894,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -643,9 +910,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = None,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
+    w_input_initializer: Initializer = default_initializer,
+    w_hidden_initializer: Initializer = recurrent_initializer,
+    bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -667,6 +937,13 @@ def gru(
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``h``.
+        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
+            ``1 / features``).
+        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
+            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
+            orthogonal block per gate, as Flax).
+        bias_initializer: initializer of ``bias_input`` and ``bias_hidden`` (default: zeros); :func:`gate_initializer`
+            sets it gate by gate.
 
     Returns:
         ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
@@ -684,14 +961,41 @@ def gru(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    weights = _gru_weights(params, x, hidden_size, dtype, param_dtype)
+    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    weights = _gru_weights(params, x, hidden_size, init, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
-    final, ys = _scan(
-        lambda h, px: _gru_update(weights, cast(Array, h), px), h0, _project_input(weights, x), reverse, lengths
-    )
+    def step(h: Array, px: Array) -> tuple[Array, Array]:
+        new = _gru_update(weights, h, px)
+        return new, new
+
+    final, ys = _scan(step, h0, _project_input(weights, x), reverse, lengths)
     return (ys, cast(Array, final)) if return_state else ys
 
 
+@overload
+def bidirectional(
+    params: BidirectionalParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = "lstm",
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    return_state: Literal[False] = False,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Float[Array, "*batch time two_hidden"]: ...
+@overload
+def bidirectional(
+    params: BidirectionalParams,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = "lstm",
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    return_state: Literal[True],
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
 @flexible
 def bidirectional(
     params: BidirectionalParams,
@@ -699,10 +1003,11 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = "lstm",
     *,
-    seq_lengths: Int[Array, "*batch"] | None = None,
+    seq_lengths: Integer[Array, "*batch"] | None = None,
+    return_state: bool = False,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
-) -> Float[Array, "*batch time two_hidden"]:
+) -> Float[Array, "*batch time two_hidden"] | tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]:
     """A bidirectional recurrent net: ``concatenate([net(x), net(x, reverse=True)], axis=-1)``.
 
     Args:
@@ -717,10 +1022,14 @@ def bidirectional(
             sequence from its own last step (as Flax's ``nn.Bidirectional`` with
             ``seq_lengths``, whose ``flip_sequences`` reverses each sequence within its
             length), and both halves are zeros on the padded steps.
+        return_state: also return the final states of both directions, ``(forward, backward)``
+            (each an ``LSTMState`` for ``"lstm"``, else ``h``): the forward one after each
+            sequence's last step, the backward one after its step 0 (Flax's
+            ``nn.Bidirectional(..., return_carry=True)``).
 
     Returns:
         ``(*batch, time, 2 * hidden_size)`` (``two_hidden``): at each step, the forward output then the
-        backward output.
+        backward output; with ``return_state``, ``(outputs, (forward_state, backward_state))``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -730,25 +1039,36 @@ def bidirectional(
         >>> params = trace(nets.bidirectional(_, _, 4, "gru"), jax.random.key(0), x)
         >>> sorted(params), nets.bidirectional(params, x, 4, "gru").shape
         (['backward', 'forward'], (2, 7, 8))
+        >>> ys, (forward, backward) = nets.bidirectional(params, x, 4, "gru", return_state=True)
+        >>> forward.shape, bool(jnp.allclose(backward, ys[:, 0, 4:]))
+        ((2, 4), True)
     """
     who = "bidirectional"
     check_option(who, "cell", cell, ("rnn", "lstm", "gru"))
     min_rank(who, "x", x.shape, 2, "(time, features)")
-    lengths = _seq_lengths(who, seq_lengths, x)
+    if seq_lengths is not None:
+        _seq_lengths(who, seq_lengths, x)  # named as this net's argument
     outputs: list[Array] = []
+    finals: list[Array | LSTMState] = []
     for direction, reverse in (("forward", False), ("backward", True)):
         p = params["forward"] if direction == "forward" else params["backward"]
+        final: Array | LSTMState
         if cell == "lstm":
-            y = lstm(
-                cast(LSTMParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
-            )
+            y, final = lstm(
+                cast(LSTMParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
+                dtype=dtype, param_dtype=param_dtype,
+            )  # fmt: skip
         elif cell == "gru":
-            y = gru(
-                cast(GRUParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
-            )
+            y, final = gru(
+                cast(GRUParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
+                dtype=dtype, param_dtype=param_dtype,
+            )  # fmt: skip
         else:
-            y = rnn(
-                cast(RNNParams, p), x, hidden_size, seq_lengths=lengths, reverse=reverse, dtype=dtype, param_dtype=param_dtype
-            )
+            y, final = rnn(
+                cast(RNNParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
+                dtype=dtype, param_dtype=param_dtype,
+            )  # fmt: skip
         outputs.append(y)
-    return jnp.concatenate(outputs, axis=-1)
+        finals.append(final)
+    ys = jnp.concatenate(outputs, axis=-1)
+    return (ys, (finals[0], finals[1])) if return_state else ys

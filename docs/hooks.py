@@ -179,7 +179,7 @@ def tune_search(index: dict[str, Any]) -> dict[str, Any]:
         if "#zephyr." in entry["location"]:
             entry["text"] = SIGNATURE.sub("", entry["text"])
         page = entry["location"].partition("#")[0]
-        if page in EXCERPT_PAGES and "#" in entry["location"]:
+        if page in EXCERPT_PAGES:
             entry["text"] = excerpt(entry["text"])
             entry["boost"] = 0.5
         elif is_field(entry):

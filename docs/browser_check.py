@@ -4,16 +4,18 @@ Run by ``make browser-check`` (part of ``make test``), after ``make docs``::
 
     .venv/bin/python docs/browser_check.py                   # screenshots in out/browser/
 
-It serves ``site/`` on a free port of 127.0.0.1 (Material's search runs in a web worker, which
-a ``file://`` page may not start) and drives Chromium (Debian: ``apt-get install chromium``)
+It serves ``site/`` on a free port of 127.0.0.1, as a host would, and drives Chromium (Debian: ``apt-get install chromium``)
 through the DevTools protocol over a pipe (``--remote-debugging-pipe``): no WebDriver and no
 Python package beyond the standard library. It checks, failing with exit status 1:
 
 - the landing page: its title, the navigation, the search box and the version in the footer;
 - an API page (api/nets.html): the entry of ``multi_head_attention`` with its signature, its
   folded source, and links to JAX's docs;
+- the table of guide/nets.html: no name broken across lines (``multi_head_atten|tion``);
 - a search for ``multi_head_attention`` (typed into the search box): the first result is the
   API entry ``zephyr.nets.multi_head_attention``; and for ``transformer_block``, that entry;
+- site/index.html opened from disk (``file://``): the search box works there too (Material's
+  offline plugin, mkdocs.yml);
 - 404.html opened from disk: its stylesheet loads (no root-absolute links).
 
 Each page is also saved as a PNG (1280x900) in ``out/browser/`` to look at.
@@ -228,12 +230,27 @@ def check(site: Path, out: Path) -> list[str]:
         time.sleep(0.3)
         browser.screenshot(out / "api-nets.png")
 
+        browser.open(base + "guide/nets.html")
+        broken = browser.evaluate(
+            "[...document.querySelectorAll('.api-names td:first-child code')]"
+            ".filter(c => c.getClientRects().length > 1).map(c => c.textContent)"
+        )
+        expect(broken == [], f"guide/nets.html: the table's names are whole (broken: {broken})")
+        browser.screenshot(out / "guide-nets.png")
+
         for query, expected in SEARCHES.items():
             browser.open(base + "index.html")
             results = search(browser, query)
             first = results[0].removeprefix(base) if results else "(none)"
             expect(first == expected, f"search {query!r}: first result {first} (want {expected})")
             browser.screenshot(out / f"search-{query}.png")
+
+        browser.open((site / "index.html").resolve().as_uri())
+        results = search(browser, "multi_head_attention")
+        first = results[0].rpartition("/site/")[2] if results else "(none)"
+        expected = SEARCHES["multi_head_attention"]
+        expect(first == expected, f"opened from disk: search works, first result {first} (want {expected})")
+        browser.screenshot(out / "search-from-disk.png")
 
         page = (site / "404.html").resolve()
         browser.open(page.as_uri())

@@ -88,7 +88,7 @@ OPTAX = [
 ]
 JAXTYPING = [  # jaxtyping's site (MkDocs) documents these on pages per topic
     *((f"jaxtyping.{name}", "class", "api/array/") for name in (
-        "Array", "Float", "Int", "Bool", "Shaped", "Integer", "UInt", "Num", "Key", "PRNGKeyArray", "ArrayLike",
+        "Array", "Float", "Int", "Bool", "Shaped", "Integer", "UInt", "Num", "Real", "Inexact", "Key", "PRNGKeyArray", "ArrayLike",
     )),
     ("jaxtyping.PyTree", "class", "api/pytree/"),
     ("jaxtyping.jaxtyped", "function", "api/runtime-type-checking/"),

@@ -111,7 +111,8 @@ class Browser:
             if reply.get("id") == self._id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
+                result: dict[str, Any] = reply.get("result", {})
+                return result
 
     def _read(self) -> dict[str, Any]:
         while b"\0" not in self._buffer:
@@ -120,7 +121,8 @@ class Browser:
                 raise RuntimeError("Chromium closed the DevTools pipe")
             self._buffer += chunk
         message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)  # type: ignore[no-any-return]
+        reply: dict[str, Any] = json.loads(message)
+        return reply
 
     def evaluate(self, expression: str) -> Any:
         result = self.send("Runtime.evaluate", session=True, expression=expression, returnByValue=True, awaitPromise=True)
@@ -270,7 +272,7 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--site", type=Path, default=ROOT / "site", help="the built site (make docs)")
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "browser", help="where the screenshots go")
     args = parser.parse_args(argv)

@@ -39,14 +39,19 @@ import json
 import re
 import types
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-try:
-    from mkdocs.plugins import event_priority
-except ImportError:  # tests/test_docs.py loads this file without MkDocs installed
+F = TypeVar("F", bound=Callable[..., Any])
 
-    def event_priority(priority: float) -> Any:  # noqa: ARG001
+
+def event_priority(priority: float) -> Callable[[F], F]:
+    """MkDocs' ``event_priority`` (tests/test_docs.py may load this file without MkDocs)."""
+    try:
+        from mkdocs.plugins import event_priority as mkdocs_priority
+    except ImportError:
         return lambda function: function
+    return mkdocs_priority(priority)
 
 # The public modules, as tests/test_public_api.py lists them.
 PUBLIC_MODULES = (

@@ -34,7 +34,7 @@ PRINTS = {
         "(3, 5, 32)",
         "real rows unchanged: True",
     ],
-    "docs/guide/pooling.md": ["{'query': (1, 16)} (4, 16)", "padding ignored: True", "(4, 3)"],
+    "docs/guide/pooling.md": ["(1, 16) (4, 16)", "padding ignored: True", "(4, 3)"],
     "docs/guide/shapes.md": ["{'bias': (5,), 'weights': (3, 5)}"],
     "docs/guide/sharding.md": ["P(None, 'model')", "ShapeDtypeStruct(shape=(65536, 65536), dtype=float32)"],
     "docs/guide/checkpoints.md": ["does not match the model", "(8, 3) in the checkpoint, (8, 5) in the model"],

@@ -148,7 +148,7 @@ def download() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--offline", action="store_true", help="no network: Debian's python3-doc and the lists here")
     args = parser.parse_args(argv)
     offline() if args.offline else download()

@@ -172,7 +172,7 @@ def update() -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n", 1)[0])
     parser.add_argument("--update", action="store_true", help="regenerate the shown outputs and images")
     if parser.parse_args().update:
         update()

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/digits_cnn.py
 
-test: test-py typecheck docs
+test: test-py typecheck docs browser-check
 
 test-py: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
@@ -49,3 +49,20 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache dist build site
+
+# --- docs for users (issue 25): serve the site, check it in a browser, build the dist ---
+.PHONY: docs-serve browser-check dist
+
+# The site on http://127.0.0.1:8000/, rebuilt on each save, with search.
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs serve
+
+# The built site in headless Chromium (docs/browser_check.py): the landing page, an API page,
+# searches, 404.html from disk; screenshots in out/browser/. Needs `chromium` (.ci/run
+# installs it where missing).
+browser-check: docs
+	$(PY) docs/browser_check.py
+
+# The wheel and sdist that docs/get-started.md installs, into dist/.
+dist: $(STAMP)
+	$(PY) -m build --no-isolation --outdir dist .

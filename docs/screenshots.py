@@ -8,8 +8,8 @@ Not run in CI. Build the site first, then::
 
 Each page is taken at a desktop width (1280 px) and a phone width (390 px). Needs Chromium
 (on Debian: ``apt-get install chromium``). The script serves the site on a free port of
-127.0.0.1 while it takes them (opened from disk, Chromium would leave out the search box:
-Material's search runs in a web worker, which ``file://`` pages may not start).
+127.0.0.1 while it takes them, as a host would. ``docs/browser_check.py`` (``make
+browser-check``) is the check that runs in ``make test``.
 """
 
 from __future__ import annotations

@@ -79,3 +79,94 @@ def test_doctests_are_fenced_and_rest_roles_become_code() -> None:
         "\n"
         "After."
     )
+
+
+def entry(location: str, title: str = "", text: str = "") -> dict[str, object]:
+    return {"location": location, "title": title, "text": text}
+
+
+def test_search_ranks_the_shorter_name_first_and_fields_last() -> None:
+    hooks = load("hooks")
+    index = hooks.tune_search(
+        {
+            "docs": [
+                entry("api/nets.html#zephyr.nets.transformer_block"),
+                entry("api/nets.html#zephyr.nets.transformer_block_step"),
+                entry("api/nets.html#zephyr.nets.TransformerBlockParams"),
+                entry("api/nets.html#zephyr.nets.TransformerBlockParams.attention_norm"),
+                entry("guide/nets.html#attention"),
+            ]
+        }
+    )
+    exact, step, typed_dict, field, guide = (e.get("boost") for e in index["docs"])
+    assert exact > step == typed_dict > 1 > field
+    assert guide is None  # pages keep Material's ranking
+
+
+def test_search_leaves_out_signatures_and_source_and_cuts_long_pages() -> None:
+    hooks = load("hooks")
+    text = (
+        "<pre><code>linear(\n    params,\n    x,\n)</code></pre> <p>A linear map.</p> Source code in "
+        "<code>zephyr/_nets/_linear.py</code> <pre><code>def linear(params, x):\n    return x</code></pre>"
+    )
+    (api,) = hooks.tune_search({"docs": [entry("api/nets.html#zephyr.nets.linear", text=text)]})["docs"]
+    assert api["text"] == "<p>A linear map.</p>"
+    words = " ".join(f"w{i}" for i in range(100))
+    (changelog, page, guide) = hooks.tune_search(
+        {
+            "docs": [
+                entry("changelog.html#added", text=f"<p>{words}</p>"),
+                entry("benchmarks.html", text=words),
+                entry("guide/nets.html", text=words),
+            ]
+        }
+    )["docs"]
+    assert changelog["text"] == page["text"] == " ".join(f"w{i}" for i in range(hooks.EXCERPT_WORDS)) + " …"
+    assert changelog["boost"] < 1
+    assert guide["text"] == words
+
+
+def test_404_links_become_relative() -> None:
+    hooks = load("hooks")
+    html = '<link href="/assets/main.css"><a href="/index.html">x</a><a href="//cdn.example/x.js"></a><a href="https://a/b">'
+    assert hooks.relative_404(html) == (
+        '<link href="assets/main.css"><a href="index.html">x</a><a href="//cdn.example/x.js"></a><a href="https://a/b">'
+    )
+
+
+def test_inventories_are_local_files_and_the_footer_has_the_version() -> None:
+    hooks = load("hooks")
+    handlers = {"python": {"inventories": [{"url": "docs/inventories/jax.inv", "base_url": "https://docs.jax.dev/en/latest/"}]}}
+    hooks.local_inventories(handlers)
+    url = handlers["python"]["inventories"][0]["url"]
+    assert url.startswith("file://") and url.endswith("/docs/inventories/jax.inv")
+    missing = {"python": {"inventories": [{"url": "docs/inventories/nope.inv"}]}}
+    try:
+        hooks.local_inventories(missing)
+    except FileNotFoundError as error:
+        assert "refresh.py" in str(error)
+    else:
+        raise AssertionError("a missing inventory must fail the build")
+    import importlib.metadata
+
+    assert hooks.version() == importlib.metadata.version("zephyr")
+
+
+def read_inventory(path: Path) -> list[str]:
+    import zlib
+
+    data = path.read_bytes()
+    header_end = 0
+    for _ in range(4):
+        header_end = data.index(b"\n", header_end) + 1
+    assert data.startswith(b"# Sphinx inventory version 2\n")
+    return zlib.decompress(data[header_end:]).decode().splitlines()
+
+
+def test_the_committed_inventories_hold_the_names_the_docs_link() -> None:
+    inventories = DOCS / "inventories"
+    names = {line.split()[0]: line.split()[3] for name in ("python", "numpy", "jax", "optax", "jaxtyping") for line in read_inventory(inventories / f"{name}.inv")}
+    for name in ("jax.Array", "jax.jit", "numpy.ndarray", "optax.multi_transform", "optax.masked", "jaxtyping.Float", "collections.abc.Callable"):
+        assert name in names, name
+    assert names["jax.Array"] == "_autosummary/jax.Array.html#$"
+    assert names["jaxtyping.Float"] == "api/array/"

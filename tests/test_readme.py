@@ -25,6 +25,16 @@ PAGES = [README, *sorted(DOCS.rglob("*.md"))]
 PRINTS = {
     "README.md": ["{'hidden': {'bias': (32,), 'weights': (8, 32)}, 'out': {'bias': (10,), 'weights': (32, 10)}}"],
     "docs/index.md": ["{'hidden': {'bias': (32,), 'weights': (8, 32)}, 'out': {'bias': (10,), 'weights': (32, 10)}}"],
+    "docs/get-started.md": [
+        "{'hidden': {'bias': (32,), 'weights': (8, 32)}, 'out': {'bias': (10,), 'weights': (32, 10)}}\n(4, 10)"
+    ],
+    "docs/guide/padding.md": [
+        "outputs at padded steps are zero: True",
+        "same as unpadded: True",
+        "(3, 5, 32)",
+        "real rows unchanged: True",
+    ],
+    "docs/guide/pooling.md": ["(1, 16) (4, 16)", "padding ignored: True", "(4, 3)"],
     "docs/guide/shapes.md": ["{'bias': (5,), 'weights': (3, 5)}"],
     "docs/guide/sharding.md": ["P(None, 'model')", "ShapeDtypeStruct(shape=(65536, 65536), dtype=float32)"],
     "docs/guide/checkpoints.md": ["does not match the model", "(8, 3) in the checkpoint, (8, 5) in the model"],

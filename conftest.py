@@ -36,3 +36,21 @@ def _fresh_checking_memo() -> Iterator[None]:
     with _checking._PASSED_LOCK:
         _checking._PASSED.clear()
     yield
+
+
+# Tests that do not depend on the JAX and Python versions, or that check them in a form of their
+# own: the Makefile's oldest run (make test-py-oldest) leaves them out with -m "not once", and
+# the newest run has them. The checker matrix runs five type checkers over tests/typing (the
+# type checks of `make typecheck` run once too); the wheel and sdist tests build zephyr.
+ONCE = ("tests/typing/test_checkers.py", "tests/test_wheel.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "once: run in one environment of make test-py only (the newest)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in ONCE:
+            item.add_marker(pytest.mark.once)

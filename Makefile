@@ -14,9 +14,14 @@
 find_python = $(shell for p in $(1); do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; done)
 PYENV_VERSIONS := $(HOME)/.pyenv/versions
-PYTHON ?= $(call find_python,python3.13 $(wildcard $(PYENV_VERSIONS)/3.13*/bin/python3) \
+# Probed once (:=), unless given: make PYTHON=... OLDEST_PYTHON=...
+ifndef PYTHON
+PYTHON := $(call find_python,python3.13 $(wildcard $(PYENV_VERSIONS)/3.13*/bin/python3) \
 	python3.12 $(wildcard $(PYENV_VERSIONS)/3.12*/bin/python3) python3.11 python3)
-OLDEST_PYTHON ?= $(call find_python,python3.11 $(wildcard $(PYENV_VERSIONS)/3.11*/bin/python3))
+endif
+ifndef OLDEST_PYTHON
+OLDEST_PYTHON := $(call find_python,python3.11 $(wildcard $(PYENV_VERSIONS)/3.11*/bin/python3))
+endif
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -43,7 +48,7 @@ $(OLDEST_STAMP): pyproject.toml
 	python3.11 on PATH or in $(PYENV_VERSIONS)/3.11*, or OLDEST_PYTHON=/path/to/python3.11"; exit 1; }
 	@$(OLDEST_PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { \
 	echo "OLDEST_PYTHON=$(OLDEST_PYTHON) is not Python 3.11"; exit 1; }
-	rm -rf $(OLDEST_VENV)
+	rm -rf $(OLDEST_VENV)  # afresh: a lowest resolution must not keep what an older pyproject.toml installed
 	$(OLDEST_PYTHON) -m venv $(OLDEST_VENV)
 	$(OLDEST_PY) -m pip install --quiet --upgrade pip uv
 	$(OLDEST_VENV)/bin/uv pip install --quiet --python $(OLDEST_PY) --resolution lowest-direct -e ".[dev,examples]"

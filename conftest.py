@@ -1,4 +1,5 @@
-"""For the whole pytest run (tests and doctests): strict JAX, run-time checking on, 8 CPU devices.
+"""For the whole pytest run (tests and doctests): strict JAX, run-time checking on, 8 CPU devices,
+a fresh checking memo for each test.
 
 Set here, at the root, so that the settings do not depend on which files a worker collects.
 """
@@ -6,6 +7,7 @@ Set here, at the root, so that the settings do not depend on which files a worke
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("ZEPHYR_TYPECHECK", "1")
 # Eight CPU devices for the sharding tests; set before JAX starts.
@@ -15,6 +17,40 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
     ).strip()
 
 import jax  # noqa: E402
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_checking_memo() -> Iterator[None]:
+    """Each test starts with no call signature remembered as checked.
+
+    The run-time check runs once per signature (zephyr.typing._checking's memo); without this,
+    a test counting checks, or expecting one to fail, would depend on which tests of the same
+    worker ran before it and with which arguments.
+    """
+    from zephyr.typing import _checking
+
+    with _checking._PASSED_LOCK:
+        _checking._PASSED.clear()
+    yield
+
+
+# Tests that do not depend on the JAX and Python versions, or that check them in a form of their
+# own: the Makefile's oldest run (make test-py-oldest) leaves them out with -m "not once", and
+# the newest run has them. The checker matrix runs five type checkers over tests/typing (the
+# type checks of `make typecheck` run once too); the wheel and sdist tests build zephyr.
+ONCE = ("tests/typing/test_checkers.py", "tests/test_wheel.py")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "once: run in one environment of make test-py only (the newest)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in ONCE:
+            item.add_marker(pytest.mark.once)

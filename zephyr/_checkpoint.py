@@ -95,7 +95,17 @@ Entry = tuple[tuple[int, ...], np.dtype[Any]]
 
 def _require_orbax() -> Any:
     try:
-        import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
+        with warnings.catch_warnings():
+            # jax 0.12 deprecates jax.sharding.SingleDeviceSharding (for
+            # make_single_device_sharding / is_single_device_sharding); orbax-checkpoint 0.12.8,
+            # the newest, still names it when imported. Only that warning, only from orbax.
+            warnings.filterwarnings(
+                "ignore",
+                message=r"jax\.sharding\.SingleDeviceSharding is deprecated",
+                category=DeprecationWarning,
+                module=r"orbax\.",
+            )
+            import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
     except ImportError as error:  # pragma: no cover - orbax is a dependency
         raise ImportError(
             "zephyr.checkpoint needs orbax-checkpoint: pip install orbax-checkpoint"

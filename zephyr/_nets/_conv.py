@@ -199,7 +199,7 @@ def _alias(name: str, doc: str, **fixed: Any) -> Any:
     return alias
 
 
-conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1``: ``x`` is ``(*batch, width, in_channels)``.
+conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1`` (not transposed): ``x`` is ``(*batch, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -209,8 +209,8 @@ conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1``: ``x`` is `
         >>> params = trace(nets.conv_1d(_, _, 4, 3, padding="CAUSAL"), jax.random.key(0), x)
         >>> nets.conv_1d(params, x, 4, 3, padding="CAUSAL").shape
         (2, 10, 4)
-    """, num_spatial_dims=1)
-conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2``: ``x`` is ``(*batch, height, width, in_channels)``.
+    """, num_spatial_dims=1, transpose=False)
+conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2`` (not transposed): ``x`` is ``(*batch, height, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -220,8 +220,8 @@ conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2``: ``x`` is `
         >>> params = trace(nets.conv_2d(_, _, 16, 3, 2), jax.random.key(0), x)
         >>> nets.conv_2d(params, x, 16, 3, 2).shape
         (2, 4, 4, 16)
-    """, num_spatial_dims=2)
-conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3``: ``x`` is ``(*batch, depth, height, width, in_channels)``.
+    """, num_spatial_dims=2, transpose=False)
+conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3`` (not transposed): ``x`` is ``(*batch, depth, height, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -231,7 +231,7 @@ conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3``: ``x`` is `
         >>> params = trace(nets.conv_3d(_, _, 5, 2, padding="VALID"), jax.random.key(0), x)
         >>> nets.conv_3d(params, x, 5, 2, padding="VALID").shape
         (3, 3, 3, 5)
-    """, num_spatial_dims=3)
+    """, num_spatial_dims=3, transpose=False)
 conv_transpose_1d = _alias("conv_transpose_1d", """As `conv` with ``num_spatial_dims=1, transpose=True`` (output sizes in `conv`).
 
     Example:

@@ -24,6 +24,7 @@ from ._nets._attention import multi_head_self_attention as multi_head_self_atten
 from ._nets._attention import multi_head_self_attention_step as multi_head_self_attention_step
 from ._nets._attention import single_head_attention as single_head_attention
 from ._nets._conv import ConvParams as ConvParams
+from ._nets._conv import conv as conv
 from ._nets._conv import conv_1d as conv_1d
 from ._nets._conv import conv_2d as conv_2d
 from ._nets._conv import conv_3d as conv_3d

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import jax
@@ -26,8 +26,6 @@ class NetCase:
     apply: Callable[..., Any]
     make_x: Callable[[jax.Array], Any]
     stateful: bool = False
-    # Sweeps this case opts out of, with the reason, e.g. {"bf16": "integer inputs"}.
-    skip: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return self.name

@@ -1,4 +1,4 @@
-"""Convolutions against explicit numpy loops on tiny shapes."""
+"""Convolutions against explicit numpy loops on tiny shapes; ``conv`` and its per-rank aliases."""
 
 from __future__ import annotations
 
@@ -257,8 +257,8 @@ def test_bad_inputs(key: jax.Array) -> None:
     params: Any = trace(nets.conv_2d(_, _, 8, 3), key, x)
     with pytest.raises(ValueError, match=r"weights.*expected shape \(3, 3, 3, 8\), got \(3, 3, 4, 8\)"):
         nets.conv_2d(params, jnp.ones((2, 5, 5, 3)), 8, 3)
-    # With checking on, the annotations reject a wrong rank or padding string first.
-    with pytest.raises(TypeError, match=r"conv_2d"):
+    # With checking on, the annotations reject a padding string that is no option first.
+    with pytest.raises(ValueError, match=r"conv: `x` must have at least 3 axes"):
         nets.conv_2d(params, jnp.ones((4,)), 8, 3)
     with pytest.raises(TypeError, match=r"padding"):
         nets.conv_2d(params, x, 8, 3, padding="same")
@@ -267,19 +267,69 @@ def test_bad_inputs(key: jax.Array) -> None:
 
 
 def _bad_inputs_unchecked(params: Any, x: jax.Array) -> None:
-    with pytest.raises(ValueError, match=r"conv_2d: `x` must have at least 3 axes \(\*batch, height, width, channels\), got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"conv: `x` must have at least 3 axes \(\*batch, height, width, channels\), got shape \(4,\)"):
         nets.conv_2d(params, jnp.ones((4,)), 8, 3)
-    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'same'"):
+    with pytest.raises(ValueError, match=r"conv: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'same'"):
         nets.conv_2d(params, x, 8, 3, padding="same")
-    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'CAUSAL'"):
+    with pytest.raises(ValueError, match=r"conv: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'CAUSAL'"):
         nets.conv_2d(params, x, 8, 3, padding="CAUSAL")
-    with pytest.raises(ValueError, match=r"conv_2d: `padding` must be one of 'SAME', 'VALID' or 2 \(low, high\) pairs of ints"):
+    with pytest.raises(ValueError, match=r"conv: `padding` must be one of 'SAME', 'VALID' or 2 \(low, high\) pairs of ints"):
         nets.conv_2d(params, x, 8, 3, padding=[(1, 1)])
-    with pytest.raises(ValueError, match=r"conv_2d: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
+    with pytest.raises(ValueError, match=r"conv: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
         nets.conv_2d(params, x, 8, (3, 3, 3))
-    with pytest.raises(ValueError, match=r"conv_2d: `stride` must be a positive int or 2 positive ints, got 0"):
+    with pytest.raises(ValueError, match=r"conv: `stride` must be a positive int or 2 positive ints, got 0"):
         nets.conv_2d(params, x, 8, 3, 0)
-    with pytest.raises(ValueError, match=r"conv_2d: `feature_group_count` must divide both the 4 input channels of `x` and `out_channels` 8, got 3"):
+    with pytest.raises(ValueError, match=r"conv: `feature_group_count` must divide both the 4 input channels of `x` and `out_channels` 8, got 3"):
         nets.conv_2d(params, x, 8, 3, feature_group_count=3)
-    with pytest.raises(ValueError, match=r"conv_transpose_1d: `padding` must be one of \('SAME', 'VALID'\)"):
+    with pytest.raises(ValueError, match=r"conv: `padding` must be one of \('SAME', 'VALID'\)"):
         nets.conv_transpose_1d({}, jnp.ones((5, 2)), 3, 2, padding="CAUSAL")
+
+
+def _conv_case(rank: int, transpose: bool) -> tuple[Any, Any, tuple[int, ...]]:
+    alias = {
+        (1, False): nets.conv_1d, (2, False): nets.conv_2d, (3, False): nets.conv_3d,
+        (1, True): nets.conv_transpose_1d, (2, True): nets.conv_transpose_2d, (3, True): nets.conv_transpose_3d,
+    }[rank, transpose]
+    return alias, (2,) * rank, (2, *(3,) * rank, 2)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_conv_is_the_aliases_with_rank_and_transpose_as_arguments(key: jax.Array, rank: int, transpose: bool) -> None:
+    alias, kernel, shape = _conv_case(rank, transpose)
+    x = jax.random.normal(key, shape)
+    params = _with_bias(trace(alias(_, _, 4, 2, 2), key, x), key)
+    expected = _as_np(alias(params, x, 4, 2, 2))
+    by_kernel = nets.conv(params, x, 4, kernel, 2, transpose=transpose)  # the rank from the kernel
+    by_argument = nets.conv(params, x, 4, 2, 2, num_spatial_dims=rank, transpose=transpose)
+    np.testing.assert_array_equal(_as_np(by_kernel), expected)
+    np.testing.assert_array_equal(_as_np(by_argument), expected)
+    assert jax.tree.map(jnp.shape, trace(nets.conv(_, _, 4, kernel, 2, transpose=transpose), key, x)) == jax.tree.map(jnp.shape, params)
+
+
+def test_the_aliases_have_their_own_name_docstring_and_signature() -> None:
+    import inspect
+
+    for name in ("conv_1d", "conv_2d", "conv_3d", "conv_transpose_1d", "conv_transpose_2d", "conv_transpose_3d"):
+        alias = getattr(nets, name)
+        assert alias.__name__ == name
+        assert (alias.__doc__ or "").startswith("As `conv` with ``num_spatial_dims=")
+        assert "_conv" not in (alias.__doc__ or "")
+        parameters = list(inspect.signature(alias).parameters)
+        assert parameters[:7] == ["params", "x", "out_channels", "kernel_size", "stride", "padding", "dilation"]
+        assert "num_spatial_dims" not in parameters
+        assert "transpose" not in parameters
+    assert "num_spatial_dims" in inspect.signature(nets.conv).parameters
+
+
+def test_conv_rank_errors(key: jax.Array) -> None:
+    x = jnp.ones((2, 5, 5, 4))
+    with checking(False):
+        with pytest.raises(ValueError, match=r"conv: an int `kernel_size` \(3\) needs `num_spatial_dims` \(1, 2 or 3\), or give one int per spatial axis"):
+            trace(nets.conv(_, _, 8, 3), key, x)
+        with pytest.raises(ValueError, match=r"conv: `num_spatial_dims` must be 1, 2 or 3, got 4"):
+            trace(nets.conv(_, _, 8, 3, num_spatial_dims=4), key, jnp.ones((1, 2, 2, 2, 2, 1)))
+        with pytest.raises(ValueError, match=r"conv: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
+            trace(nets.conv(_, _, 8, (3, 3, 3), num_spatial_dims=2), key, x)
+        with pytest.raises(ValueError, match=r"conv: `feature_group_count` is not supported with `transpose=True`, got 2"):
+            trace(nets.conv(_, _, 8, (3, 3), transpose=True, feature_group_count=2), key, x)

@@ -45,7 +45,7 @@ def test_dropout_new_key_new_mask_and_jit(key: jax.Array) -> None:
 
 
 def test_dropout_has_no_params(key: jax.Array) -> None:
-    assert trace(nets.dropout(_, key, _, 0.1), key, jnp.ones((2, 3))) == {}
+    assert trace(nets.dropout(_, _, _, 0.1), key, key, jnp.ones((2, 3))) == {}
 
 
 def test_stochastic_depth_drops_whole_samples(key: jax.Array) -> None:

@@ -22,12 +22,12 @@ def wrong_types(params: Params, x: Array) -> None:
     nets.linear(params, x, "256")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
     nets.linear(_, _, "256")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
     nets.linear(3, x, 256)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
-    nets.linear(_, _, 256)(params, "x")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    nets.linear(_, _, 256)(params, "x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     nets.dropout(params, _, x, "0.2")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
 
 
 def too_many_arguments(params: Params, x: Array) -> None:
-    nets.linear(_, _, 256)(params, x, 3)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]
+    nets.linear(_, _, 256)(params, x, 3)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
     nets.linear(params, _, 256)(x, x)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
 
 
@@ -36,6 +36,13 @@ def holes_where_values_are_required(params: Params, x: Array) -> None:
     nets.linear(params, x, out_dim=_)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
     plain(_, x)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
     validate(_, (3, 8))  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+def hole_forms_without_an_overload(params: Params, x: Array, reference: Array) -> None:
+    # The stubs type the forms users write (docs/guide/placeholders.md); these work at run time.
+    nets.linear(_, x, 256)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    nets.linear_like(_, _, reference)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+    nets.linear(_, _, _)(_, x, 256)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
 
 
 def wrong_composition() -> None:

@@ -1,4 +1,6 @@
-"""Holes in every net give a typed function of exactly the missing arguments (checked, never run)."""
+"""The hole forms of every net give a typed function of exactly the missing arguments (checked,
+never run): the inputs (``f(_, _, hp)``), the last input (``f(params, _, hp)``), every leading
+parameter (``f(_, _, _)``)."""
 
 from collections.abc import Callable
 from typing import assert_type
@@ -15,9 +17,7 @@ def linear(params: Params, x: Array) -> None:
     assert_type(nets.linear(params, x, 256), Array)
     assert_type(nets.linear(_, _, 256)(params, x), Array)
     assert_type(nets.linear(params, _, 256)(x), Array)
-    assert_type(nets.linear(_, x, 256)(params), Array)
     assert_type(nets.linear(_, _, _)(params, x, 256), Array)
-    assert_type(nets.linear(_, _, _)(_, x, _)(params, 256), Array)  # holes, then holes again
     assert_type(nets.linear(_, _, 256)(params=params, x=x), Array)  # filled by name
     assert_type(nets.linear(_, _, 256, False, dtype="bfloat16")(params, x), Array)
     typed: Callable[[Params, Array], Array] = nets.linear(_, _, 256)
@@ -25,7 +25,6 @@ def linear(params: Params, x: Array) -> None:
 
 
 def affine(params: Params, x: Array, reference: Array) -> None:
-    assert_type(nets.linear_like(_, _, reference)(params, x), Array)
     assert_type(nets.linear_like(params, x, _)(reference), Array)
     assert_type(nets.branch_linear(_, _, 3)(params, x), Array)
     assert_type(nets.mlp(_, _, [256, 256])(params, x), Array)
@@ -52,6 +51,9 @@ def convolutions(params: Params, x: Array, padding: str) -> None:
     assert_type(nets.conv_transpose_1d(_, _, 8, 3)(params, x), Array)
     assert_type(nets.conv_transpose_2d(_, _, 8, 3, 2, "VALID")(params, x), Array)
     assert_type(nets.conv_transpose_3d(params, _, 8, 3)(x), Array)
+    assert_type(nets.conv(_, _, 8, (3, 3), transpose=True)(params, x), Array)
+    assert_type(nets.conv(params, _, 8, 3, num_spatial_dims=1)(x), Array)
+    assert_type(nets.conv(_, _, _, _)(params, x, 8, (3, 3)), Array)
 
 
 def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache: KVCache) -> None:
@@ -59,7 +61,7 @@ def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache:
     assert_type(nets.dot_product_attention(q, k, v, masks, True), Array)
     assert_type(nets.single_head_attention(_, _, _, _)(params, q, k, v), Array)
     assert_type(nets.multi_head_attention(_, _, _, _, 8)(params, q, k, v), Array)
-    assert_type(nets.multi_head_attention(_, q, _, _, 8, masks)(params, k, v), Array)
+    assert_type(nets.multi_head_attention(params, q, k, _, 8, masks)(v), Array)
     assert_type(nets.multi_head_self_attention(_, _, 8, is_causal=True)(params, q), Array)
     step = nets.multi_head_self_attention_step(_, _, _, 8)
     assert_type(step(params, cache, q), tuple[Array, KVCache])
@@ -74,12 +76,12 @@ def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache:
 def recurrent(params: Params, x: Array, carry: Array, lstm_carry: LSTMState) -> None:
     assert_type(nets.rnn_cell(_, _, _, 16)(params, carry, x), tuple[Array, Array])
     assert_type(nets.gru_cell(params, carry, _, 16)(x), tuple[Array, Array])
-    assert_type(nets.lstm_cell(_, lstm_carry, x, 16)(params), tuple[LSTMState, Array])
+    assert_type(nets.lstm_cell(params, lstm_carry, _, 16)(x), tuple[LSTMState, Array])
     assert_type(nets.rnn(_, _, 16)(params, x), Array)
     assert_type(nets.rnn(_, _, 16, return_state=True)(params, x), tuple[Array, Array])
     assert_type(nets.gru(_, _, 16, reverse=True)(params, x), Array)
     assert_type(nets.lstm(_, _, 16)(params, x), Array)
-    assert_type(nets.lstm(params, _, 16, return_state=True)(x), tuple[Array, LSTMState])
+    assert_type(nets.lstm(_, _, 16, return_state=True)(params, x), tuple[Array, LSTMState])
     assert_type(nets.bidirectional(_, _, 16, "gru")(params, x), Array)
 
 
@@ -90,7 +92,7 @@ def pools_and_regularizers(params: Params, key: Array, x: Array) -> None:
     assert_type(nets.global_max_pool(params, x, keepdims=True), Array)
     assert_type(nets.dropout(_, _, _, 0.2)(params, key, x), Array)
     assert_type(nets.dropout(params, key, _, 0.2, deterministic=True)(x), Array)
-    assert_type(nets.stochastic_depth(_, key, _, 0.1)(params, x), Array)
+    assert_type(nets.stochastic_depth(params, key, _, 0.1)(x), Array)
 
 
 def embeddings(params: Params, token_ids: Array, x: Array) -> None:

@@ -1,10 +1,13 @@
-"""Convolutions, channels last: ``conv_1d/2d/3d`` and ``conv_transpose_1d/2d/3d``."""
+"""Convolutions, channels last: one ``conv``, and ``conv_1d/2d/3d`` and
+``conv_transpose_1d/2d/3d`` as its aliases with the rank (and ``transpose``) fixed."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 import jax
 from jax import Array
@@ -18,17 +21,12 @@ from .._flexible import flexible
 from ._dtypes import compute_dtype
 
 if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
-    Padding = Literal["SAME", "VALID"] | str | Sequence[tuple[int, int]]
+    Padding = Literal["SAME", "VALID", "CAUSAL"] | str | Sequence[tuple[int, int]]
 else:  # what beartype checks with checking on
-    Padding = Literal["SAME", "VALID"] | Sequence[tuple[int, int]]
-"""``"SAME"``, ``"VALID"``, or one explicit ``(low, high)`` pair per spatial axis (a ``str``
-variable is accepted and its value checked at run time, as for ``jax.lax``)."""
-
-if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
-    Padding1D = Literal["SAME", "VALID", "CAUSAL"] | str | Sequence[tuple[int, int]]
-else:  # what beartype checks with checking on
-    Padding1D = Literal["SAME", "VALID", "CAUSAL"] | Sequence[tuple[int, int]]
-"""As :data:`Padding`, plus ``"CAUSAL"``: ``(kernel_size - 1) * dilation`` zeros on the left."""
+    Padding = Literal["SAME", "VALID", "CAUSAL"] | Sequence[tuple[int, int]]
+"""``"SAME"``, ``"VALID"``, ``"CAUSAL"`` (1-d, not transposed: ``(kernel_size - 1) * dilation``
+zeros on the left), or one explicit ``(low, high)`` pair per spatial axis (a ``str`` variable is
+accepted and its value checked at run time, as for ``jax.lax``)."""
 
 _SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
 _SPATIAL_NAMES = {1: ("width",), 2: ("height", "width"), 3: ("depth", "height", "width")}
@@ -39,7 +37,7 @@ class ConvParams(TypedDict):
 
     ``weights`` has shape ``(*kernel_size, in_channels // feature_group_count, out_channels)``
     (``(*kernel_size, in_channels, out_channels)`` for the transposed ones). Its rank depends
-    on the net, so the body declares it; ``bias`` is there only when ``use_bias``.
+    on the call, so the body declares it; ``bias`` is there only when ``use_bias``.
     """
 
     weights: Array
@@ -61,50 +59,58 @@ def _padding(
     return pairs
 
 
-def _conv(
+@flexible
+def conv(
     params: ConvParams,
-    x: Array,
-    *,
-    who: str,
-    num_spatial_dims: int,
-    transpose: bool,
+    x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
-    stride: int | Sequence[int],
-    padding: str | Sequence[tuple[int, int]],
-    dilation: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    padding: Padding = "SAME",
+    dilation: int | Sequence[int] = 1,
+    *,
+    num_spatial_dims: int | None = None,
+    transpose: bool = False,
     feature_group_count: int = 1,
-    use_bias: bool,
-    weights_initializer: Initializer,
-    bias_initializer: Initializer,
-    dtype: DType | None,
-    param_dtype: DType | None,
-    precision: jax.lax.PrecisionLike,
-) -> Array:
-    """Every convolution: ``num_spatial_dims`` axes before the channels, channels last.
+    use_bias: bool = True,
+    weights_initializer: Initializer = default_initializer,
+    bias_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+    precision: jax.lax.PrecisionLike = None,
+) -> Float[Array, "... out_channels"]:
+    """A convolution over the 1, 2 or 3 axes before the channels (channels last).
 
-    ``transpose=False`` is ``jax.lax.conv_general_dilated`` (a cross-correlation); with
-    ``transpose=True`` it is ``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``: the input
-    is dilated by ``stride`` and convolved with the (unflipped) kernel; the output sizes are
-    in :func:`conv_transpose_1d`'s docstring. Feature groups are not supported by the
-    transposed convolutions.
+    The rank is ``num_spatial_dims``, or else the length of ``kernel_size`` (an int kernel
+    needs ``num_spatial_dims``: the input's rank cannot tell spatial axes from batch axes).
+    ``transpose=False`` is ``jax.lax.conv_general_dilated`` (a cross-correlation);
+    ``transpose=True`` is ``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``: the input is
+    dilated by ``stride`` (``stride - 1`` zeros between its elements) and convolved with the
+    (unflipped) kernel. With the effective kernel ``k = (kernel_size - 1) * dilation + 1`` on
+    an axis of size ``n``, a transposed convolution's output size is ``n * stride`` with
+    ``"SAME"``; ``(n - 1) * stride + max(k, stride)`` with ``"VALID"`` (Equinox's and
+    PyTorch's ``(n - 1) * stride + k`` when ``k >= stride``, Flax's ``n * stride`` when the
+    effective kernel is smaller than the stride: the last ``stride - k`` outputs then see no
+    input, the bias alone); and ``(n - 1) * stride + low + high - k + 2`` with an explicit
+    ``(low, high)`` pair (the pairs pad the dilated input, then a ``"VALID"`` convolution runs).
 
     Args:
         params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
             "bias": (out_channels,)}`` (``bias`` only with ``use_bias``).
         x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
-        who: the public net's name, for the error messages.
-        num_spatial_dims: how many axes before the channels are convolved.
-        transpose: a transposed convolution.
         out_channels: the number of output channels.
-        kernel_size: the window, an int (the same on every spatial axis) or one int per axis.
+        kernel_size: the window, one int per spatial axis, or one int for all of them.
         stride: the step between windows (the upsampling factor when transposed), likewise.
         padding: ``"SAME"`` (output size ``ceil(size / stride)``), ``"VALID"`` (no padding),
-            ``"CAUSAL"`` (1-d only: ``(kernel_size - 1) * dilation`` zeros on the left, so output
-            ``t`` sees inputs ``<= t``), or one ``(low, high)`` pair per spatial axis.
+            ``"CAUSAL"`` (1-d and not transposed: ``(kernel_size - 1) * dilation`` zeros on the
+            left, so output ``t`` sees inputs ``<= t``), or one ``(low, high)`` pair per spatial axis.
         dilation: the kernel dilation (``rhs_dilation``), an int or one per axis.
+        num_spatial_dims: how many axes before the channels are convolved (1, 2 or 3);
+            default: ``len(kernel_size)``.
+        transpose: a transposed convolution (``jax.lax.conv_transpose``).
         feature_group_count: split the channels into this many groups convolved separately
             (``in_channels`` for a depthwise convolution); must divide both channel counts.
+            Not with ``transpose``.
         use_bias: whether to add ``bias``.
         weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
         bias_initializer: initializer of ``bias`` (default: zeros).
@@ -114,8 +120,23 @@ def _conv(
 
     Returns:
         ``(*batch, *out_spatial, out_channels)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 8, 8, 3))
+        >>> params = trace(nets.conv(_, _, 16, (3, 3), 2), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'bias': (16,), 'weights': (3, 3, 3, 16)}
+        >>> nets.conv(params, x, 16, (3, 3), 2).shape
+        (2, 4, 4, 16)
+        >>> up = trace(nets.conv(_, _, 4, 3, 2, num_spatial_dims=1, transpose=True), jax.random.key(0), x[0])
+        >>> nets.conv(up, x[0], 4, 3, 2, num_spatial_dims=1, transpose=True).shape
+        (8, 16, 4)
     """
-    n = num_spatial_dims
+    who = "conv"
+    n = _rank(who, num_spatial_dims, kernel_size)
     min_rank(who, "x", x.shape, n + 1, f"(*batch, {', '.join(_SPATIAL_NAMES[n])}, channels)")
     kernel = positive_ints(who, "kernel_size", kernel_size, n)
     strides = positive_ints(who, "stride", stride, n)
@@ -123,6 +144,8 @@ def _conv(
     pad = _padding(who, padding, kernel, dilations, allow_causal=n == 1 and not transpose)
     positive_int(who, "out_channels", out_channels)
     in_channels = x.shape[-1]
+    if transpose and feature_group_count != 1:
+        raise ValueError(f"{who}: `feature_group_count` is not supported with `transpose=True`, got {feature_group_count}")
     if not is_positive_int(feature_group_count) or in_channels % feature_group_count or out_channels % feature_group_count:
         raise ValueError(
             f"{who}: `feature_group_count` must divide both the {in_channels} input channels of `x` "
@@ -151,33 +174,32 @@ def _conv(
     return y.reshape(batch + y.shape[1:])
 
 
-@flexible
-def conv_1d(
-    params: ConvParams,
-    x: Float[Array, "*batch width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding1D = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    feature_group_count: int = 1,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_width out_channels"]:
-    """As `conv` with 1 spatial dim: a convolution over the axis before the channels.
+def _rank(who: str, num_spatial_dims: int | None, kernel_size: int | Sequence[int]) -> int:
+    """The number of spatial axes: ``num_spatial_dims``, or else ``len(kernel_size)``."""
+    if num_spatial_dims is None:
+        if isinstance(kernel_size, int):
+            raise ValueError(
+                f"{who}: an int `kernel_size` ({kernel_size}) needs `num_spatial_dims` (1, 2 or 3), "
+                "or give one int per spatial axis, e.g. `kernel_size=(3, 3)`"
+            )
+        num_spatial_dims = len(kernel_size)
+    if type(num_spatial_dims) is not int or num_spatial_dims not in _SPATIAL:
+        raise ValueError(f"{who}: `num_spatial_dims` must be 1, 2 or 3, got {num_spatial_dims!r}")
+    return num_spatial_dims
 
-    Args:
-        x: ``(*batch, width, in_channels)``, any number of batch axes (none included).
-        padding: ``"SAME"``, ``"VALID"``, ``[(low, high)]`` or ``"CAUSAL"``:
-            ``(kernel_size - 1) * dilation`` zeros on the left, so output ``t`` sees inputs ``<= t``.
 
-    Returns:
-        ``(*batch, out_width, out_channels)``.
+def _alias(name: str, doc: str, **fixed: Any) -> Any:
+    """``conv`` with ``fixed`` keywords (its rank, ``transpose``), under a name and docstring of
+    its own; its signature is ``conv``'s without them, and holes work as in ``conv``."""
+    alias = functools.update_wrapper(functools.partial(conv, **fixed), conv)
+    signature = inspect.signature(conv)
+    alias.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in fixed])
+    alias.__name__ = alias.__qualname__ = name
+    alias.__doc__ = doc
+    return alias
+
+
+conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1`` (not transposed): ``x`` is ``(*batch, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -185,44 +207,10 @@ def conv_1d(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((2, 10, 3))
         >>> params = trace(nets.conv_1d(_, _, 4, 3, padding="CAUSAL"), jax.random.key(0), x)
-        >>> jax.tree.map(jnp.shape, params)
-        {'bias': (4,), 'weights': (3, 3, 4)}
         >>> nets.conv_1d(params, x, 4, 3, padding="CAUSAL").shape
         (2, 10, 4)
-    """
-    return _conv(
-        params, x, who="conv_1d", num_spatial_dims=1, transpose=False, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
-        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
-
-
-@flexible
-def conv_2d(
-    params: ConvParams,
-    x: Float[Array, "*batch height width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    feature_group_count: int = 1,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_height out_width out_channels"]:
-    """As `conv` with 2 spatial dims: a convolution over the two axes before the channels.
-
-    Args:
-        x: ``(*batch, height, width, in_channels)``, any number of batch axes (none included).
-
-    Returns:
-        ``(*batch, out_height, out_width, out_channels)``.
+    """, num_spatial_dims=1, transpose=False)
+conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2`` (not transposed): ``x`` is ``(*batch, height, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -230,44 +218,10 @@ def conv_2d(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((2, 8, 8, 3))
         >>> params = trace(nets.conv_2d(_, _, 16, 3, 2), jax.random.key(0), x)
-        >>> jax.tree.map(jnp.shape, params)
-        {'bias': (16,), 'weights': (3, 3, 3, 16)}
         >>> nets.conv_2d(params, x, 16, 3, 2).shape
         (2, 4, 4, 16)
-    """
-    return _conv(
-        params, x, who="conv_2d", num_spatial_dims=2, transpose=False, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
-        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
-
-
-@flexible
-def conv_3d(
-    params: ConvParams,
-    x: Float[Array, "*batch depth height width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    feature_group_count: int = 1,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_depth out_height out_width out_channels"]:
-    """As `conv` with 3 spatial dims: a convolution over the three axes before the channels.
-
-    Args:
-        x: ``(*batch, depth, height, width, in_channels)``, any number of batch axes.
-
-    Returns:
-        ``(*batch, out_depth, out_height, out_width, out_channels)``.
+    """, num_spatial_dims=2, transpose=False)
+conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3`` (not transposed): ``x`` is ``(*batch, depth, height, width, in_channels)``.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -275,57 +229,10 @@ def conv_3d(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((4, 4, 4, 2))
         >>> params = trace(nets.conv_3d(_, _, 5, 2, padding="VALID"), jax.random.key(0), x)
-        >>> params["weights"].shape
-        (2, 2, 2, 2, 5)
         >>> nets.conv_3d(params, x, 5, 2, padding="VALID").shape
         (3, 3, 3, 5)
-    """
-    return _conv(
-        params, x, who="conv_3d", num_spatial_dims=3, transpose=False, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        feature_group_count=feature_group_count, use_bias=use_bias, weights_initializer=weights_initializer,
-        bias_initializer=bias_initializer, dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
-
-
-@flexible
-def conv_transpose_1d(
-    params: ConvParams,
-    x: Float[Array, "*batch width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_width out_channels"]:
-    """As `conv` with 1 spatial dim and ``transpose=True`` (``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``).
-
-    The input is dilated by ``stride`` (``stride - 1`` zeros between its elements) and
-    convolved with the (unflipped) kernel. With the effective kernel
-    ``k = (kernel_size - 1) * dilation + 1``, the output width is:
-
-    - ``"SAME"``: ``width * stride``;
-    - ``"VALID"``: ``(width - 1) * stride + max(k, stride)``. That is
-      ``(width - 1) * stride + k`` (Equinox's and PyTorch's formula) when ``k >= stride``, but
-      ``width * stride`` (as Flax) when the effective kernel is smaller than the stride (the
-      last ``stride - k`` outputs then see no input: the bias alone);
-    - ``[(low, high)]``: ``(width - 1) * stride + low + high - k + 2`` (the pairs pad the
-      dilated input, then a ``"VALID"`` convolution runs).
-
-    Args:
-        params: ``{"weights": (kernel_size, in_channels, out_channels), "bias": (out_channels,)}``.
-        x: ``(*batch, width, in_channels)``, any number of batch axes.
-        stride: the upsampling factor.
-
-    Returns:
-        ``(*batch, out_width, out_channels)``.
+    """, num_spatial_dims=3, transpose=False)
+conv_transpose_1d = _alias("conv_transpose_1d", """As `conv` with ``num_spatial_dims=1, transpose=True`` (output sizes in `conv`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -333,50 +240,10 @@ def conv_transpose_1d(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((2, 5, 3))
         >>> params = trace(nets.conv_transpose_1d(_, _, 4, 3, 2), jax.random.key(0), x)
-        >>> jax.tree.map(jnp.shape, params)
-        {'bias': (4,), 'weights': (3, 3, 4)}
         >>> nets.conv_transpose_1d(params, x, 4, 3, 2).shape
         (2, 10, 4)
-    """
-    return _conv(
-        params, x, who="conv_transpose_1d", num_spatial_dims=1, transpose=True, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
-        dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
-
-
-@flexible
-def conv_transpose_2d(
-    params: ConvParams,
-    x: Float[Array, "*batch height width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_height out_width out_channels"]:
-    """As `conv` with 2 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`, per axis.
-
-    With ``k = (kernel_size - 1) * dilation + 1`` on an axis of size ``n``, the output size is
-    ``n * stride`` with ``"SAME"``, ``(n - 1) * stride + max(k, stride)`` with ``"VALID"``
-    (``n * stride`` when the effective kernel is smaller than the stride, as Flax), and
-    ``(n - 1) * stride + low + high - k + 2`` with an explicit ``(low, high)`` pair.
-
-    Args:
-        params: ``{"weights": (kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.
-        x: ``(*batch, height, width, in_channels)``, any number of batch axes.
-        stride: the upsampling factor, an int or a pair.
-
-    Returns:
-        ``(*batch, out_height, out_width, out_channels)``.
+    """, num_spatial_dims=1, transpose=True)
+conv_transpose_2d = _alias("conv_transpose_2d", """As `conv` with ``num_spatial_dims=2, transpose=True`` (output sizes in `conv`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -386,46 +253,8 @@ def conv_transpose_2d(
         >>> params = trace(nets.conv_transpose_2d(_, _, 8, 3, 2), jax.random.key(0), x)
         >>> nets.conv_transpose_2d(params, x, 8, 3, 2).shape
         (2, 8, 8, 8)
-    """
-    return _conv(
-        params, x, who="conv_transpose_2d", num_spatial_dims=2, transpose=True, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
-        dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
-
-
-@flexible
-def conv_transpose_3d(
-    params: ConvParams,
-    x: Float[Array, "*batch depth height width in_channels"],
-    out_channels: int,
-    kernel_size: int | Sequence[int],
-    stride: int | Sequence[int] = 1,
-    padding: Padding = "SAME",
-    dilation: int | Sequence[int] = 1,
-    *,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
-) -> Float[Array, "*batch out_depth out_height out_width out_channels"]:
-    """As `conv` with 3 spatial dims and ``transpose=True``; output sizes as :func:`conv_transpose_1d`, per axis.
-
-    With ``k = (kernel_size - 1) * dilation + 1`` on an axis of size ``n``, the output size is
-    ``n * stride`` with ``"SAME"``, ``(n - 1) * stride + max(k, stride)`` with ``"VALID"``
-    (``n * stride`` when the effective kernel is smaller than the stride, as Flax), and
-    ``(n - 1) * stride + low + high - k + 2`` with an explicit ``(low, high)`` pair.
-
-    Args:
-        params: ``{"weights": (kd, kh, kw, in_channels, out_channels), "bias": (out_channels,)}``.
-        x: ``(*batch, depth, height, width, in_channels)``, any number of batch axes.
-        stride: the upsampling factor, an int or three ints.
-
-    Returns:
-        ``(*batch, out_depth, out_height, out_width, out_channels)``.
+    """, num_spatial_dims=2, transpose=True)
+conv_transpose_3d = _alias("conv_transpose_3d", """As `conv` with ``num_spatial_dims=3, transpose=True`` (output sizes in `conv`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -435,10 +264,4 @@ def conv_transpose_3d(
         >>> params = trace(nets.conv_transpose_3d(_, _, 4, 2, 2), jax.random.key(0), x)
         >>> nets.conv_transpose_3d(params, x, 4, 2, 2).shape
         (4, 4, 4, 4)
-    """
-    return _conv(
-        params, x, who="conv_transpose_3d", num_spatial_dims=3, transpose=True, out_channels=out_channels,
-        kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
-        use_bias=use_bias, weights_initializer=weights_initializer, bias_initializer=bias_initializer,
-        dtype=dtype, param_dtype=param_dtype, precision=precision,
-    )
+    """, num_spatial_dims=3, transpose=True)

@@ -500,11 +500,10 @@ def cached_logits(params: Params, tokens: Array, model: Decoder, mask: Array, pr
     batch, seq = tokens.shape
     positions = jnp.maximum(jnp.cumsum(mask, axis=-1) - 1, 0)
     cache = empty_cache(model, batch, seq)
+    step = jax.jit(decoder_step, static_argnums=3)  # the model (its blocks) is static: two traces
     logits: list[Array] = []
     for start, stop in [(0, prefill), *((t, t + 1) for t in range(prefill, seq))]:
-        step_logits, cache = decoder_step(
-            params, cache, tokens[:, start:stop], model, padding_mask=mask, positions=positions[:, start:stop]
-        )
+        step_logits, cache = step(params, cache, tokens[:, start:stop], model, mask, positions[:, start:stop])
         logits.append(step_logits)
     return jnp.concatenate(logits, axis=1)
 

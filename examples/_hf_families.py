@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -173,9 +173,8 @@ def decoder_step(
 ) -> tuple[Array, nets.Cache]:
     """Logits of new tokens ``(*batch, new)`` given the cache of those before (``padding_mask``
     over the cache's slots, ``positions`` of the new tokens)."""
-    h, cache = nets.step(
-        params["transformer"], cache, _embed(params, tokens, model), padding_mask=padding_mask, positions=positions
-    )
+    stack = cast(nets.TransformerParams, params["transformer"])  # nets.step types its params as the TypedDict
+    h, cache = nets.step(stack, cache, _embed(params, tokens, model), padding_mask=padding_mask, positions=positions)
     return _unembed(params, h, model), cache
 
 
@@ -261,22 +260,22 @@ def _array(state_dict: StateDict, name: str) -> Array:
     return jnp.asarray(np.asarray(value, np.float32))
 
 
-def _linear(state_dict: StateDict, prefix: str, bias: bool = True) -> Params:
+def _linear(state_dict: StateDict, prefix: str, bias: bool = True) -> dict[str, Array]:
     """A torch ``nn.Linear`` (weight ``(out, in)``) as zephyr's linear params (``(in, out)``)."""
-    params: Params = {"weights": _array(state_dict, f"{prefix}.weight").T}
+    params = {"weights": _array(state_dict, f"{prefix}.weight").T}
     if bias:
         params["bias"] = _array(state_dict, f"{prefix}.bias")
     return params
 
 
-def _norm(state_dict: StateDict, prefix: str, bias: bool = False) -> Params:
-    params: Params = {"scale": _array(state_dict, f"{prefix}.weight")}
+def _norm(state_dict: StateDict, prefix: str, bias: bool = False) -> dict[str, Array]:
+    params = {"scale": _array(state_dict, f"{prefix}.weight")}
     if bias:
         params["offset"] = _array(state_dict, f"{prefix}.bias")
     return params
 
 
-def _stack(layers: list[Params], period: int, scan: bool = True) -> Params:
+def _stack(layers: list[dict[str, Any]], period: int, scan: bool = True) -> Params:
     """Per-layer params in the layout of ``nets.transformer``: with a pattern of ``period``
     blocks, slot ``j`` holds layers ``j, j + period, ...`` stacked."""
     if not scan:
@@ -293,10 +292,10 @@ def decoder_params(state_dict: StateDict, model: Decoder) -> Params:
     weights are the ``w`` of ``x * (1 + w)``, as ``unit_offset=True`` reads them.
     """
     sandwich = model.blocks[0].arrangement is nets.sandwich
-    layers: list[Params] = []
+    layers: list[dict[str, Any]] = []
     for i in range(model.num_layers):
         p = f"model.layers.{i}."
-        layer: Params = {
+        layer: dict[str, Any] = {  # a block's params, being filled
             "attention_norm": _norm(state_dict, p + "input_layernorm"),
             "attention": {
                 name: _linear(state_dict, f"{p}self_attn.{torch_name}_proj", bias=False)
@@ -311,7 +310,7 @@ def decoder_params(state_dict: StateDict, model: Decoder) -> Params:
         else:
             layer["mlp_norm"] = _norm(state_dict, p + "post_attention_layernorm")
         layers.append(layer)
-    params: Params = {
+    params: dict[str, Params] = {
         "embed": {"embeddings": _array(state_dict, "model.embed_tokens.weight")},
         "transformer": {"layers": _stack(layers, len(model.blocks)), "final_norm": _norm(state_dict, "model.norm")},
     }
@@ -322,7 +321,7 @@ def decoder_params(state_dict: StateDict, model: Decoder) -> Params:
 
 def bert_params(state_dict: StateDict, model: Bert) -> Params:
     """Params of :func:`bert_encoder` from a ``BertModel`` state dict (the pooler is not read)."""
-    layers: list[Params] = []
+    layers: list[dict[str, Any]] = []
     for i in range(model.num_layers):
         p = f"encoder.layer.{i}."
         layers.append({
@@ -360,7 +359,7 @@ def vit_params(state_dict: StateDict, model: ViT) -> Params:
     """Params of :func:`vit_encoder` from a ``ViTModel`` state dict (the pooler is not read):
     a checkpoint's names (``encoder.layer.i.attention.attention.query``) or the modules' of
     transformers >= 5.25 (``layers.i.attention.q_proj``)."""
-    layers: list[Params] = []
+    layers: list[dict[str, Any]] = []
     for i in range(model.num_layers):
         prefix = f"encoder.layer.{i}." if f"encoder.layer.{i}.layernorm_before.weight" in state_dict else f"layers.{i}."
 
@@ -453,6 +452,7 @@ def reference(family: Family, seed: int = 0, batch: int = 2, seq: int = 12) -> R
         state_dict: dict[str, np.ndarray[Any, Any]] = safetensors_numpy.load_file(f"{directory}/model.safetensors")
     rng = np.random.default_rng(seed)
     mask: np.ndarray[Any, Any] | None = None
+    inputs: np.ndarray[Any, Any]
     if family == "vit":
         inputs = rng.standard_normal((batch, config.image_size, config.image_size, config.num_channels)).astype(np.float32)
     else:
@@ -468,18 +468,20 @@ def reference(family: Family, seed: int = 0, batch: int = 2, seq: int = 12) -> R
         with torch.no_grad():
             if family == "vit":
                 pixels = torch.from_numpy(inputs.transpose(0, 3, 1, 2)).to(dtype)  # NCHW
-                return m(pixel_values=pixels).last_hidden_state.double().numpy()
+                return np.asarray(m(pixel_values=pixels).last_hidden_state.double().numpy(), np.float64)
+            assert mask is not None  # token ids come with their mask
             ids = torch.from_numpy(inputs)
-            attention = torch.from_numpy(mask.astype(np.int64))  # pyright: ignore[reportOptionalMemberAccess]
+            attention = torch.from_numpy(mask.astype(np.int64))
             if family == "bert":
-                return m(input_ids=ids, attention_mask=attention).last_hidden_state.double().numpy()
+                return np.asarray(m(input_ids=ids, attention_mask=attention).last_hidden_state.double().numpy(), np.float64)
             if dtype == torch.float32:
-                positions = torch.from_numpy(left_padded_positions(mask))  # pyright: ignore[reportArgumentType]
-                return m(input_ids=ids, attention_mask=attention, position_ids=positions).logits.double().numpy()
+                positions = torch.from_numpy(left_padded_positions(mask))
+                logits = m(input_ids=ids, attention_mask=attention, position_ids=positions).logits
+                return np.asarray(logits.double().numpy(), np.float64)
             # float64: each row's real tokens alone (the eager attention of Gemma 2 in float64
             # gives NaN on every position of a padded row), NaN on the pads
             out = np.full((*inputs.shape, config.vocab_size), np.nan)
-            for row, real in enumerate(mask):  # pyright: ignore[reportOptionalIterable]
+            for row, real in enumerate(mask):
                 out[row, real] = m(input_ids=ids[row : row + 1, torch.from_numpy(real)]).logits[0].numpy()
             return out
 
@@ -491,7 +493,7 @@ def reference(family: Family, seed: int = 0, batch: int = 2, seq: int = 12) -> R
 
 def left_padded_positions(mask: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Positions of a left-padded batch: counted from each row's first real token (0 on the pads)."""
-    return np.maximum(np.cumsum(mask, axis=-1) - 1, 0).astype(np.int64)
+    return np.asarray(np.maximum(np.cumsum(mask, axis=-1) - 1, 0), np.int64)
 
 
 def cached_logits(params: Params, tokens: Array, model: Decoder, mask: Array, prefill: int) -> Array:

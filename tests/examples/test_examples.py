@@ -28,6 +28,7 @@ TINY: dict[str, list[str]] = {
         "--batch-size", "2", "--sample-length", "8", "--chars", "4000",
     ],
     "digits_cnn": ["--epochs", "1", "--limit", "96", "--batch-size", "32", "--out", "{tmp}"],
+    "gemma2": ["--layers", "2", "--d", "16", "--window", "2", "--length", "6", "--new-tokens", "3"],
     "llama": [
         "--steps", "2", "--d", "16", "--heads", "2", "--kv-heads", "1", "--layers", "1", "--context", "24",
         "--batch-size", "2", "--sample-length", "8", "--chars", "4000",

@@ -1,5 +1,5 @@
-"""Attention: ``dot_product_attention``, ``single_head_attention``, ``multi_head_attention``,
-``multi_head_self_attention`` and its key/value-cache decoding step."""
+"""Attention nets: ``dot_product_attention``, ``single_head_attention``, ``multi_head_attention`` and
+``multi_head_self_attention``, configured by one :class:`Attention` value (``_parts.py``)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jaxtyping import Bool, Float, Int, Real
+from jaxtyping import Bool, Float, Real
 
-from .._checks import check_random_key, check_rate, min_rank, positive_int, positive_int_or_none
-from ..core._initializers import default_initializer, zeros
-from ..core._types import DType, Initializer, PRNGKey
+from .._checks import check_random_key, check_rate, describe_value, is_positive_int, min_rank
+from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
 from ._dtypes import cast, compute_dtype
-from ._embed import rope as rope_embed
 from ._linear import LinearParams, linear
+from ._parts import Attention, LogitsPart, attention, on_logits_parts
 
 MSG_MASKS = """\
 `mask` is boolean, True where a query may attend to a key, and is read as
@@ -47,48 +46,33 @@ class AttentionParams(TypedDict):
     out: LinearParams
 
 
-class KVCache(TypedDict):
-    """The key/value cache of :func:`multi_head_self_attention_step`: a plain dict pytree.
-
-    ``key`` ``(*batch, max_len, num_kv_heads, key_size)`` and ``value`` ``(*batch, max_len,
-    num_kv_heads, value_size)``: the projected (and, with ``rope=True``, rotated) keys and the
-    values of the positions seen so far (zeros after them). ``length`` (int32, shape ``()``) is
-    how many positions are filled; it is also the position of the next step (what ``rope``
-    rotates by).
-    """
-
-    key: Float[Array, "*batch max_len num_kv_heads key_size"]
-    value: Float[Array, "*batch max_len num_kv_heads value_size"]
-    length: Int[Array, ""]
-
-
 class _Sizes(NamedTuple):
     kv_heads: int
     key_size: int
     value_size: int
 
 
-def _heads(
-    who: str, d: int, num_heads: int, num_kv_heads: int | None, key_size: int | None = None, value_size: int | None = None
-) -> _Sizes:
-    """The heads' sizes, or a ValueError naming the argument that does not fit."""
-    positive_int(who, "num_heads", num_heads)
-    positive_int_or_none(who, "key_size", key_size)
-    positive_int_or_none(who, "value_size", value_size)
-    if key_size is None and d % num_heads:
+def _sizes(who: str, att: Attention, d: int) -> _Sizes:
+    """The heads' sizes of ``att`` at model size ``d``, or a ValueError naming what does not fit."""
+    if att.key_size is None and d % att.num_heads:
         raise ValueError(
-            f"{who}: `num_heads` ({num_heads}) must divide the model size (the last axis of the "
+            f"{who}: `num_heads` ({att.num_heads}) must divide the model size (the last axis of the "
             f"query, {d}); the head size is model size // num_heads unless `key_size` is given"
         )
-    positive_int_or_none(who, "num_kv_heads", num_kv_heads)
-    kv_heads = num_heads if num_kv_heads is None else num_kv_heads
-    if num_heads % kv_heads:
-        raise ValueError(
-            f"{who}: `num_kv_heads` ({kv_heads}) must divide `num_heads` ({num_heads}): "
-            "each key/value head serves num_heads // num_kv_heads query heads"
-        )
-    size = d // num_heads if key_size is None else key_size
-    return _Sizes(kv_heads, size, size if value_size is None else value_size)
+    size = d // att.num_heads if att.key_size is None else att.key_size
+    kv_heads = att.num_heads if att.num_kv_heads is None else att.num_kv_heads
+    return _Sizes(kv_heads, size, size if att.value_size is None else att.value_size)
+
+
+def as_attention(who: str, value: int | Attention) -> Attention:
+    """``value`` as an :class:`Attention`: an int is ``nets.attention(value)``."""
+    if isinstance(value, Attention):
+        return value
+    if is_positive_int(value):
+        return attention(value)
+    raise TypeError(
+        f"{who}: `attention` must be a number of heads or a value of nets.attention(...), got {describe_value(value)}"
+    )
 
 
 def _boolean(who: str, name: str, mask: object) -> Array:
@@ -184,22 +168,32 @@ def _dropout(who: str, rate: float, key: PRNGKey | None, deterministic: bool) ->
 
 
 def _attend(
-    q: Array, k: Array, v: Array, mask: Array | None, is_causal: bool, scale: float, dropout: _Dropout | None = None
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array | None,
+    is_causal: bool,
+    scale: float,
+    dropout: _Dropout | None = None,
+    parts: tuple[LogitsPart, ...] = (),
+    offset: Array | int | None = None,
 ) -> Array:
-    """``jax.nn.dot_product_attention`` over any number of batch axes.
+    """``jax.nn.dot_product_attention`` over any number of batch axes, with logit parts.
 
     ``q`` ``(*b, T, H, D)``, ``k`` ``(*b, S, K, D)``, ``v`` ``(*b, S, K, Dv)`` of one dtype (GQA when
     ``K < H``: query head ``h`` reads key/value head ``h // (H // K)``); ``mask`` ``None`` or boolean
-    ``(*b, H, T, S)``; ``is_causal``: query ``i`` sees keys ``<= i + S - T`` (aligned at the end).
-    The softmax runs in float32. With ``dropout``, the attention weights are dropped (jax's
-    attention has no dropout, so the weights are computed here). Returns ``(*b, T, H, Dv)``.
+    ``(*b, H, T, S)``. Query ``i`` is slot ``offset + i`` (default ``S - T``: aligned at the end),
+    key ``j`` slot ``j``; ``is_causal``: query slot ``i`` sees key slots ``<= i``. ``parts`` act on
+    the scaled float32 logits; with them or with ``dropout`` the weights are computed here (jax's
+    attention has neither hook). The softmax runs in float32. Returns ``(*b, T, H, Dv)``.
     """
     batch, (q_len, kv_len) = q.shape[:-3], (q.shape[-3], k.shape[-3])
-    if is_causal and (q_len != kv_len or dropout is not None):  # jax aligns its causal mask at the start
-        mask = _and(mask, _causal_mask(q_len, kv_len, kv_len - q_len))
+    start = kv_len - q_len if offset is None else offset
+    if is_causal and (q_len != kv_len or dropout is not None or parts or offset is not None):
+        mask = _and(mask, _causal_mask(q_len, kv_len, start))  # jax aligns its causal mask at the start
         is_causal = False
-    if dropout is not None:
-        return _attend_with_dropout(q, k, v, mask, scale, dropout)
+    if dropout is not None or parts:
+        return _attend_weights(q, k, v, mask, scale, dropout, parts, start)
     # jax wants values of the keys' head size: zeros pad the smaller one (no change to the
     # logits, nor to the output columns kept).
     head_dim, value_dim = q.shape[-1], v.shape[-1]
@@ -224,15 +218,30 @@ def _attend(
     return y if value_dim == head_dim else y[..., :value_dim]
 
 
-def _attend_with_dropout(q: Array, k: Array, v: Array, mask: Array | None, scale: float, dropout: _Dropout) -> Array:
-    """Attention whose weights are dropped (inverted dropout); the rest as :func:`_attend`."""
+def _attend_weights(
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array | None,
+    scale: float,
+    dropout: _Dropout | None,
+    parts: tuple[LogitsPart, ...],
+    start: Array | int,
+) -> Array:
+    """Attention with the weights written out: logit parts, then the mask, softmax, dropout."""
     groups = q.shape[-2] // k.shape[-2]
     k, v = jnp.repeat(k, groups, axis=-2), jnp.repeat(v, groups, axis=-2)
     qh, kh, vh = (jnp.moveaxis(a, -2, -3) for a in (q, k, v))  # (*b, H, T or S, D)
     logits = jnp.matmul(qh, jnp.swapaxes(kh, -1, -2), preferred_element_type=jnp.float32) * scale
+    q_index = jax.lax.iota(jnp.int32, q.shape[-3]) + start
+    k_index = jax.lax.iota(jnp.int32, k.shape[-3])
+    for part in parts:
+        logits = part(logits, q_index, k_index)
     if mask is not None:  # as jax: a fully masked row gets equal weights (the plain mean)
         logits = jnp.where(mask, logits, float(np.finfo(np.float32).min))
-    weights = _keep(dropout.key, dropout.rate, logits.shape, jax.nn.softmax(logits, axis=-1))
+    weights = jax.nn.softmax(logits, axis=-1)
+    if dropout is not None:
+        weights = _keep(dropout.key, dropout.rate, logits.shape, weights)
     return jnp.moveaxis(jnp.matmul(weights.astype(v.dtype), vh), -3, -2)
 
 
@@ -334,58 +343,73 @@ def dot_product_attention(
     return _attend(cast(q, compute), cast(k, compute), cast(v, compute), full, is_causal, scale, drop)
 
 
-class _Projections(NamedTuple):
-    """How :func:`multi_head_attention` projects: sizes, bias, initializers, dtypes."""
+def _project(
+    att: Attention, params: LinearParams, x: Array, heads: int, size: int
+) -> Array:
+    """``x`` mapped by a linear to ``heads`` heads of ``size``: ``(*batch, seq, heads, size)``."""
+    p = att.projections
+    y = linear(
+        params,
+        x,
+        heads * size,
+        p.use_bias,
+        weights_initializer=p.weights_initializer,
+        bias_initializer=p.bias_initializer,
+        dtype=p.dtype,
+        param_dtype=p.param_dtype,
+    )
+    return y.reshape((*y.shape[:-1], heads, size))
 
-    num_heads: int
-    sizes: _Sizes
-    use_bias: bool
-    weights_initializer: Initializer
-    out_initializer: Initializer
-    bias_initializer: Initializer
-    dtype: DType | None
-    param_dtype: DType | None
 
-    def heads(self, params: LinearParams, x: Array, heads: int, size: int) -> Array:
-        y = linear(
-            params,
-            x,
-            heads * size,
-            self.use_bias,
-            weights_initializer=self.weights_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
+def _merge(att: Attention, params: LinearParams, heads: Array, d: int) -> Array:
+    """The heads ``(*batch, seq, heads, size)`` merged and mapped back to ``d``."""
+    p = att.projections
+    merged = heads.reshape((*heads.shape[:-2], heads.shape[-2] * heads.shape[-1]))
+    return linear(
+        params,
+        merged,
+        d,
+        p.use_bias,
+        weights_initializer=p.weights_initializer if p.out_initializer is None else p.out_initializer,
+        bias_initializer=p.bias_initializer,
+        dtype=p.dtype,
+        param_dtype=p.param_dtype,
+    )
+
+
+def _qkv(
+    att: Attention, sizes: _Sizes, params: AttentionParams, q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array
+) -> tuple[Array, Array, Array]:
+    """The query, key and value heads, ``on_qk`` applied at the positions."""
+    qh = _project(att, params["query"], q, att.num_heads, sizes.key_size)
+    kh = _project(att, params["key"], k, sizes.kv_heads, sizes.key_size)
+    vh = _project(att, params["value"], v, sizes.kv_heads, sizes.value_size)
+    if att.on_qk is not None:
+        qh, kh = att.on_qk(qh, kh, q_pos, k_pos)
+    return qh, kh, vh
+
+
+def _heads_attended(
+    att: Attention,
+    sizes: _Sizes,
+    heads: tuple[Array, Array, Array],
+    mask: Array | None,
+    is_causal: bool,
+    drop: _Dropout | None = None,
+    offset: Array | int | None = None,
+) -> Array:
+    compute = compute_dtype(att.projections.dtype, *heads)
+    qh, kh, vh = (cast(h, compute) for h in heads)
+    scale = 1.0 / math.sqrt(sizes.key_size) if att.scale is None else att.scale
+    return _attend(qh, kh, vh, mask, is_causal or att.causal, scale, drop, on_logits_parts(att.on_logits), offset)
+
+
+def _no_positions_without_on_qk(who: str, att: Attention, *positions: Array | None) -> None:
+    if att.on_qk is None and any(p is not None for p in positions):
+        raise ValueError(
+            f"{who}: `positions` are read by the attention's `on_qk` part only: give it one, e.g. "
+            "nets.attention(num_heads, on_qk=nets.rotary(10000.0))"
         )
-        return y.reshape((*y.shape[:-1], heads, size))
-
-    def qkv(self, params: AttentionParams, q: Array, k: Array, v: Array) -> tuple[Array, Array, Array]:
-        s = self.sizes
-        return (
-            self.heads(params["query"], q, self.num_heads, s.key_size),
-            self.heads(params["key"], k, s.kv_heads, s.key_size),
-            self.heads(params["value"], v, s.kv_heads, s.value_size),
-        )
-
-    def out(self, params: LinearParams, heads: Array, d: int) -> Array:
-        merged = heads.reshape((*heads.shape[:-2], heads.shape[-2] * heads.shape[-1]))
-        return linear(
-            params,
-            merged,
-            d,
-            self.use_bias,
-            weights_initializer=self.out_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype,
-            param_dtype=self.param_dtype,
-        )
-
-
-def _rope_checked(who: str, rope: bool, key_size: int, positions: Array | None, kv_positions: Array | None = None) -> None:
-    if not rope and (positions is not None or kv_positions is not None):
-        raise ValueError(f"{who}: `positions` are read by the rotary embedding only: pass `rope=True` with them")
-    if rope and key_size % 2:
-        raise ValueError(f"{who}: `rope=True` rotates pairs of features: the key size must be even, got {key_size}")
 
 
 @flexible
@@ -394,37 +418,24 @@ def multi_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = None,
     is_causal: bool = False,
     *,
     padding_mask: Bool[Array, "..."] | None = None,
-    num_kv_heads: int | None = None,
-    key_size: int | None = None,
-    value_size: int | None = None,
-    use_bias: bool = True,
-    rope: bool = False,
-    rope_base: float = 10000.0,
     positions: Real[Array, "..."] | None = None,
     kv_positions: Real[Array, "..."] | None = None,
-    dropout_rate: float = 0.0,
     key: PRNGKey | None = None,
     deterministic: bool = False,
-    weights_initializer: Initializer = default_initializer,
-    out_initializer: Initializer | None = None,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
 ) -> Float[Array, "*batch q_len d"]:
     """Multi-head attention of queries ``q`` over keys ``k`` and values ``v`` (Vaswani et al.).
 
     ``q``, ``k`` and ``v`` are projected by :func:`linear` maps to ``num_heads`` query heads
-    and ``num_kv_heads`` key/value heads (queries and keys of ``key_size``, values of
-    ``value_size``, both ``d // num_heads`` by default, ``d`` the last axis of ``q``), attended
-    per head by :func:`dot_product_attention` and projected back to ``d``. With
-    ``num_kv_heads < num_heads`` this is grouped-query attention (``num_kv_heads=1``:
-    multi-query attention). With ``rope=True`` the query and key heads are rotated by
-    :func:`rope` at their positions before attending.
+    and ``num_kv_heads`` key/value heads (grouped-query attention when fewer), the attention's
+    ``on_qk`` part (e.g. :func:`rotary`) acts on the query and key heads at their positions,
+    the heads are attended by scaled dot products (``on_logits`` parts such as
+    :func:`soft_cap` or :func:`sliding_window` act on the logits) and projected back to ``d``.
+    Everything but the data comes from one :func:`attention` value.
 
     Args:
         params: ``{"query": {"weights": (d, num_heads * key_size), "bias": ...}, "key":
@@ -433,31 +444,17 @@ def multi_head_attention(
         q: ``(*batch, q_len, d)``.
         k: ``(*batch, kv_len, d_k)``.
         v: ``(*batch, kv_len, d_v)``.
-        num_heads: the number of query heads; must divide ``d`` unless ``key_size`` is given.
+        attention: a value of :func:`attention`, or a number of heads (``nets.attention(n)``).
         mask: boolean, True = attend, broadcast right-aligned to ``(*batch, num_heads, q_len,
-            kv_len)`` (as ``jax.nn.dot_product_attention``): ``(q_len, kv_len)`` is one mask for
-            all. Its meaning never depends on the batch size. (It was ``masks``; padding now
-            goes in ``padding_mask``.)
-        is_causal: query ``i`` attends to keys ``j <= i + kv_len - q_len``.
+            kv_len)`` (as ``jax.nn.dot_product_attention``): ``(q_len, kv_len)`` is one mask for all.
+        is_causal: query ``i`` attends to keys ``j <= i + kv_len - q_len`` (also when the
+            attention value is ``causal``).
         padding_mask: boolean, True = a real key: broadcast right-aligned to ``(*batch, kv_len)``.
-        num_kv_heads: key/value heads (default ``num_heads``); must divide ``num_heads``.
-        key_size: the size of each query and key head (default ``d // num_heads``).
-        value_size: the size of each value head (default ``key_size``).
-        use_bias: whether the projections have a bias.
-        rope: rotate queries and keys by :func:`rope` ("rotate half", GPT-NeoX and LLaMA).
-        rope_base: the rotation's wavelength base.
-        positions: the queries' positions, broadcast to ``(*batch, q_len)`` (default ``0, 1, ...,
-            q_len - 1``); only with ``rope=True``.
+        positions: the queries' positions for ``on_qk``, broadcast to ``(*batch, q_len)``
+            (default ``0, 1, ..., q_len - 1``).
         kv_positions: the keys' positions, ``(*batch, kv_len)`` (default ``0, ..., kv_len - 1``).
-        dropout_rate: dropout of the attention weights.
-        key: the dropout's random key (needed when ``dropout_rate > 0`` and not ``deterministic``).
+        key: the random key of the attention dropout (when its rate is above 0, not ``deterministic``).
         deterministic: no dropout (evaluation).
-        weights_initializer: initializer of the query, key and value weights.
-        out_initializer: initializer of the output projection's weights (default
-            ``weights_initializer``), e.g. a scaled residual init.
-        bias_initializer: initializer of the biases (default zeros).
-        dtype: the computation dtype (default: the promoted dtype of the inputs and params).
-        param_dtype: the storage dtype of the params (default float32).
 
     Returns:
         ``(*batch, q_len, d)``.
@@ -467,7 +464,7 @@ def multi_head_attention(
         >>> from zephyr import nets, trace
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> q, kv = jnp.ones((2, 5, 8)), jnp.ones((2, 7, 6))
-        >>> net = nets.multi_head_attention(_, _, _, _, 4, num_kv_heads=2)
+        >>> net = nets.multi_head_attention(_, _, _, _, nets.attention(4, num_kv_heads=2))
         >>> params = trace(net, jax.random.key(0), q, kv, kv)
         >>> jax.tree.map(jnp.shape, params)["key"]
         {'bias': (4,), 'weights': (6, 4)}
@@ -475,6 +472,7 @@ def multi_head_attention(
         (2, 5, 8)
     """
     who = "multi_head_attention"
+    att = as_attention(who, attention)
     min_rank(who, "q", q.shape, 2, "(seq, features)")
     min_rank(who, "k", k.shape, 2, "(seq, features)")
     min_rank(who, "v", v.shape, 2, "(seq, features)")
@@ -483,29 +481,15 @@ def multi_head_attention(
     if q.shape[:-2] != k.shape[:-2]:
         raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
     d = q.shape[-1]
-    sizes = _heads(who, d, num_heads, num_kv_heads, key_size, value_size)
-    _rope_checked(who, rope, sizes.key_size, positions, kv_positions)
-    drop = _dropout(who, dropout_rate, key, deterministic)
+    sizes = _sizes(who, att, d)
+    _no_positions_without_on_qk(who, att, positions, kv_positions)
+    drop = _dropout(who, att.dropout_rate, key, deterministic)
     batch, q_len, kv_len = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
-    full = _full_mask(who, mask, padding_mask, batch, num_heads, q_len, kv_len)
-    project = _Projections(
-        num_heads,
-        sizes,
-        use_bias,
-        weights_initializer,
-        weights_initializer if out_initializer is None else out_initializer,
-        bias_initializer,
-        dtype,
-        param_dtype,
-    )
-    qh, kh, vh = project.qkv(params, q, k, v)
-    if rope:
-        qh = rope_embed(qh, _positions(who, "positions", positions, batch, q_len), base=rope_base)
-        kh = rope_embed(kh, _positions(who, "kv_positions", kv_positions, batch, kv_len), base=rope_base)
-    compute = compute_dtype(dtype, qh, kh, vh)
-    scale = 1.0 / math.sqrt(sizes.key_size)
-    heads = _attend(cast(qh, compute), cast(kh, compute), cast(vh, compute), full, is_causal, scale, drop)
-    return project.out(params["out"], heads, d)
+    full = _full_mask(who, mask, padding_mask, batch, att.num_heads, q_len, kv_len)
+    q_pos = _positions(who, "positions", positions, batch, q_len)
+    k_pos = _positions(who, "kv_positions", kv_positions, batch, kv_len)
+    heads = _heads_attended(att, sizes, _qkv(att, sizes, params, q, k, v, q_pos, k_pos), full, is_causal, drop)
+    return _merge(att, params["out"], heads, d)
 
 
 @flexible
@@ -518,11 +502,8 @@ def single_head_attention(
     is_causal: bool = False,
     *,
     padding_mask: Bool[Array, "..."] | None = None,
-    use_bias: bool = True,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
 ) -> Float[Array, "*batch q_len d"]:
-    """Attention with one head: :func:`multi_head_attention` with ``num_heads=1``, same params.
+    """Attention with one head: :func:`multi_head_attention` with ``nets.attention(1)``, same params.
 
     Args:
         params: as :func:`multi_head_attention`'s, with ``key_size = value_size = d``.
@@ -544,73 +525,35 @@ def single_head_attention(
         >>> sorted(params), nets.single_head_attention(params, q, q, q).shape
         (['key', 'out', 'query', 'value'], (3, 4))
     """
-    return multi_head_attention(
-        params,
-        q,
-        k,
-        v,
-        1,
-        mask,
-        is_causal,
-        padding_mask=padding_mask,
-        use_bias=use_bias,
-        dtype=dtype,
-        param_dtype=param_dtype,
-    )
+    return multi_head_attention(params, q, k, v, 1, mask, is_causal, padding_mask=padding_mask)
 
 
 @flexible
 def multi_head_self_attention(
     params: AttentionParams,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = None,
     is_causal: bool = False,
     *,
     padding_mask: Bool[Array, "..."] | None = None,
-    num_kv_heads: int | None = None,
-    key_size: int | None = None,
-    value_size: int | None = None,
-    use_bias: bool = True,
-    rope: bool = False,
-    rope_base: float = 10000.0,
     positions: Real[Array, "..."] | None = None,
-    dropout_rate: float = 0.0,
     key: PRNGKey | None = None,
     deterministic: bool = False,
-    weights_initializer: Initializer = default_initializer,
-    out_initializer: Initializer | None = None,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
 ) -> Float[Array, "*batch seq d"]:
     """Multi-head self-attention: :func:`multi_head_attention` of ``x`` over itself.
 
     Args:
         params: as :func:`multi_head_attention`'s (``d_k = d_v = d``).
         x: ``(*batch, seq, d)``.
-        num_heads: the number of heads; must divide ``d`` unless ``key_size`` is given.
+        attention: a value of :func:`attention`, or a number of heads (must divide ``d``).
         mask: boolean, True = attend, broadcast right-aligned to ``(*batch, num_heads, seq,
-            seq)``: ``(seq, seq)`` is one mask for all (``jnp.tril(...)`` equals ``is_causal=True``
-            at every batch size).
+            seq)``: ``(seq, seq)`` is one mask for all (``jnp.tril(...)`` equals ``is_causal=True``).
         is_causal: position ``i`` attends to positions ``<= i`` only.
         padding_mask: boolean, True = a real token: broadcast right-aligned to ``(*batch, seq)``.
-        num_kv_heads: key/value heads (default ``num_heads``); must divide ``num_heads``.
-        key_size: the size of each query and key head (default ``d // num_heads``).
-        value_size: the size of each value head (default ``key_size``).
-        use_bias: whether the projections have a bias.
-        rope: rotate queries and keys by :func:`rope` at ``positions``.
-        rope_base: the rotation's wavelength base.
-        positions: the steps' positions, broadcast to ``(*batch, seq)`` (default ``0, ..., seq - 1``);
-            only with ``rope=True``.
-        dropout_rate: dropout of the attention weights.
-        key: the dropout's random key (needed when ``dropout_rate > 0`` and not ``deterministic``).
+        positions: the steps' positions for ``on_qk``, ``(*batch, seq)`` (default ``0, ..., seq - 1``).
+        key: the random key of the attention dropout.
         deterministic: no dropout (evaluation).
-        weights_initializer: initializer of the query, key and value weights.
-        out_initializer: initializer of the output projection's weights (default ``weights_initializer``).
-        bias_initializer: initializer of the biases (default zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
 
     Returns:
         ``(*batch, seq, d)``.
@@ -630,191 +573,50 @@ def multi_head_self_attention(
         x,
         x,
         x,
-        num_heads,
+        attention,
         mask,
         is_causal,
         padding_mask=padding_mask,
-        num_kv_heads=num_kv_heads,
-        key_size=key_size,
-        value_size=value_size,
-        use_bias=use_bias,
-        rope=rope,
-        rope_base=rope_base,
         positions=positions,
         kv_positions=positions,
-        dropout_rate=dropout_rate,
         key=key,
         deterministic=deterministic,
-        weights_initializer=weights_initializer,
-        out_initializer=out_initializer,
-        bias_initializer=bias_initializer,
-        dtype=dtype,
-        param_dtype=param_dtype,
     )
 
 
-def init_kv_cache(
-    x: Float[Array, "*batch seq d"],
-    num_heads: int,
-    max_len: int,
-    *,
-    num_kv_heads: int | None = None,
-    key_size: int | None = None,
-    value_size: int | None = None,
-    dtype: DType | None = None,
-) -> KVCache:
-    """An empty key/value cache for :func:`multi_head_self_attention_step`.
-
-    Args:
-        x: a sample input ``(*batch, seq, d)``: only its batch axes, ``d`` and dtype are read.
-        num_heads: as given to the attention.
-        max_len: how many positions the cache holds.
-        num_kv_heads: as given to the attention (default ``num_heads``).
-        key_size: as given to the attention (default ``d // num_heads``).
-        value_size: as given to the attention (default ``key_size``).
-        dtype: the cache's dtype (default: ``x``'s).
-
-    Returns:
-        ``{"key": zeros (*batch, max_len, num_kv_heads, key_size), "value": zeros (*batch,
-        max_len, num_kv_heads, value_size), "length": 0}``: a plain dict, a pytree that ``jit``
-        and ``lax.scan`` carry.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from zephyr import nets
-        >>> cache = nets.init_kv_cache(jnp.ones((2, 1, 8)), 4, 16, num_kv_heads=2)
-        >>> jax.tree.map(jnp.shape, cache)
-        {'key': (2, 16, 2, 2), 'length': (), 'value': (2, 16, 2, 2)}
-    """
-    who = "init_kv_cache"
-    min_rank(who, "x", x.shape, 2, "(seq, d)")
-    positive_int(who, "max_len", max_len)
-    sizes = _heads(who, x.shape[-1], num_heads, num_kv_heads, key_size, value_size)
-    batch = tuple(x.shape[:-2])
-    cache_dtype = np.dtype(x.dtype) if dtype is None else np.dtype(dtype)
-    return {
-        "key": jax.lax.full((*batch, max_len, sizes.kv_heads, sizes.key_size), 0, cache_dtype),
-        "value": jax.lax.full((*batch, max_len, sizes.kv_heads, sizes.value_size), 0, cache_dtype),
-        "length": jax.lax.full((), 0, jnp.int32),
-    }
-
-
-@flexible
-def multi_head_self_attention_step(
+def attention_step(
+    who: str,
     params: AttentionParams,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = None,
-    *,
-    padding_mask: Bool[Array, "..."] | None = None,
-    num_kv_heads: int | None = None,
-    key_size: int | None = None,
-    value_size: int | None = None,
-    use_bias: bool = True,
-    rope: bool = False,
-    rope_base: float = 10000.0,
-    positions: Real[Array, "..."] | None = None,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]:
-    """Causal self-attention of new positions over a key/value cache: incremental decoding.
+    att: Attention,
+    cached: tuple[Array, Array],
+    length: Array,
+    x: Array,
+    mask: Array | None,
+    padding_mask: Array | None,
+    positions: Array | None,
+) -> tuple[Array, tuple[Array, Array]]:
+    """Causal self-attention of new positions ``x`` over a cache's keys and values.
 
-    Uses the params of :func:`multi_head_self_attention`. The ``new_len`` positions of ``x``
-    (1 when decoding token by token; a whole prompt to pre-fill) are projected, written to
-    the cache at ``cache["length"]``, and attend causally to every position written so far.
-    Decoding a sequence step by step gives the output of
-    ``multi_head_self_attention(params, x, num_heads, is_causal=True)`` (with the same
-    ``rope``, ``key_size``, ... options). Positions past ``max_len`` are not checked under
-    ``jit``: size the cache for the whole sequence.
-
-    Args:
-        params: as :func:`multi_head_self_attention`'s.
-        cache: from :func:`init_kv_cache` or a previous step.
-        x: ``(*batch, new_len, d)``: the new positions.
-        num_heads: as given to :func:`init_kv_cache`.
-        mask: optional, boolean, True = attend, over the cache's positions: broadcast
-            right-aligned to ``(*batch, num_heads, new_len, max_len)``; combined with the causal mask.
-        padding_mask: optional, boolean, True = a real token, over the cache's positions:
-            ``(*batch, max_len)``.
-        num_kv_heads: as given to :func:`init_kv_cache`.
-        key_size: as given to :func:`init_kv_cache`.
-        value_size: as given to :func:`init_kv_cache`.
-        use_bias: whether the projections have a bias.
-        rope: rotate queries and keys by :func:`rope` (the cache keeps rotated keys).
-        rope_base: the rotation's wavelength base.
-        positions: the new steps' positions for ``rope``, ``(*batch, new_len)`` (default
-            ``cache["length"] + 0, 1, ..., new_len - 1``).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-
-    Returns:
-        ``(y, new_cache)``: ``y`` ``(*batch, new_len, d)``; ``new_cache`` with the new keys and
-        values and ``length + new_len``.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from zephyr import nets, trace
-        >>> from zephyr.functools.partial import placeholder_hole as _
-        >>> x = jax.random.normal(jax.random.key(1), (2, 5, 8))
-        >>> params = trace(nets.multi_head_self_attention(_, _, 4), jax.random.key(0), x)
-        >>> cache = nets.init_kv_cache(x, 4, max_len=5)
-        >>> steps = []
-        >>> for t in range(5):
-        ...     y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4)
-        ...     steps.append(y_t)
-        >>> full = nets.multi_head_self_attention(params, x, 4, is_causal=True)
-        >>> bool(jnp.allclose(jnp.concatenate(steps, axis=1), full, atol=1e-5))
-        True
+    ``cached``: keys ``(*batch, max_len, num_kv_heads, key_size)`` and values; ``length`` the
+    slot of ``x``'s first position. Returns ``(y, (keys, values))`` with ``x``'s written.
     """
-    who = "multi_head_self_attention_step"
-    min_rank(who, "x", x.shape, 2, "(new_len, d)")
-    d = x.shape[-1]
-    sizes = _heads(who, d, num_heads, num_kv_heads, key_size, value_size)
-    _rope_checked(who, rope, sizes.key_size, positions)
-    batch, new_len = tuple(x.shape[:-2]), x.shape[-2]
-    cached_key = _checked_cache(who, cache, batch, sizes)
-    max_len = cached_key.shape[-3]
-    if new_len > max_len:
-        raise ValueError(f"{who}: `x` has {new_len} new positions but the cache holds {max_len}")
-    length = cache["length"]
-    project = _Projections(num_heads, sizes, use_bias, default_initializer, default_initializer, zeros, dtype, param_dtype)
-    qh, kh, vh = project.qkv(params, x, x, x)
-    if rope:
-        steps = _positions(who, "positions", positions, batch, new_len, length)
-        qh, kh = rope_embed(qh, steps, base=rope_base), rope_embed(kh, steps, base=rope_base)
-    cache_dtype = cached_key.dtype
-    index: tuple[Array | int, ...] = (*((0,) * len(batch)), length, 0, 0)
-    new_key = jax.lax.dynamic_update_slice(cached_key, kh.astype(cache_dtype), index)
-    new_value = jax.lax.dynamic_update_slice(cache["value"], vh.astype(cache_dtype), index)
-    full = _full_mask(who, mask, padding_mask, batch, num_heads, new_len, max_len)
-    full = _and(full, _causal_mask(new_len, max_len, length))
-    compute = compute_dtype(dtype, qh, kh, vh)
-    scale = 1.0 / math.sqrt(sizes.key_size)
-    heads = _attend(cast(qh, compute), cast(new_key, compute), cast(new_value, compute), full, False, scale)
-    y = project.out(params["out"], heads, d)
-    new_cache: KVCache = {"key": new_key, "value": new_value, "length": length + new_len}
-    return y, new_cache
-
-
-def _checked_cache(who: str, cache: KVCache, batch: tuple[int, ...], sizes: _Sizes) -> Array:
-    """The cache's keys, after checking the cache fits the input; a ValueError naming `cache`."""
-    try:
-        key, value, length = cache["key"], cache["value"], cache["length"]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"{who}: `cache` must be a dict with 'key', 'value' and 'length' (from init_kv_cache)"
-        ) from None
-    for name, array, size, what in (("key", key, sizes.key_size, "head_dim"), ("value", value, sizes.value_size, "value_size")):
-        shape = tuple(array.shape)
-        if len(shape) != len(batch) + 3 or shape[: len(batch)] != batch or shape[-2:] != (sizes.kv_heads, size):
-            dims = ", ".join(map(str, (*batch, "max_len", sizes.kv_heads, size)))
+    d, batch, new_len = x.shape[-1], tuple(x.shape[:-2]), x.shape[-2]
+    sizes = _sizes(who, att, d)
+    _no_positions_without_on_qk(who, att, positions)
+    cached_key, cached_value = cached
+    expected = (*batch, cached_key.shape[-3], sizes.kv_heads)
+    for name, array, size in (("key", cached_key, sizes.key_size), ("value", cached_value, sizes.value_size)):
+        if tuple(array.shape) != (*expected, size):
             raise ValueError(
-                f"{who}: `cache['{name}']` must be (*batch, max_len, num_kv_heads, {what}) = "
-                f"({dims}), got {shape}"
+                f"{who}: the cache's {name}s {tuple(array.shape)} do not fit `x` {tuple(x.shape)}: "
+                f"expected {(*expected, size)} (make the cache with a sample of the input's batch and width)"
             )
-    if value.shape[-3] != key.shape[-3]:
-        raise ValueError(f"{who}: `cache['value']` must hold as many positions as cache['key'], got {value.shape} and {key.shape}")
-    if tuple(length.shape) != ():
-        raise ValueError(f"{who}: `cache['length']` must be a scalar, got shape {tuple(length.shape)}")
-    return key
+    max_len = cached_key.shape[-3]
+    steps = _positions(who, "positions", positions, batch, new_len, length)
+    qh, kh, vh = _qkv(att, sizes, params, x, x, x, steps, steps)
+    index: tuple[Array | int, ...] = (*((0,) * len(batch)), length, 0, 0)
+    new_key = jax.lax.dynamic_update_slice(cached_key, kh.astype(cached_key.dtype), index)
+    new_value = jax.lax.dynamic_update_slice(cached_value, vh.astype(cached_value.dtype), index)
+    full = _full_mask(who, mask, padding_mask, batch, att.num_heads, new_len, max_len)
+    heads = _heads_attended(att, sizes, (qh, new_key, new_value), full, True, offset=length)
+    return _merge(att, params["out"], heads, d), (new_key, new_value)

@@ -206,6 +206,7 @@ def rms_norm(
     create_scale: bool = True,
     eps: float = 1e-5,
     scale_initializer: Initializer = ones,
+    unit_offset: bool = False,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*shape"]:
@@ -217,7 +218,8 @@ def rms_norm(
         axis: the normalized axis or axes.
         create_scale: whether to learn a scale (initialized to ones).
         eps: added to the mean square.
-        scale_initializer: initializer of ``scale`` (default ones).
+        scale_initializer: initializer of ``scale`` (default ones; zeros with ``unit_offset``).
+        unit_offset: scale by ``1 + scale`` (Gemma's RMSNorm, ``scale`` initialized to zeros).
         dtype: the computation dtype.
         param_dtype: the storage dtype of the params (default float32).
 
@@ -242,8 +244,10 @@ def rms_norm(
     y = cast(_normalize(cast(x, stats), axes, eps, center=False), compute)
     if create_scale:
         param_shape = tuple(x.shape[a] for a in axes)
-        scale = validate(params["scale"], param_shape, scale_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
-        y = jax.lax.mul(y, _along(scale, axes, y.shape, compute))
+        initializer = zeros if unit_offset and scale_initializer is ones else scale_initializer
+        scale = validate(params["scale"], param_shape, initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
+        factor = _along(scale, axes, y.shape, compute)
+        y = jax.lax.mul(y, factor + jax.lax.full((), 1, factor.dtype) if unit_offset else factor)
     return y
 
 

@@ -1,0 +1,275 @@
+"""Cached decoding: ``init_cache`` makes a key/value cache for an attention, a block or a stack
+of blocks and keeps that value; ``step`` reads it back, so the step is the forward it was made for."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jaxtyping import Bool, Float, Real
+
+from .._checks import describe_value, min_rank, positive_int
+from ..core._types import DType
+from ._attention import AttentionParams, _sizes, attention_step  # pyright: ignore[reportPrivateUsage]  # the sizes of one attention value
+from ._block import Block, TransformerBlockParams
+from ._parts import Attention
+from ._transformer import TransformerParams, pattern_of
+
+MSG_PAST_THE_END = """\
+Under `jax.jit` the length is not known while tracing: there the outputs of a step past the
+cache's end are NaN (jax.experimental.checkify with float_checks reports them). Size the cache
+for the prompt and every sampled token: nets.init_cache(x, max_len=prompt_len + new_tokens, ...)."""
+
+
+@dataclass(frozen=True)
+class Cache:
+    """The key/value cache of :func:`step`, a pytree (``jit`` and ``lax.scan`` carry it).
+
+    Data: ``keys`` and ``values``, one array per block of the pattern (one for an attention or
+    a block): ``(*batch, max_len, num_kv_heads, key_size)``, with a leading axis of the
+    ``num_layers // len(pattern)`` layers of that slot for a stack; ``length`` (int32, shape
+    ``()``): the filled slots, the slot of the next step. Static: ``model`` (the attention, the
+    block or the pattern it was made for), ``num_layers`` (None: not a stack), ``final_norm``
+    and ``scan`` (the stack's layout), which :func:`step` follows.
+    """
+
+    keys: tuple[Array, ...]
+    values: tuple[Array, ...]
+    length: Array
+    model: Attention | Block | tuple[Block, ...] = dataclasses.field(metadata={"static": True})
+    num_layers: int | None = dataclasses.field(default=None, metadata={"static": True})
+    final_norm: bool = dataclasses.field(default=True, metadata={"static": True})
+    scan: bool = dataclasses.field(default=True, metadata={"static": True})
+
+    @property
+    def max_len(self) -> int:
+        """How many positions the cache holds."""
+        return int(self.keys[0].shape[-3])
+
+
+jax.tree_util.register_dataclass(
+    Cache, data_fields=["keys", "values", "length"], meta_fields=["model", "num_layers", "final_norm", "scan"]
+)
+
+
+def _attentions(model: Attention | Block | tuple[Block, ...]) -> tuple[Attention, ...]:
+    if isinstance(model, Attention):
+        return (model,)
+    return (model.attention,) if isinstance(model, Block) else tuple(b.attention for b in model)
+
+
+def init_cache(
+    x: Float[Array, "*batch seq d"],
+    max_len: int,
+    model: Attention | Block | Sequence[Block],
+    num_layers: int | None = None,
+    *,
+    final_norm: bool = True,
+    scan: bool = True,
+    dtype: DType | None = None,
+) -> Cache:
+    """An empty cache for :func:`step` that remembers what it decodes.
+
+    With ``num_layers=None`` the cache is for one attention (the params of
+    ``multi_head_self_attention``) or one block (of ``transformer_block``); with ``num_layers``
+    it is for ``transformer(params, x, num_layers, model, final_norm=..., scan=...)``. Every
+    attention must be ``causal`` (decoding sees the past only).
+
+    Args:
+        x: a sample input ``(*batch, seq, d)``: only its batch axes, ``d`` and dtype are read.
+        max_len: how many positions the cache holds (prompt and new tokens).
+        model: a value of :func:`attention` or :func:`block`, or a pattern of blocks.
+        num_layers: the stack's depth (None: one attention or block).
+        final_norm: as given to ``transformer``.
+        scan: as given to ``transformer`` (the layout of ``params["layers"]``).
+        dtype: the cache's dtype (default: ``x``'s).
+
+    Returns:
+        A :class:`Cache` of zeros and ``length`` 0.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets
+        >>> block = nets.block(nets.attention(4, num_kv_heads=2, causal=True))
+        >>> cache = nets.init_cache(jnp.ones((2, 1, 8)), 16, block, 3)
+        >>> cache.keys[0].shape, cache.max_len, int(cache.length)
+        ((3, 2, 16, 2, 2), 16, 0)
+    """
+    who = "init_cache"
+    min_rank(who, "x", x.shape, 2, "(seq, d)")
+    positive_int(who, "max_len", max_len)
+    static: Attention | Block | tuple[Block, ...]
+    if num_layers is None:
+        if not isinstance(model, (Attention, Block)):
+            raise TypeError(
+                f"{who}: without `num_layers`, `model` must be a nets.attention(...) or nets.block(...) value, "
+                f"got {describe_value(model)}"
+            )
+        static = model
+    else:
+        static = pattern_of(who, model, num_layers)
+    for att in _attentions(static):
+        if not att.causal:
+            raise ValueError(
+                f"{who}: decoding attends to the past only: the attention must be causal, got "
+                f"{att}; make it with nets.attention(..., causal=True)"
+            )
+    batch, d = tuple(x.shape[:-2]), x.shape[-1]
+    cache_dtype = np.dtype(x.dtype) if dtype is None else np.dtype(dtype)
+    layers = () if num_layers is None else (num_layers // len(_attentions(static)),)
+    keys: list[Array] = []
+    values: list[Array] = []
+    for att in _attentions(static):
+        sizes = _sizes(who, att, d)
+        keys.append(jax.lax.full((*layers, *batch, max_len, sizes.kv_heads, sizes.key_size), 0, cache_dtype))
+        values.append(jax.lax.full((*layers, *batch, max_len, sizes.kv_heads, sizes.value_size), 0, cache_dtype))
+    return Cache(tuple(keys), tuple(values), jax.lax.full((), 0, jnp.int32), static, num_layers, final_norm, scan)
+
+
+def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
+    length: object = cache.length
+    dtype = getattr(length, "dtype", None)
+    if not isinstance(length, (jax.Array, np.ndarray)) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+        raise TypeError(
+            f"{who}: `cache.length` must be an integer array of shape () (from init_cache), got {describe_value(length)}"
+        )
+    if length.shape != ():
+        raise ValueError(f"{who}: `cache.length` must be a scalar, got shape {length.shape}")
+    if not isinstance(length, jax.core.Tracer):
+        value = int(length)
+        if value < 0:
+            raise ValueError(f"{who}: `cache.length` must be >= 0, got {value}")
+        if value + new_len > cache.max_len:
+            raise ValueError(
+                f"{who}: decoding past the cache's end: max_len {cache.max_len}, length {value} + "
+                f"{new_len} new positions = {value + new_len}\n{MSG_PAST_THE_END}"
+            )
+    return jnp.asarray(length, jnp.int32)
+
+
+def step(
+    params: AttentionParams | TransformerBlockParams | TransformerParams,
+    cache: Cache,
+    x: Float[Array, "*batch new_len d"],
+    *,
+    mask: Bool[Array, "..."] | None = None,
+    padding_mask: Bool[Array, "..."] | None = None,
+    positions: Real[Array, "..."] | None = None,
+) -> tuple[Float[Array, "*batch new_len d"], Cache]:
+    """The causal forward of new positions over a cache: what the cache was made for (an
+    attention, a block or a stack), with the keys and values of the positions before.
+
+    The ``new_len`` positions of ``x`` (a prompt to pre-fill, then one token at a time, in a
+    ``lax.scan`` if you like) are written at slot ``cache.length`` and attend to every slot
+    so far. Pre-filling and stepping give the causal full forward of the same value.
+
+    Args:
+        params: the params of the attention, block or transformer the cache was made for.
+        cache: from :func:`init_cache` or a previous step.
+        x: ``(*batch, new_len, d)``.
+        mask: over the cache's slots, broadcast right-aligned to ``(*batch, num_heads, new_len,
+            max_len)``; combined with the causal mask.
+        padding_mask: True = a real token, over the cache's slots ``(*batch, max_len)`` (left
+            padding: False on the pads, and ``positions`` counted from the first real token).
+        positions: the new steps' positions for ``on_qk`` (default ``length + 0, 1, ...``).
+
+    Returns:
+        ``(y, new_cache)``, ``y`` ``(*batch, new_len, d)``; past ``max_len`` a ValueError
+        (eagerly) or NaN (under ``jit``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> block = nets.block(nets.attention(2, causal=True, on_qk=nets.rotary()))
+        >>> x = jax.random.normal(jax.random.key(1), (2, 5, 8))
+        >>> params = trace(nets.transformer(_, _, 2, block), jax.random.key(0), x)
+        >>> cache = nets.init_cache(x, 5, block, 2)
+        >>> y0, cache = nets.step(params, cache, x[:, :3])
+        >>> y1, cache = nets.step(params, cache, x[:, 3:])
+        >>> full = nets.transformer(params, x, 2, block)
+        >>> bool(jnp.allclose(jnp.concatenate([y0, y1], axis=1), full, atol=1e-5))
+        True
+    """
+    who = "step"
+    if not isinstance(cache, Cache):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        raise TypeError(f"{who}: `cache` must come from nets.init_cache(...), got {describe_value(cache)}")
+    min_rank(who, "x", x.shape, 2, "(new_len, d)")
+    new_len = x.shape[-2]
+    length = _checked_length(who, cache, new_len)
+    model = cache.model
+    new_keys: list[Array] = []
+    new_values: list[Array] = []
+
+    def attend_at(att: Attention, cached: tuple[Array, Array], record: list[tuple[Array, Array]]) -> Any:
+        def attend(p: AttentionParams, h: Array) -> Array:
+            y, kv = attention_step(who, p, att, cached, length, h, mask, padding_mask, positions)
+            record.append(kv)
+            return y
+
+        return attend
+
+    if isinstance(model, Attention):
+        y, (k, v) = attention_step(
+            who, cast(AttentionParams, params), model, (cache.keys[0], cache.values[0]), length, x, mask, padding_mask, positions
+        )
+        new_keys, new_values = [k], [v]
+    elif isinstance(model, Block):
+        record: list[tuple[Array, Array]] = []
+        attend = attend_at(model.attention, (cache.keys[0], cache.values[0]), record)
+        y = model.apply(cast(TransformerBlockParams, params), x, attend, None)
+        new_keys, new_values = [record[0][0]], [record[0][1]]
+    else:
+        y, new_keys, new_values = _stack_step(cast(TransformerParams, params), cache, x, model, attend_at)
+    limit = jnp.less_equal(length + new_len, cache.max_len)
+    y = jnp.where(limit, y, jnp.full((), jnp.nan, y.dtype))
+    return y, dataclasses.replace(cache, keys=tuple(new_keys), values=tuple(new_values), length=length + new_len)
+
+
+def _stack_step(
+    params: TransformerParams, cache: Cache, x: Array, pattern: tuple[Block, ...], attend_at: Any
+) -> tuple[Array, list[Array], list[Array]]:
+    """A step of a stack: groups of ``len(pattern)`` layers, scanned or looped as the params are."""
+    p, num_layers = len(pattern), cast(int, cache.num_layers)
+    layers = params["layers"]
+
+    def layer(slots: Any, h: Array, j: int, k: Array, v: Array) -> tuple[Array, tuple[Array, Array]]:
+        record: list[tuple[Array, Array]] = []
+        h = pattern[j].apply(slots[j], h, attend_at(pattern[j].attention, (k, v), record), None)
+        return h, record[0]
+
+    def group(h: Array, slots: Any, keys: tuple[Array, ...], values: tuple[Array, ...]) -> tuple[Array, Any]:
+        written: list[tuple[Array, Array]] = []
+        for j in range(p):
+            h, kv = layer(slots, h, j, keys[j], values[j])
+            written.append(kv)
+        return h, (tuple(k for k, _v in written), tuple(v for _k, v in written))
+
+    if cache.scan:
+        stacked = layers if p > 1 else {0: layers}
+
+        def body(h: Array, xs: Any) -> tuple[Array, Any]:
+            slots, keys, values = xs
+            return group(h, slots, keys, values)
+
+        y, (keys, values) = jax.lax.scan(body, x, (stacked, cache.keys, cache.values))
+        new_keys, new_values = list(keys), list(values)
+    else:
+        looped = cast(dict[int, TransformerBlockParams], layers)
+        keys_of = [[k[g] for g in range(num_layers // p)] for k in cache.keys]
+        values_of = [[v[g] for g in range(num_layers // p)] for v in cache.values]
+        y = x
+        for i in range(num_layers):
+            j, g = i % p, i // p
+            y, (keys_of[j][g], values_of[j][g]) = layer({j: looped[i]}, y, j, keys_of[j][g], values_of[j][g])
+        new_keys, new_values = [jnp.stack(k) for k in keys_of], [jnp.stack(v) for v in values_of]
+    if cache.final_norm:
+        y = pattern[0].norm(params["final_norm"], y)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when final_norm
+    return y, new_keys, new_values
+

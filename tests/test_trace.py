@@ -128,7 +128,7 @@ def test_a_leaf_cannot_also_be_a_subtree(key: jax.Array) -> None:
         validate(params["a"]["b"], (2,))
         return validate(params["a"], (2,))
 
-    with pytest.raises(ValueError, match=r"`params\['a'\]` is a leaf, so `params\['a'\]\['b'\]` cannot be declared"):
+    with pytest.raises(ValueError, match=r"`params\['a'\]` cannot be declared as a leaf: `params\['a'\]\['b'\]` is declared below it \(a subtree\): one path is either an array or a subtree"):
         trace(clash, key, jnp.ones(2))
 
     def clash_the_other_way(params: Params, x: jax.Array) -> jax.Array:

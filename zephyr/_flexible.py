@@ -15,7 +15,7 @@ from .core._context import CHECKING, calls_state
 from .core._paths import missing_param
 from .core._replay import call_during_trace
 from .core._trace import TraceNode
-from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
+from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3, name_of
 from .functools._partial import accept_holes, is_flexible
 from .typing._checking import call_checked
 from .typing._dims import resolve_call_shape
@@ -87,17 +87,13 @@ def flexible(fn: Callable[..., Any]) -> Any:
                 # arguments, by the replay key) whose check passed.
                 return call_during_trace(fn, args, kwargs, lambda: run_traced(args, kwargs))
             if not state.checked and CHECKING.get():
-                # The outermost checked call checks its own signature (its argument checks
-                # too, once per signature); the nets it calls are not checked again (a
-                # checked mlp costs one check, not one per layer).
-                state.checked = True
-                try:
-                    return call_checked(fn, args, kwargs)
-                finally:
-                    state.checked = False
+                # Checked once per call signature (its argument checks too), and so are the
+                # nets it calls while it runs for a new signature; once its signature passed,
+                # the nets inside are not checked again (their arguments follow from it).
+                return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)
         except KeyError as error:  # free when nothing is raised: name the missing param's path
-            found = missing_param(error, args[0] if args else None)
+            found = missing_param(error, args[0] if args else None, calls, name_of(fn))
             if found is error:
                 raise
             raise found.with_traceback(error.__traceback__) from None

@@ -61,7 +61,7 @@ def test_a_wrong_return_shape_is_reported(key: jax.Array) -> None:
 
 
 def test_missing_params_leaf_is_named(key: jax.Array) -> None:
-    with checking(True), pytest.raises(ValueError, match=r"`params\['bias'\]` is missing from the params"):
+    with checking(True), pytest.raises(ValueError, match=r"`typed_linear`: `params\['bias'\]` is missing \(keys at `params`: 'weights'\): the params do not match this model"):
         typed_linear({"weights": jnp.ones((5, 3))}, jnp.ones((2, 5)), 3)
 
 
@@ -136,41 +136,116 @@ def test_a_non_int_where_a_dim_binds_names_the_argument(key: jax.Array) -> None:
         trace(_hidden, key, jnp.ones((8, 3)), "32")  # type: ignore[call-overload]  # the mistake under test
 
 
-def test_checking_true_is_process_wide_and_the_context_manager_scoped() -> None:
+def test_checking_is_per_thread_and_a_new_thread_starts_from_the_default() -> None:
+    default = CHECKING.get()
     results: list[bool] = []
-    with checking(False):
+    token = CHECKING.set(not default)
+    try:
+        checking(not default)  # the plain call: this thread only
         thread = threading.Thread(target=lambda: results.append(is_checking()))
-        outer = checking()
-        previous = CHECKING.value
-        checking(True)
-        try:
-            thread.start()
-            thread.join()
-        finally:
-            CHECKING.value = previous
-        assert outer is False and checking() is False  # the `with` block's own setting wins here
-    assert results == [True]  # a worker thread sees the process-wide setting
+        thread.start()
+        thread.join()
+        assert checking() is (not default)
+    finally:
+        CHECKING.reset(token)
+    assert results == [default]  # another thread keeps the process default
+    assert checking() is default
+
+
+def test_a_thread_inherits_the_setting_through_copy_context() -> None:
+    import contextvars
+
+    seen: list[bool] = []
+    with checking(False):
+        context = contextvars.copy_context()
     with checking(True):
-        seen: list[bool] = []
-        inner = threading.Thread(target=lambda: seen.append(is_checking()))
-        inner.start()
-        inner.join()
-    assert seen == [previous]  # `with` is scoped to its own context
+        thread = threading.Thread(target=lambda: seen.append(context.run(is_checking)))
+        thread.start()
+        thread.join()
+    assert seen == [False]
 
 
-def test_a_net_called_inside_a_checked_net_is_not_checked_again(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_overlapping_checking_blocks_in_threads_never_change_each_other() -> None:
+    default = is_checking()
+    wrong: list[tuple[str, bool]] = []
+    stop = threading.Event()
+    barrier = threading.Barrier(4)
+
+    def toggler(enabled: bool) -> None:
+        barrier.wait()
+        for _i in range(400):
+            with checking(enabled):
+                if is_checking() is not enabled:
+                    wrong.append(("inside", enabled))
+            if is_checking() is not default:
+                wrong.append(("after", enabled))
+
+    def reader() -> None:
+        barrier.wait()
+        while not stop.is_set():
+            if is_checking() is not default:
+                wrong.append(("reader", default))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: the race shows if there is one
+    try:
+        for _run in range(5):
+            threads = [threading.Thread(target=toggler, args=(e,)) for e in (True, False, True)]
+            watcher = threading.Thread(target=reader)
+            for t in (*threads, watcher):
+                t.start()
+            for t in threads:
+                t.join()
+            stop.set()
+            watcher.join()
+            stop.clear()
+            after: list[bool] = []
+            fresh = threading.Thread(target=lambda: after.append(is_checking()))
+            fresh.start()
+            fresh.join()
+            assert after == [default]
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+    assert is_checking() is default
+
+
+def test_checking_in_an_asyncio_task_stays_in_the_task() -> None:
+    import asyncio
+
+    async def flip() -> bool:
+        checking(not default)
+        await asyncio.sleep(0)
+        return is_checking()
+
+    async def main() -> tuple[bool, bool]:
+        inside = await asyncio.create_task(flip())
+        return inside, is_checking()
+
+    default = is_checking()
+    assert asyncio.run(main()) == (not default, default)
+
+
+def test_nets_inside_a_checked_net_are_checked_with_it_once_per_signature(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
     def counting(fn: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
         calls.append(getattr(fn, "__name__", "?"))
         return real(fn, args, kwargs)  # type: ignore[arg-type]
 
+    import weakref
+
+    import zephyr.typing._checking as checking_module
+
     monkeypatch.setattr("zephyr._flexible.call_checked", counting)
+    monkeypatch.setattr(checking_module, "_PASSED", weakref.WeakKeyDictionary())  # no signature passed yet
     x = jnp.ones((2, 4))
     params = trace(nets.mlp(_, _, [8, 8, 3]), key, x)
     with checking(True):
-        nets.mlp(params, x, [8, 8, 3])
-    assert calls == ["mlp"]
+        nets.mlp(params, x, [8, 8, 3])  # a new signature: mlp and the layers it calls are checked
+        assert calls == ["mlp", "linear", "linear", "linear"]
+        nets.mlp(params, x, [8, 8, 3])  # passed before: one lookup, the layers are not checked again
+    assert calls == ["mlp", "linear", "linear", "linear", "mlp"]
 
 
 def test_a_call_signature_is_checked_once_as_under_jit(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,6 +322,8 @@ def test_call_keys_tell_one_leaf_of_another_dtype_or_shape_and_where_items_end()
 
 
 def test_a_params_leaf_of_another_shape_or_dtype_is_checked_again_and_fails(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
     import zephyr.typing._checking as checking_module
 
     checked: list[str] = []
@@ -257,6 +334,7 @@ def test_a_params_leaf_of_another_shape_or_dtype_is_checked_again_and_fails(key:
         return made(fn, layout)  # type: ignore[arg-type]
 
     monkeypatch.setattr(checking_module, "_checked", counting)
+    monkeypatch.setattr(checking_module, "_PASSED", weakref.WeakKeyDictionary())  # no signature passed yet
     x = jnp.ones((2, 4))
     params = trace(nets.mlp(_, _, [8, 3]), key, x)
     wide_bias = {0: params[0], 1: {"weights": params[1]["weights"], "bias": jnp.zeros((4,))}}
@@ -264,16 +342,16 @@ def test_a_params_leaf_of_another_shape_or_dtype_is_checked_again_and_fails(key:
     with checking(True):
         nets.mlp(params, x, [8, 3])
         nets.mlp(params, x, [8, 3])  # the same signature: not checked again
-        assert checked == ["mlp"]
+        assert checked == ["mlp", "linear", "linear"]  # the mlp and its two layers
         with pytest.raises(ValueError, match=r"`params\['bias'\]` \(in `linear`.*expected shape \(3,\), got \(4,\)"):
             nets.mlp(wide_bias, x, [8, 3])  # one leaf of another shape: checked again
-        assert checked == ["mlp", "mlp"]
+        assert checked == ["mlp", "linear", "linear", "mlp", "linear"]  # layer 0 passed before
         for _i in range(2):  # one leaf of another dtype: checked again; a failed check is not remembered
             with pytest.raises(TypeError, match=r"linear: `params\['weights'\]` must be a float array"):
                 nets.mlp(int_weights, x, [8, 3])
-        assert checked == ["mlp", "mlp", "mlp", "mlp"]
+        assert checked == ["mlp", "linear", "linear", "mlp", "linear", *["mlp", "linear"] * 2]
         nets.mlp(params, x, [8, 3])
-        assert checked == ["mlp", "mlp", "mlp", "mlp"]
+        assert len(checked) == 9
 
 
 def test_a_nets_argument_checks_run_once_per_signature_with_checking_on(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -334,3 +412,46 @@ def test_a_function_keeps_its_last_256_signatures(monkeypatch: pytest.MonkeyPatc
         shifted({}, x, 0)  # forgotten: checked again
     assert checked == [*range(300), 0]
     assert len(checking_module._PASSED[getattr(shifted, "__wrapped__")]) == 256  # pyright: ignore[reportPrivateUsage]
+
+
+class _DenseParams(TypedDict):
+    weights: Float[Array, "d_in out_dim"]
+    bias: Float[Array, " out_dim"]
+
+
+@flexible
+def _dense(params: _DenseParams, x: Float[Array, "*b d_in"], out_dim: int) -> Float[Array, "*b out_dim"]:
+    return x @ params["weights"] + jnp.broadcast_to(params["bias"], (*x.shape[:-1], params["bias"].shape[0]))
+
+
+@flexible
+def _outer(params: Params, x: Float[Array, "*b d"]) -> Float[Array, "*b 5"]:
+    return _dense(params["inner"], x, 5)
+
+
+def test_a_user_net_inside_a_user_net_is_checked(key: jax.Array) -> None:
+    params = trace(_outer, key, jnp.ones((2, 3)))
+    with checking(True), pytest.raises(ValueError, match=r"`_dense` \(in `_outer`\): `params\['inner'\]\['weights'\]`: expected shape \(7, 5\) \('d_in out_dim'\), got \(3, 5\)"):
+        _outer(params, jnp.ones((2, 7)))
+    with checking(True):
+        assert _outer(params, jnp.ones((2, 3))).shape == (2, 5)
+
+
+def test_a_user_net_inside_a_net_that_passed_is_not_checked_again(key: jax.Array, monkeypatch: pytest.MonkeyPatch) -> None:
+    import weakref
+
+    import zephyr.typing._checking as checking_module
+
+    calls: list[str] = []
+
+    def counting(fn: object, args: tuple[object, ...], kwargs: dict[str, object]) -> object:
+        calls.append(getattr(fn, "__name__", "?"))
+        return real(fn, args, kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("zephyr._flexible.call_checked", counting)
+    monkeypatch.setattr(checking_module, "_PASSED", weakref.WeakKeyDictionary())
+    params = trace(_outer, key, jnp.ones((2, 3)))
+    with checking(True):
+        for _i in range(3):
+            _outer(params, jnp.ones((2, 3)))
+    assert calls == ["_outer", "_dense", "_outer", "_outer"]

@@ -12,6 +12,7 @@ signature passed before is not checked again (as jit does not trace it again).
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 import types
 import weakref
@@ -27,11 +28,9 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 from ..core._context import CHECKING, calls_state, running_calls
 from ..core._paths import format_path, params_origin
 from ..core._trace import active_stand_in
-from ..core._types import Path, name_of
+from ..core._types import Path, call_target, name_of
 from ._dims import Bound
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
-
-_CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
 
 # The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
 # function, as jit's cache is). A hit is one lock-free dict lookup; an insertion takes the lock
@@ -95,20 +94,29 @@ def is_checking() -> bool:
 
 
 def _checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
-    checked = _CHECKED.get(fn)
-    if checked is None:
-        checked = _make_checked(fn, layout)
-        _CHECKED[fn] = checked
-    return checked
+    """``fn`` checked by jaxtyping + beartype: its function's checked copy, made once and kept
+    on the function itself (never in a table: a table's value would hold its own key through
+    the copy's closure, and a recursive closure or a bound method's object would never be freed)."""
+    target = call_target(fn)
+    if target is None:
+        return fn  # nothing to check: no Python function holds its annotations
+    function, args, kwargs = target
+    name = "__zephyr_checked__" if layout is None else f"__zephyr_checked_{layout.params_name}__"
+    cached = function.__dict__.get(name)
+    if cached is None or cached[0]() is not function:  # none, or copied by functools.wraps
+        cached = (weakref.ref(function), _make_checked(function, layout))
+        setattr(function, name, cached)
+    checked: Callable[..., Any] = cached[1]
+    return functools.partial(checked, *args, **kwargs) if args or kwargs else checked
 
 
-def _make_checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
+def _make_checked(fn: types.FunctionType, layout: ParamsLayout | None) -> Callable[..., Any]:
     annotations = dict(getattr(fn, "__annotations__", {}) or {})
     if layout is not None:
         # beartype does not look inside a TypedDict of arrays: the params are checked by
         # zephyr itself, so the copy checked by jaxtyping leaves them out.
         annotations.pop(layout.params_name, None)
-    if not annotations or not isinstance(fn, types.FunctionType):
+    if not annotations:
         return fn  # nothing to check
     target = types.FunctionType(
         fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__

@@ -116,11 +116,15 @@ def _leaf_as_params(fn: Callable[..., Any], params: Any, calls: list[Any], error
     else:
         prefix, _outer = params_origin(params, calls)
         where, what = format_path(prefix), "is a leaf"
-    return TypeError(
+    # Raised again by an enclosing net also given an array as params: it names the outermost.
+    cause = getattr(error, "zephyr_indexing_error", str(error))
+    found = TypeError(
         f"`{name_of(fn)}`: its params `{where}` {what} (an array of shape {tuple(params.shape)}), "
-        f"and `{name_of(fn)}` indexes it like a subtree ({error}): one path is either an array or "
+        f"and `{name_of(fn)}` indexes it like a subtree ({cause}): one path is either an array or "
         "a subtree; the params do not match this model"
     )
+    setattr(found, "zephyr_indexing_error", cause)  # noqa: B010  # read by an enclosing call
+    return found
 
 
 @overload

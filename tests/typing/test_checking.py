@@ -455,3 +455,209 @@ def test_a_user_net_inside_a_net_that_passed_is_not_checked_again(key: jax.Array
         for _i in range(3):
             _outer(params, jnp.ones((2, 3)))
     assert calls == ["_outer", "_dense", "_outer", "_outer"]
+
+
+# Params that do not match the model: full paths, the net, with checking on.
+
+
+class _BlockParams(TypedDict):
+    dense: _DenseParams
+    scale: Float[Array, " out_dim"]
+
+
+@flexible
+def _block(params: _BlockParams, x: Float[Array, "*b d_in"], out_dim: int) -> Float[Array, "*b out_dim"]:
+    y = _dense(params["dense"], x, out_dim)
+    return y * jnp.broadcast_to(params["scale"], y.shape)
+
+
+def _dense_params(key: jax.Array) -> dict[str, Any]:
+    return cast("dict[str, Any]", trace(_dense, key, jnp.ones((2, 3)), 5))
+
+
+def test_an_extra_leaf_is_named_with_checking_on(key: jax.Array) -> None:
+    params = {**_dense_params(key), "extra": jnp.ones(3)}
+    expected = (
+        r"`_dense`: `params\['extra'\]` is not in the params annotation `_DenseParams` \(its keys: 'weights', 'bias'; "
+        r"extra key at `params`: 'extra'\): the params do not match this model"
+    )
+    with checking(True), pytest.raises(ValueError, match=expected):
+        _dense(params, jnp.ones((2, 3)), 5)
+
+
+def test_an_extra_leaf_of_a_library_net_is_named_with_checking_on(key: jax.Array) -> None:
+    params = {**trace(nets.linear(_, _, 5), key, jnp.ones((2, 3))), "scale": jnp.ones(5)}
+    with checking(True), pytest.raises(ValueError, match=r"`linear`: `params\['scale'\]` is not in the params annotation `LinearParams`"):
+        nets.linear(params, jnp.ones((2, 3)), 5)
+
+
+def test_an_extra_leaf_in_an_mlp_layer_names_the_layer_and_the_mlp(key: jax.Array) -> None:
+    params = trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4)))
+    params[1] = {**params[1], "gain": jnp.ones(3)}
+    with checking(True), pytest.raises(ValueError, match=r"`linear` \(in `mlp`\): `params\[1\]\['gain'\]` is not in the params annotation `LinearParams`"):
+        nets.mlp(params, jnp.ones((2, 4)), [8, 3])
+
+
+def test_an_extra_leaf_in_a_nested_typed_level_is_named(key: jax.Array) -> None:
+    params = trace(_block, key, jnp.ones((2, 3)), 5)
+    params["dense"] = {**params["dense"], "gain": jnp.ones(5)}
+    with checking(True), pytest.raises(ValueError, match=r"`_block`: `params\['dense'\]\['gain'\]` is not in the params annotation `_DenseParams` \(its keys: 'weights', 'bias'; extra key at `params\['dense'\]`: 'gain'\)"):
+        _block(params, jnp.ones((2, 3)), 5)
+
+
+def test_extra_leaves_stay_silent_where_documented(key: jax.Array) -> None:
+    params = {**_dense_params(key), "extra": jnp.ones(3)}
+    with checking(False):  # off: no check at all
+        assert _dense(params, jnp.ones((2, 3)), 5).shape == (2, 5)
+    mlp_params = {**trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4))), 7: {"weights": jnp.ones((3, 3))}}
+    with checking(True):  # mlp's layers are not a TypedDict level: an extra layer is not seen
+        assert nets.mlp(mlp_params, jnp.ones((2, 4)), [8, 3]).shape == (2, 3)
+
+
+def test_a_missing_required_leaf_of_a_nested_net_names_the_full_path(key: jax.Array) -> None:
+    params = trace(_outer, key, jnp.ones((2, 3)))
+    params["inner"] = {"weights": params["inner"]["weights"]}
+    expected = r"`_dense` \(in `_outer`\): `params\['inner'\]\['bias'\]` is missing \(keys at `params\['inner'\]`: 'weights'\)"
+    with checking(True), pytest.raises(ValueError, match=expected):
+        _outer(params, jnp.ones((2, 3)))
+
+
+def test_a_subtree_where_a_leaf_is_declared_is_named(key: jax.Array) -> None:
+    params = _dense_params(key)
+    params["weights"] = {"w": params["weights"]}
+    expected = r"`_dense`: `params\['weights'\]` must be an array \(`_DenseParams` declares a leaf\), got a subtree \(keys 'w'\)"
+    with checking(True), pytest.raises(TypeError, match=expected):
+        _dense(params, jnp.ones((2, 3)), 5)
+
+
+def test_a_leaf_where_a_subtree_is_declared_is_named_with_its_path(key: jax.Array) -> None:
+    params = trace(_outer, key, jnp.ones((2, 3)))
+    params["inner"] = jnp.ones((3, 5))
+    expected = r"`_dense` \(in `_outer`\): `params\['inner'\]` must be a subtree \(`_DenseParams`: keys 'weights', 'bias'\), got an array of shape \(3, 5\)"
+    with checking(True), pytest.raises(TypeError, match=expected):
+        _outer(params, jnp.ones((2, 3)))
+    block = trace(_block, key, jnp.ones((2, 3)), 5)
+    block["dense"] = jnp.ones((3, 5))
+    with checking(True), pytest.raises(TypeError, match=r"`_block`: `params\['dense'\]` must be a subtree \(`_DenseParams`"):
+        _block(block, jnp.ones((2, 3)), 5)
+
+
+def test_a_leaf_where_a_subtree_is_expected_is_named_with_checking_off(key: jax.Array) -> None:
+    params = trace(_outer, key, jnp.ones((2, 3)))
+    params["inner"] = jnp.ones((3, 5))
+    expected = r"`_dense`: its params `params\['inner'\]` is a leaf \(an array of shape \(3, 5\)\), and `_dense` indexes it like a subtree"
+    with checking(False), pytest.raises(TypeError, match=expected):
+        _outer(params, jnp.ones((2, 3)))
+
+
+class _LeafParams(TypedDict):
+    inner: Float[Array, "d 5"]
+
+
+@flexible
+def _leaf_then_net(params: _LeafParams, x: Float[Array, "b d"]) -> Float[Array, "b 5"]:
+    return _dense(params["inner"], x, 5)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_leaf_declared_by_an_annotation_and_passed_to_a_net_is_named_during_trace(key: jax.Array, enabled: bool) -> None:
+    with checking(enabled), pytest.raises(TypeError, match=r"`params\['inner'\]` is declared as a leaf \(an array of shape \(3, 5\)\)"):
+        trace(_leaf_then_net, key, jnp.ones((2, 3)))
+
+
+# The checked copies: nothing kept alive; partials, methods and callable objects.
+
+
+def test_a_recursive_closure_is_freed_after_a_checked_call() -> None:
+    import gc
+    import weakref
+
+    def make() -> Any:
+        @flexible
+        def countdown(params: Params, x: Float[Array, " n"], depth: int) -> Float[Array, " n"]:
+            return x if depth == 0 else countdown(params, x, depth - 1)
+
+        return countdown
+
+    net = make()
+    with checking(True):
+        net({}, jnp.ones(3), 2)
+    gone = weakref.ref(net.__wrapped__)
+    del net
+    gc.collect()
+    assert gone() is None
+
+
+def test_a_flexible_bound_method_and_its_object_are_freed_after_a_checked_call() -> None:
+    import gc
+    import weakref
+
+    class Model:
+        def apply(self, params: Params, x: Float[Array, " n"]) -> Float[Array, " n"]:
+            return x * 2
+
+    model = Model()
+    net = flexible(model.apply)
+    with checking(True):
+        assert net({}, jnp.ones(3)).shape == (3,)
+    gone = weakref.ref(model)
+    del model, net
+    gc.collect()
+    assert gone() is None
+
+
+def _dense_plain(params: _DenseParams, x: Float[Array, "*b d_in"], out_dim: int) -> Float[Array, "*b out_dim"]:
+    return x @ params["weights"] + jnp.broadcast_to(params["bias"], (*x.shape[:-1], params["bias"].shape[0]))
+
+
+class _DenseObject:
+    def __call__(self, params: _DenseParams, x: Float[Array, "*b d_in"], out_dim: int) -> Float[Array, "*b out_dim"]:
+        return _dense_plain(params, x, out_dim)
+
+
+def test_a_flexible_partial_traces_and_is_checked(key: jax.Array) -> None:
+    import functools
+
+    net = flexible(functools.partial(_dense_plain, out_dim=5))
+    params = trace(net, key, jnp.ones((2, 3)))
+    assert jax.tree.map(jnp.shape, params) == {"bias": (5,), "weights": (3, 5)}
+    with checking(True):
+        assert net(params, jnp.ones((2, 3))).shape == (2, 5)
+        with pytest.raises(ValueError, match=r"`_dense_plain`: `params\['weights'\]`: expected shape \(4, 5\)"):
+            net(params, jnp.ones((2, 4)))
+        with pytest.raises(TypeCheckError, match=r"(?s)parameter 'x'"):
+            net(params, jnp.ones((2, 3), jnp.int32))
+
+
+def test_a_flexible_callable_object_traces_and_is_checked(key: jax.Array) -> None:
+    net = flexible(_DenseObject())
+    params = trace(net, key, jnp.ones((2, 3)), 5)
+    assert jax.tree.map(jnp.shape, params) == {"bias": (5,), "weights": (3, 5)}
+    with checking(True):
+        assert net(params, jnp.ones((2, 3)), 5).shape == (2, 5)
+        with pytest.raises(TypeCheckError, match=r"(?s)parameter 'x'"):
+            net(params, jnp.ones((2, 3), jnp.int32), 5)
+
+
+def test_a_flexible_bound_method_traces_and_is_checked(key: jax.Array) -> None:
+    net = flexible(_DenseObject().__call__)
+    params = trace(net, key, jnp.ones((2, 3)), 5)
+    with checking(True), pytest.raises(ValueError, match=r"`__call__`: `params\['weights'\]`: expected shape \(4, 5\)"):
+        net(params, jnp.ones((2, 4)), 5)
+
+
+def test_a_checked_copy_carried_over_by_functools_wraps_is_not_reused() -> None:
+    import functools
+
+    def first(params: Params, x: Float[Array, " n"]) -> Float[Array, " n"]:
+        return x + 1
+
+    with checking(True):
+        flexible(first)({}, jnp.ones(2))
+
+    @functools.wraps(first)  # copies first.__dict__, the checked copy of first among it
+    def second(params: Params, x: Float[Array, " n"]) -> Float[Array, " n"]:
+        return x * 10
+
+    with checking(True):
+        assert flexible(second)({}, jnp.ones(2)).tolist() == [10.0, 10.0]

@@ -128,16 +128,53 @@ def test_a_leaf_cannot_also_be_a_subtree(key: jax.Array) -> None:
         validate(params["a"]["b"], (2,))
         return validate(params["a"], (2,))
 
-    with pytest.raises(ValueError, match=r"`params\['a'\]` is a leaf, so `params\['a'\]\['b'\]` cannot be declared"):
+    with pytest.raises(ValueError, match=r"`params\['a'\]` cannot be declared as a leaf: `params\['a'\]\['b'\]` is declared below it \(a subtree\): one path is either an array or a subtree"):
         trace(clash, key, jnp.ones(2))
 
     def clash_the_other_way(params: Params, x: jax.Array) -> jax.Array:
         validate(params["a"], (2,))
         return validate(params["a"]["b"], (2,))
 
-    with pytest.raises(TypeError) as info:
+    expected = (
+        r"`params\['a'\]` is declared as a leaf \(an array of shape \(2,\)\) and then indexed like a subtree "
+        r"\(JAX does not support string indexing; got idx='b'\): one path is either an array or a subtree"
+    )
+    with pytest.raises(TypeError, match=expected):
         trace(clash_the_other_way, key, jnp.ones(2))
-    assert any("one path is either an array or a subtree" in note for note in info.value.__notes__)
+
+
+def test_a_declared_leaf_indexed_like_a_subtree_in_a_nested_net_names_its_path(key: jax.Array) -> None:
+    @flexible
+    def inner(params: Params, x: jax.Array) -> jax.Array:
+        return x * validate(params["scale"], (2,))
+
+    def model(params: Params, x: jax.Array) -> jax.Array:
+        validate(params["block"], (2,))
+        return inner(params["block"], x)
+
+    with pytest.raises(TypeError, match=r"`inner`: its params `params\['block'\]` is declared as a leaf \(an array of shape \(2,\)\)"):
+        trace(model, key, jnp.ones(2))
+
+
+def test_a_missing_param_is_a_key_error_and_a_value_error_naming_the_path_and_the_nets(key: jax.Array) -> None:
+    from zephyr.core._paths import MissingParam
+
+    def plain(params: Params, x: jax.Array) -> jax.Array:  # not @flexible: the path is still found
+        return nets.linear(params["stage"]["proj"], x, 3)
+
+    @flexible
+    def model(params: Params, x: jax.Array) -> jax.Array:
+        return plain(params["body"], x)
+
+    params = trace(model, key, jnp.ones((2, 4)))
+    del params["body"]["stage"]["proj"]["bias"]
+    expected = (
+        r"`params\['body'\]\['stage'\]\['proj'\]\['bias'\]` is missing \(asked for by `linear` in `model`; "
+        r"keys at `params\['body'\]\['stage'\]\['proj'\]`: 'weights'\): the params do not match this model"
+    )
+    with checking(False), pytest.raises(MissingParam, match=expected) as raised:
+        model(params, jnp.ones((2, 4)))
+    assert isinstance(raised.value, KeyError) and isinstance(raised.value, ValueError)
 
 
 def test_mixed_key_kinds_in_one_dict_are_a_clear_error(key: jax.Array) -> None:

@@ -76,3 +76,26 @@ def test_declared_stand_in_validated_again_with_another_shape_names_the_path(key
 
     with pytest.raises(ValueError, match=r"`params\['w'\]`: declared twice with different shapes"):
         trace(net, key, jnp.ones(2))
+
+
+def test_a_float_size_during_trace_names_the_parameter_path(key: jax.Array) -> None:
+    def halved(params: Params, x: jax.Array) -> jax.Array:
+        return validate(params["encoder"]["w"], (x.shape[-1], x.shape[-1] / 2))
+
+    expected = (
+        r"validate of `params\['encoder'\]\['w'\]`: `shape` must be a tuple of ints, got \(4, 2.0\) "
+        r"\(item 1 is float 2.0; sizes computed with / are floats: use //\)"
+    )
+    with pytest.raises(TypeError, match=expected):
+        trace(halved, key, jnp.ones((2, 4)))
+
+
+def test_a_float_size_at_apply_time_names_the_argument() -> None:
+    weights = jnp.ones((4, 2))
+    with pytest.raises(TypeError, match=r"validate of .*`weights`.*: `shape` must be a tuple of ints, got \[4, 2.5\] \(item 1 is float 2.5"):
+        validate(weights, [4, 2.5])
+
+
+def test_a_size_of_another_type_is_named_with_its_index(key: jax.Array) -> None:
+    with pytest.raises(TypeError, match=r"validate of `params\['w'\]`: `shape` must be a tuple of ints, got \(3, '2'\) \(item 1 is str '2'"):
+        trace(lambda p, x: validate(p["w"], (3, "2")), key, jnp.ones(2))

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from .core._context import CHECKING, calls_state
-from .core._paths import missing_param
+from .core._paths import format_path, missing_param, params_origin
 from .core._replay import call_during_trace
-from .core._trace import TraceNode
-from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
+from .core._trace import TraceNode, active_stand_in
+from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3, name_of
 from .functools._partial import accept_holes, is_flexible
 from .typing._checking import call_checked
 from .typing._dims import resolve_call_shape
@@ -87,17 +87,17 @@ def flexible(fn: Callable[..., Any]) -> Any:
                 # arguments, by the replay key) whose check passed.
                 return call_during_trace(fn, args, kwargs, lambda: run_traced(args, kwargs))
             if not state.checked and CHECKING.get():
-                # The outermost checked call checks its own signature (its argument checks
-                # too, once per signature); the nets it calls are not checked again (a
-                # checked mlp costs one check, not one per layer).
-                state.checked = True
-                try:
-                    return call_checked(fn, args, kwargs)
-                finally:
-                    state.checked = False
+                # Checked once per call signature (its argument checks too), and so are the
+                # nets it calls while it runs for a new signature; once its signature passed,
+                # the nets inside are not checked again (their arguments follow from it).
+                return call_checked(fn, args, kwargs)
             return fn(*args, **kwargs)
+        except TypeError as error:  # free when nothing is raised: an array given as params, indexed
+            if args and "string indexing" in str(error) and hasattr(args[0], "shape"):
+                raise _leaf_as_params(fn, args[0], calls, error) from error
+            raise
         except KeyError as error:  # free when nothing is raised: name the missing param's path
-            found = missing_param(error, args[0] if args else None)
+            found = missing_param(error, args[0] if args else None, calls, name_of(fn))
             if found is error:
                 raise
             raise found.with_traceback(error.__traceback__) from None
@@ -105,6 +105,26 @@ def flexible(fn: Callable[..., Any]) -> Any:
             calls.pop()
 
     return accept_holes(fn, call)  # same call signature, plus holes
+
+
+def _leaf_as_params(fn: Callable[..., Any], params: Any, calls: list[Any], error: TypeError) -> TypeError:
+    """The error for a net given an array as its params, which it indexes like a subtree."""
+    declared = active_stand_in(params)
+    if declared is not None:  # during trace: a leaf declared earlier
+        state, path = declared
+        where, what = format_path(path, state.root), "is declared as a leaf"
+    else:
+        prefix, _outer = params_origin(params, calls)
+        where, what = format_path(prefix), "is a leaf"
+    # Raised again by an enclosing net also given an array as params: it names the outermost.
+    cause = getattr(error, "zephyr_indexing_error", str(error))
+    found = TypeError(
+        f"`{name_of(fn)}`: its params `{where}` {what} (an array of shape {tuple(params.shape)}), "
+        f"and `{name_of(fn)}` indexes it like a subtree ({cause}): one path is either an array or "
+        "a subtree; the params do not match this model"
+    )
+    setattr(found, "zephyr_indexing_error", cause)  # noqa: B010  # read by an enclosing call
+    return found
 
 
 @overload

@@ -275,6 +275,19 @@ def validate(
     if literal is not None:
         expected: Shape = literal
     else:
+        if isinstance(shape, tuple | list):  # a sequence with an item that is not an int
+            items: list[object] = list(cast("Iterable[object]", shape))
+            index = next(i for i, d in enumerate(items) if not is_int(d))
+            node_given: object = array
+            where = (
+                f"validate of `{format_path(node_given.path, node_given.state.root)}`"
+                if type(node_given) is TraceNode
+                else f"validate of {_name_for_error(array, _caller())}"
+            )
+            raise TypeError(
+                f"{where}: `shape` must be a tuple of ints, got {shape!r} (item {index} is "
+                f"{type(items[index]).__name__} {items[index]!r}; sizes computed with / are floats: use //)"
+            )
         if not isinstance(shape, str) and not hasattr(shape, "dim_str") and get_origin(shape) is not Annotated:
             raise TypeError(
                 "validate: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" or a "

@@ -15,33 +15,16 @@ def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
-class _Checking:
-    """The run-time checking switch: one process-wide value, which a context may override.
+CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "zephyr_checking", default=_env_flag("ZEPHYR_TYPECHECK")
+)
+"""Whether annotated nets check their arguments at run time (``zephyr.typing.checking``).
 
-    Setting ``value`` is what ``checking(True)`` does (every thread sees it, worker threads
-    too); ``set``/``reset`` are what ``with checking(True):`` does (this context only).
-    ``get`` is read on every call of every net: one context variable and one attribute.
-    """
-
-    __slots__ = ("value", "_override")
-
-    def __init__(self, value: bool) -> None:
-        self.value = value
-        self._override: contextvars.ContextVar[bool | None] = contextvars.ContextVar("zephyr_typecheck", default=None)
-
-    def get(self) -> bool:
-        override = self._override.get()
-        return self.value if override is None else override
-
-    def set(self, value: bool) -> contextvars.Token[bool | None]:
-        return self._override.set(value)
-
-    def reset(self, token: contextvars.Token[bool | None]) -> None:
-        self._override.reset(token)
-
-
-CHECKING = _Checking(_env_flag("ZEPHYR_TYPECHECK"))
-"""Whether annotated nets check their arguments at run time (``zephyr.typing.checking``)."""
+A context variable: each thread (and each asyncio task) has its own setting, so
+``checking(True)`` in one thread never changes another's. A thread starts from the process
+default, ``ZEPHYR_TYPECHECK`` read at import. Read on every call of every net (``.get()``:
+one context-variable lookup); nets read it only through ``CHECKING.get()``.
+"""
 
 
 ShapeResolver = Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any], object, str], tuple[tuple[int, ...], Any]]

@@ -145,7 +145,10 @@ class TraceState:
         """A new leaf may be neither above nor below an existing leaf."""
         if path in self.prefixes:
             below = next(p for p in self.specs if p[: len(path)] == path)
-            self._overlap(path, below)
+            raise ValueError(
+                f"`{format_path(path, self.root)}` cannot be declared as a leaf: `{format_path(below, self.root)}` "
+                "is declared below it (a subtree): one path is either an array or a subtree"
+            )
         for i in range(len(path)):
             if path[:i] in self.specs:
                 self._overlap(path[:i], path)
@@ -349,6 +352,12 @@ def run_abstract(
         call_args, call_kwargs = tree_unflatten(treedef, filled)
         try:
             out = target(*roots, *call_args, **call_kwargs)
+        except TypeError as error:  # before the stand-ins are dropped: one may be named
+            if "string indexing" in str(error):
+                found = _indexed_leaf(error, states)
+                if found is not None:
+                    raise found from error
+            raise
         finally:
             for state in states:  # drop the stand-ins: no tracer outlives its trace
                 state.stand_ins.clear()
@@ -376,6 +385,28 @@ def run_abstract(
         raise
     finally:
         _ACTIVE.reset(token)
+
+
+def _indexed_leaf(error: TypeError, states: Sequence[TraceState]) -> TypeError | None:
+    """JAX's "string indexing" ``error``, as a ``TypeError`` naming the declared leaf that was
+    indexed like a subtree (found among the locals of the frames it passed), if one was."""
+    frames: list[Any] = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # innermost first: JAX's own indexing holds the array
+        for value in frame.f_locals.values():
+            for state in states:
+                path = state.path_of(value)
+                if path is not None:
+                    spec = state.specs[path]
+                    return TypeError(
+                        f"`{format_path(path, state.root)}` is declared as a leaf (an array of shape "
+                        f"{spec.shape}) and then indexed like a subtree ({error}): one path is either an "
+                        "array or a subtree"
+                    )
+    return None
 
 
 def _leak_message(f: Callable[..., Any], detail: str) -> str:

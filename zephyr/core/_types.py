@@ -6,9 +6,11 @@ Everything above the core speaks these types; this module imports nothing from z
 
 from __future__ import annotations
 
+import functools
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, ParamSpec, Protocol, TypeVar, final, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, ParamSpec, Protocol, TypeVar, cast, final, overload, runtime_checkable
 
 import numpy as np
 from jax import Array
@@ -319,7 +321,55 @@ class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
 def name_of(f: object) -> str:
     """A readable name for a function in messages.
 
-    >>> name_of(len), name_of(3)
-    ('len', '3')
+    >>> import functools
+    >>> name_of(len), name_of(3), name_of(functools.partial(len))
+    ('len', '3', 'len')
     """
-    return str(getattr(f, "__name__", None) or repr(f))
+    name = getattr(f, "__name__", None)
+    if name:
+        return str(name)
+    if isinstance(f, functools.partial):
+        return name_of(cast("functools.partial[Any]", f).func)
+    if callable(f) and not isinstance(f, type):  # a callable object: its class
+        return type(f).__name__
+    return repr(f)
+
+
+def call_target(fn: object) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
+    """``(function, args, kwargs)`` such that ``fn(*a, **k)`` is ``function(*args, *a, **kwargs, **k)``
+    for a plain Python ``function``: what holds the annotations of a call of ``fn`` (a
+    function, a bound method, a ``functools.partial`` or a callable object); ``None`` if no
+    Python function does (a builtin, a class).
+
+    >>> import functools
+    >>> def scale(x, by): return x * by
+    >>> call_target(functools.partial(scale, by=2)) == (scale, (), {"by": 2})
+    True
+    """
+    if isinstance(fn, types.FunctionType):
+        return fn, (), {}
+    if isinstance(fn, types.MethodType):
+        inner = call_target(fn.__func__)
+        return None if inner is None else (inner[0], (*inner[1], fn.__self__), inner[2])
+    if isinstance(fn, functools.partial):
+        inner = call_target(cast("functools.partial[Any]", fn).func)
+        if inner is None:
+            return None
+        return inner[0], (*inner[1], *fn.args), {**inner[2], **fn.keywords}
+    call = getattr(type(fn), "__call__", None)
+    if not isinstance(fn, type) and isinstance(call, types.FunctionType):
+        return call, (fn,), {}
+    return None
+
+
+def annotated_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The Python function whose annotations describe a call of ``fn`` (see :func:`call_target`),
+    or ``fn`` itself.
+
+    >>> class Scale:
+    ...     def __call__(self, x: int) -> int: return x
+    >>> annotated_function(Scale()) is Scale.__call__
+    True
+    """
+    target = call_target(fn)
+    return fn if target is None else target[0]

@@ -11,11 +11,13 @@ signature passed before is not checked again (as jit does not trace it again).
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import threading
 import types
 import weakref
-from collections.abc import Callable, Hashable
-from typing import Any
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, cast
 
 import jax
 import numpy as np
@@ -23,13 +25,12 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
-from ..core._context import CHECKING
-from ..core._paths import format_path
-from ..core._types import name_of
+from ..core._context import CHECKING, calls_state, running_calls
+from ..core._paths import format_path, params_origin
+from ..core._trace import active_stand_in
+from ..core._types import Path, call_target, name_of
 from ._dims import Bound
-from ._signature import ParamsLayout, bound_dims, leaf_specs, params_layout
-
-_CHECKED: weakref.WeakKeyDictionary[Callable[..., Any], Callable[..., Any]] = weakref.WeakKeyDictionary()
+from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
 # The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
 # function, as jit's cache is). A hit is one lock-free dict lookup; an insertion takes the lock
@@ -42,17 +43,16 @@ _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
 class _Switch:
-    """The value of ``checking(...)``: already applied process-wide; as a context manager, it
-    takes that back and applies the setting to the ``with`` block's context only."""
+    """The value of ``checking(True/False)``: the setting, already applied to this context; as
+    a context manager, it puts the previous setting back at the end of the ``with`` block."""
 
-    def __init__(self, enabled: bool, previous: bool) -> None:
-        self._enabled = enabled
-        self._previous = previous
-        self._token: Any = None
+    __slots__ = ("_token",)
+
+    def __init__(self, token: contextvars.Token[bool]) -> None:
+        self._token = token
 
     def __enter__(self) -> None:
-        CHECKING.value = self._previous
-        self._token = CHECKING.set(self._enabled)
+        pass
 
     def __exit__(self, *exc: object) -> None:
         CHECKING.reset(self._token)
@@ -61,10 +61,12 @@ class _Switch:
 def checking(enabled: bool | None = None) -> Any:
     """Turn run-time shape checking of annotated nets on or off, or ask whether it is on.
 
-    ``checking()`` returns the current setting. ``checking(True)`` turns it on for the whole
-    process (every thread, worker threads too); ``with checking(True):`` turns it on for the
-    block only, in its own context (thread or task), and restores the previous setting on
-    exit. The environment variable ``ZEPHYR_TYPECHECK=1`` turns it on at import.
+    ``checking()`` returns the current setting. ``checking(True)`` turns it on in this context:
+    this thread (or asyncio task) and the code it calls, never another thread; ``with
+    checking(True):`` does so for the block only, and restores the previous setting on exit.
+    A new thread starts from the process default, the environment variable
+    ``ZEPHYR_TYPECHECK=1`` read at import (or runs with ``contextvars.copy_context().run``
+    to inherit the caller's setting).
 
     Example:
         >>> from zephyr.typing import checking
@@ -77,8 +79,7 @@ def checking(enabled: bool | None = None) -> Any:
     """
     if enabled is None:
         return CHECKING.get()
-    previous, CHECKING.value = CHECKING.value, bool(enabled)
-    return _Switch(bool(enabled), previous)
+    return _Switch(CHECKING.set(bool(enabled)))
 
 
 def is_checking() -> bool:
@@ -93,20 +94,29 @@ def is_checking() -> bool:
 
 
 def _checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
-    checked = _CHECKED.get(fn)
-    if checked is None:
-        checked = _make_checked(fn, layout)
-        _CHECKED[fn] = checked
-    return checked
+    """``fn`` checked by jaxtyping + beartype: its function's checked copy, made once and kept
+    on the function itself (never in a table: a table's value would hold its own key through
+    the copy's closure, and a recursive closure or a bound method's object would never be freed)."""
+    target = call_target(fn)
+    if target is None:
+        return fn  # nothing to check: no Python function holds its annotations
+    function, args, kwargs = target
+    name = "__zephyr_checked__" if layout is None else f"__zephyr_checked_{layout.params_name}__"
+    cached = function.__dict__.get(name)
+    if cached is None or cached[0]() is not function:  # none, or copied by functools.wraps
+        cached = (weakref.ref(function), _make_checked(function, layout))
+        setattr(function, name, cached)
+    checked: Callable[..., Any] = cached[1]
+    return functools.partial(checked, *args, **kwargs) if args or kwargs else checked
 
 
-def _make_checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callable[..., Any]:
+def _make_checked(fn: types.FunctionType, layout: ParamsLayout | None) -> Callable[..., Any]:
     annotations = dict(getattr(fn, "__annotations__", {}) or {})
     if layout is not None:
         # beartype does not look inside a TypedDict of arrays: the params are checked by
         # zephyr itself, so the copy checked by jaxtyping leaves them out.
         annotations.pop(layout.params_name, None)
-    if not annotations or not isinstance(fn, types.FunctionType):
+    if not annotations:
         return fn  # nothing to check
     target = types.FunctionType(
         fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
@@ -120,26 +130,95 @@ def _make_checked(fn: Callable[..., Any], layout: ParamsLayout | None) -> Callab
     return jaxtyped(typechecker=beartype)(target)
 
 
+def _describe(value: object) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"an array of shape {tuple(shape)}"
+    if isinstance(value, Mapping):
+        keys = ", ".join(repr(k) for k in cast("Mapping[object, object]", value))
+        return f"a subtree (keys {keys or 'none'})"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _keys_text(keys: Iterable[object]) -> str:
+    return ", ".join(repr(k) for k in keys) or "none"
+
+
+def _not_a_subtree(who: str, path: Path, level: ParamsLevel, value: object) -> TypeError:
+    declared = active_stand_in(value)
+    if declared is not None:  # during trace: a leaf declared earlier, passed on as params
+        state, leaf_path = declared
+        return TypeError(
+            f"{who}: `{format_path(leaf_path, state.root)}` is declared as a leaf ({_describe(value)}), and "
+            f"is passed as params that its annotation `{level.name}` makes a subtree (keys {_keys_text(level.keys)}): "
+            "one path is either an array or a subtree"
+        )
+    return TypeError(
+        f"{who}: `{format_path(path)}` must be a subtree (`{level.name}`: keys {_keys_text(level.keys)}), "
+        f"got {_describe(value)}: the params do not match this model"
+    )
+
+
+def _check_structure(who: str, layout: ParamsLayout, params: object, prefix: Path) -> None:
+    """The keys each ``TypedDict`` level of ``layout`` allows: a missing required key, an extra
+    key, a subtree where a leaf is declared or a leaf where a subtree is, each named."""
+    for level in layout.levels:
+        value: object = params
+        for key in level.path:  # reach the level (an absent optional subtree has nothing to check)
+            value = cast("Mapping[str, object]", value).get(key) if isinstance(value, Mapping) else None
+            if value is None:
+                break
+        else:
+            path = prefix + level.path
+            if not isinstance(value, Mapping):
+                raise _not_a_subtree(who, path, level, value)
+            node = cast("Mapping[object, object]", value)
+            extra = [key for key in node if key not in level.keys]
+            if extra:
+                raise ValueError(
+                    f"{who}: `{format_path((*path, extra[0]))}` is not in the params annotation "
+                    f"`{level.name}` (its keys: {_keys_text(level.keys)}; "
+                    f"{'extra keys' if len(extra) > 1 else 'extra key'} at `{format_path(path)}`: {_keys_text(extra)}): "
+                    "the params do not match this model"
+                )
+            for key in level.keys:
+                if key not in node:
+                    if key in level.required and (key in level.leaves or key in level.subtrees):
+                        raise ValueError(
+                            f"{who}: `{format_path((*path, key))}` is missing (keys at `{format_path(path)}`: "
+                            f"{_keys_text(node)}): the params do not match this model"
+                        )
+                    continue
+                item = node[key]
+                if key in level.leaves and isinstance(item, Mapping):
+                    raise TypeError(
+                        f"{who}: `{format_path((*path, key))}` must be an array (`{level.name}` declares a leaf), "
+                        f"got {_describe(item)}: the params do not match this model"
+                    )
+
+
 def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Check the params leaves of one call of ``fn`` against its annotation."""
-    bound = bound_dims(fn, layout, args, kwargs)
+    """Check the params of one call of ``fn`` against its annotation: the keys of each
+    ``TypedDict`` level, then the shape of each leaf it declares. Errors name the path from
+    the params of the outermost running ``@flexible`` call that holds these params."""
     arguments = layout.signature.bind(*args, **kwargs).arguments
     params = arguments[layout.params_name]
+    prefix, outer = params_origin(params, running_calls())
+    who = f"`{name_of(fn)}`" + (f" (in `{name_of(outer)}`)" if outer is not None and outer is not fn else "")
+    _check_structure(who, layout, params, prefix)
+    if not layout.leaves:
+        return
+    bound = bound_dims(fn, layout, args, kwargs)
     for spec in leaf_specs(fn, layout, (), bound):
         value: Any = params
         for key in spec.path:
-            try:
-                value = value[key]
-            except (KeyError, IndexError, TypeError):
-                raise ValueError(
-                    f"`{name_of(fn)}`: `{format_path(spec.path)}` is missing from the params"
-                ) from None
+            value = value[key]  # there: the structure is checked
         actual = tuple(getattr(value, "shape", ()))
         if actual != spec.shape:
             leaf = next(l for l in layout.leaves if l.path == spec.path)
             cause = bound.explain(leaf.dims) if isinstance(bound, Bound) else ""
             raise ValueError(
-                f"`{name_of(fn)}`: `{format_path(spec.path)}`: expected shape {spec.shape} "
+                f"{who}: `{format_path(prefix + spec.path)}`: expected shape {spec.shape} "
                 f"({leaf.annotation.dim_str!r}), got {actual}" + (f": {cause}" if cause else "")
             )
 
@@ -240,12 +319,21 @@ def call_checked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
 
     The first call of a signature runs ``fn``'s own argument checks (``__zephyr_check__``,
     see ``zephyr._checks.checked_by``), checks its params leaves and calls it through
-    jaxtyping + beartype; a later call of a signature that passed calls ``fn`` directly.
+    jaxtyping + beartype, and the ``@flexible`` nets it calls are checked likewise. A later
+    call of a signature that passed calls ``fn`` directly, with ``calls_state().checked``
+    set: the nets it calls are not checked again, as their
+    arguments follow from its own (a checked mlp costs one lookup per call, not one per layer).
     """
     key = signature_memo_key(args, kwargs)
     passed = _PASSED.get(fn) if key is not None else None
     if passed is not None and key in passed:
-        return fn(*args, **kwargs)
+        # Passed before: neither this call nor the nets it calls are checked again.
+        state = calls_state()
+        state.checked = True
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            state.checked = False
     check: Callable[..., None] | None = getattr(fn, "__zephyr_check__", None)
     if check is not None:
         check(*args, **kwargs)

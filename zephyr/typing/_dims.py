@@ -19,7 +19,7 @@ from typing import Any, cast
 import jax.numpy as jnp
 import numpy as np
 
-from ..core._types import DType, Shape
+from ..core._types import DType, Shape, annotated_function
 
 _VARIADIC_ANONYMOUS = "..."
 
@@ -205,7 +205,7 @@ def resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
     hints = _HINTS.get(fn)
     if hints is None:
         try:
-            hints = typing.get_type_hints(fn, include_extras=True)
+            hints = typing.get_type_hints(annotated_function(fn), include_extras=True)  # a partial's, a method's, a callable object's too
         except Exception as error:  # an unresolvable forward reference
             raise TypeError(
                 f"`{getattr(fn, '__qualname__', fn)}`: cannot resolve its annotations ({error})"

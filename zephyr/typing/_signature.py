@@ -38,19 +38,34 @@ class LeafTemplate:
 
 
 @dataclass(frozen=True, slots=True)
+class ParamsLevel:
+    """One level of the params a ``TypedDict`` declares: its keys, and which are leaves
+    (arrays) and which subtrees (another ``TypedDict``); any other key is left to the body."""
+
+    path: Path
+    name: str  # the TypedDict's name
+    keys: tuple[str, ...]  # every key it declares, required or not, in order
+    leaves: frozenset[str]
+    subtrees: frozenset[str]
+    required: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
 class ParamsLayout:
-    """What a net's signature says about its params."""
+    """What a net's signature says about its params: the leaves it declares (``leaves``) and
+    the keys each ``TypedDict`` level allows (``levels``, outermost first)."""
 
     params_name: str
     leaves: tuple[LeafTemplate, ...]
     signature: inspect.Signature
+    levels: tuple[ParamsLevel, ...] = ()
 
 
 _LAYOUTS: weakref.WeakKeyDictionary[Callable[..., Any], ParamsLayout | None] = weakref.WeakKeyDictionary()
 
 
 def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
-    """The leaves ``fn``'s params annotation declares, or ``None`` if it declares none.
+    """What ``fn``'s params annotation declares, or ``None`` if it is not a ``TypedDict``.
 
     Example:
         >>> from zephyr import nets
@@ -79,8 +94,39 @@ def _compute_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
     annotation = hints.get(params_name)
     if annotation is None or not typing.is_typeddict(strip_annotated(annotation)[0]):
         return None
-    leaves = tuple(_leaves_of(strip_annotated(annotation)[0], (), name_of(fn)))
-    return ParamsLayout(params_name, leaves, signature) if leaves else None
+    typed_dict = strip_annotated(annotation)[0]
+    leaves = tuple(_leaves_of(typed_dict, (), name_of(fn)))
+    return ParamsLayout(params_name, leaves, signature, tuple(_levels_of(typed_dict, (), set())))
+
+
+def _field_type(hint: Any, total: bool) -> tuple[Any, bool]:
+    """A field's type without ``Annotated``/``Required``/``NotRequired``, and whether it is
+    required (read from the hint: ``__required_keys__`` is wrong for string annotations before
+    Python 3.12)."""
+    base = strip_annotated(hint)[0]
+    required = total
+    while typing.get_origin(base) in (typing.Required, typing.NotRequired):
+        required = typing.get_origin(base) is typing.Required
+        base = strip_annotated(typing.get_args(base)[0])[0]
+    return base, required
+
+
+def _levels_of(typed_dict: Any, prefix: Path, seen: set[int]) -> Iterator[ParamsLevel]:
+    """The levels ``typed_dict`` declares, itself first, then its sub-``TypedDict`` fields'."""
+    if id(typed_dict) in seen:  # a recursive TypedDict: each level once
+        return
+    seen = seen | {id(typed_dict)}
+    hints = typing.get_type_hints(typed_dict, include_extras=True)
+    total = bool(getattr(typed_dict, "__total__", True))
+    typed = {key: _field_type(hint, total) for key, hint in hints.items()}
+    fields = {key: base for key, (base, _required) in typed.items()}
+    required = frozenset(key for key, (_base, is_required) in typed.items() if is_required)
+    subtrees = frozenset(key for key, base in fields.items() if typing.is_typeddict(base))
+    leaves = frozenset(key for key, base in fields.items() if key not in subtrees and annotation_dims(base) is not None)
+    yield ParamsLevel(prefix, typed_dict.__name__, tuple(fields), leaves, subtrees, required)
+    for key in fields:
+        if key in subtrees:
+            yield from _levels_of(fields[key], prefix + (key,), seen)
 
 
 def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTemplate]:
@@ -147,7 +193,7 @@ def call_traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str,
     node: TraceNode = args[0]
     state = node.state
     layout = params_layout(fn)
-    if layout is not None:
+    if layout is not None and layout.leaves:
         bound = bound_dims(fn, layout, args, kwargs)
         for spec in leaf_specs(fn, layout, node.path, bound):
             state.declare(spec, from_signature=True)

@@ -21,7 +21,8 @@ also a prefix: ``transformer_block_step`` matches too); the fields of the params
 ``TypedDict``s (``attention_norm``) rank below the functions, and of two API entries that
 match alike the one with the shorter name comes first; the source shown under an
 entry is left out of the index (a name is found by its entry, not by code that calls it),
-and so is its signature (a hit shows the summary, not 30 lines of parameters);
+and so is its signature; of its docstring the index keeps the description and the
+parameters' names (a hit shows what the entry is, not 30 lines of parameters);
 the long sections of the
 Changelog and Benchmarks are cut to a short excerpt (a hit there is a pointer, not a wall of
 text).
@@ -170,6 +171,22 @@ def excerpt(text: str, words: int = EXCERPT_WORDS) -> str:
     return " ".join(plain[:words]) + (" …" if len(plain) > words else "")
 
 
+PARAMETERS = re.compile(r"<p>Parameters:</p>\s*<ul>(.*?)</ul>", re.DOTALL)
+PARAMETER_NAME = re.compile(r"<li>\s*<code>(\w+)</code>")
+
+
+def api_summary(text: str) -> str:
+    """An API entry's text for search: its description, then its parameters' names only.
+
+    What follows the parameter list (returns, raises, the example) is left out: a hit shows
+    what the entry is, and a parameter's name still finds it."""
+    match = PARAMETERS.search(text)
+    if match is None:
+        return text
+    names = ", ".join(f"<code>{name}</code>" for name in PARAMETER_NAME.findall(match.group(1)))
+    return f"{text[: match.start()].rstrip()} <p>Parameters: {names}</p>"
+
+
 def is_field(entry: dict[str, Any]) -> bool:
     """An entry of a ``TypedDict``'s field: ``#zephyr.nets.TransformerBlockParams.attention_norm``."""
     anchor = entry["location"].partition("#")[2]
@@ -182,7 +199,7 @@ def tune_search(index: dict[str, Any]) -> dict[str, Any]:
     for entry in index["docs"]:
         entry["text"] = SOURCE.sub("", entry["text"])
         if "#zephyr." in entry["location"]:
-            entry["text"] = SIGNATURE.sub("", entry["text"])
+            entry["text"] = api_summary(SIGNATURE.sub("", entry["text"]))
         page = entry["location"].partition("#")[0]
         if page in EXCERPT_PAGES:
             entry["text"] = excerpt(entry["text"])

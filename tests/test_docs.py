@@ -111,6 +111,13 @@ def test_search_leaves_out_signatures_and_source_and_cuts_long_pages() -> None:
     )
     (api,) = hooks.tune_search({"docs": [entry("api/nets.html#zephyr.nets.linear", text=text)]})["docs"]
     assert api["text"] == "<p>A linear map.</p>"
+    documented = (
+        "<p>A linear map.</p> <p>Parameters:</p> <ul> <li> <code>params</code> (<code>LinearParams</code>) – "
+        "<p>the <code>weights</code>.</p> </li> <li> <code>out_dim</code> (<code>int</code>) – <p>width.</p> </li> </ul>"
+        " <p>Returns:</p> <ul> <li> (<code>Array</code>) – <p>y</p> </li> </ul> <pre><code>&gt;&gt;&gt; linear(...)</code></pre>"
+    )
+    (api,) = hooks.tune_search({"docs": [entry("api/nets.html#zephyr.nets.linear", text=documented)]})["docs"]
+    assert api["text"] == "<p>A linear map.</p> <p>Parameters: <code>params</code>, <code>out_dim</code></p>"
     words = " ".join(f"w{i}" for i in range(100))
     (changelog, page, guide) = hooks.tune_search(
         {

@@ -289,3 +289,21 @@ def test_real_damage_is_still_called_damage(tmp_path: pathlib.Path) -> None:
     with pytest.raises(ValueError, match=r"`params\['w'\]` in step 0 does not match its checksum"):
         checkpoint.restore(path)
     np.testing.assert_array_equal(checkpoint.steps(path), [0])
+
+
+def test_a_listing_under_a_rename_starts_again(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rename during ``listdir`` may hide both names; the step there all along is not missed."""
+    path = tmp_path / "ck"
+    checkpoint.save(path, params(1), step=1)
+    listdir = os.listdir
+    calls: list[int] = []
+
+    def during_a_rename(directory: Any) -> list[str]:
+        calls.append(1)
+        if os.fspath(directory) == str(path) and len(calls) == 1:
+            return ["1.zephyr-deleting", ".zephyr-lock"]  # step 1 seen mid-rename: gone when looked at
+        return listdir(directory)
+
+    monkeypatch.setattr(os, "listdir", during_a_rename)
+    assert checkpoint.steps(path) == [1]
+    assert len(calls) == 2

@@ -63,6 +63,8 @@ LOCK_FILE = ".zephyr-lock"
 """The file in a checkpoint directory that a save locks (``fcntl.flock``) while it runs."""
 _WRITTEN = frozenset({"zephyr", "_CHECKPOINT_METADATA", "commit_success.txt", *ROOTS})
 """What orbax and zephyr write at the top of a step; retention removes these and nothing else."""
+_SCAN_TRIES = 20
+"""How many times a listing starts again when an entry vanished under it (a save beside it)."""
 _READ_TRIES = 5
 """How many times a read of the latest step moves on to the newest one after retention removed it."""
 
@@ -301,29 +303,46 @@ def _scan(root: str, who: str) -> _Listing:
         )
     if not os.path.isdir(root):
         raise ValueError(f"{who}: `{root}` is a file, not a zephyr checkpoint; nothing was changed")
-    steps: list[int] = []
-    leftovers: list[str] = []
-    kept: list[int] = []
-    foreign: list[str] = []
-    for name in sorted(os.listdir(root)):
-        full = os.path.join(root, name)
-        plain_dir = os.path.isdir(full) and not os.path.islink(full)
-        if name == LOCK_FILE and os.path.isfile(full) and not os.path.islink(full):
-            continue
-        if _STEP.match(name) and plain_dir:
-            (steps if os.path.isdir(os.path.join(full, "zephyr")) else kept).append(int(name))
-        elif _LEFTOVER.match(name) and plain_dir:
-            leftovers.append(name)
-        elif os.path.lexists(full):
-            target = _dangling(full)
-            foreign.append(f"`{name}`" + ("" if target is None else f" (a dangling symbolic link to `{target}`)"))
+    listing, foreign, vanished = _list_once(root)
+    for _attempt in range(_SCAN_TRIES - 1):
+        # A rename during the listing may hide both its names: list again, or a step that was
+        # there all along (the new one renamed in before the old one was removed) could be missed.
+        if not vanished:
+            break
+        listing, foreign, vanished = _list_once(root)
     if foreign:
         more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
         raise ValueError(
             f"{who}: `{root}` is not a zephyr checkpoint: it holds {foreign[0]}{more}, which "
             "zephyr did not write; nothing was changed"
         )
-    return _Listing(sorted(steps), leftovers, sorted(kept))
+    return listing
+
+
+def _list_once(root: str) -> tuple[_Listing, list[str], bool]:
+    """One pass over ``root``: the listing, what zephyr did not write, whether an entry vanished."""
+    steps: list[int] = []
+    leftovers: list[str] = []
+    kept: list[int] = []
+    foreign: list[str] = []
+    vanished = False
+    for name in sorted(os.listdir(root)):
+        full = os.path.join(root, name)
+        plain_dir = os.path.isdir(full) and not os.path.islink(full)
+        if name == LOCK_FILE and os.path.isfile(full) and not os.path.islink(full):
+            continue
+        if _STEP.match(name) and plain_dir and os.path.isdir(os.path.join(full, "zephyr")):
+            steps.append(int(name))
+        elif not os.path.lexists(full):  # renamed meanwhile: into place, or out of the way
+            vanished = True
+        elif _STEP.match(name) and plain_dir:
+            kept.append(int(name))
+        elif _LEFTOVER.match(name) and plain_dir:
+            leftovers.append(name)
+        else:
+            target = _dangling(full)
+            foreign.append(f"`{name}`" + ("" if target is None else f" (a dangling symbolic link to `{target}`)"))
+    return _Listing(sorted(steps), leftovers, sorted(kept)), foreign, vanished
 
 
 def steps(directory: str | os.PathLike[str]) -> list[int]:

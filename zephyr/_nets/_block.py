@@ -12,7 +12,7 @@ from typing import NotRequired, TypedDict, cast
 import jax
 from jax import Array
 
-from .._checks import check_callable, check_rate, describe_value, is_positive_int, positive_int_or_none
+from .._checks import check_callable, check_rate, describe_value, positive_int, positive_int_or_none
 from ..core._types import Initializer, PRNGKey
 from ._attention import AttentionParams, as_attention
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
@@ -193,8 +193,8 @@ def post_norm(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: S
         >>> nets.post_norm(p, jnp.ones(2), lambda h: h, lambda h: 2 * h, nets.no_norm).tolist()
         [6.0, 6.0]
     """
-    x = norm(params["attention_norm"], x + attend(x))
-    return norm(params["mlp_norm"], x + mlp(x))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a post-norm block has it
+    x = norm(params["attention_norm"], x + attend(x)).astype(x.dtype)
+    return norm(params["mlp_norm"], x + mlp(x)).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a post-norm block has it
 
 
 def sandwich(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Sublayer, norm: Norm) -> Array:
@@ -208,8 +208,8 @@ def sandwich(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Su
         >>> nets.sandwich(p, jnp.ones(2), lambda h: h, lambda h: 2 * h, nets.no_norm).tolist()
         [6.0, 6.0]
     """
-    x = x + norm(params["post_attention_norm"], attend(norm(params["attention_norm"], x)))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
-    return x + norm(params["post_mlp_norm"], mlp(norm(params["mlp_norm"], x)))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
+    x = x + norm(params["post_attention_norm"], attend(norm(params["attention_norm"], x))).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
+    return x + norm(params["post_mlp_norm"], mlp(norm(params["mlp_norm"], x))).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
 
 
 def parallel(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Sublayer, norm: Norm) -> Array:
@@ -313,9 +313,5 @@ def block(
 
 
 def as_block(who: str, value: int | Block) -> Block:
-    """``value`` as a :class:`Block`: an int is ``nets.block(value)``."""
-    if isinstance(value, Block):
-        return value
-    if is_positive_int(value):
-        return block(value)
-    raise TypeError(f"{who}: `block` must be a number of heads or a value of nets.block(...), got {describe_value(value)}")
+    """``value`` as a :class:`Block`: a number of heads is ``nets.block(value)``."""
+    return value if isinstance(value, Block) else block(positive_int(who, "num_heads", value))

@@ -52,7 +52,7 @@ def vit(params: Params, images: Array, key: Array | None, config: Config) -> Arr
     block = nets.block(
         nets.attention(config.num_heads, dropout_rate=config.dropout),
         nets.feed_forward(2 * config.d),
-        dropout_rate=config.dropout,
+        residual_dropout=config.dropout,
     )
     x = nets.transformer(params["transformer"], x, config.num_layers, block, key=key, deterministic=key is None)
     return nets.linear(params["head"], x[:, 0], NUM_CLASSES)

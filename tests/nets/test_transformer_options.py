@@ -183,7 +183,7 @@ def test_dropout_in_attention_and_blocks(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
     params = _randomize(trace(nets.transformer_block(_, _, 2), key, x), key)
     plain = nets.transformer_block(params, x, nets.block(nets.attention(2, causal=True)))
-    dropping = nets.block(nets.attention(2, causal=True, dropout_rate=0.2), dropout_rate=0.3)
+    dropping = nets.block(nets.attention(2, causal=True, dropout_rate=0.2), residual_dropout=0.3)
     _close(nets.transformer_block(params, x, dropping, deterministic=True), plain)
     a = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
     b = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
@@ -191,13 +191,13 @@ def test_dropout_in_attention_and_blocks(key: jax.Array) -> None:
     _close(a, b, 0)
     assert not np.allclose(np.asarray(a), np.asarray(c)) and not np.allclose(np.asarray(a), np.asarray(plain))
     # residual dropout at rate 1 drops both branches: a pre-norm block returns its input
-    _close(nets.transformer_block(params, x, nets.block(2, dropout_rate=1.0), key=jax.random.key(3)), x, 0)
+    _close(nets.transformer_block(params, x, nets.block(2, residual_dropout=1.0), key=jax.random.key(3)), x, 0)
     # attention-weight dropout at rate 1: every head is 0, the attention is its output bias
     y = nets.multi_head_self_attention(params["attention"], x, nets.attention(2, dropout_rate=1.0), key=jax.random.key(4))
     _close(y, jnp.broadcast_to(_get(params, "attention", "out", "bias"), x.shape), 1e-6)
     # a stack with dropout gives each layer its own key, and is reproducible
     stack_params = trace(nets.transformer(_, _, 2, 2), key, x)
-    drop_stack = nets.block(2, dropout_rate=0.1)
+    drop_stack = nets.block(2, residual_dropout=0.1)
     s1 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
     s2 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
     _close(s1, s2, 0)
@@ -208,7 +208,7 @@ def test_part_errors(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
     params = trace(nets.transformer_block(_, _, 2), key, x)
     with pytest.raises(ValueError, match=r"transformer_block: dropout is on \(a rate of 0.1 in the block\) but no `key` was given: pass `key=` for training or `deterministic=True`"):
-        nets.transformer_block(params, x, nets.block(2, dropout_rate=0.1))
+        nets.transformer_block(params, x, nets.block(2, residual_dropout=0.1))
     with pytest.raises(ValueError, match=r"multi_head_attention: `dropout_rate` is 0.1 but no `key` was given"):
         nets.multi_head_self_attention(params["attention"], x, nets.attention(2, dropout_rate=0.1))
     with pytest.raises(TypeError, match=r"block: `arrangement` must be a function, got 'sandwich'"):

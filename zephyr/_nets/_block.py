@@ -237,7 +237,7 @@ class Block:
     mlp: Callable[..., Array] = FeedForward()
     norm: Norm = _layer_norm
     arrangement: Arrangement = pre_norm
-    dropout_rate: float = 0.0
+    residual_dropout: float = 0.0
 
     def apply(
         self,
@@ -249,12 +249,12 @@ class Block:
         """The block on ``x`` around ``attend(attention_params, h)`` (the full or the cached
         attention); residual dropout with ``key`` (None: no dropout)."""
         keys: list[PRNGKey | None] = [None, None]
-        if key is not None and self.dropout_rate > 0:
+        if key is not None and self.residual_dropout > 0:
             keys = list(jax.random.split(key, 2))
 
         def drop(h: Array, k: PRNGKey | None) -> Array:
             h = h.astype(x.dtype)
-            return h if k is None else _keep(k, self.dropout_rate, h.shape, h)
+            return h if k is None else _keep(k, self.residual_dropout, h.shape, h)
 
         def attention_sublayer(h: Array) -> Array:
             return drop(attend(params["attention"], h), keys[0])
@@ -271,7 +271,7 @@ def block(
     norm: Norm = _layer_norm,
     arrangement: Arrangement = pre_norm,
     *,
-    dropout_rate: float = 0.0,
+    residual_dropout: float = 0.0,
 ) -> Block:
     """A transformer block from parts: the value ``transformer_block``, ``transformer``,
     ``init_cache`` and ``step`` read, so the forward, the cached step and the cache agree.
@@ -285,7 +285,7 @@ def block(
             :func:`no_norm`.
         arrangement: :func:`pre_norm` (default), :func:`post_norm`, :func:`sandwich`,
             :func:`parallel`, or any function of that shape.
-        dropout_rate: dropout of each sublayer's output before it joins the residual.
+        residual_dropout: dropout of each sublayer's output before it joins the residual.
 
     Returns:
         A :class:`Block` value (frozen; hashable when its parts are).
@@ -308,8 +308,8 @@ def block(
     check_callable(who, "mlp", mlp)
     check_callable(who, "norm", norm)
     check_callable(who, "arrangement", arrangement)
-    check_rate(who, "dropout_rate", dropout_rate)
-    return Block(att, mlp, norm, arrangement, dropout_rate)
+    check_rate(who, "residual_dropout", residual_dropout)
+    return Block(att, mlp, norm, arrangement, residual_dropout)
 
 
 def as_block(who: str, value: int | Block) -> Block:

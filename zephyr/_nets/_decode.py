@@ -15,7 +15,7 @@ from jax import Array
 from jaxtyping import Bool, Float, Real
 
 from .._checks import describe_value, min_rank, positive_int
-from ..core._types import DType
+from ..core._types import DType, Params
 from ._attention import AttentionParams, _sizes, attention_step  # pyright: ignore[reportPrivateUsage]  # the sizes of one attention value
 from ._block import Block, TransformerBlockParams
 from ._parts import Attention
@@ -154,7 +154,7 @@ def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
 
 
 def step(
-    params: AttentionParams | TransformerBlockParams | TransformerParams,
+    params: Params,
     cache: Cache,
     x: Float[Array, "*batch new_len d"],
     *,

@@ -9,13 +9,30 @@ from zephyr._nets._norm import BatchNormState as BatchNormState
 from zephyr._nets._norm import NormParams as NormParams
 from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
-from zephyr._nets._attention import KVCache as KVCache
-from zephyr._nets._attention import init_kv_cache as init_kv_cache
+from zephyr._nets._parts import Attention as Attention
+from zephyr._nets._parts import Projections as Projections
+from zephyr._nets._parts import attention as attention
+from zephyr._nets._parts import projections as projections
+from zephyr._nets._parts import rotary as rotary
+from zephyr._nets._parts import sliding_window as sliding_window
+from zephyr._nets._parts import soft_cap as soft_cap
 from zephyr._nets._conv import ConvParams as ConvParams
-from zephyr._nets._transformer import TransformerBlockParams as TransformerBlockParams
+from zephyr._nets._block import Block as Block
+from zephyr._nets._block import FeedForward as FeedForward
+from zephyr._nets._block import GatedMLPParams as GatedMLPParams
+from zephyr._nets._block import TransformerBlockParams as TransformerBlockParams
+from zephyr._nets._block import block as block
+from zephyr._nets._block import feed_forward as feed_forward
+from zephyr._nets._block import gated as gated
+from zephyr._nets._block import no_norm as no_norm
+from zephyr._nets._block import parallel as parallel
+from zephyr._nets._block import post_norm as post_norm
+from zephyr._nets._block import pre_norm as pre_norm
+from zephyr._nets._block import sandwich as sandwich
 from zephyr._nets._transformer import TransformerParams as TransformerParams
-from zephyr._nets._transformer import GatedMLPParams as GatedMLPParams
-from zephyr._nets._transformer import init_transformer_cache as init_transformer_cache
+from zephyr._nets._decode import Cache as Cache
+from zephyr._nets._decode import init_cache as init_cache
+from zephyr._nets._decode import step as step
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
@@ -39,7 +56,6 @@ from jaxtyping import Bool, Float, Int, Real, Shaped
 from typing import Literal, Protocol, overload
 from zephyr._nets._conv import Padding, Padding1D
 from zephyr._nets._pool import PoolPadding
-from zephyr._nets._transformer import Norm, Placement
 from zephyr.core._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
@@ -2261,6 +2277,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*shape"]: ...
@@ -2274,6 +2291,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RmsNorm_params_x: ...
@@ -2287,6 +2305,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RmsNorm_params: ...
@@ -2300,6 +2319,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RmsNorm_x: ...
@@ -2634,27 +2654,15 @@ def multi_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def multi_head_attention(
@@ -2663,27 +2671,15 @@ def multi_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
@@ -2692,27 +2688,15 @@ def multi_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_k: ...
 @overload
 def multi_head_attention(
@@ -2721,27 +2705,15 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_v: ...
 @overload
 def multi_head_attention(
@@ -2750,27 +2722,15 @@ def multi_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_k_v: ...
 @overload
 def multi_head_attention(
@@ -2779,27 +2739,15 @@ def multi_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_k_v: ...
 @overload
 def multi_head_attention(
@@ -2808,27 +2756,15 @@ def multi_head_attention(
     /,
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q: ...
 @overload
 def multi_head_attention(
@@ -2837,27 +2773,15 @@ def multi_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_k: ...
 @overload
 def multi_head_attention(
@@ -2866,27 +2790,15 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_v: ...
 @overload
 def multi_head_attention(
@@ -2895,27 +2807,15 @@ def multi_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_k: ...
 @overload
 def multi_head_attention(
@@ -2924,27 +2824,15 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q_v: ...
 @overload
 def multi_head_attention(
@@ -2953,27 +2841,15 @@ def multi_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_k_v: ...
 @overload
 def multi_head_attention(
@@ -2982,27 +2858,15 @@ def multi_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params: ...
 @overload
 def multi_head_attention(
@@ -3011,27 +2875,15 @@ def multi_head_attention(
     /,
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_q: ...
 @overload
 def multi_head_attention(
@@ -3040,27 +2892,15 @@ def multi_head_attention(
     k: PlaceholderType,
     /,
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_k: ...
 @overload
 def multi_head_attention(
@@ -3069,27 +2909,15 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_v: ...
 
 class _MultiHeadAttention_params_q_k_v(Protocol):
@@ -3687,259 +3515,163 @@ class _MultiHeadAttention_v(Protocol):
 def multi_head_self_attention(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttention_params_x_num_heads: ...
+) -> _MultiHeadSelfAttention_params_x_attention: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttention_params_num_heads: ...
+) -> _MultiHeadSelfAttention_params_attention: ...
 @overload
 def multi_head_self_attention(
     params: Params,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttention_x_num_heads: ...
+) -> _MultiHeadSelfAttention_x_attention: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     /,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params: ...
 @overload
 def multi_head_self_attention(
     params: Params,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_x: ...
 @overload
 def multi_head_self_attention(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttention_num_heads: ...
+) -> _MultiHeadSelfAttention_attention: ...
 
-class _MultiHeadSelfAttention_params_x_num_heads(Protocol):
-    """``multi_head_self_attention`` waiting for `params`, `x`, `num_heads`."""
+class _MultiHeadSelfAttention_params_x_attention(Protocol):
+    """``multi_head_self_attention`` waiting for `params`, `x`, `attention`."""
 
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        attention: int | Attention,
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_params_x_num_heads: ...
+    ) -> _MultiHeadSelfAttention_params_x_attention: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
         /,
-        num_heads: int,
+        attention: int | Attention,
     ) -> _MultiHeadSelfAttention_params_x: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_params_num_heads: ...
+    ) -> _MultiHeadSelfAttention_params_attention: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_x_num_heads: ...
+    ) -> _MultiHeadSelfAttention_x_attention: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         /,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        attention: int | Attention,
     ) -> _MultiHeadSelfAttention_params: ...
     @overload
     def __call__(
@@ -3947,16 +3679,16 @@ class _MultiHeadSelfAttention_params_x_num_heads(Protocol):
         params: Params,
         x: PlaceholderType,
         /,
-        num_heads: int,
+        attention: int | Attention,
     ) -> _MultiHeadSelfAttention_x: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_num_heads: ...
+    ) -> _MultiHeadSelfAttention_attention: ...
 
 class _MultiHeadSelfAttention_params_x(Protocol):
     """``multi_head_self_attention`` waiting for `params`, `x`."""
@@ -3984,58 +3716,67 @@ class _MultiHeadSelfAttention_params_x(Protocol):
     @overload
     def __call__(self, params: Params, x: PlaceholderType, /) -> _MultiHeadSelfAttention_x: ...
 
-class _MultiHeadSelfAttention_params_num_heads(Protocol):
-    """``multi_head_self_attention`` waiting for `params`, `num_heads`."""
+class _MultiHeadSelfAttention_params_attention(Protocol):
+    """``multi_head_self_attention`` waiting for `params`, `attention`."""
 
     @overload
-    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    def __call__(
+        self,
+        params: Params,
+        attention: int | Attention,
+    ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_params_num_heads: ...
+    ) -> _MultiHeadSelfAttention_params_attention: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         /,
-        num_heads: int,
+        attention: int | Attention,
     ) -> _MultiHeadSelfAttention_params: ...
     @overload
     def __call__(
         self,
         params: Params,
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_num_heads: ...
+    ) -> _MultiHeadSelfAttention_attention: ...
 
-class _MultiHeadSelfAttention_x_num_heads(Protocol):
-    """``multi_head_self_attention`` waiting for `x`, `num_heads`."""
+class _MultiHeadSelfAttention_x_attention(Protocol):
+    """``multi_head_self_attention`` waiting for `x`, `attention`."""
 
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        attention: int | Attention,
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_x_num_heads: ...
+    ) -> _MultiHeadSelfAttention_x_attention: ...
     @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _MultiHeadSelfAttention_x: ...
+    def __call__(
+        self,
+        x: PlaceholderType,
+        /,
+        attention: int | Attention,
+    ) -> _MultiHeadSelfAttention_x: ...
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        attention: PlaceholderType,
         /,
-    ) -> _MultiHeadSelfAttention_num_heads: ...
+    ) -> _MultiHeadSelfAttention_attention: ...
 
 class _MultiHeadSelfAttention_params(Protocol):
     """``multi_head_self_attention`` waiting for `params`."""
@@ -4047,939 +3788,10 @@ class _MultiHeadSelfAttention_x(Protocol):
 
     def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
 
-class _MultiHeadSelfAttention_num_heads(Protocol):
-    """``multi_head_self_attention`` waiting for `num_heads`."""
+class _MultiHeadSelfAttention_attention(Protocol):
+    """``multi_head_self_attention`` waiting for `attention`."""
 
-    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache_x_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_x_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_cache_x_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_cache_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    /,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_cache: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params_cache_x_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params_cache_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _MultiHeadSelfAttentionStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_x: ...
-
-class _MultiHeadSelfAttentionStep_params_cache_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params_x_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_cache_x_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `cache`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params_cache(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-
-class _MultiHeadSelfAttentionStep_params_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /) -> _MultiHeadSelfAttentionStep_x: ...
-
-class _MultiHeadSelfAttentionStep_params_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_cache_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(self, cache: KVCache, x: PlaceholderType, /) -> _MultiHeadSelfAttentionStep_x: ...
-
-class _MultiHeadSelfAttentionStep_cache_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `cache`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _MultiHeadSelfAttentionStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_x_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_x_num_heads: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _MultiHeadSelfAttentionStep_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _MultiHeadSelfAttentionStep_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`."""
-
-    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _MultiHeadSelfAttentionStep_cache(Protocol):
-    """``multi_head_self_attention_step`` waiting for `cache`."""
-
-    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _MultiHeadSelfAttentionStep_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _MultiHeadSelfAttentionStep_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `num_heads`."""
-
-    def __call__(self, num_heads: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    def __call__(self, attention: int | Attention) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def single_head_attention(
@@ -4991,9 +3803,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def single_head_attention(
@@ -5006,9 +3815,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_q_k_v: ...
 @overload
 def single_head_attention(
@@ -5021,9 +3827,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_q_k: ...
 @overload
 def single_head_attention(
@@ -5036,9 +3839,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_q_v: ...
 @overload
 def single_head_attention(
@@ -5051,9 +3851,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_k_v: ...
 @overload
 def single_head_attention(
@@ -5066,9 +3863,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_q_k_v: ...
 @overload
 def single_head_attention(
@@ -5081,9 +3875,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_q: ...
 @overload
 def single_head_attention(
@@ -5096,9 +3887,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_k: ...
 @overload
 def single_head_attention(
@@ -5111,9 +3899,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_v: ...
 @overload
 def single_head_attention(
@@ -5126,9 +3911,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_q_k: ...
 @overload
 def single_head_attention(
@@ -5141,9 +3923,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_q_v: ...
 @overload
 def single_head_attention(
@@ -5156,9 +3935,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_k_v: ...
 @overload
 def single_head_attention(
@@ -5171,9 +3947,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params: ...
 @overload
 def single_head_attention(
@@ -5186,9 +3959,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_q: ...
 @overload
 def single_head_attention(
@@ -5201,9 +3971,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_k: ...
 @overload
 def single_head_attention(
@@ -5216,9 +3983,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_v: ...
 
 class _SingleHeadAttention_params_q_k_v(Protocol):
@@ -11241,258 +10005,118 @@ def transformer(
     params: Params,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: PlaceholderType,
     num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_layers_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_params_x_num_layers_block: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: PlaceholderType,
     num_layers: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_params_x_num_layers: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: PlaceholderType,
     num_layers: int,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_params_x_block: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: Float[Array, "*batch seq d"],
     num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_num_layers_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_params_num_layers_block: ...
 @overload
 def transformer(
     params: Params,
     x: PlaceholderType,
     num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x_num_layers_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_x_num_layers_block: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_params_x: ...
 @overload
 def transformer(
@@ -11500,221 +10124,101 @@ def transformer(
     x: Float[Array, "*batch seq d"],
     num_layers: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_params_num_layers: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_params_block: ...
 @overload
 def transformer(
     params: Params,
     x: PlaceholderType,
     num_layers: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_x_num_layers: ...
 @overload
 def transformer(
     params: Params,
     x: PlaceholderType,
     num_layers: int,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_x_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_x_block: ...
 @overload
 def transformer(
     params: Params,
     x: Float[Array, "*batch seq d"],
     num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_num_layers_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_num_layers_block: ...
 @overload
 def transformer(
     params: PlaceholderType,
     /,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_params: ...
 @overload
 def transformer(
@@ -11722,36 +10226,16 @@ def transformer(
     x: PlaceholderType,
     /,
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_x: ...
 @overload
 def transformer(
@@ -11759,77 +10243,37 @@ def transformer(
     x: Float[Array, "*batch seq d"],
     num_layers: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_num_layers: ...
 @overload
 def transformer(
     params: Params,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_block: ...
 
-class _Transformer_params_x_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_layers`, `num_heads`."""
+class _Transformer_params_x_num_layers_block(Protocol):
+    """``transformer`` waiting for `params`, `x`, `num_layers`, `block`."""
 
     @overload
     def __call__(
@@ -11837,7 +10281,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: Params,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
@@ -11845,9 +10289,9 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: PlaceholderType,
         x: PlaceholderType,
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_x_num_layers_num_heads: ...
+    ) -> _Transformer_params_x_num_layers_block: ...
     @overload
     def __call__(
         self,
@@ -11855,7 +10299,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: PlaceholderType,
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params_x_num_layers: ...
     @overload
     def __call__(
@@ -11863,27 +10307,27 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: PlaceholderType,
         x: PlaceholderType,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_x_num_heads: ...
+    ) -> _Transformer_params_x_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_layers_num_heads: ...
+    ) -> _Transformer_params_num_layers_block: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: PlaceholderType,
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_layers_num_heads: ...
+    ) -> _Transformer_x_num_layers_block: ...
     @overload
     def __call__(
         self,
@@ -11891,7 +10335,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: PlaceholderType,
         /,
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params_x: ...
     @overload
     def __call__(
@@ -11900,7 +10344,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params_num_layers: ...
     @overload
     def __call__(
@@ -11908,9 +10352,9 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: PlaceholderType,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_heads: ...
+    ) -> _Transformer_params_block: ...
     @overload
     def __call__(
         self,
@@ -11918,7 +10362,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: PlaceholderType,
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_x_num_layers: ...
     @overload
     def __call__(
@@ -11926,18 +10370,18 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: Params,
         x: PlaceholderType,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_heads: ...
+    ) -> _Transformer_x_block: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_layers_num_heads: ...
+    ) -> _Transformer_num_layers_block: ...
     @overload
     def __call__(
         self,
@@ -11945,7 +10389,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         /,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params: ...
     @overload
     def __call__(
@@ -11954,7 +10398,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: PlaceholderType,
         /,
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_x: ...
     @overload
     def __call__(
@@ -11963,7 +10407,7 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_num_layers: ...
     @overload
     def __call__(
@@ -11971,9 +10415,9 @@ class _Transformer_params_x_num_layers_num_heads(Protocol):
         params: Params,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_block: ...
 
 class _Transformer_params_x_num_layers(Protocol):
     """``transformer`` waiting for `params`, `x`, `num_layers`."""
@@ -12042,116 +10486,122 @@ class _Transformer_params_x_num_layers(Protocol):
         /,
     ) -> _Transformer_num_layers: ...
 
-class _Transformer_params_x_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_heads`."""
+class _Transformer_params_x_block(Protocol):
+    """``transformer`` waiting for `params`, `x`, `block`."""
 
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_x_num_heads: ...
+    ) -> _Transformer_params_x_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params_x: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_heads: ...
+    ) -> _Transformer_params_block: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_heads: ...
+    ) -> _Transformer_x_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         /,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params: ...
     @overload
-    def __call__(self, params: Params, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        block: int | Block | Sequence[Block],
+    ) -> _Transformer_x: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_block: ...
 
-class _Transformer_params_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `num_layers`, `num_heads`."""
+class _Transformer_params_num_layers_block(Protocol):
+    """``transformer`` waiting for `params`, `num_layers`, `block`."""
 
     @overload
     def __call__(
         self,
         params: Params,
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_layers_num_heads: ...
+    ) -> _Transformer_params_num_layers_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params_num_layers: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_heads: ...
+    ) -> _Transformer_params_block: ...
     @overload
     def __call__(
         self,
         params: Params,
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_layers_num_heads: ...
+    ) -> _Transformer_num_layers_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         /,
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_params: ...
     @overload
     def __call__(
@@ -12159,66 +10609,66 @@ class _Transformer_params_num_layers_num_heads(Protocol):
         params: Params,
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_num_layers: ...
     @overload
     def __call__(
         self,
         params: Params,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_block: ...
 
-class _Transformer_x_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `x`, `num_layers`, `num_heads`."""
+class _Transformer_x_num_layers_block(Protocol):
+    """``transformer`` waiting for `x`, `num_layers`, `block`."""
 
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_layers_num_heads: ...
+    ) -> _Transformer_x_num_layers_block: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_x_num_layers: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_heads: ...
+    ) -> _Transformer_x_block: ...
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_layers_num_heads: ...
+    ) -> _Transformer_num_layers_block: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
         /,
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_x: ...
     @overload
     def __call__(
@@ -12226,16 +10676,16 @@ class _Transformer_x_num_layers_num_heads(Protocol):
         x: Float[Array, "*batch seq d"],
         num_layers: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> _Transformer_num_layers: ...
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_block: ...
 
 class _Transformer_params_x(Protocol):
     """``transformer`` waiting for `params`, `x`."""
@@ -12280,22 +10730,31 @@ class _Transformer_params_num_layers(Protocol):
         /,
     ) -> _Transformer_num_layers: ...
 
-class _Transformer_params_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `num_heads`."""
+class _Transformer_params_block(Protocol):
+    """``transformer`` waiting for `params`, `block`."""
 
     @overload
-    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    def __call__(
+        self,
+        params: Params,
+        block: int | Block | Sequence[Block],
+    ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_params_num_heads: ...
+    ) -> _Transformer_params_block: ...
     @overload
-    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _Transformer_params: ...
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        block: int | Block | Sequence[Block],
+    ) -> _Transformer_params: ...
     @overload
-    def __call__(self, params: Params, num_heads: PlaceholderType, /) -> _Transformer_num_heads: ...
+    def __call__(self, params: Params, block: PlaceholderType, /) -> _Transformer_block: ...
 
 class _Transformer_x_num_layers(Protocol):
     """``transformer`` waiting for `x`, `num_layers`."""
@@ -12323,58 +10782,57 @@ class _Transformer_x_num_layers(Protocol):
         /,
     ) -> _Transformer_num_layers: ...
 
-class _Transformer_x_num_heads(Protocol):
-    """``transformer`` waiting for `x`, `num_heads`."""
+class _Transformer_x_block(Protocol):
+    """``transformer`` waiting for `x`, `block`."""
 
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, block: PlaceholderType, /) -> _Transformer_x_block: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
         /,
-    ) -> _Transformer_x_num_heads: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _Transformer_x: ...
+        block: int | Block | Sequence[Block],
+    ) -> _Transformer_x: ...
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_block: ...
 
-class _Transformer_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `num_layers`, `num_heads`."""
+class _Transformer_num_layers_block(Protocol):
+    """``transformer`` waiting for `num_layers`, `block`."""
 
-    @overload
-    def __call__(self, num_layers: int, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-    @overload
-    def __call__(
-        self,
-        num_layers: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _Transformer_num_layers_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        num_layers: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _Transformer_num_layers: ...
     @overload
     def __call__(
         self,
         num_layers: int,
-        num_heads: PlaceholderType,
+        block: int | Block | Sequence[Block],
+    ) -> Float[Array, "*batch seq d"]: ...
+    @overload
+    def __call__(
+        self,
+        num_layers: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _Transformer_num_heads: ...
+    ) -> _Transformer_num_layers_block: ...
+    @overload
+    def __call__(
+        self,
+        num_layers: PlaceholderType,
+        /,
+        block: int | Block | Sequence[Block],
+    ) -> _Transformer_num_layers: ...
+    @overload
+    def __call__(self, num_layers: int, block: PlaceholderType, /) -> _Transformer_block: ...
 
 class _Transformer_params(Protocol):
     """``transformer`` waiting for `params`."""
@@ -12391,324 +10849,164 @@ class _Transformer_num_layers(Protocol):
 
     def __call__(self, num_layers: int) -> Float[Array, "*batch seq d"]: ...
 
-class _Transformer_num_heads(Protocol):
-    """``transformer`` waiting for `num_heads`."""
+class _Transformer_block(Protocol):
+    """``transformer`` waiting for `block`."""
 
-    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    def __call__(self, block: int | Block | Sequence[Block]) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def transformer_block(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_x_num_heads: ...
+) -> _TransformerBlock_params_x_block: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_num_heads: ...
+) -> _TransformerBlock_params_block: ...
 @overload
 def transformer_block(
     params: Params,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_x_num_heads: ...
+) -> _TransformerBlock_x_block: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     /,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params: ...
 @overload
 def transformer_block(
     params: Params,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _TransformerBlock_x: ...
 @overload
 def transformer_block(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_num_heads: ...
+) -> _TransformerBlock_block: ...
 
-class _TransformerBlock_params_x_num_heads(Protocol):
-    """``transformer_block`` waiting for `params`, `x`, `num_heads`."""
+class _TransformerBlock_params_x_block(Protocol):
+    """``transformer_block`` waiting for `params`, `x`, `block`."""
 
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block,
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_params_x_num_heads: ...
+    ) -> _TransformerBlock_params_x_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block,
     ) -> _TransformerBlock_params_x: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_params_num_heads: ...
+    ) -> _TransformerBlock_params_block: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_x_num_heads: ...
+    ) -> _TransformerBlock_x_block: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
         /,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block,
     ) -> _TransformerBlock_params: ...
     @overload
     def __call__(
@@ -12716,16 +11014,16 @@ class _TransformerBlock_params_x_num_heads(Protocol):
         params: Params,
         x: PlaceholderType,
         /,
-        num_heads: int,
+        block: int | Block,
     ) -> _TransformerBlock_x: ...
     @overload
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_num_heads: ...
+    ) -> _TransformerBlock_block: ...
 
 class _TransformerBlock_params_x(Protocol):
     """``transformer_block`` waiting for `params`, `x`."""
@@ -12753,53 +11051,53 @@ class _TransformerBlock_params_x(Protocol):
     @overload
     def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerBlock_x: ...
 
-class _TransformerBlock_params_num_heads(Protocol):
-    """``transformer_block`` waiting for `params`, `num_heads`."""
+class _TransformerBlock_params_block(Protocol):
+    """``transformer_block`` waiting for `params`, `block`."""
 
     @overload
-    def __call__(self, params: Params, num_heads: int) -> Float[Array, "*batch seq d"]: ...
+    def __call__(self, params: Params, block: int | Block) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         params: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_params_num_heads: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, num_heads: int) -> _TransformerBlock_params: ...
+    ) -> _TransformerBlock_params_block: ...
     @overload
     def __call__(
         self,
-        params: Params,
-        num_heads: PlaceholderType,
+        params: PlaceholderType,
         /,
-    ) -> _TransformerBlock_num_heads: ...
+        block: int | Block,
+    ) -> _TransformerBlock_params: ...
+    @overload
+    def __call__(self, params: Params, block: PlaceholderType, /) -> _TransformerBlock_block: ...
 
-class _TransformerBlock_x_num_heads(Protocol):
-    """``transformer_block`` waiting for `x`, `num_heads`."""
+class _TransformerBlock_x_block(Protocol):
+    """``transformer_block`` waiting for `x`, `block`."""
 
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block,
     ) -> Float[Array, "*batch seq d"]: ...
     @overload
     def __call__(
         self,
         x: PlaceholderType,
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_x_num_heads: ...
+    ) -> _TransformerBlock_x_block: ...
     @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _TransformerBlock_x: ...
+    def __call__(self, x: PlaceholderType, /, block: int | Block) -> _TransformerBlock_x: ...
     @overload
     def __call__(
         self,
         x: Float[Array, "*batch seq d"],
-        num_heads: PlaceholderType,
+        block: PlaceholderType,
         /,
-    ) -> _TransformerBlock_num_heads: ...
+    ) -> _TransformerBlock_block: ...
 
 class _TransformerBlock_params(Protocol):
     """``transformer_block`` waiting for `params`."""
@@ -12811,2088 +11109,10 @@ class _TransformerBlock_x(Protocol):
 
     def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
 
-class _TransformerBlock_num_heads(Protocol):
-    """``transformer_block`` waiting for `num_heads`."""
+class _TransformerBlock_block(Protocol):
+    """``transformer_block`` waiting for `block`."""
 
-    def __call__(self, num_heads: int) -> Float[Array, "*batch seq d"]: ...
-
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache_x_num_heads: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache_x: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache_num_heads: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_x_num_heads: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_cache_x_num_heads: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_x: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_num_heads: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_cache_x: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_cache_num_heads: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_x_num_heads: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    /,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_cache: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_x: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_params_cache_x_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _TransformerBlockStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_params_cache_x(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerBlockStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_x: ...
-
-class _TransformerBlockStep_params_cache_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_params_x_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `params`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_cache_x_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `cache`, `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_x_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_params_cache(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache: ...
-
-class _TransformerBlockStep_params_x(Protocol):
-    """``transformer_block_step`` waiting for `params`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerBlockStep_x: ...
-
-class _TransformerBlockStep_params_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `params`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_params_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_cache_x(Protocol):
-    """``transformer_block_step`` waiting for `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(self, cache: KVCache, x: PlaceholderType, /) -> _TransformerBlockStep_x: ...
-
-class _TransformerBlockStep_cache_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `cache`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_cache_num_heads: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        num_heads: int,
-    ) -> _TransformerBlockStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_x_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `x`, `num_heads`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_x_num_heads: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_heads: int) -> _TransformerBlockStep_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: PlaceholderType,
-        /,
-    ) -> _TransformerBlockStep_num_heads: ...
-
-class _TransformerBlockStep_params(Protocol):
-    """``transformer_block_step`` waiting for `params`."""
-
-    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerBlockStep_cache(Protocol):
-    """``transformer_block_step`` waiting for `cache`."""
-
-    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerBlockStep_x(Protocol):
-    """``transformer_block_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerBlockStep_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `num_heads`."""
-
-    def __call__(self, num_heads: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache_x_num_layers: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache_x: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache_num_layers: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_x_num_layers: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_cache_x_num_layers: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_x: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_num_layers: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_cache_x: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: PlaceholderType,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_cache_num_layers: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_x_num_layers: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    /,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: PlaceholderType,
-    /,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_cache: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_x: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_params_cache_x_num_layers(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`, `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_cache_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_cache_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> _TransformerStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> _TransformerStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_params_cache_x(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_x: ...
-
-class _TransformerStep_params_cache_num_layers(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_cache_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_params_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: KVCache,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        cache: KVCache,
-        num_layers: int,
-    ) -> _TransformerStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_params_x_num_layers(Protocol):
-    """``transformer_step`` waiting for `params`, `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> _TransformerStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_x: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_cache_x_num_layers(Protocol):
-    """``transformer_step`` waiting for `cache`, `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_x_num_layers: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: PlaceholderType,
-        /,
-        num_layers: int,
-    ) -> _TransformerStep_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_params_cache(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        cache: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_cache: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, cache: KVCache) -> _TransformerStep_params: ...
-    @overload
-    def __call__(self, params: Params, cache: PlaceholderType, /) -> _TransformerStep_cache: ...
-
-class _TransformerStep_params_x(Protocol):
-    """``transformer_step`` waiting for `params`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_x: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerStep_params: ...
-    @overload
-    def __call__(self, params: Params, x: PlaceholderType, /) -> _TransformerStep_x: ...
-
-class _TransformerStep_params_num_layers(Protocol):
-    """``transformer_step`` waiting for `params`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        params: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_params_num_layers: ...
-    @overload
-    def __call__(self, params: PlaceholderType, /, num_layers: int) -> _TransformerStep_params: ...
-    @overload
-    def __call__(
-        self,
-        params: Params,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_cache_x(Protocol):
-    """``transformer_step`` waiting for `cache`, `x`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        x: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_x: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        /,
-        x: Float[Array, "*batch new_len d"],
-    ) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(self, cache: KVCache, x: PlaceholderType, /) -> _TransformerStep_x: ...
-
-class _TransformerStep_cache_num_layers(Protocol):
-    """``transformer_step`` waiting for `cache`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        cache: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_cache_num_layers: ...
-    @overload
-    def __call__(self, cache: PlaceholderType, /, num_layers: int) -> _TransformerStep_cache: ...
-    @overload
-    def __call__(
-        self,
-        cache: KVCache,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_x_num_layers(Protocol):
-    """``transformer_step`` waiting for `x`, `num_layers`."""
-
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-    @overload
-    def __call__(
-        self,
-        x: PlaceholderType,
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_x_num_layers: ...
-    @overload
-    def __call__(self, x: PlaceholderType, /, num_layers: int) -> _TransformerStep_x: ...
-    @overload
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: PlaceholderType,
-        /,
-    ) -> _TransformerStep_num_layers: ...
-
-class _TransformerStep_params(Protocol):
-    """``transformer_step`` waiting for `params`."""
-
-    def __call__(self, params: Params) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerStep_cache(Protocol):
-    """``transformer_step`` waiting for `cache`."""
-
-    def __call__(self, cache: KVCache) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerStep_x(Protocol):
-    """``transformer_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerStep_num_layers(Protocol):
-    """``transformer_step`` waiting for `num_layers`."""
-
-    def __call__(self, num_layers: int) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
+    def __call__(self, block: int | Block) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def bidirectional(

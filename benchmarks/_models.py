@@ -19,7 +19,7 @@ from jax import Array
 from jaxtyping import Float, Int
 
 from zephyr import nets, validate
-from zephyr.functools.partial import flexible
+from zephyr.functools.partial import flexible, placeholder_hole
 from zephyr.typing import Params
 
 from _raw import CNN_LAYERS, LLAMA_EPS, LLAMA_ROPE_BASE
@@ -43,11 +43,13 @@ def gpt(
     vocab: int, d_model: int, num_layers: int, num_heads: int, *, scan: bool
 ) -> Callable[[Params, Array], Array]:
     """A GPT: token and position embeddings, ``nets.transformer`` (causal), a linear head."""
+    block = nets.block(nets.attention(num_heads, causal=True))
+
     @flexible
     def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
         x = nets.token_embed(params["embed"], tokens, vocab, d_model)
         x = nets.positional_embed(params["position"], x, tokens.shape[-1])
-        x = nets.transformer(params["transformer"], x, num_layers, num_heads, is_causal=True, scan=scan)
+        x = nets.transformer(params["transformer"], x, num_layers, block, scan=scan)
         return nets.linear(params["head"], x, vocab)
 
     return model
@@ -61,12 +63,14 @@ def gpt_user_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) -> 
     During ``trace`` every block after the first repeats it (same shapes, same
     hyperparameters): zephyr replays it instead of running its forward again.
     """
+    block = nets.block(nets.attention(num_heads, causal=True))
+
     @flexible
     def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
         x = nets.token_embed(params["embed"], tokens, vocab, d_model)
         x = nets.positional_embed(params["position"], x, tokens.shape[-1])
         for i in range(num_layers):
-            x = nets.transformer_block(params["transformer"]["layers"][i], x, num_heads, is_causal=True)
+            x = nets.transformer_block(params["transformer"]["layers"][i], x, block)
         x = nets.layer_norm(params["transformer"]["final_norm"], x)
         return nets.linear(params["head"], x, vocab)
 
@@ -80,14 +84,17 @@ def llama(
     decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, no biases), the embedding table as
     the output projection (tied). Scanned, as in the example: every layer leaf has a leading
     layer axis."""
+    no_bias = nets.projections(use_bias=False)
+    block = nets.block(
+        nets.attention(num_heads, num_kv_heads=num_kv_heads, causal=True, on_qk=nets.rotary(LLAMA_ROPE_BASE), projections=no_bias),
+        nets.gated(nets.feed_forward(mlp_dim, jax.nn.silu, projections=no_bias)),
+        nets.rms_norm(placeholder_hole, placeholder_hole, eps=LLAMA_EPS),
+    )
+
     @flexible
     def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
         x = nets.token_embed(params["embed"], tokens, vocab, d_model)
-        h = nets.transformer(
-            params["transformer"], x, num_layers, num_heads, is_causal=True, mlp_dim=mlp_dim,
-            num_kv_heads=num_kv_heads, norm="rms", norm_eps=LLAMA_EPS, gated=True, activation=jax.nn.silu,
-            use_bias=False, rope=True, rope_base=LLAMA_ROPE_BASE,
-        )  # fmt: skip
+        h = nets.transformer(params["transformer"], x, num_layers, block)
         return h @ validate(params["embed"]["embeddings"], (vocab, d_model)).T
 
     return model

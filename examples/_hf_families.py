@@ -29,7 +29,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -173,8 +173,9 @@ def decoder_step(
 ) -> tuple[Array, nets.Cache]:
     """Logits of new tokens ``(*batch, new)`` given the cache of those before (``padding_mask``
     over the cache's slots, ``positions`` of the new tokens)."""
-    stack = cast(nets.TransformerParams, params["transformer"])  # nets.step types its params as the TypedDict
-    h, cache = nets.step(stack, cache, _embed(params, tokens, model), padding_mask=padding_mask, positions=positions)
+    h, cache = nets.step(
+        params["transformer"], cache, _embed(params, tokens, model), padding_mask=padding_mask, positions=positions
+    )
     return _unembed(params, h, model), cache
 
 

@@ -3,7 +3,7 @@
 Every machine with Python has the text: the example reads a few stdlib modules' source
 files (found with ``inspect.getsourcefile``). It prints a sample before and after training;
 sampling decodes one character at a time with a key/value cache
-(``nets.multi_head_self_attention_step``), checked first against the full causal forward:
+(``nets.init_cache`` and ``nets.step``), checked first against the full causal forward:
 
     python examples/char_transformer.py
     python examples/char_transformer.py --steps 1500 --layers 3     # better samples, slower
@@ -34,7 +34,7 @@ import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typ
 from jax import Array
 
 from zephyr import nets, trace, validate
-from zephyr.nets import KVCache
+from zephyr.nets import Cache
 from zephyr.typing import Params
 
 SOURCES: tuple[ModuleType, ...] = (json, json.decoder, json.encoder, textwrap, string, argparse)
@@ -60,17 +60,22 @@ def feed_forward(params: Params, x: Array) -> Array:
     return x + nets.mlp(params["mlp"], h, [4 * x.shape[-1], x.shape[-1]], jax.nn.gelu)
 
 
+@functools.cache  # one value per head count: the cache made from it and the forward agree
+def _causal(num_heads: int) -> nets.Attention:
+    return nets.attention(num_heads, causal=True)
+
+
 def block(params: Params, x: Array, num_heads: int) -> Array:
     """A pre-norm block over a whole sequence, causal: ``(b, t, d) -> (b, t, d)``."""
     h = nets.layer_norm(params["attention_norm"], x)
-    x = x + nets.multi_head_self_attention(params["attention"], h, num_heads, is_causal=True)
+    x = x + nets.multi_head_self_attention(params["attention"], h, _causal(num_heads))
     return feed_forward(params, x)
 
 
-def block_step(params: Params, cache: KVCache, x: Array, num_heads: int) -> tuple[Array, KVCache]:
-    """The same block for new positions only, attending over the cache: ``(b, n, d)``."""
+def block_step(params: Params, cache: Cache, x: Array) -> tuple[Array, Cache]:
+    """The same block for new positions only, attending over the cache (made for its attention)."""
     h = nets.layer_norm(params["attention_norm"], x)
-    y, cache = nets.multi_head_self_attention_step(params["attention"], cache, h, num_heads)
+    y, cache = nets.step(params["attention"], cache, h)
     return feed_forward(params, x + y), cache
 
 
@@ -89,16 +94,16 @@ def language_model(params: Params, tokens: Array, config: Config) -> Array:
 
 
 def language_model_step(
-    params: Params, caches: list[KVCache], tokens: Array, config: Config
-) -> tuple[Array, list[KVCache]]:
-    """New token ids ``(b, n)`` at positions ``caches[0]["length"] + [0, n)``: logits and caches."""
+    params: Params, caches: list[Cache], tokens: Array, config: Config
+) -> tuple[Array, list[Cache]]:
+    """New token ids ``(b, n)`` at positions ``caches[0].length + [0, n)``: logits and caches."""
     x = nets.token_embed(params["embed"], tokens, config.vocab_size, config.d)
     table = validate(params["position"]["embeddings"], (config.max_len, config.d))
-    rows = jax.lax.dynamic_slice_in_dim(table, caches[0]["length"], tokens.shape[-1])
+    rows = jax.lax.dynamic_slice_in_dim(table, caches[0].length, tokens.shape[-1])
     x = x + jnp.broadcast_to(rows, x.shape)
-    new_caches: list[KVCache] = []
+    new_caches: list[Cache] = []
     for i in range(config.num_layers):
-        x, cache = block_step(params["blocks"][i], caches[i], x, config.num_heads)
+        x, cache = block_step(params["blocks"][i], caches[i], x)
         new_caches.append(cache)
     return logits_of(params, x, config), new_caches
 
@@ -135,21 +140,21 @@ def make_step(
     return jax.jit(step)
 
 
-Decoder = Callable[[Params, list[KVCache], Array], tuple[Array, list[KVCache]]]
+Decoder = Callable[[Params, list[Cache], Array], tuple[Array, list[Cache]]]
 """``(params, caches, tokens (b, 1)) -> (logits (b, 1, vocab), caches)``: one decoding step."""
 
 
 @functools.cache  # one compiled step per config
-def make_decoder(config: Config) -> tuple[Decoder, Callable[[int], list[KVCache]]]:
+def make_decoder(config: Config) -> tuple[Decoder, Callable[[int], list[Cache]]]:
     """A jitted one-character step, and a function of the batch size giving empty caches."""
 
     @jax.jit
-    def decode(params: Params, caches: list[KVCache], tokens: Array) -> tuple[Array, list[KVCache]]:
+    def decode(params: Params, caches: list[Cache], tokens: Array) -> tuple[Array, list[Cache]]:
         return language_model_step(params, caches, tokens, config)
 
-    def empty(batch_size: int) -> list[KVCache]:
+    def empty(batch_size: int) -> list[Cache]:
         d_sample = jnp.zeros((batch_size, 1, config.d))
-        return [nets.init_kv_cache(d_sample, config.num_heads, config.max_len)] * config.num_layers
+        return [nets.init_cache(d_sample, config.max_len, _causal(config.num_heads))] * config.num_layers
 
     return decode, empty
 

@@ -21,7 +21,6 @@ import argparse
 import functools
 import math
 from dataclasses import dataclass
-from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +77,7 @@ def gemma2(params: Params, tokens: Array, c: Config) -> Array:
 
 
 def gemma2_step(params: Params, cache: nets.Cache, tokens: Array, c: Config) -> tuple[Array, nets.Cache]:
-    h, cache = nets.step(cast(nets.TransformerParams, params["transformer"]), cache, embed(params, tokens, c))
+    h, cache = nets.step(params["transformer"], cache, embed(params, tokens, c))
     return unembed(params, h, c), cache
 
 

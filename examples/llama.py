@@ -1,11 +1,13 @@
-"""A LLaMA-style character model from the built-in nets: RMSNorm, RoPE, grouped-query
+"""A LLaMA-style character model from the built-in parts: RMSNorm, RoPE, grouped-query
 attention, a SwiGLU MLP and tied embeddings, with no hand-written attention or cache.
 
-The model is ``nets.token_embed`` then ``nets.transformer(..., norm="rms", rope=True,
-gated=True, activation=jax.nn.silu, use_bias=False, num_kv_heads=...)`` and the embedding
-table as the output projection. It trains a few steps on the standard library's source (the
-text ``examples/char_transformer.py`` uses), checks cached decoding (``nets.transformer_step``)
-against the full causal forward, and samples with the cache. ``params_from_hf`` loads the
+The model is ``nets.token_embed``, then ``nets.transformer`` of one block value made of parts
+(``llama_block``: a causal ``nets.attention`` with ``nets.rotary``, a gated SiLU
+``nets.feed_forward`` and ``nets.rms_norm``), and the embedding table as the output
+projection. The same block value drives the full forward, the cache (``nets.init_cache``) and
+the decoding step (``nets.step``). It trains a few steps on the standard library's source (the
+text ``examples/char_transformer.py`` uses), checks cached decoding against the full causal
+forward, and samples with the cache. ``params_from_hf`` loads the
 state dict of a Hugging Face ``LlamaForCausalLM`` (with tied embeddings) into these params
 (``examples/llama_hf_check.py`` compares the logits with transformers'):
 
@@ -17,6 +19,7 @@ state dict of a Hugging Face ``LlamaForCausalLM`` (with tied embeddings) into th
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import string
@@ -34,7 +37,8 @@ import optax  # pyright: ignore[reportMissingTypeStubs]  # optax ships no py.typ
 from jax import Array
 
 from zephyr import nets, trace, validate
-from zephyr.nets import KVCache
+from zephyr.functools.partial import placeholder_hole as _
+from zephyr.nets import Cache
 from zephyr.typing import Params
 
 SOURCES: tuple[ModuleType, ...] = (json, json.decoder, json.encoder, textwrap, string, argparse)
@@ -54,19 +58,21 @@ class Config:
     eps: float = 1e-6  # rms_norm_eps
 
 
-def block_options(config: Config) -> dict[str, Any]:
-    """The options that make ``nets.transformer`` a LLaMA decoder."""
-    return {
-        "mlp_dim": config.mlp_dim,
-        "num_kv_heads": config.num_kv_heads,
-        "norm": "rms",
-        "norm_eps": config.eps,
-        "gated": True,
-        "activation": jax.nn.silu,
-        "use_bias": False,
-        "rope": True,
-        "rope_base": config.rope_base,
-    }
+@functools.cache  # one value per config: equal blocks, so jit and the cache's treedef see one block
+def llama_block(config: Config) -> nets.Block:
+    """The LLaMA decoder block as parts: one value for the forward, the cache and the step."""
+    no_bias = nets.projections(use_bias=False)
+    return nets.block(
+        nets.attention(
+            config.num_heads,
+            num_kv_heads=config.num_kv_heads,
+            causal=True,
+            on_qk=nets.rotary(config.rope_base),
+            projections=no_bias,
+        ),
+        nets.gated(nets.feed_forward(config.mlp_dim, nets.silu, projections=no_bias)),
+        nets.rms_norm(_, _, eps=config.eps),
+    )
 
 
 def unembed(params: Params, h: Array, config: Config) -> Array:
@@ -78,18 +84,15 @@ def unembed(params: Params, h: Array, config: Config) -> Array:
 def llama(params: Params, tokens: Array, config: Config) -> Array:
     """Logits ``(*batch, seq, vocab)`` of token ids ``(*batch, seq)``, causal."""
     x = nets.token_embed(params["embed"], tokens, config.vocab_size, config.d)
-    h = nets.transformer(
-        params["transformer"], x, config.num_layers, config.num_heads, is_causal=True, **block_options(config)
-    )
+    h = nets.transformer(params["transformer"], x, config.num_layers, llama_block(config))
     return unembed(params, h, config)
 
 
-def llama_step(params: Params, cache: KVCache, tokens: Array, config: Config) -> tuple[Array, KVCache]:
-    """Logits of new tokens ``(*batch, new)`` given the cache of the tokens before them."""
+def llama_step(params: Params, cache: Cache, tokens: Array, config: Config) -> tuple[Array, Cache]:
+    """Logits of new tokens ``(*batch, new)`` given the cache of the tokens before them (the
+    cache knows the block: see :func:`empty_cache`)."""
     x = nets.token_embed(params["embed"], tokens, config.vocab_size, config.d)
-    h, cache = nets.transformer_step(
-        params["transformer"], cache, x, config.num_layers, config.num_heads, **block_options(config)
-    )
+    h, cache = nets.step(params["transformer"], cache, x)
     return unembed(params, h, config), cache
 
 
@@ -187,11 +190,10 @@ def make_step(
     return jax.jit(step)
 
 
-def empty_cache(config: Config, batch_size: int, max_len: int) -> KVCache:
+def empty_cache(config: Config, batch_size: int, max_len: int) -> Cache:
+    """A cache of ``max_len`` positions for :func:`llama_step`, made from the model's block."""
     sample = jnp.zeros((batch_size, 1, config.d))
-    return nets.init_transformer_cache(
-        sample, config.num_layers, config.num_heads, max_len, num_kv_heads=config.num_kv_heads
-    )
+    return nets.init_cache(sample, max_len, llama_block(config), config.num_layers)
 
 
 def generate(params: Params, config: Config, prompt: Array, length: int, key: Array, temperature: float) -> Array:
@@ -199,7 +201,7 @@ def generate(params: Params, config: Config, prompt: Array, length: int, key: Ar
     cache = empty_cache(config, prompt.shape[0], prompt.shape[1] + length)
     logits, cache = llama_step(params, cache, prompt, config)
 
-    def body(carry: tuple[KVCache, Array, Array], step_key: Array) -> tuple[tuple[KVCache, Array, Array], Array]:
+    def body(carry: tuple[Cache, Array, Array], step_key: Array) -> tuple[tuple[Cache, Array, Array], Array]:
         cache, last, _ = carry
         token = jax.random.categorical(step_key, last / temperature)[:, None]
         logits, cache = llama_step(params, cache, token, config)

@@ -49,17 +49,12 @@ def vit(params: Params, images: Array, key: Array | None, config: Config) -> Arr
     cls = validate(params["cls"], (1, 1, config.d), jax.nn.initializers.zeros)
     x = jnp.concatenate([jnp.broadcast_to(cls, (tokens.shape[0], 1, config.d)), tokens], axis=1)
     x = nets.positional_embed(params["positions"], x, x.shape[1])
-    x = nets.transformer(
-        params["transformer"],
-        x,
-        config.num_layers,
-        config.num_heads,
-        mlp_dim=2 * config.d,
-        dropout_rate=config.dropout,
-        attention_dropout_rate=config.dropout,
-        key=key,
-        deterministic=key is None,
+    block = nets.block(
+        nets.attention(config.num_heads, dropout_rate=config.dropout),
+        nets.feed_forward(2 * config.d),
+        residual_dropout=config.dropout,
     )
+    x = nets.transformer(params["transformer"], x, config.num_layers, block, key=key, deterministic=key is None)
     return nets.linear(params["head"], x[:, 0], NUM_CLASSES)
 
 

@@ -189,7 +189,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("mha heads 0", lambda: trace(nets.multi_head_attention(_, _, _, _, 0), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
     ("mha heads str", lambda: trace(nets.multi_head_attention(_, _, _, _, "2"), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got '2'"),
     ("mha heads divide", lambda: trace(nets.multi_head_attention(_, _, _, _, 3), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` \(3\) must divide the model size \(the last axis of the query, 4\)"),
-    ("mha kv heads", lambda: trace(nets.multi_head_attention(_, _, _, _, 2, num_kv_heads=3), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_kv_heads` \(3\) must divide `num_heads` \(2\)"),
+    ("mha kv heads", lambda: nets.attention(2, num_kv_heads=3), ValueError, r"attention: `num_kv_heads` \(3\) must divide `num_heads` \(2\)"),
     ("self attention heads", lambda: trace(nets.multi_head_self_attention(_, _, 0), K, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
     ("transformer_block heads", lambda: trace(nets.transformer_block(_, _, 3), K, SEQ), ValueError, r"multi_head_attention: `num_heads` \(3\) must divide the model size"),
     # recurrent (owned elsewhere)

@@ -9,18 +9,36 @@ from zephyr._nets._norm import BatchNormState as BatchNormState
 from zephyr._nets._norm import NormParams as NormParams
 from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
-from zephyr._nets._attention import KVCache as KVCache
-from zephyr._nets._attention import init_kv_cache as init_kv_cache
+from zephyr._nets._parts import Attention as Attention
+from zephyr._nets._parts import Projections as Projections
+from zephyr._nets._parts import attention as attention
+from zephyr._nets._parts import projections as projections
+from zephyr._nets._parts import rotary as rotary
+from zephyr._nets._parts import sliding_window as sliding_window
+from zephyr._nets._parts import soft_cap as soft_cap
 from zephyr._nets._conv import ConvParams as ConvParams
-from zephyr._nets._transformer import TransformerBlockParams as TransformerBlockParams
+from zephyr._nets._block import Block as Block
+from zephyr._nets._block import FeedForward as FeedForward
+from zephyr._nets._block import GatedMLPParams as GatedMLPParams
+from zephyr._nets._block import TransformerBlockParams as TransformerBlockParams
+from zephyr._nets._block import block as block
+from zephyr._nets._block import feed_forward as feed_forward
+from zephyr._nets._block import gated as gated
+from zephyr._nets._block import no_norm as no_norm
+from zephyr._nets._block import parallel as parallel
+from zephyr._nets._block import post_norm as post_norm
+from zephyr._nets._block import pre_norm as pre_norm
+from zephyr._nets._block import sandwich as sandwich
 from zephyr._nets._transformer import TransformerParams as TransformerParams
-from zephyr._nets._transformer import GatedMLPParams as GatedMLPParams
-from zephyr._nets._transformer import init_transformer_cache as init_transformer_cache
+from zephyr._nets._decode import Cache as Cache
+from zephyr._nets._decode import init_cache as init_cache
+from zephyr._nets._decode import step as step
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
 from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
+from zephyr._nets._recurrent import gate_initializer as gate_initializer
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
 from zephyr._nets._pool import NoParams as NoParams
@@ -35,11 +53,11 @@ from jax.nn import tanh as tanh
 import jax
 from collections.abc import Callable, Sequence
 from jax import Array
-from jaxtyping import Bool, Float, Int, Real, Shaped
+from jaxtyping import Bool, Float, Integer, Real, Shaped
 from typing import Literal, Protocol, overload
 from zephyr._nets._conv import Padding
 from zephyr._nets._pool import PoolPadding
-from zephyr._nets._transformer import Norm, Placement
+from zephyr._nets._recurrent import C
 from zephyr.core._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
@@ -575,6 +593,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*shape"]: ...
@@ -588,6 +607,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RmsNorm_params_x: ...
@@ -601,6 +621,7 @@ def rms_norm(
     create_scale: bool = ...,
     eps: float = ...,
     scale_initializer: Initializer = ...,
+    unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RmsNorm_x: ...
@@ -687,27 +708,15 @@ def multi_head_attention(
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def multi_head_attention(
@@ -716,27 +725,15 @@ def multi_head_attention(
     k: PlaceholderType,
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
@@ -745,27 +742,15 @@ def multi_head_attention(
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadAttention_v: ...
 @overload
 def multi_head_attention(
@@ -773,29 +758,17 @@ def multi_head_attention(
     q: PlaceholderType,
     k: PlaceholderType,
     v: PlaceholderType,
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadAttention_params_q_k_v_num_heads: ...
+) -> _MultiHeadAttention_params_q_k_v_attention: ...
 
 class _MultiHeadAttention_params_q_k_v(Protocol):
     """``multi_head_attention`` waiting for `params`, `q`, `k`, `v`."""
@@ -813,8 +786,8 @@ class _MultiHeadAttention_v(Protocol):
 
     def __call__(self, v: Float[Array, "*batch kv_len d_v"]) -> Float[Array, "*batch q_len d"]: ...
 
-class _MultiHeadAttention_params_q_k_v_num_heads(Protocol):
-    """``multi_head_attention`` waiting for `params`, `q`, `k`, `v`, `num_heads`."""
+class _MultiHeadAttention_params_q_k_v_attention(Protocol):
+    """``multi_head_attention`` waiting for `params`, `q`, `k`, `v`, `attention`."""
 
     def __call__(
         self,
@@ -822,112 +795,64 @@ class _MultiHeadAttention_params_q_k_v_num_heads(Protocol):
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
-        num_heads: int,
+        attention: int | Attention,
     ) -> Float[Array, "*batch q_len d"]: ...
 
 @overload
 def multi_head_self_attention(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
     params: Params,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _MultiHeadSelfAttention_x: ...
 @overload
 def multi_head_self_attention(
     params: PlaceholderType,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    attention: PlaceholderType,
     /,
     mask: Bool[Array, "..."] | None = ...,
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
     positions: Real[Array, "..."] | None = ...,
-    dropout_rate: float = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttention_params_x_num_heads: ...
+) -> _MultiHeadSelfAttention_params_x_attention: ...
 
 class _MultiHeadSelfAttention_params_x(Protocol):
     """``multi_head_self_attention`` waiting for `params`, `x`."""
@@ -943,124 +868,15 @@ class _MultiHeadSelfAttention_x(Protocol):
 
     def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
 
-class _MultiHeadSelfAttention_params_x_num_heads(Protocol):
-    """``multi_head_self_attention`` waiting for `params`, `x`, `num_heads`."""
+class _MultiHeadSelfAttention_params_x_attention(Protocol):
+    """``multi_head_self_attention`` waiting for `params`, `x`, `attention`."""
 
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        attention: int | Attention,
     ) -> Float[Array, "*batch seq d"]: ...
-
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_x: ...
-@overload
-def multi_head_self_attention_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    mask: Bool[Array, "..."] | None = ...,
-    *,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    positions: Real[Array, "..."] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _MultiHeadSelfAttentionStep_params_cache_x_num_heads: ...
-
-class _MultiHeadSelfAttentionStep_params_cache_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`, `x`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _MultiHeadSelfAttentionStep_x(Protocol):
-    """``multi_head_self_attention_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _MultiHeadSelfAttentionStep_params_cache_x_num_heads(Protocol):
-    """``multi_head_self_attention_step`` waiting for `params`, `cache`, `x`, `num_heads`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 @overload
 def single_head_attention(
@@ -1072,9 +888,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def single_head_attention(
@@ -1087,9 +900,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_params_q_k_v: ...
 @overload
 def single_head_attention(
@@ -1102,9 +912,6 @@ def single_head_attention(
     is_causal: bool = ...,
     *,
     padding_mask: Bool[Array, "..."] | None = ...,
-    use_bias: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _SingleHeadAttention_v: ...
 
 class _SingleHeadAttention_params_q_k_v(Protocol):
@@ -1693,36 +1500,16 @@ def transformer(
     params: Params,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer(
@@ -1730,36 +1517,16 @@ def transformer(
     x: PlaceholderType,
     /,
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_params_x: ...
 @overload
 def transformer(
@@ -1767,74 +1534,34 @@ def transformer(
     x: PlaceholderType,
     /,
     num_layers: int,
-    num_heads: int,
+    block: int | Block | Sequence[Block],
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
 ) -> _Transformer_x: ...
 @overload
 def transformer(
     params: PlaceholderType,
     x: PlaceholderType,
     num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    scan: bool = ...,
-    remat: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Transformer_params_x_num_layers_num_heads: ...
+    final_norm: bool = ...,
+    scan: bool = ...,
+    remat: bool = ...,
+) -> _Transformer_params_x_num_layers_block: ...
 
 class _Transformer_params_x(Protocol):
     """``transformer`` waiting for `params`, `x`."""
@@ -1850,148 +1577,68 @@ class _Transformer_x(Protocol):
 
     def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
 
-class _Transformer_params_x_num_layers_num_heads(Protocol):
-    """``transformer`` waiting for `params`, `x`, `num_layers`, `num_heads`."""
+class _Transformer_params_x_num_layers_block(Protocol):
+    """``transformer`` waiting for `params`, `x`, `num_layers`, `block`."""
 
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
-        num_heads: int,
+        block: int | Block | Sequence[Block],
     ) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def transformer_block(
     params: Params,
     x: Float[Array, "*batch seq d"],
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
     params: Params,
     x: PlaceholderType,
     /,
-    num_heads: int,
+    block: int | Block,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
 ) -> _TransformerBlock_x: ...
 @overload
 def transformer_block(
     params: PlaceholderType,
     x: PlaceholderType,
-    num_heads: PlaceholderType,
+    block: PlaceholderType,
     /,
     *,
-    mlp_dim: int | None = ...,
     mask: Bool[Array, "..."] | None = ...,
     padding_mask: Bool[Array, "..."] | None = ...,
-    is_causal: bool = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
     deterministic: bool = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dropout_rate: float = ...,
-    attention_dropout_rate: float = ...,
-    weights_initializer: Initializer = ...,
-    out_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlock_params_x_num_heads: ...
+) -> _TransformerBlock_params_x_block: ...
 
 class _TransformerBlock_params_x(Protocol):
     """``transformer_block`` waiting for `params`, `x`."""
@@ -2007,294 +1654,15 @@ class _TransformerBlock_x(Protocol):
 
     def __call__(self, x: Float[Array, "*batch seq d"]) -> Float[Array, "*batch seq d"]: ...
 
-class _TransformerBlock_params_x_num_heads(Protocol):
-    """``transformer_block`` waiting for `params`, `x`, `num_heads`."""
+class _TransformerBlock_params_x_block(Protocol):
+    """``transformer_block`` waiting for `params`, `x`, `block`."""
 
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch seq d"],
-        num_heads: int,
+        block: int | Block,
     ) -> Float[Array, "*batch seq d"]: ...
-
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache_x: ...
-@overload
-def transformer_block_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_heads: int,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_x: ...
-@overload
-def transformer_block_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerBlockStep_params_cache_x_num_heads: ...
-
-class _TransformerBlockStep_params_cache_x(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`, `x`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerBlockStep_x(Protocol):
-    """``transformer_block_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerBlockStep_params_cache_x_num_heads(Protocol):
-    """``transformer_block_step`` waiting for `params`, `cache`, `x`, `num_heads`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: Float[Array, "*batch new_len d"],
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache_x: ...
-@overload
-def transformer_step(
-    params: Params,
-    cache: KVCache,
-    x: PlaceholderType,
-    /,
-    num_layers: int,
-    num_heads: int,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_x: ...
-@overload
-def transformer_step(
-    params: PlaceholderType,
-    cache: PlaceholderType,
-    x: PlaceholderType,
-    num_layers: PlaceholderType,
-    num_heads: PlaceholderType,
-    /,
-    *,
-    scan: bool = ...,
-    final_norm: bool = ...,
-    mlp_dim: int | None = ...,
-    mask: Bool[Array, "..."] | None = ...,
-    padding_mask: Bool[Array, "..."] | None = ...,
-    positions: Real[Array, "..."] | None = ...,
-    activation: Callable[[Array], Array] = ...,
-    num_kv_heads: int | None = ...,
-    key_size: int | None = ...,
-    value_size: int | None = ...,
-    use_bias: bool = ...,
-    rope: bool = ...,
-    rope_base: float = ...,
-    norm: Norm = ...,
-    norm_eps: float = ...,
-    placement: Placement = ...,
-    gated: bool = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _TransformerStep_params_cache_x_num_layers_num_heads: ...
-
-class _TransformerStep_params_cache_x(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`, `x`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerStep_x(Protocol):
-    """``transformer_step`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch new_len d"],
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
-
-class _TransformerStep_params_cache_x_num_layers_num_heads(Protocol):
-    """``transformer_step`` waiting for `params`, `cache`, `x`, `num_layers`, `num_heads`."""
-
-    def __call__(
-        self,
-        params: Params,
-        cache: KVCache,
-        x: Float[Array, "*batch new_len d"],
-        num_layers: int,
-        num_heads: int,
-    ) -> tuple[Float[Array, "*batch new_len d"], KVCache]: ...
 
 @overload
 def bidirectional(
@@ -2303,46 +1671,49 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time two_hidden"]: ...
 @overload
 def bidirectional(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+@overload
+def bidirectional(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_params_x: ...
 @overload
 def bidirectional(
-    params: Params,
+    params: PlaceholderType,
     x: PlaceholderType,
     /,
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-) -> _Bidirectional_x: ...
-@overload
-def bidirectional(
-    params: PlaceholderType,
-    x: PlaceholderType,
-    hidden_size: PlaceholderType,
-    /,
-    cell: Literal["rnn", "lstm", "gru"] = ...,
-    *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
-) -> _Bidirectional_params_x_hidden_size: ...
+) -> _Bidirectional2_params_x: ...
 
 class _Bidirectional_params_x(Protocol):
     """``bidirectional`` waiting for `params`, `x`."""
@@ -2353,23 +1724,14 @@ class _Bidirectional_params_x(Protocol):
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time two_hidden"]: ...
 
-class _Bidirectional_x(Protocol):
-    """``bidirectional`` waiting for `x`."""
-
-    def __call__(
-        self,
-        x: Float[Array, "*batch time features"],
-    ) -> Float[Array, "*batch time two_hidden"]: ...
-
-class _Bidirectional_params_x_hidden_size(Protocol):
-    """``bidirectional`` waiting for `params`, `x`, `hidden_size`."""
+class _Bidirectional2_params_x(Protocol):
+    """``bidirectional`` waiting for `params`, `x`."""
 
     def __call__(
         self,
         params: Params,
         x: Float[Array, "*batch time features"],
-        hidden_size: int,
-    ) -> Float[Array, "*batch time two_hidden"]: ...
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
 
 @overload
 def gru(
@@ -2378,9 +1740,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -2391,9 +1756,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2405,9 +1773,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x: ...
@@ -2419,9 +1790,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x: ...
@@ -2451,6 +1825,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2462,6 +1839,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t: ...
@@ -2473,6 +1853,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t: ...
@@ -2484,6 +1867,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t_hidden_size: ...
@@ -2524,9 +1910,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -2537,9 +1926,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -2551,9 +1943,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x: ...
@@ -2565,9 +1960,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x: ...
@@ -2597,6 +1995,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2608,6 +2009,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t: ...
@@ -2619,6 +2023,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t: ...
@@ -2630,6 +2037,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t_hidden_size: ...
@@ -2664,16 +2074,84 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
     ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
 
 @overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> Float[Array, "*batch time out"]: ...
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> tuple[Float[Array, "*batch time out"], C]: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_params_x: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, C, Array], tuple[C, Array]],
+    initial_state: C,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_params_x: ...
+
+class _Recurrent_params_x(Protocol):
+    """``recurrent`` waiting for `params`, `x`."""
+
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> Float[Array, "*batch time out"]: ...
+
+class _Recurrent2_params_x(Protocol):
+    """``recurrent`` waiting for `params`, `x`."""
+
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time out"], C]: ...
+
+@overload
 def rnn(
     params: Params,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -2684,10 +2162,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2699,10 +2180,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x: ...
@@ -2714,10 +2198,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x: ...
@@ -2748,6 +2235,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2760,6 +2250,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t: ...
@@ -2772,6 +2265,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t: ...
@@ -2784,6 +2280,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t_hidden_size: ...
@@ -3157,8 +2656,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -3170,8 +2669,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -3183,8 +2682,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -3196,8 +2695,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -3268,7 +2767,7 @@ class _SinusoidalEmbed_x(Protocol):
 @overload
 def token_embed(
     params: Params,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
     *,
@@ -3319,13 +2818,13 @@ class _TokenEmbed_params_token_ids(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
     ) -> Float[Array, "*batch embed_dim"]: ...
 
 class _TokenEmbed_token_ids(Protocol):
     """``token_embed`` waiting for `token_ids`."""
 
-    def __call__(self, token_ids: Int[Array, "*batch"]) -> Float[Array, "*batch embed_dim"]: ...
+    def __call__(self, token_ids: Integer[Array, "*batch"]) -> Float[Array, "*batch embed_dim"]: ...
 
 class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     """``token_embed`` waiting for `params`, `token_ids`, `vocab_size`, `embed_dim`."""
@@ -3333,7 +2832,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
     ) -> Float[Array, "*batch embed_dim"]: ...

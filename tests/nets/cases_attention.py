@@ -31,9 +31,32 @@ _POSITIONS = jax.lax.iota(jnp.int32, 6)
 _PADDING = jnp.stack([_POSITIONS < 6, _POSITIONS < 4])  # (batch=2, seq=6): the second has 4 tokens
 
 
+_CAUSAL = nets.attention(2, causal=True)
+_LLAMA = nets.block(
+    nets.attention(4, num_kv_heads=2, causal=True, on_qk=nets.rotary(), projections=nets.projections(False)),
+    nets.gated(nets.feed_forward(16, nets.silu, projections=nets.projections(False))),
+    nets.rms_norm(_, _, eps=1e-6),
+)
+_GEMMA = nets.block(
+    nets.attention(2, causal=True, on_logits=(nets.soft_cap(5.0), nets.sliding_window(3)), scale=0.5),
+    nets.gated(nets.feed_forward(16)),
+    nets.rms_norm(_, _, unit_offset=True),
+    nets.sandwich,
+)
+
+
 def _step(params: Params, x: jax.Array) -> jax.Array:
-    cache = nets.init_kv_cache(x, 2, 8)
-    y, _cache = nets.multi_head_self_attention_step(params, cache, x, 2)
+    y, _cache = nets.step(params, nets.init_cache(x, 8, _CAUSAL), x)
+    return y
+
+
+def _block_step(params: Params, x: jax.Array) -> jax.Array:
+    y, _cache = nets.step(params, nets.init_cache(x, 8, _LLAMA), x)
+    return y
+
+
+def _stack_step(params: Params, x: jax.Array) -> jax.Array:
+    y, _cache = nets.step(params, nets.init_cache(x, 8, (_GEMMA, _LLAMA), 2, scan=False), x)  # traced by the loop
     return y
 
 
@@ -50,7 +73,7 @@ def _cross(params: Params, x: QKV) -> jax.Array:
 
 
 def _gqa(params: Params, x: QKV) -> jax.Array:
-    return nets.multi_head_attention(params, x[0], x[1], x[1], 4, num_kv_heads=2)
+    return nets.multi_head_attention(params, x[0], x[1], x[1], nets.attention(4, num_kv_heads=2))
 
 
 CASES = [
@@ -64,17 +87,17 @@ CASES = [
     NetCase("multi_head_self_attention_padding", nets.multi_head_self_attention(_, _, 2, padding_mask=_PADDING), _x((2, 6, 8))),
     NetCase(
         "multi_head_self_attention_mqa",
-        nets.multi_head_self_attention(_, _, 4, num_kv_heads=1, use_bias=False),
+        nets.multi_head_self_attention(_, _, nets.attention(4, num_kv_heads=1, projections=nets.projections(False))),
         _x((2, 6, 8)),
     ),
     NetCase("multi_head_self_attention_step", _step, _x((2, 3, 8))),
-    NetCase("transformer_block", nets.transformer_block(_, _, 2, mlp_dim=16), _x((2, 6, 8))),
-    NetCase(
-        "transformer_block_causal_gqa",
-        nets.transformer_block(_, _, 4, is_causal=True, num_kv_heads=2),
-        _x((2, 6, 8)),
-    ),
-    NetCase("transformer", nets.transformer(_, _, 2, 2, mlp_dim=16), _x((2, 6, 8))),
-    NetCase("transformer_loop", nets.transformer(_, _, 2, 2, scan=False, mlp_dim=16), _x((2, 6, 8))),
-    NetCase("transformer_remat", nets.transformer(_, _, 2, 2, remat=True, is_causal=True), _x((2, 6, 8))),
+    NetCase("transformer_block", nets.transformer_block(_, _, nets.block(2, nets.feed_forward(16))), _x((2, 6, 8))),
+    NetCase("transformer_block_llama", nets.transformer_block(_, _, _LLAMA), _x((2, 6, 8))),
+    NetCase("transformer_block_gemma", nets.transformer_block(_, _, _GEMMA), _x((2, 6, 8))),
+    NetCase("transformer_block_step", _block_step, _x((2, 3, 8))),
+    NetCase("transformer", nets.transformer(_, _, 2, nets.block(2, nets.feed_forward(16))), _x((2, 6, 8))),
+    NetCase("transformer_loop", nets.transformer(_, _, 2, nets.block(2, nets.feed_forward(16)), scan=False), _x((2, 6, 8))),
+    NetCase("transformer_remat", nets.transformer(_, _, 2, nets.block(_CAUSAL), remat=True), _x((2, 6, 8))),
+    NetCase("transformer_pattern", nets.transformer(_, _, 4, (_GEMMA, _LLAMA)), _x((2, 6, 8))),
+    NetCase("transformer_step", _stack_step, _x((2, 3, 8))),
 ]

@@ -90,7 +90,7 @@ def _close(a: Any, b: Any, tol: float = 1e-4) -> None:
 @pytest.mark.parametrize("num_heads,num_kv_heads", [(4, 4), (4, 2), (4, 1)])
 def test_multi_head_attention_matches_numpy(key: jax.Array, num_heads: int, num_kv_heads: int) -> None:
     q, k, v = _normal(key, 1, (2, 5, 8)), _normal(key, 2, (2, 7, 6)), _normal(key, 3, (2, 7, 3))
-    net = nets.multi_head_attention(_, _, _, _, num_heads, num_kv_heads=num_kv_heads)
+    net = nets.multi_head_attention(_, _, _, _, nets.attention(num_heads, num_kv_heads=num_kv_heads))
     params = _randomize(trace(net, key, q, k, v), jax.random.fold_in(key, 9))
     validate(params["key"]["weights"], (6, num_kv_heads * 2))  # raises on another shape
     _close(net(params, q, k, v), _np_mha(params, q, k, v, num_heads, num_kv_heads, None))
@@ -194,29 +194,33 @@ def test_causal_output_at_t_is_independent_of_later_inputs(key: jax.Array) -> No
 @pytest.mark.parametrize("num_kv_heads", [None, 2, 1])
 def test_kv_cache_token_by_token_equals_full_causal_attention(key: jax.Array, num_kv_heads: int | None) -> None:
     x = _normal(key, 1, (2, 6, 8))
-    params = _randomize(trace(nets.multi_head_self_attention(_, _, 4, num_kv_heads=num_kv_heads), key, x), key)
-    full = nets.multi_head_self_attention(params, x, 4, is_causal=True, num_kv_heads=num_kv_heads)
-    cache = nets.init_kv_cache(x, 4, 8, num_kv_heads=num_kv_heads)
+    att = nets.attention(4, num_kv_heads=num_kv_heads, causal=True)
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, att), key, x), key)
+    full = nets.multi_head_self_attention(params, x, att)
+    plain = nets.attention(4, num_kv_heads=num_kv_heads)
+    _close(full, nets.multi_head_self_attention(params, x, plain, is_causal=True))  # causal value == is_causal
+    cache = nets.init_cache(x, 8, att)
     outputs: list[jax.Array] = []
     for t in range(6):
-        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4, num_kv_heads=num_kv_heads)
+        y_t, cache = nets.step(params, cache, x[:, t : t + 1])
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
-    assert int(cache["length"]) == 6
-    assert cache["key"].shape == (2, 8, num_kv_heads or 4, 2)
+    assert int(cache.length) == 6
+    assert cache.keys[0].shape == (2, 8, num_kv_heads or 4, 2)
 
 
 def test_kv_cache_prefill_then_jitted_scan_decoding(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 7, 8))
-    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
-    full = nets.multi_head_self_attention(params, x, 2, is_causal=True)
-    cache = nets.init_kv_cache(x, 2, 7)
-    prefix, cache = nets.multi_head_self_attention_step(params, cache, x[:, :3], 2)
+    att = nets.attention(2, causal=True)
+    params = trace(nets.multi_head_self_attention(_, _, att), key, x)
+    full = nets.multi_head_self_attention(params, x, att)
+    cache = nets.init_cache(x, 7, att)
+    prefix, cache = nets.step(params, cache, x[:, :3])
 
     @_jit
-    def decode(cache: nets.KVCache, rest: jax.Array) -> tuple[nets.KVCache, jax.Array]:
-        def body(cache: nets.KVCache, x_t: jax.Array) -> tuple[nets.KVCache, jax.Array]:
-            y_t, cache = nets.multi_head_self_attention_step(params, cache, x_t[:, None], 2)
+    def decode(cache: nets.Cache, rest: jax.Array) -> tuple[nets.Cache, jax.Array]:
+        def body(cache: nets.Cache, x_t: jax.Array) -> tuple[nets.Cache, jax.Array]:
+            y_t, cache = nets.step(params, cache, x_t[:, None])
             return cache, y_t[:, 0]
 
         return jax.lax.scan(body, cache, jnp.moveaxis(rest, 1, 0))
@@ -227,25 +231,26 @@ def test_kv_cache_prefill_then_jitted_scan_decoding(key: jax.Array) -> None:
 
 def test_kv_cache_step_takes_a_padding_mask_over_the_cache(key: jax.Array) -> None:
     x = _normal(key, 1, (1, 4, 8))
-    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
+    att = nets.attention(2, causal=True)
+    params = trace(nets.multi_head_self_attention(_, _, att), key, x)
     keep = _array([[False, True, True, True]])  # the first position is padding
-    causal = jnp.broadcast_to(jnp.tril(_ones(4, 4, dtype=bool)), (1, 2, 4, 4))
-    full = nets.multi_head_self_attention(params, x, 2, jnp.logical_and(jnp.broadcast_to(keep[:, None, None, :], (1, 2, 4, 4)), causal))
-    cache = nets.init_kv_cache(x, 2, 4)
+    full = nets.multi_head_self_attention(params, x, att, padding_mask=keep)
+    cache = nets.init_cache(x, 4, att)
     outputs: list[jax.Array] = []
     for t in range(4):
-        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 2, padding_mask=keep)
+        y_t, cache = nets.step(params, cache, x[:, t : t + 1], padding_mask=keep)
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1)[:, 1:], full[:, 1:], 1e-5)
 
 
 def test_dtype_and_param_dtype(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
-    net = nets.multi_head_self_attention(_, _, 2, param_dtype=jnp.bfloat16)
+    net = nets.multi_head_self_attention(_, _, nets.attention(2, projections=nets.projections(param_dtype=jnp.bfloat16)))
     params = trace(net, key, x)
     assert {a.dtype for a in jax.tree.leaves(params)} == {jnp.dtype(jnp.bfloat16)}
     assert net(params, x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
-    y = nets.multi_head_self_attention(params, x, 2, dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    bf16 = nets.projections(dtype=jnp.bfloat16, param_dtype=jnp.bfloat16)
+    y = nets.multi_head_self_attention(params, x, nets.attention(2, projections=bf16))
     assert y.dtype == jnp.bfloat16
 
 
@@ -260,10 +265,8 @@ def test_num_heads_must_divide_model_size(key: jax.Array) -> None:
 
 def test_num_kv_heads_must_divide_num_heads(key: jax.Array) -> None:
     x = _ones(2, 5, 12)
-    with pytest.raises(ValueError, match=r"`num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
-        trace(nets.multi_head_self_attention(_, _, 6, num_kv_heads=4), key, x)
-    with pytest.raises(ValueError, match=r"`num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
-        nets.init_kv_cache(x, 6, 8, num_kv_heads=4)
+    with pytest.raises(ValueError, match=r"attention: `num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
+        nets.attention(6, num_kv_heads=4)
 
 
 def test_mask_of_the_wrong_shape(key: jax.Array) -> None:
@@ -301,10 +304,11 @@ def test_q_k_feature_mismatch(key: jax.Array) -> None:
 
 def test_cache_that_does_not_fit(key: jax.Array) -> None:
     x = _ones(2, 1, 8)
-    params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
-    cache = nets.init_kv_cache(x, 4, 8)  # 4 heads of 2, but the step uses 2 heads of 4
-    with pytest.raises(ValueError, match=r"`cache\['key'\]` must be \(\*batch, max_len, num_kv_heads, head_dim\)"):
-        nets.multi_head_self_attention_step(params, cache, x, 2)
+    att = nets.attention(2, causal=True)
+    params = trace(nets.multi_head_self_attention(_, _, att), key, x)
+    cache = nets.init_cache(_ones(3, 1, 8), 8, att)  # a batch of 3, the step's is 2
+    with pytest.raises(ValueError, match=r"step: the cache's keys \(3, 8, 2, 4\) do not fit `x` \(2, 1, 8\): expected \(2, 8, 2, 4\)"):
+        nets.step(params, cache, x)
 
 
 # ------------------------------------------------------------- one reading of a mask at any batch size
@@ -411,37 +415,40 @@ def _np_rope_mha(
 @pytest.mark.parametrize("base,num_kv_heads", [(10000.0, 4), (500.0, 2)])
 def test_self_attention_with_rope_matches_the_formula(key: jax.Array, base: float, num_kv_heads: int) -> None:
     x = _normal(key, 1, (2, 6, 16))
-    net = nets.multi_head_self_attention(_, _, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base)
+    att = nets.attention(4, num_kv_heads=num_kv_heads, on_qk=nets.rotary(base))
+    net = nets.multi_head_self_attention(_, _, att, None, True)
     params = _randomize(trace(net, key, x), key)
     pos = np.arange(6)
     _close(net(params, x), _np_rope_mha(params, x, x, 4, num_kv_heads, 4, pos, pos, base, True))
     # explicit positions per example (e.g. left padding): (batch, seq)
     explicit = np.array([np.arange(6) + 3, np.arange(6) * 2])
-    y = nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads, rope=True, rope_base=base, positions=_array(explicit))
+    y = nets.multi_head_self_attention(params, x, att, None, True, positions=_array(explicit))
     _close(y, _np_rope_mha(params, x, x, 4, num_kv_heads, 4, explicit, explicit, base, True))
     # and rope changes the result (it is not silently ignored)
-    assert not np.allclose(np.asarray(net(params, x)), np.asarray(nets.multi_head_self_attention(params, x, 4, None, True, num_kv_heads=num_kv_heads)))
+    plain = nets.attention(4, num_kv_heads=num_kv_heads)
+    assert not np.allclose(np.asarray(net(params, x)), np.asarray(nets.multi_head_self_attention(params, x, plain, None, True)))
 
 
 def test_cross_attention_rope_with_query_and_key_positions(key: jax.Array) -> None:
     q, kv = _normal(key, 1, (2, 3, 8)), _normal(key, 2, (2, 5, 8))
-    net = nets.multi_head_attention(_, _, _, _, 2, rope=True)
+    att = nets.attention(2, on_qk=nets.rotary())
+    net = nets.multi_head_attention(_, _, _, _, att)
     params = _randomize(trace(net, key, q, kv, kv), key)
     qp, kp = np.array([2, 3, 4]), np.arange(5)
-    y = nets.multi_head_attention(params, q, kv, kv, 2, rope=True, positions=_array(qp), kv_positions=_array(kp))
+    y = nets.multi_head_attention(params, q, kv, kv, att, positions=_array(qp), kv_positions=_array(kp))
     _close(y, _np_rope_mha(params, q, kv, 2, 2, 4, qp, kp, 10000.0, False))
 
 
 def test_kv_cache_step_with_rope_equals_full_causal(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 7, 16))
-    options: dict[str, Any] = {"num_kv_heads": 2, "rope": True, "rope_base": 100.0}
-    params = _randomize(trace(nets.multi_head_self_attention(_, _, 4, **options), key, x), key)
-    full = nets.multi_head_self_attention(params, x, 4, None, True, **options)
-    cache = nets.init_kv_cache(x, 4, 8, num_kv_heads=2)
-    prefix, cache = nets.multi_head_self_attention_step(params, cache, x[:, :3], 4, **options)
+    att = nets.attention(4, num_kv_heads=2, causal=True, on_qk=nets.rotary(100.0))
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, att), key, x), key)
+    full = nets.multi_head_self_attention(params, x, att)
+    cache = nets.init_cache(x, 8, att)
+    prefix, cache = nets.step(params, cache, x[:, :3])
     outputs = [prefix]
     for t in range(3, 7):
-        y_t, cache = nets.multi_head_self_attention_step(params, cache, x[:, t : t + 1], 4, **options)
+        y_t, cache = nets.step(params, cache, x[:, t : t + 1])
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
 
@@ -449,9 +456,87 @@ def test_kv_cache_step_with_rope_equals_full_causal(key: jax.Array) -> None:
 def test_rope_options_checked(key: jax.Array) -> None:
     x = _ones(2, 5, 8)
     params = trace(nets.multi_head_self_attention(_, _, 2), key, x)
-    with pytest.raises(ValueError, match=r"multi_head_attention: `positions` are read by the rotary embedding only: pass `rope=True`"):
+    with pytest.raises(ValueError, match=r"multi_head_attention: `positions` are read by the attention's `on_qk` part only"):
         nets.multi_head_self_attention(params, x, 2, positions=_array(np.arange(5)))
-    with pytest.raises(ValueError, match=r"`rope=True` rotates pairs of features: the key size must be even, got 3"):
-        trace(nets.multi_head_self_attention(_, _, 2, key_size=3, rope=True), key, x)
+    with pytest.raises(ValueError, match=r"rotary: rotates pairs of features: the query head size must be even, got 3"):
+        trace(nets.multi_head_self_attention(_, _, nets.attention(2, key_size=3, on_qk=nets.rotary())), key, x)
+    rotated = nets.attention(2, on_qk=nets.rotary())
     with pytest.raises(ValueError, match=r"`positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 5\), got shape \(4,\)"):
-        nets.multi_head_self_attention(params, x, 2, rope=True, positions=_array(np.arange(4)))
+        nets.multi_head_self_attention(params, x, rotated, positions=_array(np.arange(4)))
+
+
+# ------------------------------------------------------------------------------ logit parts, cache errors
+
+
+def _np_parts_mha(params: Any, x: Any, num_heads: int, scale: float, cap: float, window: int) -> np.ndarray:
+    """Causal self-attention with a logit scale, a tanh soft-cap and a sliding window, float64 numpy."""
+    x = np.asarray(x, np.float64)
+    seq, hd = x.shape[-2], x.shape[-1] // num_heads
+    qp, kp, vp = (_np_linear(params[n], x) for n in ("query", "key", "value"))
+    i, j = np.arange(seq)[:, None], np.arange(seq)[None, :]
+    visible = (j <= i) & (i - j < window)
+    heads = []
+    for h in range(num_heads):
+        sl = slice(h * hd, (h + 1) * hd)
+        logits = qp[..., sl] @ np.swapaxes(kp[..., sl], -1, -2) * scale
+        logits = cap * np.tanh(logits / cap)
+        heads.append(_np_softmax(np.where(visible, logits, -1e30)) @ vp[..., sl])
+    return _np_linear(params["out"], np.concatenate(heads, axis=-1))
+
+
+def test_logit_parts_and_scale_match_numpy_and_the_cached_step(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 7, 8))
+    att = nets.attention(2, causal=True, on_logits=(nets.soft_cap(2.0), nets.sliding_window(3)), scale=0.7)
+    params = _randomize(trace(nets.multi_head_self_attention(_, _, att), key, x), key)
+    full = nets.multi_head_self_attention(params, x, att)
+    _close(full, _np_parts_mha(params, x, 2, 0.7, 2.0, 3))
+    cache = nets.init_cache(x, 9, att)
+    prefix, cache = nets.step(params, cache, x[:, :4])
+    outputs = [prefix]
+    for t in range(4, 7):
+        y_t, cache = nets.step(params, cache, x[:, t : t + 1])
+        outputs.append(y_t)
+    _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
+    # each part matters: without the window the output differs
+    wide = nets.attention(2, causal=True, on_logits=nets.soft_cap(2.0), scale=0.7)
+    assert not np.allclose(np.asarray(nets.multi_head_self_attention(params, x, wide)), np.asarray(full))
+
+
+def test_decoding_past_the_cache_is_an_error_eagerly_and_nan_under_jit(key: jax.Array) -> None:
+    x = _normal(key, 1, (1, 6, 8))
+    att = nets.attention(2, causal=True)
+    params = trace(nets.multi_head_self_attention(_, _, att), key, x)
+    cache = nets.init_cache(x, 4, att)
+    for t in range(4):
+        _y, cache = nets.step(params, cache, x[:, t : t + 1])
+    with pytest.raises(ValueError, match=r"step: decoding past the cache's end: max_len 4, length 4 \+ 1 new positions = 5"):
+        nets.step(params, cache, x[:, 4:5])
+    jitted = _jit(nets.step)
+    y, cache = jitted(params, cache, x[:, 4:5])
+    assert bool(jnp.all(jnp.isnan(y))) and int(cache.length) == 5
+    from jax.experimental import checkify
+
+    def checked(p: Params, c: nets.Cache, x_t: jax.Array) -> jax.Array:
+        return nets.step(p, c, x_t)[0]
+
+    error, _out = _jit(checkify.checkify(checked, errors=checkify.float_checks))(params, cache, x[:, 5:6])
+    assert error.get() is not None and "division by zero" in str(error.get())  # the 0 / 0 that makes the NaN
+
+
+def test_cache_length_and_model_errors(key: jax.Array) -> None:
+    import dataclasses
+
+    x = _ones(1, 2, 8)
+    att = nets.attention(2, causal=True)
+    params = trace(nets.multi_head_self_attention(_, _, att), key, x)
+    cache = nets.init_cache(x, 4, att)
+    with pytest.raises(TypeError, match=r"step: `cache.length` must be an integer array of shape \(\) \(from init_cache\), got"):
+        nets.step(params, dataclasses.replace(cache, length=2), x)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
+    with pytest.raises(TypeError, match=r"step: `cache.length` must be an integer array"):
+        nets.step(params, dataclasses.replace(cache, length=jnp.zeros(())), x)
+    with pytest.raises(ValueError, match=r"step: `cache.length` must be >= 0, got -1"):
+        nets.step(params, dataclasses.replace(cache, length=jnp.full((), -1, jnp.int32)), x)
+    with pytest.raises(ValueError, match=r"init_cache: decoding attends to the past only: the attention must be causal"):
+        nets.init_cache(x, 4, nets.attention(2))
+    with pytest.raises(TypeError, match=r"step: `cache` must come from nets.init_cache"):
+        nets.step(params, {"key": 1}, x)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test

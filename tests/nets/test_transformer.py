@@ -50,7 +50,7 @@ def _reference_block(params: Params, x: jax.Array, num_heads: int, hidden: int) 
 
 def test_transformer_block_matches_reference(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
-    net = nets.transformer_block(_, _, 2, mlp_dim=12)
+    net = nets.transformer_block(_, _, nets.block(2, nets.feed_forward(12)))
     params = _randomize(trace(net, key, x), key)
     with jax.numpy_rank_promotion("allow"):
         _close(net(params, x), _reference_block(params, x, 2, 12))
@@ -85,16 +85,17 @@ def _unstack_layers(stacked: Params, num_layers: int) -> dict[int, Params]:
 
 def test_scan_and_loop_give_the_same_output(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
-    looped = trace(nets.transformer(_, _, 3, 2, scan=False, is_causal=True), key, x)
+    causal = nets.block(nets.attention(2, causal=True))
+    looped = trace(nets.transformer(_, _, 3, causal, scan=False), key, x)
     assert sorted(looped["layers"]) == [0, 1, 2]
     stacked = {"layers": _stack_layers(looped["layers"], 3), "final_norm": looped["final_norm"]}
-    y_loop = nets.transformer(looped, x, 3, 2, scan=False, is_causal=True)
-    y_scan = nets.transformer(stacked, x, 3, 2, scan=True, is_causal=True)
+    y_loop = nets.transformer(looped, x, 3, causal, scan=False)
+    y_scan = nets.transformer(stacked, x, 3, causal, scan=True)
     _close(y_loop, y_scan)
     # and the loop is thread_params over transformer_block, then the final norm
     h = x
     for i in range(3):
-        h = nets.transformer_block(looped["layers"][i], h, 2, is_causal=True)
+        h = nets.transformer_block(looped["layers"][i], h, causal)
     _close(nets.layer_norm(looped["final_norm"], h), y_loop)
 
 
@@ -106,12 +107,13 @@ def test_the_unrolled_loop_traces_one_block_and_declares_every_layer(key: jax.Ar
         return jax.nn.gelu(h)
 
     x = _normal(key, 1, (2, 5, 8))
-    params = trace(nets.transformer(_, _, 4, 2, scan=False, activation=counted_gelu), key, x)
+    counted = nets.block(2, nets.feed_forward(None, counted_gelu))
+    params = trace(nets.transformer(_, _, 4, counted, scan=False), key, x)
     assert len(calls) == 1  # one block traced for four layers
 
     def hand_loop(p: Params, x: jax.Array) -> jax.Array:  # the loop: blocks after the first are replayed
         for i in range(4):
-            x = nets.transformer_block(p["layers"][i], x, 2, activation=counted_gelu)
+            x = nets.transformer_block(p["layers"][i], x, counted)
         return nets.layer_norm(p["final_norm"], x)
 
     expected = trace(hand_loop, key, x)
@@ -140,7 +142,7 @@ def test_remat_gives_the_same_output_and_gradients(key: jax.Array) -> None:
 
 def test_causal_transformer_output_at_t_ignores_later_inputs(key: jax.Array) -> None:
     x = _normal(key, 1, (1, 6, 8))
-    net = nets.transformer(_, _, 2, 2, is_causal=True, num_kv_heads=1)
+    net = nets.transformer(_, _, 2, nets.block(nets.attention(2, num_kv_heads=1, causal=True)))
     params = trace(net, key, x)
     y = net(params, x)
     changed = x.at[:, 3:].set(_normal(key, 2, (1, 3, 8)))
@@ -159,7 +161,36 @@ def test_bad_input(key: jax.Array) -> None:
         trace(nets.transformer_block(_, _, 3), key, x)
     with pytest.raises(ValueError, match=r"transformer: `num_layers` must be a positive int, got 0"):
         trace(nets.transformer(_, _, 0, 2), key, x)
-    with pytest.raises(ValueError, match=r"`mlp_dim` must be a positive int or None, got 0"):
-        trace(nets.transformer_block(_, _, 2, mlp_dim=0), key, x)
+    with pytest.raises(ValueError, match=r"feed_forward: `hidden` must be a positive int or None, got 0"):
+        nets.feed_forward(0)
+    with pytest.raises(ValueError, match=r"transformer: a pattern of 2 blocks repeats a whole number of times: `num_layers` \(3\) must be a multiple of 2"):
+        trace(nets.transformer(_, _, 3, (nets.block(2), nets.block(2))), key, x)
     with checking(False), pytest.raises(ValueError, match=r"transformer_block: `x` must have at least 2 axes"):
         trace(nets.transformer_block(_, _, 2), key, x[0, 0])
+
+
+def _local_global_pattern() -> tuple[nets.Block, nets.Block]:
+    def layer(window: int | None) -> nets.Block:
+        on_logits = None if window is None else nets.sliding_window(window)
+        return nets.block(nets.attention(2, causal=True, on_qk=nets.rotary(), on_logits=on_logits))
+
+    return layer(2), layer(None)
+
+
+def test_a_pattern_of_blocks_scanned_in_groups_equals_the_loop_of_its_layers(key: jax.Array) -> None:
+    x = _normal(key, 1, (2, 5, 8))
+    pattern = _local_global_pattern()
+    stacked = _randomize(trace(nets.transformer(_, _, 4, pattern), key, x), key)
+    assert sorted(stacked["layers"]) == [0, 1]  # one stacked tree per slot of the pattern
+    validate(stacked["layers"][1]["attention"]["query"]["weights"], (2, 8, 8))  # 4 layers: 2 groups
+    y = nets.transformer(stacked, x, 4, pattern)
+    h = x
+    for i in range(4):  # layer i: slot i % 2, group i // 2
+        layer = jax.tree.map(lambda a, g=i // 2: a[g], stacked["layers"][i % 2])
+        h = nets.transformer_block(layer, h, pattern[i % 2])
+    _close(y, nets.layer_norm(stacked["final_norm"], h))
+    looped = {"layers": {i: jax.tree.map(lambda a, g=i // 2: a[g], stacked["layers"][i % 2]) for i in range(4)}, "final_norm": stacked["final_norm"]}
+    _close(nets.transformer(looped, x, 4, pattern, scan=False), y)
+    # the local layers see a window: the pattern is not the global stack
+    globals_only = (pattern[1], pattern[1])
+    assert not np.allclose(np.asarray(nets.transformer(stacked, x, 4, globals_only)), np.asarray(y))

@@ -9,7 +9,7 @@ from jax import Array
 
 from zephyr import nets
 from zephyr.functools.partial import placeholder_hole as _
-from zephyr.nets import KVCache, LSTMState
+from zephyr.nets import Cache, LSTMState
 from zephyr.typing import Params
 
 
@@ -56,21 +56,21 @@ def convolutions(params: Params, x: Array, padding: str) -> None:
     assert_type(nets.conv(_, _, _, _)(params, x, 8, (3, 3)), Array)
 
 
-def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache: KVCache) -> None:
+def attention(params: Params, q: Array, k: Array, v: Array, masks: Array, cache: Cache) -> None:
     assert_type(nets.dot_product_attention(_, _, _)(q, k, v), Array)
     assert_type(nets.dot_product_attention(q, k, v, masks, True), Array)
     assert_type(nets.single_head_attention(_, _, _, _)(params, q, k, v), Array)
     assert_type(nets.multi_head_attention(_, _, _, _, 8)(params, q, k, v), Array)
-    assert_type(nets.multi_head_attention(params, q, k, _, 8, masks)(v), Array)
+    assert_type(nets.multi_head_attention(params, q, k, _, nets.attention(8, num_kv_heads=2), masks)(v), Array)
     assert_type(nets.multi_head_self_attention(_, _, 8, is_causal=True)(params, q), Array)
-    step = nets.multi_head_self_attention_step(_, _, _, 8)
-    assert_type(step(params, cache, q), tuple[Array, KVCache])
+    block = nets.block(nets.attention(8, causal=True, on_qk=nets.rotary()), nets.gated(nets.feed_forward(32, nets.silu)))
+    assert_type(block, nets.Block)
     assert_type(nets.transformer_block(_, _, 8)(params, q), Array)
+    assert_type(nets.transformer_block(_, _, block)(params, q), Array)
     assert_type(nets.transformer(_, _, 2, 8)(params, q), Array)
-    assert_type(nets.transformer(_, _, _, _)(params, q, 2, 8), Array)
-    block_step = nets.transformer_block_step(_, _, _, 8)
-    assert_type(block_step(params, cache, q), tuple[Array, KVCache])
-    assert_type(nets.transformer_step(_, _, _, 2, 8)(params, cache, q), tuple[Array, KVCache])
+    assert_type(nets.transformer(_, _, _, _)(params, q, 2, (block, block)), Array)
+    assert_type(nets.init_cache(q, 16, block, 2), Cache)
+    assert_type(nets.step(params, cache, q), tuple[Array, Cache])
 
 
 def recurrent(params: Params, x: Array, carry: Array, lstm_carry: LSTMState) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 from jax import Array
 from jaxtyping import Bool, Float, Real
 
-from .._checks import check_random_key, check_rate, describe_value, is_positive_int, min_rank
+from .._checks import check_random_key, check_rate, min_rank, positive_int
 from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
@@ -65,14 +65,8 @@ def _sizes(who: str, att: Attention, d: int) -> _Sizes:
 
 
 def as_attention(who: str, value: int | Attention) -> Attention:
-    """``value`` as an :class:`Attention`: an int is ``nets.attention(value)``."""
-    if isinstance(value, Attention):
-        return value
-    if is_positive_int(value):
-        return attention(value)
-    raise TypeError(
-        f"{who}: `attention` must be a number of heads or a value of nets.attention(...), got {describe_value(value)}"
-    )
+    """``value`` as an :class:`Attention`: a number of heads is ``nets.attention(value)``."""
+    return value if isinstance(value, Attention) else attention(positive_int(who, "num_heads", value))
 
 
 def _boolean(who: str, name: str, mask: object) -> Array:

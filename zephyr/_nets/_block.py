@@ -12,7 +12,7 @@ from typing import NotRequired, TypedDict, cast
 import jax
 from jax import Array
 
-from .._checks import check_callable, check_rate, describe_value, is_positive_int, positive_int_or_none
+from .._checks import check_callable, check_rate, describe_value, positive_int, positive_int_or_none
 from ..core._types import Initializer, PRNGKey
 from ._attention import AttentionParams, as_attention
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
@@ -193,8 +193,8 @@ def post_norm(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: S
         >>> nets.post_norm(p, jnp.ones(2), lambda h: h, lambda h: 2 * h, nets.no_norm).tolist()
         [6.0, 6.0]
     """
-    x = norm(params["attention_norm"], x + attend(x))
-    return norm(params["mlp_norm"], x + mlp(x))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a post-norm block has it
+    x = norm(params["attention_norm"], x + attend(x)).astype(x.dtype)
+    return norm(params["mlp_norm"], x + mlp(x)).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a post-norm block has it
 
 
 def sandwich(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Sublayer, norm: Norm) -> Array:
@@ -208,8 +208,8 @@ def sandwich(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Su
         >>> nets.sandwich(p, jnp.ones(2), lambda h: h, lambda h: 2 * h, nets.no_norm).tolist()
         [6.0, 6.0]
     """
-    x = x + norm(params["post_attention_norm"], attend(norm(params["attention_norm"], x)))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
-    return x + norm(params["post_mlp_norm"], mlp(norm(params["mlp_norm"], x)))  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
+    x = x + norm(params["post_attention_norm"], attend(norm(params["attention_norm"], x))).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
+    return x + norm(params["post_mlp_norm"], mlp(norm(params["mlp_norm"], x))).astype(x.dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # a sandwich block has them
 
 
 def parallel(params: TransformerBlockParams, x: Array, attend: Sublayer, mlp: Sublayer, norm: Norm) -> Array:
@@ -237,7 +237,7 @@ class Block:
     mlp: Callable[..., Array] = FeedForward()
     norm: Norm = _layer_norm
     arrangement: Arrangement = pre_norm
-    dropout_rate: float = 0.0
+    residual_dropout: float = 0.0
 
     def apply(
         self,
@@ -249,12 +249,12 @@ class Block:
         """The block on ``x`` around ``attend(attention_params, h)`` (the full or the cached
         attention); residual dropout with ``key`` (None: no dropout)."""
         keys: list[PRNGKey | None] = [None, None]
-        if key is not None and self.dropout_rate > 0:
+        if key is not None and self.residual_dropout > 0:
             keys = list(jax.random.split(key, 2))
 
         def drop(h: Array, k: PRNGKey | None) -> Array:
             h = h.astype(x.dtype)
-            return h if k is None else _keep(k, self.dropout_rate, h.shape, h)
+            return h if k is None else _keep(k, self.residual_dropout, h.shape, h)
 
         def attention_sublayer(h: Array) -> Array:
             return drop(attend(params["attention"], h), keys[0])
@@ -271,7 +271,7 @@ def block(
     norm: Norm = _layer_norm,
     arrangement: Arrangement = pre_norm,
     *,
-    dropout_rate: float = 0.0,
+    residual_dropout: float = 0.0,
 ) -> Block:
     """A transformer block from parts: the value ``transformer_block``, ``transformer``,
     ``init_cache`` and ``step`` read, so the forward, the cached step and the cache agree.
@@ -285,7 +285,7 @@ def block(
             :func:`no_norm`.
         arrangement: :func:`pre_norm` (default), :func:`post_norm`, :func:`sandwich`,
             :func:`parallel`, or any function of that shape.
-        dropout_rate: dropout of each sublayer's output before it joins the residual.
+        residual_dropout: dropout of each sublayer's output before it joins the residual.
 
     Returns:
         A :class:`Block` value (frozen; hashable when its parts are).
@@ -308,14 +308,10 @@ def block(
     check_callable(who, "mlp", mlp)
     check_callable(who, "norm", norm)
     check_callable(who, "arrangement", arrangement)
-    check_rate(who, "dropout_rate", dropout_rate)
-    return Block(att, mlp, norm, arrangement, dropout_rate)
+    check_rate(who, "residual_dropout", residual_dropout)
+    return Block(att, mlp, norm, arrangement, residual_dropout)
 
 
 def as_block(who: str, value: int | Block) -> Block:
-    """``value`` as a :class:`Block`: an int is ``nets.block(value)``."""
-    if isinstance(value, Block):
-        return value
-    if is_positive_int(value):
-        return block(value)
-    raise TypeError(f"{who}: `block` must be a number of heads or a value of nets.block(...), got {describe_value(value)}")
+    """``value`` as a :class:`Block`: a number of heads is ``nets.block(value)``."""
+    return value if isinstance(value, Block) else block(positive_int(who, "num_heads", value))

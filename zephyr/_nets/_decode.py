@@ -15,7 +15,7 @@ from jax import Array
 from jaxtyping import Bool, Float, Real
 
 from .._checks import describe_value, min_rank, positive_int
-from ..core._types import DType
+from ..core._types import DType, Params
 from ._attention import AttentionParams, _sizes, attention_step  # pyright: ignore[reportPrivateUsage]  # the sizes of one attention value
 from ._block import Block, TransformerBlockParams
 from ._parts import Attention
@@ -154,7 +154,7 @@ def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
 
 
 def step(
-    params: AttentionParams | TransformerBlockParams | TransformerParams,
+    params: Params,
     cache: Cache,
     x: Float[Array, "*batch new_len d"],
     *,
@@ -227,8 +227,10 @@ def step(
         new_keys, new_values = [record[0][0]], [record[0][1]]
     else:
         y, new_keys, new_values = _stack_step(cast(TransformerParams, params), cache, x, model, attend_at)
-    limit = jnp.less_equal(length + new_len, cache.max_len)
-    y = jnp.where(limit, y, jnp.full((), jnp.nan, y.dtype))
+    # Past the end (only possible under jit, where the length is not known): NaN, made by a
+    # division 0 / 0 so that checkify's float_checks names it; y * 1 / 1 == y otherwise.
+    inside = jnp.less_equal(length + new_len, cache.max_len).astype(y.dtype)
+    y = y * inside / inside
     return y, dataclasses.replace(cache, keys=tuple(new_keys), values=tuple(new_values), length=length + new_len)
 
 

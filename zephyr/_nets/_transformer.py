@@ -38,7 +38,7 @@ Layer = Callable[[Block, TransformerBlockParams, Array, "PRNGKey | None"], Array
 
 def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None, deterministic: bool) -> PRNGKey | None:
     """The key of the dropouts, None when none applies; a ValueError when one applies without a key."""
-    rates = [r for b in blocks for r in (b.dropout_rate, b.attention.dropout_rate) if r > 0]
+    rates = [r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate) if r > 0]
     if deterministic or not rates:
         return None
     if key is None:

@@ -281,24 +281,6 @@ def check_tags(who: str, value: object) -> tuple[str, ...]:
     return cast("tuple[str, ...]", tags)
 
 
-def check_axis(who: str, name: str, value: int, rank: int) -> int:
-    """An axis of an array of ``rank`` axes, as a non-negative int (negative counts from the end).
-
-    >>> check_axis("layer_norm", "axis", -1, 3)
-    2
-    >>> check_axis("layer_norm", "axis", 3, 3)
-    Traceback (most recent call last):
-    ...
-    ValueError: layer_norm: `axis` must be an axis of an array of 3 axes (-3 to 2), got 3
-    """
-    expected = f"an axis of an array of {rank} axes ({-rank} to {rank - 1})"
-    if not is_int(value):
-        fail(who, name, expected, value, TypeError)
-    if not -rank <= int(value) < rank:
-        fail(who, name, expected, value)
-    return int(value) % rank
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 

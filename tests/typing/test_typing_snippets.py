@@ -166,7 +166,7 @@ def model(params: Params, x: Array) -> Array:
 def use(key: Array, x: Array) -> None:
     assert_type(trace(model, key, x), Params)
     assert_type(encoder(_, _, 16)(trace(encoder(_, _, 16), key, x), x), Array)
-    encoder(_, _, 16)(x)  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue]
+    encoder(_, _, 16)(x)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]
 '''
 
 

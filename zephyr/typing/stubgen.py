@@ -75,7 +75,6 @@ import difflib
 import functools
 import importlib
 import inspect
-import itertools
 import pkgutil
 import re
 import sys
@@ -83,7 +82,7 @@ import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, is_typeddict
+from typing import Literal, cast, is_typeddict
 
 import jax
 
@@ -371,7 +370,9 @@ class FlexibleStub:
     def of(cls, name: str, function: Callable[..., object], imports: Imports) -> FlexibleStub:
         # An alias ``functools.partial(f, k=v)`` is stubbed as ``f`` without ``k``, and its
         # protocols are ``f``'s (they hold the leading parameters only, never an option).
-        fixed = set(function.keywords) if isinstance(function, functools.partial) else set()
+        is_alias = isinstance(cast(object, function), functools.partial)
+        keywords: dict[str, object] = getattr(function, "keywords", {}) if is_alias else {}
+        fixed = set(keywords)
         original = inspect.unwrap(function)
         module = sys.modules[original.__module__]
         source = Source.of(module)
@@ -497,7 +498,7 @@ def _is_input(name: str, annotation: ast.expr | None, module: types.ModuleType) 
         return False
     if value is jax.Array or str(getattr(value, "__module__", "")).startswith("jaxtyping"):
         return True
-    if is_typeddict(value) or (isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields")):
+    if is_typeddict(value) or (isinstance(value, type) and tuple in value.__mro__ and hasattr(value, "_fields")):
         return True
     return getattr(value, "__name__", None) == "Params" and str(getattr(value, "__module__", "")).startswith("zephyr")
 

@@ -7,7 +7,7 @@ import functools
 import inspect
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import jax
 from jax import Array
@@ -191,7 +191,7 @@ def _rank(who: str, num_spatial_dims: int | None, kernel_size: int | Sequence[in
 def _alias(name: str, doc: str, **fixed: Any) -> Any:
     """``conv`` with ``fixed`` keywords (its rank, ``transpose``), under a name and docstring of
     its own; its signature is ``conv``'s without them, and holes work as in ``conv``."""
-    alias: Any = functools.update_wrapper(functools.partial(conv, **fixed), conv)
+    alias = cast(Any, functools.update_wrapper(functools.partial(conv, **fixed), conv))
     signature = inspect.signature(conv)
     alias.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in fixed])
     alias.__name__ = alias.__qualname__ = name

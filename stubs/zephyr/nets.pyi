@@ -21,6 +21,7 @@ from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
 from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
+from zephyr._nets._recurrent import gate_initializer as gate_initializer
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
 from zephyr._nets._pool import NoParams as NoParams
@@ -35,8 +36,8 @@ from jax.nn import tanh as tanh
 import jax
 from collections.abc import Callable, Sequence
 from jax import Array
-from jaxtyping import Bool, Float, Int, Real, Shaped
-from typing import Literal, Protocol, overload
+from jaxtyping import Bool, Float, Integer, Real, Shaped
+from typing import Any, Literal, Protocol, overload
 from zephyr._nets._conv import Padding, Padding1D
 from zephyr._nets._pool import PoolPadding
 from zephyr._nets._transformer import Norm, Placement
@@ -14901,10 +14902,23 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time two_hidden"]: ...
+@overload
+def bidirectional(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
 @overload
 def bidirectional(
     params: PlaceholderType,
@@ -14913,7 +14927,8 @@ def bidirectional(
     /,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_params_x_hidden_size: ...
@@ -14925,7 +14940,8 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_params_x: ...
@@ -14937,7 +14953,8 @@ def bidirectional(
     /,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_params_hidden_size: ...
@@ -14949,7 +14966,8 @@ def bidirectional(
     /,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_x_hidden_size: ...
@@ -14961,7 +14979,8 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_params: ...
@@ -14973,7 +14992,8 @@ def bidirectional(
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_x: ...
@@ -14985,10 +15005,102 @@ def bidirectional(
     /,
     cell: Literal["rnn", "lstm", "gru"] = ...,
     *,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[False] = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Bidirectional_hidden_size: ...
+@overload
+def bidirectional(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_params_x_hidden_size: ...
+@overload
+def bidirectional(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_params_x: ...
+@overload
+def bidirectional(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_params_hidden_size: ...
+@overload
+def bidirectional(
+    params: Params,
+    x: PlaceholderType,
+    hidden_size: PlaceholderType,
+    /,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_x_hidden_size: ...
+@overload
+def bidirectional(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_params: ...
+@overload
+def bidirectional(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    hidden_size: int,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_x: ...
+@overload
+def bidirectional(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    hidden_size: PlaceholderType,
+    /,
+    cell: Literal["rnn", "lstm", "gru"] = ...,
+    *,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    return_state: Literal[True],
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Bidirectional2_hidden_size: ...
 
 class _Bidirectional_params_x_hidden_size(Protocol):
     """``bidirectional`` waiting for `params`, `x`, `hidden_size`."""
@@ -15153,6 +15265,175 @@ class _Bidirectional_hidden_size(Protocol):
 
     def __call__(self, hidden_size: int) -> Float[Array, "*batch time two_hidden"]: ...
 
+class _Bidirectional2_params_x_hidden_size(Protocol):
+    """``bidirectional`` waiting for `params`, `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_params_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        hidden_size: int,
+    ) -> _Bidirectional2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_params_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_x_hidden_size: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> _Bidirectional2_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        hidden_size: int,
+    ) -> _Bidirectional2_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_hidden_size: ...
+
+class _Bidirectional2_params_x(Protocol):
+    """``bidirectional`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Bidirectional2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Bidirectional2_x: ...
+
+class _Bidirectional2_params_hidden_size(Protocol):
+    """``bidirectional`` waiting for `params`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_params_hidden_size: ...
+    @overload
+    def __call__(self, params: PlaceholderType, /, hidden_size: int) -> _Bidirectional2_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_hidden_size: ...
+
+class _Bidirectional2_x_hidden_size(Protocol):
+    """``bidirectional`` waiting for `x`, `hidden_size`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_x_hidden_size: ...
+    @overload
+    def __call__(self, x: PlaceholderType, /, hidden_size: int) -> _Bidirectional2_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        hidden_size: PlaceholderType,
+        /,
+    ) -> _Bidirectional2_hidden_size: ...
+
+class _Bidirectional2_params(Protocol):
+    """``bidirectional`` waiting for `params`."""
+
+    def __call__(
+        self,
+        params: Params,
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+
+class _Bidirectional2_x(Protocol):
+    """``bidirectional`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+
+class _Bidirectional2_hidden_size(Protocol):
+    """``bidirectional`` waiting for `hidden_size`."""
+
+    def __call__(
+        self,
+        hidden_size: int,
+    ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
+
 @overload
 def gru(
     params: Params,
@@ -15160,9 +15441,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -15173,9 +15457,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -15187,9 +15474,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x_hidden_size: ...
@@ -15201,9 +15491,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x: ...
@@ -15215,9 +15508,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_hidden_size: ...
@@ -15229,9 +15525,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_x_hidden_size: ...
@@ -15243,9 +15542,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params: ...
@@ -15257,9 +15559,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_x: ...
@@ -15271,9 +15576,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_hidden_size: ...
@@ -15285,9 +15593,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x_hidden_size: ...
@@ -15299,9 +15610,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x: ...
@@ -15313,9 +15627,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_hidden_size: ...
@@ -15327,9 +15644,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_x_hidden_size: ...
@@ -15341,9 +15661,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params: ...
@@ -15355,9 +15678,12 @@ def gru(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_x: ...
@@ -15369,9 +15695,12 @@ def gru(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_hidden_size: ...
@@ -15683,6 +16012,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -15694,6 +16026,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t_hidden_size: ...
@@ -15705,6 +16040,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t: ...
@@ -15716,6 +16054,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_hidden_size: ...
@@ -15727,6 +16068,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_x_t_hidden_size: ...
@@ -15738,6 +16082,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_carry_x_t_hidden_size: ...
@@ -15749,6 +16096,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry: ...
@@ -15760,6 +16110,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_x_t: ...
@@ -15771,6 +16124,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_hidden_size: ...
@@ -15782,6 +16138,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_carry_x_t: ...
@@ -15793,6 +16152,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_carry_hidden_size: ...
@@ -15804,6 +16166,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t_hidden_size: ...
@@ -15815,6 +16180,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params: ...
@@ -15826,6 +16194,9 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_carry: ...
@@ -15837,6 +16208,9 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t: ...
@@ -15848,6 +16222,9 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_hidden_size: ...
@@ -16452,9 +16829,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -16465,9 +16845,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -16479,9 +16862,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x_hidden_size: ...
@@ -16493,9 +16879,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x: ...
@@ -16507,9 +16896,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_hidden_size: ...
@@ -16521,9 +16913,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_x_hidden_size: ...
@@ -16535,9 +16930,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params: ...
@@ -16549,9 +16947,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_x: ...
@@ -16563,9 +16964,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_hidden_size: ...
@@ -16577,9 +16981,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x_hidden_size: ...
@@ -16591,9 +16998,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x: ...
@@ -16605,9 +17015,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_hidden_size: ...
@@ -16619,9 +17032,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_x_hidden_size: ...
@@ -16633,9 +17049,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params: ...
@@ -16647,9 +17066,12 @@ def lstm(
     hidden_size: int,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_x: ...
@@ -16661,9 +17083,12 @@ def lstm(
     /,
     *,
     initial_state: LSTMState | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_hidden_size: ...
@@ -16975,6 +17400,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -16986,6 +17414,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t_hidden_size: ...
@@ -16997,6 +17428,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t: ...
@@ -17008,6 +17442,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_hidden_size: ...
@@ -17019,6 +17456,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_x_t_hidden_size: ...
@@ -17030,6 +17470,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_carry_x_t_hidden_size: ...
@@ -17041,6 +17484,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry: ...
@@ -17052,6 +17498,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_x_t: ...
@@ -17063,6 +17512,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_hidden_size: ...
@@ -17074,6 +17526,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_carry_x_t: ...
@@ -17085,6 +17540,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_carry_hidden_size: ...
@@ -17096,6 +17554,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t_hidden_size: ...
@@ -17107,6 +17568,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params: ...
@@ -17118,6 +17582,9 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_carry: ...
@@ -17129,6 +17596,9 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t: ...
@@ -17140,6 +17610,9 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_hidden_size: ...
@@ -17735,16 +18208,535 @@ class _LstmCell_hidden_size(Protocol):
     ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
 
 @overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> Float[Array, "*batch time out"]: ...
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_params_x_cell: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_params_x: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_params_cell: ...
+@overload
+def recurrent(
+    params: Params,
+    x: PlaceholderType,
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_x_cell: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_params: ...
+@overload
+def recurrent(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_x: ...
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[False] = ...,
+) -> _Recurrent_cell: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_params_x_cell: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_params_x: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    x: Float[Array, "*batch time features"],
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_params_cell: ...
+@overload
+def recurrent(
+    params: Params,
+    x: PlaceholderType,
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_x_cell: ...
+@overload
+def recurrent(
+    params: PlaceholderType,
+    /,
+    x: Float[Array, "*batch time features"],
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_params: ...
+@overload
+def recurrent(
+    params: Params,
+    x: PlaceholderType,
+    /,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_x: ...
+@overload
+def recurrent(
+    params: Params,
+    x: Float[Array, "*batch time features"],
+    cell: PlaceholderType,
+    /,
+    *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
+    reverse: bool = ...,
+    return_state: Literal[True],
+) -> _Recurrent2_cell: ...
+
+class _Recurrent_params_x_cell(Protocol):
+    """``recurrent`` waiting for `params`, `x`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> Float[Array, "*batch time out"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_params_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_params_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_cell: ...
+
+class _Recurrent_params_x(Protocol):
+    """``recurrent`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> Float[Array, "*batch time out"]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Recurrent_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Recurrent_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Recurrent_x: ...
+
+class _Recurrent_params_cell(Protocol):
+    """``recurrent`` waiting for `params`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> Float[Array, "*batch time out"]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_params_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent_params: ...
+    @overload
+    def __call__(self, params: Params, cell: PlaceholderType, /) -> _Recurrent_cell: ...
+
+class _Recurrent_x_cell(Protocol):
+    """``recurrent`` waiting for `x`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> Float[Array, "*batch time out"]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, cell: PlaceholderType, /) -> _Recurrent_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent_cell: ...
+
+class _Recurrent_params(Protocol):
+    """``recurrent`` waiting for `params`."""
+
+    def __call__(self, params: Params) -> Float[Array, "*batch time out"]: ...
+
+class _Recurrent_x(Protocol):
+    """``recurrent`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> Float[Array, "*batch time out"]: ...
+
+class _Recurrent_cell(Protocol):
+    """``recurrent`` waiting for `cell`."""
+
+    def __call__(
+        self,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> Float[Array, "*batch time out"]: ...
+
+class _Recurrent2_params_x_cell(Protocol):
+    """``recurrent`` waiting for `params`, `x`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_params_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_params_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent2_params: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent2_x: ...
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_cell: ...
+
+class _Recurrent2_params_x(Protocol):
+    """``recurrent`` waiting for `params`, `x`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+    @overload
+    def __call__(self, params: PlaceholderType, x: PlaceholderType, /) -> _Recurrent2_params_x: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        x: Float[Array, "*batch time features"],
+    ) -> _Recurrent2_params: ...
+    @overload
+    def __call__(self, params: Params, x: PlaceholderType, /) -> _Recurrent2_x: ...
+
+class _Recurrent2_params_cell(Protocol):
+    """``recurrent`` waiting for `params`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        params: Params,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_params_cell: ...
+    @overload
+    def __call__(
+        self,
+        params: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent2_params: ...
+    @overload
+    def __call__(self, params: Params, cell: PlaceholderType, /) -> _Recurrent2_cell: ...
+
+class _Recurrent2_x_cell(Protocol):
+    """``recurrent`` waiting for `x`, `cell`."""
+
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+    @overload
+    def __call__(self, x: PlaceholderType, cell: PlaceholderType, /) -> _Recurrent2_x_cell: ...
+    @overload
+    def __call__(
+        self,
+        x: PlaceholderType,
+        /,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> _Recurrent2_x: ...
+    @overload
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+        cell: PlaceholderType,
+        /,
+    ) -> _Recurrent2_cell: ...
+
+class _Recurrent2_params(Protocol):
+    """``recurrent`` waiting for `params`."""
+
+    def __call__(
+        self,
+        params: Params,
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+
+class _Recurrent2_x(Protocol):
+    """``recurrent`` waiting for `x`."""
+
+    def __call__(
+        self,
+        x: Float[Array, "*batch time features"],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+
+class _Recurrent2_cell(Protocol):
+    """``recurrent`` waiting for `cell`."""
+
+    def __call__(
+        self,
+        cell: Callable[[Params, Any, Array], tuple[Any, Array]],
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
+
+@overload
 def rnn(
     params: Params,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -17755,10 +18747,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -17770,10 +18765,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x_hidden_size: ...
@@ -17785,10 +18783,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x: ...
@@ -17800,10 +18801,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_hidden_size: ...
@@ -17815,10 +18819,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_x_hidden_size: ...
@@ -17830,10 +18837,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params: ...
@@ -17845,10 +18855,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_x: ...
@@ -17860,10 +18873,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_hidden_size: ...
@@ -17875,10 +18891,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x_hidden_size: ...
@@ -17890,10 +18909,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x: ...
@@ -17905,10 +18927,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_hidden_size: ...
@@ -17920,10 +18945,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_x_hidden_size: ...
@@ -17935,10 +18963,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params: ...
@@ -17950,10 +18981,13 @@ def rnn(
     hidden_size: int,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_x: ...
@@ -17965,10 +18999,13 @@ def rnn(
     /,
     *,
     initial_state: Float[Array, "*batch hidden_size"] | None = ...,
-    seq_lengths: Int[Array, "*batch"] | None = ...,
+    seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_hidden_size: ...
@@ -18281,6 +19318,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -18293,6 +19333,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t_hidden_size: ...
@@ -18305,6 +19348,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t: ...
@@ -18317,6 +19363,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_hidden_size: ...
@@ -18329,6 +19378,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_x_t_hidden_size: ...
@@ -18341,6 +19393,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_carry_x_t_hidden_size: ...
@@ -18353,6 +19408,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry: ...
@@ -18365,6 +19423,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_x_t: ...
@@ -18377,6 +19438,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_hidden_size: ...
@@ -18389,6 +19453,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_carry_x_t: ...
@@ -18401,6 +19468,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_carry_hidden_size: ...
@@ -18413,6 +19483,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t_hidden_size: ...
@@ -18425,6 +19498,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params: ...
@@ -18437,6 +19513,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_carry: ...
@@ -18449,6 +19528,9 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t: ...
@@ -18461,6 +19543,9 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
+    w_input_initializer: Initializer = ...,
+    w_hidden_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_hidden_size: ...
@@ -21024,8 +22109,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21037,8 +22122,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21050,8 +22135,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21063,8 +22148,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21076,8 +22161,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21089,8 +22174,8 @@ def positional_embed(
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21102,8 +22187,8 @@ def positional_embed(
     /,
     max_len: int,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21115,8 +22200,8 @@ def positional_embed(
     max_len: PlaceholderType,
     /,
     *,
-    positions: Int[Array, "*pbatch seq"] | None = ...,
-    offset: int | Int[Array, ""] = ...,
+    positions: Integer[Array, "*pbatch seq"] | None = ...,
+    offset: int | Integer[Array, ""] = ...,
     embeddings_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -21314,7 +22399,7 @@ class _SinusoidalEmbed_x(Protocol):
 @overload
 def token_embed(
     params: Params,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
     *,
@@ -21361,7 +22446,7 @@ def token_embed(
 @overload
 def token_embed(
     params: PlaceholderType,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: PlaceholderType,
     embed_dim: PlaceholderType,
     /,
@@ -21397,7 +22482,7 @@ def token_embed(
 @overload
 def token_embed(
     params: PlaceholderType,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: PlaceholderType,
     /,
     embed_dim: int,
@@ -21409,7 +22494,7 @@ def token_embed(
 @overload
 def token_embed(
     params: PlaceholderType,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: PlaceholderType,
     /,
@@ -21445,7 +22530,7 @@ def token_embed(
 @overload
 def token_embed(
     params: Params,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: PlaceholderType,
     embed_dim: PlaceholderType,
     /,
@@ -21458,7 +22543,7 @@ def token_embed(
 def token_embed(
     params: PlaceholderType,
     /,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
     *,
@@ -21481,7 +22566,7 @@ def token_embed(
 @overload
 def token_embed(
     params: Params,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: PlaceholderType,
     /,
     embed_dim: int,
@@ -21493,7 +22578,7 @@ def token_embed(
 @overload
 def token_embed(
     params: Params,
-    token_ids: Int[Array, "*batch"],
+    token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: PlaceholderType,
     /,
@@ -21510,7 +22595,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
@@ -21545,7 +22630,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: PlaceholderType,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         embed_dim: PlaceholderType,
         /,
@@ -21572,7 +22657,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: PlaceholderType,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
         embed_dim: int,
@@ -21581,7 +22666,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: PlaceholderType,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: PlaceholderType,
         /,
@@ -21608,7 +22693,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         embed_dim: PlaceholderType,
         /,
@@ -21618,7 +22703,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
         self,
         params: PlaceholderType,
         /,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
     ) -> _TokenEmbed_params: ...
@@ -21635,7 +22720,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
         embed_dim: int,
@@ -21644,7 +22729,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: PlaceholderType,
         /,
@@ -21657,7 +22742,7 @@ class _TokenEmbed_params_token_ids_vocab_size(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
     @overload
@@ -21680,7 +22765,7 @@ class _TokenEmbed_params_token_ids_vocab_size(Protocol):
     def __call__(
         self,
         params: PlaceholderType,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
     ) -> _TokenEmbed_params_vocab_size: ...
@@ -21697,7 +22782,7 @@ class _TokenEmbed_params_token_ids_vocab_size(Protocol):
         self,
         params: PlaceholderType,
         /,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
     ) -> _TokenEmbed_params: ...
     @overload
@@ -21712,7 +22797,7 @@ class _TokenEmbed_params_token_ids_vocab_size(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
     ) -> _TokenEmbed_vocab_size: ...
@@ -21724,7 +22809,7 @@ class _TokenEmbed_params_token_ids_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
     @overload
@@ -21747,7 +22832,7 @@ class _TokenEmbed_params_token_ids_embed_dim(Protocol):
     def __call__(
         self,
         params: PlaceholderType,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: PlaceholderType,
         /,
     ) -> _TokenEmbed_params_embed_dim: ...
@@ -21764,7 +22849,7 @@ class _TokenEmbed_params_token_ids_embed_dim(Protocol):
         self,
         params: PlaceholderType,
         /,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: int,
     ) -> _TokenEmbed_params: ...
     @overload
@@ -21779,7 +22864,7 @@ class _TokenEmbed_params_token_ids_embed_dim(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: PlaceholderType,
         /,
     ) -> _TokenEmbed_embed_dim: ...
@@ -21857,7 +22942,7 @@ class _TokenEmbed_token_ids_vocab_size_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
@@ -21888,7 +22973,7 @@ class _TokenEmbed_token_ids_vocab_size_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         embed_dim: PlaceholderType,
         /,
@@ -21904,7 +22989,7 @@ class _TokenEmbed_token_ids_vocab_size_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
         embed_dim: int,
@@ -21912,7 +22997,7 @@ class _TokenEmbed_token_ids_vocab_size_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: PlaceholderType,
         /,
@@ -21925,7 +23010,7 @@ class _TokenEmbed_params_token_ids(Protocol):
     def __call__(
         self,
         params: Params,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
     ) -> Float[Array, "*batch embed_dim"]: ...
     @overload
     def __call__(
@@ -21939,7 +23024,7 @@ class _TokenEmbed_params_token_ids(Protocol):
         self,
         params: PlaceholderType,
         /,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
     ) -> _TokenEmbed_params: ...
     @overload
     def __call__(self, params: Params, token_ids: PlaceholderType, /) -> _TokenEmbed_token_ids: ...
@@ -21989,7 +23074,7 @@ class _TokenEmbed_token_ids_vocab_size(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
     @overload
@@ -22004,7 +23089,7 @@ class _TokenEmbed_token_ids_vocab_size(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         vocab_size: PlaceholderType,
         /,
     ) -> _TokenEmbed_vocab_size: ...
@@ -22015,7 +23100,7 @@ class _TokenEmbed_token_ids_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: int,
     ) -> Float[Array, "*batch embed_dim"]: ...
     @overload
@@ -22030,7 +23115,7 @@ class _TokenEmbed_token_ids_embed_dim(Protocol):
     @overload
     def __call__(
         self,
-        token_ids: Int[Array, "*batch"],
+        token_ids: Integer[Array, "*batch"],
         embed_dim: PlaceholderType,
         /,
     ) -> _TokenEmbed_embed_dim: ...
@@ -22065,7 +23150,7 @@ class _TokenEmbed_params(Protocol):
 class _TokenEmbed_token_ids(Protocol):
     """``token_embed`` waiting for `token_ids`."""
 
-    def __call__(self, token_ids: Int[Array, "*batch"]) -> Float[Array, "*batch embed_dim"]: ...
+    def __call__(self, token_ids: Integer[Array, "*batch"]) -> Float[Array, "*batch embed_dim"]: ...
 
 class _TokenEmbed_vocab_size(Protocol):
     """``token_embed`` waiting for `vocab_size`."""

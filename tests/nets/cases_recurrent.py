@@ -77,7 +77,7 @@ def _recurrent_lstm_cell(params: Params, inputs: LengthsAndX) -> jax.Array:
     lengths, x = inputs
     zeros = jnp.zeros((*x.shape[:-2], 4), x.dtype)
     cell = nets.lstm_cell(_, _, _, 4, bias_initializer=jax.nn.initializers.zeros)
-    ys, state = nets.recurrent(params, x, cell, nets.LSTMState(zeros, zeros), seq_lengths=lengths, return_state=True)
+    ys, state = nets.recurrent(params, x, cell, initial_state=nets.LSTMState(zeros, zeros), seq_lengths=lengths, return_state=True)
     return ys + jnp.broadcast_to(jnp.expand_dims(state.cell.astype(ys.dtype), -2), ys.shape)  # the carry keeps x's dtype
 
 
@@ -89,7 +89,7 @@ def _sum_cell(params: Params, carry: jax.Array, x_t: jax.Array) -> tuple[jax.Arr
 
 
 def _recurrent_own_cell(params: Params, x: jax.Array) -> jax.Array:
-    return nets.recurrent(params, x, _sum_cell, jnp.zeros(x.shape[:-2] + x.shape[-1:], x.dtype), reverse=True)
+    return nets.recurrent(params, x, _sum_cell, initial_state=jnp.zeros(x.shape[:-2] + x.shape[-1:], x.dtype), reverse=True)
 
 
 def _lstm_flax_init(params: Params, x: jax.Array) -> jax.Array:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict, TypeVar, cast, overload
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
 
 import jax
 import jax.numpy as jnp
@@ -23,8 +23,6 @@ from ._ranges import check_range, in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
 
-C = TypeVar("C")
-"""The carry of a cell: an array (rnn, gru), an :class:`LSTMState`, or any pytree of ``(*batch, ...)`` arrays."""
 
 
 def recurrent_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
@@ -534,9 +532,9 @@ def _leaf_shapes(tree: Any) -> list[tuple[int, ...]]:
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
@@ -545,24 +543,24 @@ def recurrent(
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
-) -> tuple[Float[Array, "*batch time out"], C]: ...
+) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 @flexible
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
-) -> Float[Array, "*batch time out"] | tuple[Float[Array, "*batch time out"], C]:
+) -> Float[Array, "*batch time out"] | tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]:
     """Any recurrent cell over a sequence, in one ``jax.lax.scan``: the cell is a part.
 
     ``cell(params, carry, x_t) -> (new_carry, y_t)`` runs at each step with the same
@@ -576,9 +574,9 @@ def recurrent(
         x: ``(*batch, time, features)``.
         cell: ``(params, carry, x_t) -> (new_carry, y_t)``; ``x_t`` is ``(*batch, features)``,
             every leaf of the carry and ``y_t`` starts with the batch axes.
-        initial_state: the carry before the first step, a pytree of ``(*batch, ...)`` arrays
-            (an array, an :class:`LSTMState`, a tuple...). The carry keeps its structure, shapes
-            and dtypes.
+        initial_state: the carry before the first step: an array, an :class:`LSTMState`, or a
+            tuple or dict (nested as you like) of ``(*batch, ...)`` arrays. The carry keeps its
+            structure, shapes and dtypes.
         seq_lengths: ``(*batch,)`` ints in ``[0, time]``, as :func:`lstm`'s: a padded step
             keeps the carry and outputs zeros.
         reverse: run from the last step to the first (outputs stay in time order).
@@ -594,7 +592,7 @@ def recurrent(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((2, 7, 3))
         >>> zeros = nets.LSTMState(jnp.zeros((2, 4)), jnp.zeros((2, 4)))
-        >>> net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, 4), zeros)
+        >>> net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, 4), initial_state=zeros)
         >>> params = trace(net, jax.random.key(0), x)
         >>> sorted(params), net(params, x).shape
         (['bias', 'w_hidden', 'w_input'], (2, 7, 4))
@@ -642,7 +640,7 @@ def recurrent(
         return jax.tree.unflatten(structure, kept), y
 
     final, ys = _scan(step, initial, x, reverse, lengths)
-    return (ys, cast(C, final)) if return_state else ys
+    return (ys, final) if return_state else ys
 
 
 @overload

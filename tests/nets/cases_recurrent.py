@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -78,7 +79,7 @@ def _recurrent_lstm_cell(params: Params, inputs: LengthsAndX) -> jax.Array:
     zeros = jnp.zeros((*x.shape[:-2], 4), x.dtype)
     cell = nets.lstm_cell(_, _, _, 4, bias_initializer=jax.nn.initializers.zeros)
     ys, state = nets.recurrent(params, x, cell, initial_state=nets.LSTMState(zeros, zeros), seq_lengths=lengths, return_state=True)
-    return ys + jnp.broadcast_to(jnp.expand_dims(state.cell.astype(ys.dtype), -2), ys.shape)  # the carry keeps x's dtype
+    return ys + jnp.broadcast_to(jnp.expand_dims(cast(nets.LSTMState, state).cell.astype(ys.dtype), -2), ys.shape)  # the carry keeps x's dtype
 
 
 def _sum_cell(params: Params, carry: jax.Array, x_t: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -104,7 +105,7 @@ def _uint8_lengths(params: Params, inputs: LengthsAndX) -> jax.Array:
 
 def _bidirectional_state(params: Params, inputs: LengthsAndX) -> jax.Array:
     ys, (forward, backward) = nets.bidirectional(params, inputs[1], 4, seq_lengths=inputs[0], return_state=True)
-    finals = jnp.concatenate([forward.cell, backward.cell], axis=-1)
+    finals = jnp.concatenate([cast(nets.LSTMState, forward).cell, cast(nets.LSTMState, backward).cell], axis=-1)
     return ys + jnp.broadcast_to(jnp.expand_dims(finals, -2), ys.shape)
 
 

@@ -424,7 +424,8 @@ def test_recurrent_with_the_lstm_cell_is_lstm(key: jax.Array, reverse: bool) -> 
 def test_recurrent_with_the_gru_and_rnn_cells(key: jax.Array) -> None:
     x = _normal(key, 1, (2, T, F))
     h0 = _normal(key, 2, (2, H))
-    for cell, sequence in ((nets.gru_cell(_, _, _, H), nets.gru(_, _, H)), (nets.rnn_cell(_, _, _, H), nets.rnn(_, _, H))):
+    pairs: list[tuple[Any, Any]] = [(nets.gru_cell(_, _, _, H), nets.gru(_, _, H)), (nets.rnn_cell(_, _, _, H), nets.rnn(_, _, H))]
+    for cell, sequence in pairs:
         params = _randomize(trace(sequence, key, x), key)
         ys, final = nets.recurrent(params, x, cell, initial_state=h0, return_state=True)
         expected_ys, expected = sequence(params, x, initial_state=h0, return_state=True)
@@ -539,7 +540,7 @@ def test_initializer_options_bad_input(key: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"gate_initializer: the last axis of the leaf must split into 3 equal gates, got shape \(4, 16\)"):
         trace(nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 3)), key, x)
     with checking(False), pytest.raises(TypeError, match=r"lstm: `bias_initializer` must be an initializer \(key, shape, dtype\) -> Array, got 1.0"):
-        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[arg-type]  # the error under test
+        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[call-overload]  # the error under test
 
 
 # ------------------------------------------------------------------ bidirectional final states
@@ -635,5 +636,5 @@ def test_flax_lstm_init_is_matched_by_the_options(key: jax.Array) -> None:
     big = 4096  # the input kernels' spread: variance 1 / features in both
     wide_x = jnp.zeros((1, 2, big))
     flax_big = nn.RNN(nn.LSTMCell(H)).init(key, wide_x)["params"]["cell"]["ii"]["kernel"]
-    ours_big = trace(nets.lstm(_, _, H), key, wide_x)["w_input"]
+    ours_big = cast(jax.Array, trace(nets.lstm(_, _, H), key, wide_x)["w_input"])
     assert abs(float(jnp.std(flax_big)) * np.sqrt(big) - float(jnp.std(ours_big)) * np.sqrt(big)) < 0.1

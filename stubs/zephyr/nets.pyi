@@ -54,10 +54,9 @@ import jax
 from collections.abc import Callable, Sequence
 from jax import Array
 from jaxtyping import Bool, Float, Integer, Real, Shaped
-from typing import Literal, Protocol, overload
+from typing import Any, Literal, Protocol, overload
 from zephyr._nets._conv import Padding
 from zephyr._nets._pool import PoolPadding
-from zephyr._nets._recurrent import C
 from zephyr.core._types import DType, Initializer, PRNGKey
 from zephyr.typing import Params, PlaceholderType
 
@@ -2077,9 +2076,9 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
@@ -2088,21 +2087,21 @@ def recurrent(
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-) -> tuple[Float[Array, "*batch time out"], C]: ...
+) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 @overload
 def recurrent(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
@@ -2112,9 +2111,9 @@ def recurrent(
     params: PlaceholderType,
     x: PlaceholderType,
     /,
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
@@ -2136,7 +2135,7 @@ class _Recurrent2_params_x(Protocol):
         self,
         params: Params,
         x: Float[Array, "*batch time features"],
-    ) -> tuple[Float[Array, "*batch time out"], C]: ...
+    ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 
 @overload
 def rnn(

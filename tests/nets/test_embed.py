@@ -55,8 +55,8 @@ def test_token_embed_checkify_reports_the_bad_id(key: jax.Array) -> None:
     params = trace(nets.token_embed(_, _, 10, 4), key, jnp.array([0]))
     run = checkify.checkify(jax.jit(lambda i: nets.token_embed(params, i, 10, 4)))
     error, _y = run(jnp.array([3, 12, 4]))
-    assert error.get() is not None
-    assert error.get().startswith("token_embed: `token_ids` must be in [0, 10), got 12")
+    message = error.get()
+    assert message is not None and message.startswith("token_embed: `token_ids` must be in [0, 10), got 12")
     error, y = run(jnp.array([3, 9]))
     assert error.get() is None and not np.isnan(np.asarray(y)).any()
 

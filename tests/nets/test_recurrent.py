@@ -407,12 +407,12 @@ def _lstm_zeros(batch: tuple[int, ...]) -> nets.LSTMState:
 @pytest.mark.parametrize("reverse", [False, True])
 def test_recurrent_with_the_lstm_cell_is_lstm(key: jax.Array, reverse: bool) -> None:
     x = _normal(key, 1, (3, T, F))
-    net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, H), _lstm_zeros((3,)))
+    net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, H), initial_state=_lstm_zeros((3,)))
     params = _randomize(trace(net, key, x), key)
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, trace(nets.lstm(_, _, H), key, x))
     lengths = jnp.array([T, 2, 0])
     ys, state = nets.recurrent(
-        params, x, nets.lstm_cell(_, _, _, H), _lstm_zeros((3,)), seq_lengths=lengths, reverse=reverse, return_state=True
+        params, x, nets.lstm_cell(_, _, _, H), initial_state=_lstm_zeros((3,)), seq_lengths=lengths, reverse=reverse, return_state=True
     )
     expected_ys, expected = nets.lstm(params, x, H, seq_lengths=lengths, reverse=reverse, return_state=True)
     _close(ys, expected_ys)
@@ -424,9 +424,10 @@ def test_recurrent_with_the_lstm_cell_is_lstm(key: jax.Array, reverse: bool) -> 
 def test_recurrent_with_the_gru_and_rnn_cells(key: jax.Array) -> None:
     x = _normal(key, 1, (2, T, F))
     h0 = _normal(key, 2, (2, H))
-    for cell, sequence in ((nets.gru_cell(_, _, _, H), nets.gru(_, _, H)), (nets.rnn_cell(_, _, _, H), nets.rnn(_, _, H))):
+    pairs: list[tuple[Any, Any]] = [(nets.gru_cell(_, _, _, H), nets.gru(_, _, H)), (nets.rnn_cell(_, _, _, H), nets.rnn(_, _, H))]
+    for cell, sequence in pairs:
         params = _randomize(trace(sequence, key, x), key)
-        ys, final = nets.recurrent(params, x, cell, h0, return_state=True)
+        ys, final = nets.recurrent(params, x, cell, initial_state=h0, return_state=True)
         expected_ys, expected = sequence(params, x, initial_state=h0, return_state=True)
         _close(ys, expected_ys)
         _close(final, expected)
@@ -443,10 +444,10 @@ def _counting_cell(params: Params, carry: tuple[jax.Array, jax.Array], x_t: jax.
 def test_recurrent_with_a_cell_of_ones_own(key: jax.Array) -> None:
     x = _normal(key, 1, (2, T, F))
     initial = (jnp.zeros((2, F)), jnp.zeros((2,), jnp.int32))
-    params = trace(nets.recurrent(_, _, _counting_cell, initial), key, x)
+    params = trace(nets.recurrent(_, _, _counting_cell, initial_state=initial), key, x)
     assert jax.tree.map(jnp.shape, params) == {"scale": (F,)}
     ys, (total, count) = jax.jit(
-        lambda x, n: nets.recurrent(params, x, _counting_cell, initial, seq_lengths=n, return_state=True)
+        lambda x, n: nets.recurrent(params, x, _counting_cell, initial_state=initial, seq_lengths=n, return_state=True)
     )(x, jnp.array([T, 3]))
     assert ys.shape == (2, T, F + 1) and count.dtype == jnp.int32
     np.testing.assert_array_equal(np.asarray(count), [T, 3])
@@ -458,7 +459,7 @@ def test_recurrent_with_a_cell_of_ones_own(key: jax.Array) -> None:
 def test_recurrent_cell_options_reach_trace(key: jax.Array) -> None:
     x = _normal(key, 1, (2, T, F))
     cell = nets.gru_cell(_, _, _, H, w_hidden_initializer=jax.nn.initializers.zeros, bias_initializer=jax.nn.initializers.ones)
-    params = trace(nets.recurrent(_, _, cell, jnp.zeros((2, H))), key, x)
+    params = trace(nets.recurrent(_, _, cell, initial_state=jnp.zeros((2, H))), key, x)
     np.testing.assert_array_equal(np.asarray(params["w_hidden"]), 0.0)
     np.testing.assert_array_equal(np.asarray(params["bias_input"]), 1.0)
     np.testing.assert_array_equal(np.asarray(params["bias_hidden"]), 1.0)
@@ -469,19 +470,19 @@ def test_recurrent_bad_input(key: jax.Array) -> None:
     cell = nets.gru_cell(_, _, _, H)
     with checking(False):
         with pytest.raises(TypeError, match=r"^recurrent: `cell` must be a function \(params, carry, x_t\) -> \(new_carry, y_t\), such as nets.lstm_cell\(_, _, _, hidden_size\), got str 'gru'$"):
-            nets.recurrent(params, x, "gru", h0)  # type: ignore[call-overload]  # the error under test
+            nets.recurrent(params, x, "gru", initial_state=h0)  # type: ignore[call-overload]  # the error under test
         with pytest.raises(ValueError, match=r"^recurrent: every array of `initial_state` must start with the batch axes of `x` \(2,\), got ArrayImpl of shape \(3, 4\) and dtype float32 at `initial_state\[1\]`$"):
-            nets.recurrent(params, x, cell, (h0, jnp.zeros((3, H))))
+            nets.recurrent(params, x, cell, initial_state=(h0, jnp.zeros((3, H))))
         with pytest.raises(ValueError, match=r"^recurrent: `initial_state` must hold at least one array"):
-            nets.recurrent(params, x, cell, ())
+            nets.recurrent(params, x, cell, initial_state=())
         with pytest.raises(TypeError, match=r"^recurrent: `cell` must return a pair \(new_carry, y_t\), got an array of shape \(2, 4\) and dtype float32"):
-            nets.recurrent(params, x, lambda p, h, x_t: h, h0)
+            nets.recurrent(params, x, lambda p, h, x_t: h, initial_state=h0)
         with pytest.raises(TypeError, match=r"^recurrent: the carry `cell` returns must have the shapes of `initial_state` \[\(2, 4\)\], got \[\(2, 4\), \(2, 4\)\]"):
-            nets.recurrent(params, x, lambda p, h, x_t: ((h, h), h), h0)
+            nets.recurrent(params, x, lambda p, h, x_t: ((h, h), h), initial_state=h0)
         with pytest.raises(TypeError, match=r"^recurrent: the output `cell` returns must start with the batch axes of `x` \(2,\), got an array of shape \(4,\)"):
-            nets.recurrent(params, x, lambda p, h, x_t: (h, h[0]), h0)
+            nets.recurrent(params, x, lambda p, h, x_t: (h, h[0]), initial_state=h0)
         with pytest.raises(ValueError, match=r"^recurrent: `seq_lengths` must be in \[0, 5\] \(the time axis of `x`\), got \[6\]$"):
-            nets.recurrent(params, x, cell, h0, seq_lengths=jnp.array([6, 1]))
+            nets.recurrent(params, x, cell, initial_state=h0, seq_lengths=jnp.array([6, 1]))
 
 
 # ---------------------------------------------------------------------- initializer options
@@ -539,7 +540,7 @@ def test_initializer_options_bad_input(key: jax.Array) -> None:
     with pytest.raises(ValueError, match=r"gate_initializer: the last axis of the leaf must split into 3 equal gates, got shape \(4, 16\)"):
         trace(nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 3)), key, x)
     with checking(False), pytest.raises(TypeError, match=r"lstm: `bias_initializer` must be an initializer \(key, shape, dtype\) -> Array, got 1.0"):
-        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[arg-type]  # the error under test
+        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[call-overload]  # the error under test
 
 
 # ------------------------------------------------------------------ bidirectional final states
@@ -635,5 +636,5 @@ def test_flax_lstm_init_is_matched_by_the_options(key: jax.Array) -> None:
     big = 4096  # the input kernels' spread: variance 1 / features in both
     wide_x = jnp.zeros((1, 2, big))
     flax_big = nn.RNN(nn.LSTMCell(H)).init(key, wide_x)["params"]["cell"]["ii"]["kernel"]
-    ours_big = trace(nets.lstm(_, _, H), key, wide_x)["w_input"]
+    ours_big = cast(jax.Array, trace(nets.lstm(_, _, H), key, wide_x)["w_input"])
     assert abs(float(jnp.std(flax_big)) * np.sqrt(big) - float(jnp.std(ours_big)) * np.sqrt(big)) < 0.1

@@ -10,10 +10,10 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float, Integer, Real
 
-from ..core._api import validate
 from .._checks import min_rank, positive_int
-from ..core._types import DType, Initializer
 from .._flexible import flexible
+from ..core._api import validate
+from ..core._types import DType, Initializer
 from ._dtypes import compute_dtype
 from ._ranges import check_range, in_range, wide
 
@@ -167,8 +167,9 @@ def _positions_index(x: Array, max_len: int, positions: Array | None, offset: in
         # An offset is valid when every step's position offset + t is: its range is [0, max_len - seq].
         note = f" (the steps' positions `offset` + 0 to {seq - 1} within [0, `max_len`) = [0, {max_len}))"
         check_range(who, "offset", offset, 0, max_len - seq, closed=True, note=note)
-        in_range(who, "offset", jnp.asarray(offset), 0, max_len - seq, closed=True, note=note)  # for checkify
-        index = jax.lax.iota(jnp.int32, seq) + wide(jnp.asarray(offset))
+        start = offset if isinstance(offset, jax.Array) else jax.lax.full((), offset, jnp.int32)
+        in_range(who, "offset", start, 0, max_len - seq, closed=True, note=note)  # for checkify
+        index = jax.lax.iota(jnp.int32, seq) + wide(start)
         return index, (index >= 0) & (index < max_len)  # under jit, only the steps past the table are NaN
     if not isinstance(offset, int) or offset != 0:
         raise ValueError(f"{who}: give `positions` or `offset`, not both")

@@ -96,5 +96,5 @@ def in_range(
     if valid.size:
         first_bad = w.ravel()[jnp.argmin(valid.ravel())]
         message = range_message(who, name, low, high, closed, note).replace("{", "{{").replace("}", "}}")
-        checkify.debug_check(jnp.all(valid), message + "{}", first_bad)
+        checkify.debug_check(jnp.all(valid), message + "{}", first_bad)  # pyright: ignore[reportUnknownMemberType]  # checkify's *fmt_args are untyped
     return valid

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, NamedTuple, TypedDict, TypeVar, cast, overload
+from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
 
 import jax
 import jax.numpy as jnp
@@ -13,18 +13,16 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float, Integer
 
-from ..core._api import validate
 from .._checks import check_option, describe_value, min_rank, positive_int
+from .._flexible import flexible
+from ..core._api import validate
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
-from .._flexible import flexible
 from ._dtypes import compute_dtype
 from ._ranges import check_range, in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
 
-C = TypeVar("C")
-"""The carry of a cell: an array (rnn, gru), an :class:`LSTMState`, or any pytree of ``(*batch, ...)`` arrays."""
 
 
 def recurrent_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
@@ -260,7 +258,7 @@ class _Lengths(NamedTuple):
 
 def _expand(mask: Array, like: Array) -> Array:
     """``mask`` ``(*batch,)`` with trailing unit axes to broadcast against ``like`` ``(*batch, ...)``."""
-    return jnp.reshape(mask, mask.shape + (1,) * (like.ndim - mask.ndim))
+    return jax.lax.expand_dims(mask, tuple(range(mask.ndim, like.ndim)))
 
 
 def _scan(
@@ -294,17 +292,18 @@ def _scan(
     def masked_step(carry: Any, inputs: tuple[Array, Array]) -> tuple[Any, Array]:
         x_t, keep = inputs
         new, y = step(carry, x_t)
-        kept = jax.tree.map(lambda n, c: jnp.where(_expand(keep, n), n, c), new, carry)
-        return kept, jnp.where(_expand(keep, y), y, jnp.zeros((), y.dtype))
+        def keep_or_old(n: Array, c: Array) -> Array:
+            return jnp.where(_expand(keep, n), n, c)
+
+        kept = jax.tree.map(keep_or_old, new, carry)
+        return kept, jnp.where(_expand(keep, y), y, jax.lax.full((), 0, y.dtype))
 
     final, ys = jax.lax.scan(masked_step, initial, (steps, valid), reverse=reverse)
     ys = jnp.moveaxis(ys, 0, batch_rank)
-    nan = jnp.asarray(jnp.nan)
-
     def poison(a: Array) -> Array:  # float leaves only: an integer carry has no NaN
         if not jnp.issubdtype(a.dtype, jnp.inexact):
             return a
-        return jnp.where(_expand(lengths.ok, a), a, nan.astype(a.dtype))
+        return jnp.where(_expand(lengths.ok, a), a, jax.lax.full((), jnp.nan, a.dtype))
 
     return jax.tree.map(poison, final), poison(ys)
 
@@ -534,9 +533,9 @@ def _leaf_shapes(tree: Any) -> list[tuple[int, ...]]:
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
@@ -545,24 +544,24 @@ def recurrent(
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
-) -> tuple[Float[Array, "*batch time out"], C]: ...
+) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 @flexible
 def recurrent(
     params: Params,
     x: Float[Array, "*batch time features"],
-    cell: Callable[[Params, C, Array], tuple[C, Array]],
-    initial_state: C,
+    cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
+    initial_state: Array | tuple[Any, ...] | dict[Any, Any],
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
-) -> Float[Array, "*batch time out"] | tuple[Float[Array, "*batch time out"], C]:
+) -> Float[Array, "*batch time out"] | tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]:
     """Any recurrent cell over a sequence, in one ``jax.lax.scan``: the cell is a part.
 
     ``cell(params, carry, x_t) -> (new_carry, y_t)`` runs at each step with the same
@@ -576,9 +575,9 @@ def recurrent(
         x: ``(*batch, time, features)``.
         cell: ``(params, carry, x_t) -> (new_carry, y_t)``; ``x_t`` is ``(*batch, features)``,
             every leaf of the carry and ``y_t`` starts with the batch axes.
-        initial_state: the carry before the first step, a pytree of ``(*batch, ...)`` arrays
-            (an array, an :class:`LSTMState`, a tuple...). The carry keeps its structure, shapes
-            and dtypes.
+        initial_state: the carry before the first step: an array, an :class:`LSTMState`, or a
+            tuple or dict (nested as you like) of ``(*batch, ...)`` arrays. The carry keeps its
+            structure, shapes and dtypes.
         seq_lengths: ``(*batch,)`` ints in ``[0, time]``, as :func:`lstm`'s: a padded step
             keeps the carry and outputs zeros.
         reverse: run from the last step to the first (outputs stay in time order).
@@ -594,7 +593,7 @@ def recurrent(
         >>> from zephyr.functools.partial import placeholder_hole as _
         >>> x = jnp.ones((2, 7, 3))
         >>> zeros = nets.LSTMState(jnp.zeros((2, 4)), jnp.zeros((2, 4)))
-        >>> net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, 4), zeros)
+        >>> net = nets.recurrent(_, _, nets.lstm_cell(_, _, _, 4), initial_state=zeros)
         >>> params = trace(net, jax.random.key(0), x)
         >>> sorted(params), net(params, x).shape
         (['bias', 'w_hidden', 'w_input'], (2, 7, 4))
@@ -610,7 +609,7 @@ def recurrent(
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
     batch = tuple(x.shape[:-2])
-    leaves_with_paths = jax.tree_util.tree_leaves_with_path(initial_state)
+    leaves_with_paths: list[tuple[Any, Any]] = jax.tree_util.tree_leaves_with_path(initial_state)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
     if not leaves_with_paths:
         raise ValueError(f"{who}: `initial_state` must hold at least one array (the carry), got {initial_state!r}")
     for path, leaf in leaves_with_paths:
@@ -618,17 +617,17 @@ def recurrent(
         if shape is None or tuple(shape[: len(batch)]) != batch:
             raise ValueError(
                 f"{who}: every array of `initial_state` must start with the batch axes of `x` {batch}, got "
-                f"{describe_value(leaf)} at `initial_state{jax.tree_util.keystr(path)}`"
+                f"{describe_value(leaf)} at `initial_state{jax.tree_util.keystr(path)}`"  # pyright: ignore[reportUnknownMemberType]  # as above
             )
-    structure = jax.tree.structure(initial_state)
-    initial: Any = jax.tree.map(jnp.asarray, initial_state)
+    structure: Any = jax.tree.structure(initial_state)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # PyTreeDef is untyped
+    initial: Any = jax.tree.map(jax.numpy.asarray, initial_state)  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]  # asarray's device type is untyped
     shapes = _leaf_shapes(initial)
 
     def step(carry: Any, x_t: Array) -> tuple[Any, Array]:
         out = cell(params, carry, x_t)
         if not _is_pair(out):
             raise TypeError(f"{who}: `cell` must return a pair (new_carry, y_t), got {_described(out)}")
-        new, y = cast(tuple[Any, Array], out)
+        new, y = out
         if _leaf_shapes(new) != shapes:
             raise TypeError(
                 f"{who}: the carry `cell` returns must have the shapes of `initial_state` {shapes}, got {_leaf_shapes(new)}"
@@ -639,10 +638,11 @@ def recurrent(
                 f"{who}: the output `cell` returns must start with the batch axes of `x` {batch}, got {_described(y)}"
             )
         kept = [n.astype(c.dtype) for n, c in zip(jax.tree.leaves(new), jax.tree.leaves(carry))]
-        return jax.tree.unflatten(structure, kept), y
+        rebuilt: Any = jax.tree.unflatten(structure, kept)  # pyright: ignore[reportUnknownMemberType]  # as above
+        return rebuilt, y
 
     final, ys = _scan(step, initial, x, reverse, lengths)
-    return (ys, cast(C, final)) if return_state else ys
+    return (ys, final) if return_state else ys
 
 
 @overload

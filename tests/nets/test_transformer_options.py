@@ -320,7 +320,7 @@ def test_the_cache_carries_its_block(key: jax.Array) -> None:
     plain = nets.block(nets.attention(2, causal=True))
     rotated = nets.block(nets.attention(2, causal=True, on_qk=nets.rotary()))
     a, b = nets.init_cache(x, 4, rotated), nets.init_cache(x, 4, plain)
-    assert a.model == rotated and a != b
+    assert a.model == rotated and a.model != b.model
     assert jax.tree.structure(a) != jax.tree.structure(b)
     assert jax.tree.structure(a) == jax.tree.structure(nets.init_cache(x, 4, nets.block(nets.attention(2, causal=True, on_qk=nets.rotary()))))
     params = trace(nets.transformer_block(_, _, rotated), key, x)

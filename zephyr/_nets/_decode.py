@@ -29,7 +29,7 @@ cache's end are NaN (jax.experimental.checkify with float_checks reports them). 
 for the prompt and every sampled token: nets.init_cache(x, max_len=prompt_len + new_tokens, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # equal by identity: it holds arrays
 class Cache:
     """The key/value cache of :func:`step`, a pytree (``jit`` and ``lax.scan`` carry it).
 

@@ -17,7 +17,7 @@ from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
 from ._dtypes import cast, compute_dtype
-from ._linear import LinearParams, linear
+from ._linear import LinearParams
 from ._parts import Attention, LogitsPart, attention, on_logits_parts
 
 MSG_MASKS = """\
@@ -337,38 +337,15 @@ def dot_product_attention(
     return _attend(cast(q, compute), cast(k, compute), cast(v, compute), full, is_causal, scale, drop)
 
 
-def _project(
-    att: Attention, params: LinearParams, x: Array, heads: int, size: int
-) -> Array:
+def _project(att: Attention, params: LinearParams, x: Array, heads: int, size: int) -> Array:
     """``x`` mapped by a linear to ``heads`` heads of ``size``: ``(*batch, seq, heads, size)``."""
-    p = att.projections
-    y = linear(
-        params,
-        x,
-        heads * size,
-        p.use_bias,
-        weights_initializer=p.weights_initializer,
-        bias_initializer=p.bias_initializer,
-        dtype=p.dtype,
-        param_dtype=p.param_dtype,
-    )
+    y = att.projections(params, x, heads * size)
     return y.reshape((*y.shape[:-1], heads, size))
 
 
 def _merge(att: Attention, params: LinearParams, heads: Array, d: int) -> Array:
     """The heads ``(*batch, seq, heads, size)`` merged and mapped back to ``d``."""
-    p = att.projections
-    merged = heads.reshape((*heads.shape[:-2], heads.shape[-2] * heads.shape[-1]))
-    return linear(
-        params,
-        merged,
-        d,
-        p.use_bias,
-        weights_initializer=p.weights_initializer if p.out_initializer is None else p.out_initializer,
-        bias_initializer=p.bias_initializer,
-        dtype=p.dtype,
-        param_dtype=p.param_dtype,
-    )
+    return att.projections(params, heads.reshape((*heads.shape[:-2], heads.shape[-2] * heads.shape[-1])), d, out=True)
 
 
 def _qkv(

@@ -13,10 +13,10 @@ import jax
 from jax import Array
 
 from .._checks import check_callable, check_rate, describe_value, positive_int, positive_int_or_none
-from ..core._types import Initializer, PRNGKey
+from ..core._types import PRNGKey
 from ._attention import AttentionParams, as_attention
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
-from ._linear import LinearParams, linear, mlp
+from ._linear import LinearParams
 from ._norm import NormParams, RMSNormParams, layer_norm
 from ._parts import Activation, Attention, Projections
 
@@ -62,41 +62,14 @@ class FeedForward:
     gated: bool = False
 
     def __call__(self, params: dict[int, LinearParams] | GatedMLPParams, x: Array) -> Array:
-        d = x.shape[-1]
+        d, project = x.shape[-1], self.projections
         hidden = 4 * d if self.hidden is None else self.hidden
-        p = self.projections
-        out = p.weights_initializer if p.out_initializer is None else p.out_initializer
         if not self.gated:
             plain = cast(dict[int, LinearParams], params)  # {0, 1} when not gated
-            return mlp(
-                plain,
-                x,
-                [hidden, d],
-                self.activation,
-                use_bias=p.use_bias,
-                weights_initializer=p.weights_initializer,
-                final_weights_initializer=out,
-                bias_initializer=p.bias_initializer,
-                dtype=p.dtype,
-                param_dtype=p.param_dtype,
-            )
+            return project(plain[1], self.activation(project(plain[0], x, hidden)), d, out=True)
         glu = cast(GatedMLPParams, params)  # gate/up/down when gated
-
-        def project(q: LinearParams, h: Array, size: int, init: Initializer) -> Array:
-            return linear(
-                q,
-                h,
-                size,
-                p.use_bias,
-                weights_initializer=init,
-                bias_initializer=p.bias_initializer,
-                dtype=p.dtype,
-                param_dtype=p.param_dtype,
-            )
-
-        h = self.activation(project(glu["gate"], x, hidden, p.weights_initializer))
-        h = h * project(glu["up"], x, hidden, p.weights_initializer)
-        return project(glu["down"], h, d, out)
+        h = self.activation(project(glu["gate"], x, hidden)) * project(glu["up"], x, hidden)
+        return project(glu["down"], h, d, out=True)
 
 
 def feed_forward(

@@ -4,7 +4,7 @@ of blocks and keeps that value; ``step`` reads it back, so the step is the forwa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -21,13 +21,15 @@ from ._block import Block, TransformerBlockParams
 from ._parts import Attention
 from ._transformer import TransformerParams, pattern_of
 
+KV = tuple[Array, Array]
+
 MSG_PAST_THE_END = """\
 Under `jax.jit` the length is not known while tracing: there the outputs of a step past the
 cache's end are NaN (jax.experimental.checkify with float_checks reports them). Size the cache
 for the prompt and every sampled token: nets.init_cache(x, max_len=prompt_len + new_tokens, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # equal by identity: it holds arrays
 class Cache:
     """The key/value cache of :func:`step`, a pytree (``jit`` and ``lax.scan`` carry it).
 
@@ -204,74 +206,63 @@ def step(
     new_len = x.shape[-2]
     length = _checked_length(who, cache, new_len)
     model = cache.model
-    new_keys: list[Array] = []
-    new_values: list[Array] = []
 
-    def attend_at(att: Attention, cached: tuple[Array, Array], record: list[tuple[Array, Array]]) -> Any:
-        def attend(p: AttentionParams, h: Array) -> Array:
-            y, kv = attention_step(who, p, att, cached, length, h, mask, padding_mask, positions)
-            record.append(kv)
+    def cached_layer(b: Block, p: TransformerBlockParams, h: Array, k: Array, v: Array) -> tuple[Array, KV]:
+        written: list[KV] = []
+
+        def attend(attention_params: AttentionParams, a: Array) -> Array:
+            y, kv = attention_step(who, attention_params, b.attention, (k, v), length, a, mask, padding_mask, positions)
+            written.append(kv)
             return y
 
-        return attend
+        return b.apply(p, h, attend, None), written[0]
 
+    kvs: list[KV]
     if isinstance(model, Attention):
-        y, (k, v) = attention_step(
-            who, cast(AttentionParams, params), model, (cache.keys[0], cache.values[0]), length, x, mask, padding_mask, positions
-        )
-        new_keys, new_values = [k], [v]
+        one = (cache.keys[0], cache.values[0])
+        y, kv = attention_step(who, cast(AttentionParams, params), model, one, length, x, mask, padding_mask, positions)
+        kvs = [kv]
     elif isinstance(model, Block):
-        record: list[tuple[Array, Array]] = []
-        attend = attend_at(model.attention, (cache.keys[0], cache.values[0]), record)
-        y = model.apply(cast(TransformerBlockParams, params), x, attend, None)
-        new_keys, new_values = [record[0][0]], [record[0][1]]
+        y, kv = cached_layer(model, cast(TransformerBlockParams, params), x, cache.keys[0], cache.values[0])
+        kvs = [kv]
     else:
-        y, new_keys, new_values = _stack_step(cast(TransformerParams, params), cache, x, model, attend_at)
+        y, kvs = _stack_step(cast(TransformerParams, params), cache, x, model, cached_layer)
     # Past the end (only possible under jit, where the length is not known): NaN, made by a
     # division 0 / 0 so that checkify's float_checks names it; y * 1 / 1 == y otherwise.
     inside = jnp.less_equal(length + new_len, cache.max_len).astype(y.dtype)
-    y = y * inside / inside
-    return y, dataclasses.replace(cache, keys=tuple(new_keys), values=tuple(new_values), length=length + new_len)
+    keys, values = tuple(k for k, _v in kvs), tuple(v for _k, v in kvs)
+    return y * inside / inside, dataclasses.replace(cache, keys=keys, values=values, length=length + new_len)
 
 
 def _stack_step(
-    params: TransformerParams, cache: Cache, x: Array, pattern: tuple[Block, ...], attend_at: Any
-) -> tuple[Array, list[Array], list[Array]]:
+    params: TransformerParams,
+    cache: Cache,
+    x: Array,
+    pattern: tuple[Block, ...],
+    cached_layer: Callable[[Block, TransformerBlockParams, Array, Array, Array], tuple[Array, KV]],
+) -> tuple[Array, list[KV]]:
     """A step of a stack: groups of ``len(pattern)`` layers, scanned or looped as the params are."""
-    p, num_layers = len(pattern), cast(int, cache.num_layers)
-    layers = params["layers"]
-
-    def layer(slots: Any, h: Array, j: int, k: Array, v: Array) -> tuple[Array, tuple[Array, Array]]:
-        record: list[tuple[Array, Array]] = []
-        h = pattern[j].apply(slots[j], h, attend_at(pattern[j].attention, (k, v), record), None)
-        return h, record[0]
-
-    def group(h: Array, slots: Any, keys: tuple[Array, ...], values: tuple[Array, ...]) -> tuple[Array, Any]:
-        written: list[tuple[Array, Array]] = []
-        for j in range(p):
-            h, kv = layer(slots, h, j, keys[j], values[j])
-            written.append(kv)
-        return h, (tuple(k for k, _v in written), tuple(v for _k, v in written))
-
+    p, groups = len(pattern), cast(int, cache.num_layers) // len(pattern)
     if cache.scan:
-        stacked = layers if p > 1 else {0: layers}
+        slots = cast(dict[int, TransformerBlockParams], params["layers"] if p > 1 else {0: params["layers"]})
 
-        def body(h: Array, xs: Any) -> tuple[Array, Any]:
-            slots, keys, values = xs
-            return group(h, slots, keys, values)
+        def group(h: Array, xs: tuple[Any, tuple[Array, ...], tuple[Array, ...]]) -> tuple[Array, tuple[KV, ...]]:
+            written: list[KV] = []
+            for j, b in enumerate(pattern):
+                h, kv = cached_layer(b, xs[0][j], h, xs[1][j], xs[2][j])
+                written.append(kv)
+            return h, tuple(written)
 
-        y, (keys, values) = jax.lax.scan(body, x, (stacked, cache.keys, cache.values))
-        new_keys, new_values = list(keys), list(values)
+        y, stacked = jax.lax.scan(group, x, (slots, cache.keys, cache.values))
+        kvs = list(stacked)
     else:
-        looped = cast(dict[int, TransformerBlockParams], layers)
-        keys_of = [[k[g] for g in range(num_layers // p)] for k in cache.keys]
-        values_of = [[v[g] for g in range(num_layers // p)] for v in cache.values]
+        looped = cast(dict[int, TransformerBlockParams], params["layers"])
+        per_layer: list[list[KV]] = [[(k[g], v[g]) for g in range(groups)] for k, v in zip(cache.keys, cache.values)]
         y = x
-        for i in range(num_layers):
-            j, g = i % p, i // p
-            y, (keys_of[j][g], values_of[j][g]) = layer({j: looped[i]}, y, j, keys_of[j][g], values_of[j][g])
-        new_keys, new_values = [jnp.stack(k) for k in keys_of], [jnp.stack(v) for v in values_of]
+        for i in range(groups * p):
+            k, v = per_layer[i % p][i // p]
+            y, per_layer[i % p][i // p] = cached_layer(pattern[i % p], looped[i], y, k, v)
+        kvs = [(jnp.stack([k for k, _v in slot]), jnp.stack([v for _k, v in slot])) for slot in per_layer]
     if cache.final_norm:
         y = pattern[0].norm(params["final_norm"], y)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when final_norm
-    return y, new_keys, new_values
-
+    return y, kvs

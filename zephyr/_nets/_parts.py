@@ -19,6 +19,7 @@ from .._checks import check_rate, positive_int, positive_int_or_none
 from ..core._initializers import default_initializer, zeros
 from ..core._types import DType, Initializer
 from ._embed import rope
+from ._linear import LinearParams, linear
 
 
 class QKPart(Protocol):
@@ -52,6 +53,14 @@ class Projections:
     bias_initializer: Initializer = zeros
     dtype: DType | None = None
     param_dtype: DType | None = None
+
+    def __call__(self, params: LinearParams, x: Array, out_dim: int, out: bool = False) -> Array:
+        """``nets.linear`` made this way (``out``: a map back into the residual stream)."""
+        init = self.weights_initializer if not out or self.out_initializer is None else self.out_initializer
+        return linear(
+            params, x, out_dim, self.use_bias, weights_initializer=init, bias_initializer=self.bias_initializer,
+            dtype=self.dtype, param_dtype=self.param_dtype,
+        )  # fmt: skip
 
 
 def projections(

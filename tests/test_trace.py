@@ -166,7 +166,7 @@ def test_a_missing_param_is_a_key_error_and_a_value_error_naming_the_path_and_th
     def model(params: Params, x: jax.Array) -> jax.Array:
         return plain(params["body"], x)
 
-    params = trace(model, key, jnp.ones((2, 4)))
+    params: Any = trace(model, key, jnp.ones((2, 4)))
     del params["body"]["stage"]["proj"]["bias"]
     expected = (
         r"`params\['body'\]\['stage'\]\['proj'\]\['bias'\]` is missing \(asked for by `linear` in `model`; "

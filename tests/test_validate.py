@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -98,4 +100,9 @@ def test_a_float_size_at_apply_time_names_the_argument() -> None:
 
 def test_a_size_of_another_type_is_named_with_its_index(key: jax.Array) -> None:
     with pytest.raises(TypeError, match=r"validate of `params\['w'\]`: `shape` must be a tuple of ints, got \(3, '2'\) \(item 1 is str '2'"):
-        trace(lambda p, x: validate(p["w"], (3, "2")), key, jnp.ones(2))
+        trace(_string_size, key, jnp.ones(2))
+
+
+def _string_size(params: Params, x: jax.Array) -> jax.Array:
+    size: Any = "2"
+    return validate(params["w"], (3, size))

@@ -476,7 +476,7 @@ def _dense_params(key: jax.Array) -> dict[str, Any]:
 
 
 def test_an_extra_leaf_is_named_with_checking_on(key: jax.Array) -> None:
-    params = {**_dense_params(key), "extra": jnp.ones(3)}
+    params: Any = {**_dense_params(key), "extra": jnp.ones(3)}
     expected = (
         r"`_dense`: `params\['extra'\]` is not in the params annotation `_DenseParams` \(its keys: 'weights', 'bias'; "
         r"extra key at `params`: 'extra'\): the params do not match this model"
@@ -486,36 +486,38 @@ def test_an_extra_leaf_is_named_with_checking_on(key: jax.Array) -> None:
 
 
 def test_an_extra_leaf_of_a_library_net_is_named_with_checking_on(key: jax.Array) -> None:
-    params = {**trace(nets.linear(_, _, 5), key, jnp.ones((2, 3))), "scale": jnp.ones(5)}
+    linear: Any = trace(nets.linear(_, _, 5), key, jnp.ones((2, 3)))
+    params = {**linear, "scale": jnp.ones(5)}
     with checking(True), pytest.raises(ValueError, match=r"`linear`: `params\['scale'\]` is not in the params annotation `LinearParams`"):
         nets.linear(params, jnp.ones((2, 3)), 5)
 
 
 def test_an_extra_leaf_in_an_mlp_layer_names_the_layer_and_the_mlp(key: jax.Array) -> None:
-    params = trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4)))
+    params: Any = trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4)))
     params[1] = {**params[1], "gain": jnp.ones(3)}
     with checking(True), pytest.raises(ValueError, match=r"`linear` \(in `mlp`\): `params\[1\]\['gain'\]` is not in the params annotation `LinearParams`"):
         nets.mlp(params, jnp.ones((2, 4)), [8, 3])
 
 
 def test_an_extra_leaf_in_a_nested_typed_level_is_named(key: jax.Array) -> None:
-    params = trace(_block, key, jnp.ones((2, 3)), 5)
+    params: Any = trace(_block, key, jnp.ones((2, 3)), 5)
     params["dense"] = {**params["dense"], "gain": jnp.ones(5)}
     with checking(True), pytest.raises(ValueError, match=r"`_block`: `params\['dense'\]\['gain'\]` is not in the params annotation `_DenseParams` \(its keys: 'weights', 'bias'; extra key at `params\['dense'\]`: 'gain'\)"):
         _block(params, jnp.ones((2, 3)), 5)
 
 
 def test_extra_leaves_stay_silent_where_documented(key: jax.Array) -> None:
-    params = {**_dense_params(key), "extra": jnp.ones(3)}
+    params: Any = {**_dense_params(key), "extra": jnp.ones(3)}
     with checking(False):  # off: no check at all
         assert _dense(params, jnp.ones((2, 3)), 5).shape == (2, 5)
-    mlp_params = {**trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4))), 7: {"weights": jnp.ones((3, 3))}}
+    traced: Any = trace(nets.mlp(_, _, [8, 3]), key, jnp.ones((2, 4)))
+    mlp_params = {**traced, 7: {"weights": jnp.ones((3, 3))}}
     with checking(True):  # mlp's layers are not a TypedDict level: an extra layer is not seen
         assert nets.mlp(mlp_params, jnp.ones((2, 4)), [8, 3]).shape == (2, 3)
 
 
 def test_a_missing_required_leaf_of_a_nested_net_names_the_full_path(key: jax.Array) -> None:
-    params = trace(_outer, key, jnp.ones((2, 3)))
+    params: Any = trace(_outer, key, jnp.ones((2, 3)))
     params["inner"] = {"weights": params["inner"]["weights"]}
     expected = r"`_dense` \(in `_outer`\): `params\['inner'\]\['bias'\]` is missing \(keys at `params\['inner'\]`: 'weights'\)"
     with checking(True), pytest.raises(ValueError, match=expected):
@@ -523,7 +525,7 @@ def test_a_missing_required_leaf_of_a_nested_net_names_the_full_path(key: jax.Ar
 
 
 def test_a_subtree_where_a_leaf_is_declared_is_named(key: jax.Array) -> None:
-    params = _dense_params(key)
+    params: Any = _dense_params(key)
     params["weights"] = {"w": params["weights"]}
     expected = r"`_dense`: `params\['weights'\]` must be an array \(`_DenseParams` declares a leaf\), got a subtree \(keys 'w'\)"
     with checking(True), pytest.raises(TypeError, match=expected):
@@ -531,19 +533,19 @@ def test_a_subtree_where_a_leaf_is_declared_is_named(key: jax.Array) -> None:
 
 
 def test_a_leaf_where_a_subtree_is_declared_is_named_with_its_path(key: jax.Array) -> None:
-    params = trace(_outer, key, jnp.ones((2, 3)))
+    params: Any = trace(_outer, key, jnp.ones((2, 3)))
     params["inner"] = jnp.ones((3, 5))
     expected = r"`_dense` \(in `_outer`\): `params\['inner'\]` must be a subtree \(`_DenseParams`: keys 'weights', 'bias'\), got an array of shape \(3, 5\)"
     with checking(True), pytest.raises(TypeError, match=expected):
         _outer(params, jnp.ones((2, 3)))
-    block = trace(_block, key, jnp.ones((2, 3)), 5)
+    block: Any = trace(_block, key, jnp.ones((2, 3)), 5)
     block["dense"] = jnp.ones((3, 5))
     with checking(True), pytest.raises(TypeError, match=r"`_block`: `params\['dense'\]` must be a subtree \(`_DenseParams`"):
         _block(block, jnp.ones((2, 3)), 5)
 
 
 def test_a_leaf_where_a_subtree_is_expected_is_named_with_checking_off(key: jax.Array) -> None:
-    params = trace(_outer, key, jnp.ones((2, 3)))
+    params: Any = trace(_outer, key, jnp.ones((2, 3)))
     params["inner"] = jnp.ones((3, 5))
     expected = r"`_dense`: its params `params\['inner'\]` is a leaf \(an array of shape \(3, 5\)\), and `_dense` indexes it like a subtree"
     with checking(False), pytest.raises(TypeError, match=expected):

@@ -92,7 +92,7 @@ def find_below(tree: object, target: object, depth: int = 4) -> Path | None:
             return (key,)
     for key, value in items:
         if isinstance(value, Mapping):
-            found = find_below(value, target, depth - 1)
+            found = find_below(cast(object, value), target, depth - 1)
             if found is not None:
                 return (key, *found)
     return None
@@ -171,5 +171,5 @@ def missing_param(error: KeyError, given: object, calls: Sequence[tuple[Any, ...
         return error
     if present:
         return error
-    path, outer = params_origin(given, calls)
+    path, outer = params_origin(cast(object, given), calls)
     return MissingParam(key, path, list(params), net, name_of(outer) if outer is not None else "")

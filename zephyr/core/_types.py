@@ -329,13 +329,14 @@ def name_of(f: object) -> str:
     if name:
         return str(name)
     if isinstance(f, functools.partial):
-        return name_of(cast("functools.partial[Any]", f).func)
+        partial: functools.partial[Any] = cast(Any, f)
+        return name_of(partial.func)
     if callable(f) and not isinstance(f, type):  # a callable object: its class
         return type(f).__name__
     return repr(f)
 
 
-def call_target(fn: object) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]] | None:
+def call_target(fn: object) -> tuple[types.FunctionType, tuple[Any, ...], dict[str, Any]] | None:
     """``(function, args, kwargs)`` such that ``fn(*a, **k)`` is ``function(*args, *a, **kwargs, **k)``
     for a plain Python ``function``: what holds the annotations of a call of ``fn`` (a
     function, a bound method, a ``functools.partial`` or a callable object); ``None`` if no
@@ -352,10 +353,11 @@ def call_target(fn: object) -> tuple[Callable[..., Any], tuple[Any, ...], dict[s
         inner = call_target(fn.__func__)
         return None if inner is None else (inner[0], (*inner[1], fn.__self__), inner[2])
     if isinstance(fn, functools.partial):
-        inner = call_target(cast("functools.partial[Any]", fn).func)
+        partial: functools.partial[Any] = cast(Any, fn)
+        inner = call_target(partial.func)
         if inner is None:
             return None
-        return inner[0], (*inner[1], *fn.args), {**inner[2], **fn.keywords}
+        return inner[0], (*inner[1], *partial.args), {**inner[2], **partial.keywords}
     call = getattr(type(fn), "__call__", None)
     if not isinstance(fn, type) and isinstance(call, types.FunctionType):
         return call, (fn,), {}

@@ -28,7 +28,7 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 from ..core._context import CHECKING, calls_state, running_calls
 from ..core._paths import format_path, params_origin
 from ..core._trace import active_stand_in
-from ..core._types import Path, call_target, name_of
+from ..core._types import Path, PathKey, call_target, name_of
 from ._dims import Bound
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
@@ -165,14 +165,14 @@ def _check_structure(who: str, layout: ParamsLayout, params: object, prefix: Pat
     for level in layout.levels:
         value: object = params
         for key in level.path:  # reach the level (an absent optional subtree has nothing to check)
-            value = cast("Mapping[str, object]", value).get(key) if isinstance(value, Mapping) else None
+            value = cast("Mapping[PathKey, object]", value).get(key) if isinstance(value, Mapping) else None
             if value is None:
                 break
         else:
             path = prefix + level.path
             if not isinstance(value, Mapping):
                 raise _not_a_subtree(who, path, level, value)
-            node = cast("Mapping[object, object]", value)
+            node = cast("Mapping[PathKey, object]", value)
             extra = [key for key in node if key not in level.keys]
             if extra:
                 raise ValueError(
@@ -193,7 +193,7 @@ def _check_structure(who: str, layout: ParamsLayout, params: object, prefix: Pat
                 if key in level.leaves and isinstance(item, Mapping):
                     raise TypeError(
                         f"{who}: `{format_path((*path, key))}` must be an array (`{level.name}` declares a leaf), "
-                        f"got {_describe(item)}: the params do not match this model"
+                        f"got {_describe(cast(object, item))}: the params do not match this model"
                     )
 
 

@@ -69,7 +69,7 @@ class Data:
 def load(seed: int, limit: int | None) -> Data:
     """scikit-learn's 1797 digits as examples/digits_cnn.py loads them, split 80/20."""
     images, labels = load_digits(return_X_y=True)  # pyright: ignore[reportUnknownVariableType]  # untyped library
-    x = (np.asarray(images, np.float32) / 16.0).reshape(-1, 8, 8, 1)
+    x = np.asarray(np.asarray(images) / 16.0, np.float32).reshape(-1, 8, 8, 1)
     y = np.asarray(labels, np.int32)
     order = np.random.default_rng(seed).permutation(len(y))
     n_test = len(y) // 5

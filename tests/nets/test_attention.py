@@ -263,8 +263,7 @@ def test_num_heads_must_divide_model_size(key: jax.Array) -> None:
         trace(nets.multi_head_self_attention(_, _, 4), key, x)
 
 
-def test_num_kv_heads_must_divide_num_heads(key: jax.Array) -> None:
-    x = _ones(2, 5, 12)
+def test_num_kv_heads_must_divide_num_heads() -> None:
     with pytest.raises(ValueError, match=r"attention: `num_kv_heads` \(4\) must divide `num_heads` \(6\)"):
         nets.attention(6, num_kv_heads=4)
 

@@ -4,14 +4,14 @@ of blocks and keeps that value; ``step`` reads it back, so the step is the forwa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
+from jax import Array, core
 from jaxtyping import Bool, Float, Real
 
 from .._checks import describe_value, min_rank, positive_int
@@ -114,6 +114,11 @@ def init_cache(
                 f"got {describe_value(model)}"
             )
         static = model
+    elif isinstance(model, Attention):
+        raise TypeError(
+            f"{who}: with `num_layers`, `model` must be a nets.block(...) value or a sequence of them "
+            "(a stack of blocks), got a nets.attention(...) value"
+        )
     else:
         static = pattern_of(who, model, num_layers)
     for att in _attentions(static):
@@ -134,16 +139,39 @@ def init_cache(
     return Cache(tuple(keys), tuple(values), jax.lax.full((), 0, jnp.int32), static, num_layers, final_norm, scan)
 
 
+_MARKS = {"attention": "query", "block": "attention", "stack": "layers"}
+"""The top-level key that the params of each kind of cached model have and the others lack."""
+
+
+def _check_params_fit(who: str, params: Params, kind: str) -> None:
+    """Params of another kind than the cache's model (a stack's params with a block's cache, say)
+    are a named error, not a KeyError from inside the step."""
+    keys: list[object] | None = list(params) if isinstance(params, Mapping) else None
+    if keys is not None and _MARKS[kind] in keys:
+        return
+    given = next((k for k, mark in _MARKS.items() if keys is not None and mark in keys), None)
+    what = f"the params of a {given}" if given else f"params with keys {keys}" if keys is not None else describe_value(params)
+    raise ValueError(
+        f"{who}: the cache was made for a{'n' if kind == 'attention' else ''} {kind}, but `params` are {what}: "
+        "make the cache from the value the params were traced with (nets.init_cache(x, max_len, model), "
+        "with `num_layers` for a stack)"
+    )
+
+
+def _is_integer_array(value: object) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return isinstance(value, (jax.Array, np.ndarray)) and dtype is not None and bool(jnp.issubdtype(dtype, jnp.integer))
+
+
 def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
-    length: object = cache.length
-    dtype = getattr(length, "dtype", None)
-    if not isinstance(length, (jax.Array, np.ndarray)) or dtype is None or not jnp.issubdtype(dtype, jnp.integer):
+    length: Any = cache.length  # checked: a user may have built or edited the cache
+    if not _is_integer_array(length):
         raise TypeError(
             f"{who}: `cache.length` must be an integer array of shape () (from init_cache), got {describe_value(length)}"
         )
     if length.shape != ():
         raise ValueError(f"{who}: `cache.length` must be a scalar, got shape {length.shape}")
-    if not isinstance(length, jax.core.Tracer):
+    if not isinstance(length, core.Tracer):
         value = int(length)
         if value < 0:
             raise ValueError(f"{who}: `cache.length` must be >= 0, got {value}")
@@ -152,7 +180,7 @@ def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
                 f"{who}: decoding past the cache's end: max_len {cache.max_len}, length {value} + "
                 f"{new_len} new positions = {value + new_len}\n{MSG_PAST_THE_END}"
             )
-    return jnp.asarray(length, jnp.int32)
+    return jnp.asarray(length, jnp.int32)  # pyright: ignore[reportUnknownMemberType]  # jax 0.12 types `device` partially
 
 
 def step(
@@ -206,6 +234,7 @@ def step(
     new_len = x.shape[-2]
     length = _checked_length(who, cache, new_len)
     model = cache.model
+    _check_params_fit(who, params, "attention" if isinstance(model, Attention) else "block" if isinstance(model, Block) else "stack")
 
     def cached_layer(b: Block, p: TransformerBlockParams, h: Array, k: Array, v: Array) -> tuple[Array, KV]:
         written: list[KV] = []

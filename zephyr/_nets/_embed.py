@@ -234,7 +234,8 @@ def sinusoidal_embed(
     positions = np.arange(seq, dtype=np.float64)[:, None]
     frequencies = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)
     angles = positions * frequencies[None, :]
-    table = np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(seq, d).astype(angle_dtype)
+    table = np.stack([np.sin(angles), np.cos(angles)], axis=-1)  # pyright: ignore[reportUnknownMemberType]  # numpy 2.5's stack overloads
+    table = table.reshape(seq, d).astype(angle_dtype)
     y = x.astype(angle_dtype) + jnp.broadcast_to(table, x.shape)
     return y.astype(x.dtype)
 

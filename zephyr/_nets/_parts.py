@@ -159,7 +159,7 @@ def attention(
             f"{who}: `num_kv_heads` ({num_kv_heads}) must divide `num_heads` ({num_heads}): "
             "each key/value head serves num_heads // num_kv_heads query heads"
         )
-    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
+    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise ValueError(f"{who}: `scale` must be a positive number or None, got {scale!r}")
     if not isinstance(projections, Projections):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise TypeError(f"{who}: `projections` must come from nets.projections(...), got {type(projections).__name__}")
@@ -201,7 +201,7 @@ def rotary(base: float = 10000.0) -> Rotary:
         >>> rq.shape
         (5, 2, 8)
     """
-    if not (isinstance(base, (int, float)) and base > 0):
+    if not (isinstance(base, (int, float)) and base > 0):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise ValueError(f"rotary: `base` must be a positive number, got {base!r}")
     return Rotary(float(base))
 
@@ -234,7 +234,7 @@ def soft_cap(cap: float) -> SoftCap:
         >>> float(nets.soft_cap(5.0)(jnp.full((1,), 1e4), jnp.zeros(1), jnp.zeros(1))[0])
         5.0
     """
-    if not (isinstance(cap, (int, float)) and cap > 0):
+    if not (isinstance(cap, (int, float)) and cap > 0):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise ValueError(f"soft_cap: `cap` must be a positive number, got {cap!r}")
     return SoftCap(float(cap))
 

@@ -129,7 +129,7 @@ def pattern_of(who: str, block: int | Block | Sequence[Block], num_layers: int) 
     positive_int(who, "num_layers", num_layers)
     if isinstance(block, (int, Block)):
         return (as_block(who, block),)
-    blocks = tuple(block) if isinstance(block, Sequence) else ()
+    blocks = tuple(block) if isinstance(block, Sequence) else ()  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
     if not blocks or not all(isinstance(b, Block) for b in blocks):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise TypeError(
             f"{who}: `block` must be a number of heads, a nets.block(...) value or a sequence of them, "

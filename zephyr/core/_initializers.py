@@ -153,7 +153,8 @@ def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
     if str(jax.random.key_impl(folded)) != "threefry2x32" or not _leaf_key_impl_available():
         return folded
     words = jax.random.key_data(jax.random.split(folded)).reshape(4)
-    return cast(PRNGKey, jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL))
+    leaf_key: PRNGKey = jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL)
+    return leaf_key
 
 
 def _drop_executables(compiled: Any) -> None:

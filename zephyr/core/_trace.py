@@ -341,7 +341,7 @@ def run_abstract(
                 "the holed function itself: trace(net(_, _, 256), key, x))"
             )
     positions = [i for i, leaf in enumerate(leaves) if is_array_input(leaf)]
-    abstract = [shape_dtype_struct(np.shape(leaves[i]), leaves[i].dtype) for i in positions]
+    abstract = [shape_dtype_struct(tuple(leaves[i].shape), leaves[i].dtype) for i in positions]
     roots = tuple(TraceNode(state, ()) for state in states)
     target = _unwrap_jit(f)
 
@@ -376,7 +376,7 @@ def run_abstract(
         # Leak checking runs a full garbage collection per trace (60-260 ms in a large process
         # when the net uses custom_jvp functions such as jax.nn.relu), so it is part of the
         # debug mode: on with run-time checking (zephyr.typing.checking / ZEPHYR_TYPECHECK=1).
-        with jax.checking_leaks() if CHECKING.get() else contextlib.nullcontext():
+        with jax.checking_leaks() if CHECKING.get() else contextlib.nullcontext():  # pyright: ignore[reportUnknownMemberType]  # jax 0.12 types it partially
             return eval_shape(forward, *abstract)
     except Exception as error:
         if type(error) is Exception and str(error).startswith("Leaked trace"):

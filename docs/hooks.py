@@ -133,8 +133,10 @@ EXCERPT_WORDS = 40
 FIELD_BOOST = 0.2  # a TypedDict's field (`attention_norm`) below any function or type
 # An API entry's boost is 1 + NAME_BOOST / (words in its name): among entries that match a
 # query equally (`transformer_block` and `transformer_block_step` for "transformer_block"),
-# the shorter name, the exact one, comes first; a better match still wins.
-NAME_BOOST = 0.2
+# the shorter name, the exact one, comes first; and an entry before a short guide section
+# that holds the name's words (the BERT section of guide/blocks.md, `nets.block` and
+# `nets.transformer`, outranked `transformer_block` at 0.2 and 1.0; the browser check tests it).
+NAME_BOOST = 3.0
 WORD = re.compile(r"_|(?<=[a-z0-9])(?=[A-Z])")
 ROOT_LINK = re.compile(r'(href|src)="/(?!/)')
 # An API entry's source (show_source: true), as the search index holds it: found by name

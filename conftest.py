@@ -38,11 +38,25 @@ def _fresh_checking_memo() -> Iterator[None]:
     yield
 
 
-# Tests that do not depend on the JAX and Python versions, or that check them in a form of their
-# own: the Makefile's oldest run (make test-py-oldest) leaves them out with -m "not once", and
-# the newest run has them. The checker matrix runs five type checkers over tests/typing (the
-# type checks of `make typecheck` run once too); the wheel and sdist tests build zephyr.
-ONCE = ("tests/typing/test_checkers.py", "tests/test_wheel.py")
+# The oldest run (make test-py-oldest, Python 3.11 with the lowest versions allowed) leaves
+# these out with -m "not once"; the newest run has them. They are the slow tests that check
+# zephyr as a whole rather than what differs between JAX releases: the type checkers (over
+# tests/typing, as `make typecheck` runs once), the wheel and install tests, the examples, the
+# docs' code blocks and shown outputs, the benchmarks' quick runs, and the checkpoint tests
+# that start several processes or kill them. Every net, the engine, checkpoints and the bad
+# inputs run in both. Together they take about half the suite's time: both runs in full would
+# put .ci/run well over its 30 minutes on 2 cores.
+ONCE = (
+    "tests/typing/test_checkers.py",
+    "tests/typing/test_typing_snippets.py",
+    "tests/test_wheel.py",
+    "tests/test_install.py",
+    "tests/test_readme.py",
+    "tests/test_multiprocess.py",
+    "tests/test_checkpoint_kill.py",
+    "tests/test_checkpoint_writers.py",
+)
+ONCE_DIRS = ("tests/examples/", "tests/benchmarks/")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -52,5 +66,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = config.rootpath
     for item in items:
-        if item.path.relative_to(root).as_posix() in ONCE:
+        path = item.path.relative_to(root).as_posix()
+        if path in ONCE or path.startswith(ONCE_DIRS):
             item.add_marker(pytest.mark.once)

@@ -220,7 +220,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("tags.mask selector float", lambda: tags.mask({"w": X}, 3.0), TypeError, r"zephyr.tags: a selector is .* got float 3.0"),
     # checkpoint
     ("restore no directory", lambda: checkpoint.restore("/nonexistent/zephyr-ckpt"), FileNotFoundError, r"checkpoint.restore\(`/nonexistent/zephyr-ckpt`\): no checkpoint at `/nonexistent/zephyr-ckpt`"),
-    ("save negative step", lambda: checkpoint.save(tempfile.mkdtemp(), {"w": X}, step=-1), TypeError, r"checkpoint.save\(`.*`\): `step` must be a non-negative int or None, got -1"),
+    ("save negative step", lambda: checkpoint.save(tempfile.mkdtemp(), {"w": X}, step=-1), ValueError, r"checkpoint.save\(`.*`\): `step` must be a non-negative int or None, got -1"),
     ("save not a tree", lambda: checkpoint.save(tempfile.mkdtemp(), "params", step=1), TypeError, r"checkpoint.save\(`.*`\): `params` must be an array, got str"),
     ("restore missing step", lambda: checkpoint.restore(_saved(), step=7), FileNotFoundError, r"checkpoint.restore\(`.*`\): no step 7 in `.*` \(its steps: \[1\]\)"),
     ("restore other model", lambda: checkpoint.restore(_saved(), {"v": X}), ValueError, r"checkpoint.restore\(`.*`\): step 1 at `.*` does not match the model"),

@@ -83,6 +83,7 @@ def recurrent(params: Params, x: Array, carry: Array, lstm_carry: LSTMState) -> 
     assert_type(nets.lstm(_, _, 16)(params, x), Array)
     assert_type(nets.lstm(_, _, 16, return_state=True)(params, x), tuple[Array, LSTMState])
     assert_type(nets.bidirectional(_, _, 16, "gru")(params, x), Array)
+    assert_type(nets.recurrent(_, _, nets.gru_cell(_, _, _, 16), initial_state=carry)(params, x), Array)
 
 
 def pools_and_regularizers(params: Params, key: Array, x: Array) -> None:

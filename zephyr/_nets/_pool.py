@@ -27,7 +27,8 @@ _reduce_window: Callable[..., Array] = jax.lax.reduce_window  # pyright: ignore[
 
 
 class NoParams(TypedDict):
-    """The params of a net without parameters: always ``{}`` (accepted so nets compose)."""
+    """The params of a net without parameters: ignored, whatever they hold (``{}``, or the whole
+    params of a model that passes its params to every call, as the original README's nets do)."""
 
 
 def _full_rank(who: str, name: str, x: Array, value: object, usual: str) -> tuple[int, ...] | None:

@@ -173,7 +173,9 @@ def _check_structure(who: str, layout: ParamsLayout, params: object, prefix: Pat
             if not isinstance(value, Mapping):
                 raise _not_a_subtree(who, path, level, value)
             node = cast("Mapping[PathKey, object]", value)
-            extra = [key for key in node if key not in level.keys]
+            # A level with no keys at all (`NoParams`: pooling, dropout) takes no params and
+            # ignores what it is given: the seed's nets pass their whole params to every call.
+            extra = [key for key in node if key not in level.keys] if level.keys else []
             if extra:
                 raise ValueError(
                     f"{who}: `{format_path((*path, extra[0]))}` is not in the params annotation "

@@ -140,7 +140,7 @@ def _unembed(params: Params, h: Array, model: Decoder) -> Array:
     else:
         logits = nets.linear(params["head"], h, model.vocab_size, use_bias=False)
     if model.final_cap is not None:
-        logits = nets.soft_cap(model.final_cap)(logits, jnp.arange(0), jnp.arange(0))
+        logits = nets.soft_cap(model.final_cap)(logits)
     return logits
 
 

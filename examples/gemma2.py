@@ -69,7 +69,7 @@ def embed(params: Params, tokens: Array, c: Config) -> Array:
 
 def unembed(params: Params, h: Array, c: Config) -> Array:
     logits = h @ validate(params["embed"]["embeddings"], (c.vocab, c.d)).T
-    return c.final_cap * jnp.tanh(logits / c.final_cap)  # the final soft-cap
+    return nets.soft_cap(c.final_cap)(logits)
 
 
 def gemma2(params: Params, tokens: Array, c: Config) -> Array:

@@ -114,11 +114,6 @@ def init_cache(
                 f"got {describe_value(model)}"
             )
         static = model
-    elif isinstance(model, Attention):
-        raise TypeError(
-            f"{who}: with `num_layers`, `model` must be a nets.block(...) value or a sequence of them "
-            "(a stack of blocks), got a nets.attention(...) value"
-        )
     else:
         static = pattern_of(who, model, num_layers)
     for att in _attentions(static):
@@ -130,13 +125,10 @@ def init_cache(
     batch, d = tuple(x.shape[:-2]), x.shape[-1]
     cache_dtype = np.dtype(x.dtype) if dtype is None else np.dtype(dtype)
     layers = () if num_layers is None else (num_layers // len(_attentions(static)),)
-    keys: list[Array] = []
-    values: list[Array] = []
-    for att in _attentions(static):
-        sizes = _sizes(who, att, d)
-        keys.append(jax.lax.full((*layers, *batch, max_len, sizes.kv_heads, sizes.key_size), 0, cache_dtype))
-        values.append(jax.lax.full((*layers, *batch, max_len, sizes.kv_heads, sizes.value_size), 0, cache_dtype))
-    return Cache(tuple(keys), tuple(values), jax.lax.full((), 0, jnp.int32), static, num_layers, final_norm, scan)
+    sizes = [_sizes(who, att, d) for att in _attentions(static)]
+    keys = tuple(jax.lax.full((*layers, *batch, max_len, s.kv_heads, s.key_size), 0, cache_dtype) for s in sizes)
+    values = tuple(jax.lax.full((*layers, *batch, max_len, s.kv_heads, s.value_size), 0, cache_dtype) for s in sizes)
+    return Cache(keys, values, jax.lax.full((), 0, jnp.int32), static, num_layers, final_norm, scan)
 
 
 _MARKS = {"attention": "query", "block": "attention", "stack": "layers"}
@@ -146,26 +138,18 @@ _MARKS = {"attention": "query", "block": "attention", "stack": "layers"}
 def _check_params_fit(who: str, params: Params, kind: str) -> None:
     """Params of another kind than the cache's model (a stack's params with a block's cache, say)
     are a named error, not a KeyError from inside the step."""
-    keys: list[object] | None = list(params) if isinstance(params, Mapping) else None
-    if keys is not None and _MARKS[kind] in keys:
-        return
-    given = next((k for k, mark in _MARKS.items() if keys is not None and mark in keys), None)
-    what = f"the params of a {given}" if given else f"params with keys {keys}" if keys is not None else describe_value(params)
-    raise ValueError(
-        f"{who}: the cache was made for a{'n' if kind == 'attention' else ''} {kind}, but `params` are {what}: "
-        "make the cache from the value the params were traced with (nets.init_cache(x, max_len, model), "
-        "with `num_layers` for a stack)"
-    )
-
-
-def _is_integer_array(value: object) -> bool:
-    dtype = getattr(value, "dtype", None)
-    return isinstance(value, (jax.Array, np.ndarray)) and dtype is not None and bool(jnp.issubdtype(dtype, jnp.integer))
+    keys: list[object] = list(params) if isinstance(params, Mapping) else []
+    if _MARKS[kind] not in keys:
+        what = [f"the params of a {k}" for k, mark in _MARKS.items() if mark in keys] or [f"{describe_value(params)} (keys {keys})"]
+        raise ValueError(
+            f"{who}: the cache was made for a{'n' * (kind == 'attention')} {kind}, but `params` are {what[0]}: make the cache "
+            "from the value the params were traced with (nets.init_cache(x, max_len, model), with `num_layers` for a stack)"
+        )
 
 
 def _checked_length(who: str, cache: Cache, new_len: int) -> Array:
-    length: Any = cache.length  # checked: a user may have built or edited the cache
-    if not _is_integer_array(length):
+    length: object = cache.length  # checked: a user may have built or edited the cache
+    if not isinstance(length, jax.Array) or not jnp.issubdtype(length.dtype, jnp.integer):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
         raise TypeError(
             f"{who}: `cache.length` must be an integer array of shape () (from init_cache), got {describe_value(length)}"
         )

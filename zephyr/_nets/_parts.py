@@ -212,15 +212,15 @@ class SoftCap:
 
     cap: float
 
-    def __call__(self, logits: Array, q_index: Array, k_index: Array) -> Array:
+    def __call__(self, logits: Array, q_index: Array | None = None, k_index: Array | None = None) -> Array:
         return self.cap * jnp.tanh(logits / self.cap)
 
 
 def soft_cap(cap: float) -> SoftCap:
     """Logit soft-capping (Gemma 2): ``cap * tanh(logits / cap)``, an ``on_logits`` part.
 
-    Also a plain function of an array's logits (``soft_cap(30.0)(x, idx, idx)``), e.g. for the
-    final logits of a model.
+    Also a plain function of logits (``soft_cap(30.0)(logits)``, the positions left out), e.g.
+    for the final logits of a model.
 
     Args:
         cap: the bound of the logits.
@@ -231,7 +231,7 @@ def soft_cap(cap: float) -> SoftCap:
     Example:
         >>> import jax.numpy as jnp
         >>> from zephyr import nets
-        >>> float(nets.soft_cap(5.0)(jnp.full((1,), 1e4), jnp.zeros(1), jnp.zeros(1))[0])
+        >>> float(nets.soft_cap(5.0)(jnp.full((1,), 1e4))[0])
         5.0
     """
     if not (isinstance(cap, (int, float)) and cap > 0):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input

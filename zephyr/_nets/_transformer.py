@@ -16,6 +16,7 @@ from ..core._types import PRNGKey
 from .._flexible import flexible
 from ._attention import AttentionParams, multi_head_self_attention
 from ._block import Block, TransformerBlockParams, as_block
+from ._parts import Attention
 from ._norm import NormParams, RMSNormParams
 
 
@@ -124,7 +125,7 @@ def transformer_block(
     return forward(b, params, x, mask, padding_mask, positions, dropout_key(who, (b,), key, deterministic))
 
 
-def pattern_of(who: str, block: int | Block | Sequence[Block], num_layers: int) -> tuple[Block, ...]:
+def pattern_of(who: str, block: int | Attention | Block | Sequence[Block], num_layers: int) -> tuple[Block, ...]:
     """The blocks of a stack's repeating pattern, checked against ``num_layers``."""
     positive_int(who, "num_layers", num_layers)
     if isinstance(block, (int, Block)):

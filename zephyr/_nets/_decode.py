@@ -4,7 +4,7 @@ of blocks and keeps that value; ``step`` reads it back, so the step is the forwa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -137,9 +137,10 @@ _MARKS = {"attention": "query", "block": "attention", "stack": "layers"}
 
 def _check_params_fit(who: str, params: Params, kind: str) -> None:
     """Params of another kind than the cache's model (a stack's params with a block's cache, say)
-    are a named error, not a KeyError from inside the step."""
-    keys: list[object] = list(params) if isinstance(params, Mapping) else []
-    if _MARKS[kind] not in keys:
+    are a named error, not a KeyError from inside the step. Only plain dicts: during trace the
+    params declare their keys as the step reads them."""
+    keys: list[object] = list(params) if isinstance(params, dict) else []
+    if isinstance(params, dict) and _MARKS[kind] not in keys:
         what = [f"the params of a {k}" for k, mark in _MARKS.items() if mark in keys] or [f"{describe_value(params)} (keys {keys})"]
         raise ValueError(
             f"{who}: the cache was made for a{'n' * (kind == 'attention')} {kind}, but `params` are {what[0]}: make the cache "

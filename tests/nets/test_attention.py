@@ -539,3 +539,14 @@ def test_cache_length_and_model_errors(key: jax.Array) -> None:
         nets.init_cache(x, 4, nets.attention(2))
     with pytest.raises(TypeError, match=r"step: `cache` must come from nets.init_cache"):
         nets.step(params, {"key": 1}, x)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
+
+
+@pytest.mark.parametrize("checking_on", [False, True])
+def test_params_of_other_head_sizes_name_the_projection(key: jax.Array, checking_on: bool) -> None:
+    x = _ones(2, 5, 8)
+    params = trace(nets.multi_head_self_attention(_, _, nets.attention(2, key_size=4)), key, x)
+    with checking(checking_on):
+        with pytest.raises(ValueError, match=r"attention: `params\['query'\]` projects to 2 heads of size 8: .*expected shape \(8, 16\).*got \(8, 8\)"):
+            nets.multi_head_self_attention(params, x, nets.attention(2, key_size=8))
+        with pytest.raises(ValueError, match=r"attention: `params\['value'\]` projects to 2 heads of size 8: "):
+            nets.multi_head_self_attention(params, x, nets.attention(2, key_size=4, value_size=8))

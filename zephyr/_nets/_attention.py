@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, TypedDict, cast as typing_cast
+from typing import Literal, NamedTuple, TypedDict, cast as typing_cast
 
 import jax
 import jax.numpy as jnp
@@ -337,9 +337,14 @@ def dot_product_attention(
     return _attend(cast(q, compute), cast(k, compute), cast(v, compute), full, is_causal, scale, drop)
 
 
-def _project(att: Attention, params: LinearParams, x: Array, heads: int, size: int) -> Array:
-    """``x`` mapped by a linear to ``heads`` heads of ``size``: ``(*batch, seq, heads, size)``."""
-    y = att.projections(params, x, heads * size)
+def _project(att: Attention, params: AttentionParams, name: Literal["query", "key", "value"], x: Array, heads: int, size: int) -> Array:
+    """``x`` mapped by the linear ``params[name]`` to ``heads`` heads of ``size``:
+    ``(*batch, seq, heads, size)``. Params of other sizes name the projection and the sizes
+    (with checking off, the linear alone knows only its own ``params['weights']``)."""
+    try:
+        y = att.projections(params[name], x, heads * size)
+    except ValueError as error:
+        raise ValueError(f"attention: `params['{name}']` projects to {heads} heads of size {size}: {error}") from None
     return y.reshape((*y.shape[:-1], heads, size))
 
 
@@ -352,9 +357,9 @@ def _qkv(
     att: Attention, sizes: _Sizes, params: AttentionParams, q: Array, k: Array, v: Array, q_pos: Array, k_pos: Array
 ) -> tuple[Array, Array, Array]:
     """The query, key and value heads, ``on_qk`` applied at the positions."""
-    qh = _project(att, params["query"], q, att.num_heads, sizes.key_size)
-    kh = _project(att, params["key"], k, sizes.kv_heads, sizes.key_size)
-    vh = _project(att, params["value"], v, sizes.kv_heads, sizes.value_size)
+    qh = _project(att, params, "query", q, att.num_heads, sizes.key_size)
+    kh = _project(att, params, "key", k, sizes.kv_heads, sizes.key_size)
+    vh = _project(att, params, "value", v, sizes.kv_heads, sizes.value_size)
     if att.on_qk is not None:
         qh, kh = att.on_qk(qh, kh, q_pos, k_pos)
     return qh, kh, vh

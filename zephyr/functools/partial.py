@@ -2,8 +2,8 @@
 
 from .._flexible import flexible as flexible
 from .._flexible import hole_aware as hole_aware
-from ..core._types import PlaceholderType as PlaceholderType
-from ..core._types import placeholder_hole as placeholder_hole
+from ._partial import PlaceholderType as PlaceholderType
+from ._partial import placeholder_hole as placeholder_hole
 from ._partial import Holed as Holed
 from ._partial import is_flexible as is_flexible
 

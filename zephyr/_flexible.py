@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from .core._api import call_during_trace
-from .core._paths import format_path
 from .core._trace import TraceNode, stand_in_name
-from .core._types import name_of
+from .core._types import format_path, name_of
 from .functools._partial import accept_holes, is_flexible
 from .functools._protocols import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
 from .typing._calls import calls_state, params_origin
@@ -45,6 +44,8 @@ def flexible(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
 
 def flexible(fn: Callable[..., Any]) -> Any:
     """Make ``fn`` accept holes: ``fn(_, _, 256)`` returns a function of the two holes.
+
+    ``zephyr.functools.partial.hole_aware`` is this same function (the original zephyr's name).
 
     A call without holes calls ``fn`` directly (the wrapper's own cost is a scan of the
     arguments and a context variable, about a microsecond). The wrapper keeps ``__name__``,
@@ -174,25 +175,3 @@ def missing_param(error: KeyError, given: object, calls: Sequence[tuple[Any, ...
         return error
     path, outer = params_origin(cast(object, given), calls)
     return MissingParam(key, path, list(params), net, name_of(outer) if outer is not None else "")
-
-
-@overload
-def hole_aware(fn: Signature3[Q, A, P1, B, P2, C, P3, R]) -> Flexible3[Q, A, P1, B, P2, C, P3, R]: ...
-@overload
-def hole_aware(fn: Signature2[Q, A, P1, B, P2, R]) -> Flexible2[Q, A, P1, B, P2, R]: ...
-@overload
-def hole_aware(fn: Signature1[Q, A, P1, R]) -> Flexible1[Q, A, P1, R]: ...
-@overload
-def hole_aware(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
-
-
-def hole_aware(fn: Callable[..., Any]) -> Any:
-    """The same as :func:`flexible` (the original zephyr's name for it).
-
-    Example:
-        >>> from zephyr.functools.partial import hole_aware, placeholder_hole as _
-        >>> add = hole_aware(lambda a, b: a + b)
-        >>> add(_, 1)(2)
-        3
-    """
-    return flexible(fn)

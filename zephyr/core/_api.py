@@ -21,10 +21,10 @@ from .._jax import shape_dtype_struct, tree_flatten
 from .._source import describe_call_argument
 from ._cache import cached_specs, function_key, signature_key, store_specs
 from ._initializers import default_initializer, initialize_leaf, to_dtype
-from ._paths import format_path, nest
+from ._paths import nest
 from ._replay import call_during_trace as call_during_trace  # for the net wrapper above
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Initializer, Leaf, Params, Path, PRNGKey, Shape
+from ._types import DType, Initializer, Leaf, Params, Path, PRNGKey, Shape, format_path
 
 _NAMED_SHAPE: list[Callable[[object, str], tuple[Shape, DType | None]]] = []
 

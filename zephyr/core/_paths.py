@@ -1,5 +1,5 @@
-"""Parameter paths: how a leaf is named in messages, how its initial key is derived, and how
-``{path: value}`` becomes nested dicts (the one nesting helper).
+"""Parameter paths: how its initial key is derived from a leaf's path, which keys a path may
+hold, and how ``{path: value}`` becomes nested dicts (the one nesting helper).
 """
 
 from __future__ import annotations
@@ -8,16 +8,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, cast
 
-from ._types import Path, PathKey
-
-
-def format_path(path: Path, root: str = "params") -> str:
-    """Render a path as the Python expression that reaches it.
-
-    >>> format_path(("encoder", 0, "weights"))
-    "params['encoder'][0]['weights']"
-    """
-    return root + "".join(f"[{key!r}]" for key in path)
+from ._types import Path, PathKey, format_path
 
 
 def path_hash(path: Path) -> int:

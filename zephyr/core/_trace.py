@@ -24,8 +24,8 @@ from jax import Array
 
 from .._jax import eval_shape, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
 from ._initializers import StackedInitializer, default_initializer
-from ._paths import check_key, format_path
-from ._types import Leaf, Path, PathKey, Shape, name_of
+from ._paths import check_key
+from ._types import Leaf, Path, PathKey, Shape, format_path, name_of
 
 MSG_UNDECLARED = """\
 A parameter is declared by `validate` before it is used (or by the annotation of the net's

@@ -108,7 +108,7 @@ class Leaf:
     @property
     def name(self) -> str:
         """The path as the expression that reaches it: ``params['encoder'][0]['weights']``."""
-        return self.root + "".join(f"[{key!r}]" for key in self.path)
+        return format_path(self.path, self.root)
 
     @property
     def depth(self) -> int | None:
@@ -126,6 +126,15 @@ class Leaf:
     def size(self) -> int:
         """The number of scalars in the leaf."""
         return int(np.prod(self.shape, dtype=np.int64))
+
+def format_path(path: Path, root: str = "params") -> str:
+    """Render a path as the Python expression that reaches it.
+
+    >>> format_path(("encoder", 0, "weights"))
+    "params['encoder'][0]['weights']"
+    """
+    return root + "".join(f"[{key!r}]" for key in path)
+
 
 def name_of(f: object) -> str:
     """A readable name for a function in messages.

@@ -13,6 +13,7 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, final
 
 from ..core._cache import weak_identity
+from ..core._types import name_of
 
 MSG_HOLE_AS_VALUE = """\
 Only @flexible functions accept holes; a hole reaches a plain function as a value. Make the
@@ -122,7 +123,7 @@ class Holed:
         self._check_fillable()
 
     def _check_fillable(self) -> None:
-        info, name = self._info, _name(self.func)
+        info, name = self._info, name_of(self.func)
         if info.max_positional is not None and len(self.args) > info.max_positional:
             holes = [i for i, a in enumerate(self.args) if a is _HOLE and i >= info.max_positional]
             what = f"a hole at position {holes[0]}" if holes else "too many positional arguments"
@@ -192,12 +193,12 @@ class Holed:
 
     @property
     def __name__(self) -> str:
-        return _name(self.func)
+        return name_of(self.func)
 
     def __repr__(self) -> str:
         parts = [repr(a) if a is _HOLE else _short(a) for a in self.args]
         parts += [f"{k}={'_' if v is _HOLE else _short(v)}" for k, v in self.kwargs.items()]
-        return f"{_name(self.func)}({', '.join(parts)})"
+        return f"{name_of(self.func)}({', '.join(parts)})"
 
 
 def _ordered_signature(original: inspect.Signature, parameters: list[inspect.Parameter]) -> inspect.Signature:
@@ -227,10 +228,6 @@ def _short(value: object) -> str:
         return "params"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _name(fn: object) -> str:
-    return str(getattr(fn, "__name__", None) or repr(fn))
 
 
 def accept_holes(fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:

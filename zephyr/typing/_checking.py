@@ -26,9 +26,8 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
-from ..core._paths import format_path
 from ..core._trace import check_leaks_when, stand_in_name
-from ..core._types import Path, PathKey, name_of
+from ..core._types import Path, PathKey, format_path, name_of
 from ._calls import calls_state, params_origin, running_calls
 from ._dims import Bound, call_target
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ..core._initializers import default_initializer, to_dtype
-from ..core._paths import format_path
 from ..core._trace import TraceNode, declare_defaults
-from ..core._types import DType, Initializer, Leaf, Path, name_of
+from ..core._types import DType, Initializer, Leaf, Path, format_path, name_of
 from ._dims import Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims, resolved_hints, strip_annotated
 
 

@@ -16,7 +16,7 @@ from .._checks import check_random_key, check_rate, min_rank, positive_int
 from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
-from ._dtypes import cast, compute_dtype
+from ._dtypes import broadcasts, cast, compute_dtype
 from ._linear import LinearParams
 from ._parts import Attention, LogitsPart, attention, on_logits_parts
 
@@ -100,10 +100,10 @@ def _full_mask(
     if mask is not None:
         mask = _boolean(who, "mask", mask)
         shape = tuple(mask.shape)
-        if not _broadcasts(shape, full):
+        if not broadcasts(shape, full):
             hint = (
                 f"; a padding mask {shape} goes in `padding_mask`"
-                if len(shape) == len(padding) and _broadcasts(shape, padding)
+                if len(shape) == len(padding) and broadcasts(shape, padding)
                 else ""
             )
             raise ValueError(
@@ -114,7 +114,7 @@ def _full_mask(
     if padding_mask is not None:
         padding_mask = _boolean(who, "padding_mask", padding_mask)
         shape = tuple(padding_mask.shape)
-        if not _broadcasts(shape, padding):
+        if not broadcasts(shape, padding):
             raise ValueError(
                 f"{who}: `padding_mask` must broadcast (right-aligned) to (*batch, kv_len) = {padding}, "
                 f"got shape {shape}\n{MSG_MASKS}"
@@ -122,15 +122,6 @@ def _full_mask(
         expanded = jnp.broadcast_to(padding_mask, padding).reshape((*batch, 1, 1, kv_len))
         result = _and(result, jnp.broadcast_to(expanded, full))
     return result
-
-
-def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    if len(shape) > len(target):
-        return False
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
 
 
 def _causal_mask(q_len: int, kv_len: int, offset: Array | int) -> Array:
@@ -253,7 +244,7 @@ def _positions(who: str, name: str, positions: Array | None, batch: tuple[int, .
     dtype = getattr(positions, "dtype", None)
     if dtype is None or not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise TypeError(f"{who}: `{name}` must be an integer or float array, got {type(positions).__name__}")
-    if not shape or not _broadcasts(shape, (*batch, seq)):
+    if not shape or not broadcasts(shape, (*batch, seq)):
         raise ValueError(
             f"{who}: `{name}` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
         )

@@ -14,9 +14,10 @@ from typing import Protocol
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.nn.initializers import zeros
 
 from .._checks import check_rate, positive_int, positive_int_or_none
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from ._embed import rope
 from ._linear import LinearParams, linear

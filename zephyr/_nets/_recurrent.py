@@ -11,12 +11,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.nn.initializers import zeros
 from jaxtyping import Float, Integer
 
 from .._checks import check_option, describe_value, min_rank, positive_int
 from .._flexible import flexible
 from ..core._api import validate
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
 from ._dtypes import compute_dtype
 from ._ranges import check_range, in_range, wide

@@ -148,8 +148,8 @@ def rope_base(hf_config: Any) -> float:
 def _embed(params: Params, tokens: Array, model: Decoder, positions: Array | None, offset: Array | int = 0) -> Array:
     x = nets.token_embed(params["embed"], tokens, model.vocab_size, model.d)
     if model.max_positions is not None:  # GPT-2: step t at positions[..., t], default offset + t
-        at = {"offset": offset} if positions is None else {"positions": positions}
-        x = nets.positional_embed(params["positions"], x, model.max_positions, **at)
+        at = offset + jnp.arange(tokens.shape[-1]) if positions is None else positions
+        x = nets.positional_embed(params["positions"], x, model.max_positions, positions=at)
     # Gemma multiplies in the embeddings' dtype (a float32 sqrt(d), as transformers does)
     return x * jnp.asarray(model.embed_scale, x.dtype) if model.embed_scale != 1.0 else x
 

@@ -147,15 +147,16 @@ class _Dropout(NamedTuple):
     rate: float
 
 
-def _dropout(who: str, rate: float, key: PRNGKey | None, deterministic: bool) -> _Dropout | None:
-    """The attention dropout to apply, or None (rate 0 or deterministic); checks ``rate`` and ``key``."""
+def _dropout(who: str, rate: float, key: PRNGKey | None, evaluation: str) -> _Dropout | None:
+    """The attention dropout to apply, or None (rate 0); checks ``rate`` and ``key``. A rate
+    without a key is an error, never dropout silently left out: ``evaluation`` says what to pass."""
     check_rate(who, "dropout_rate", rate)
-    if rate == 0.0 or deterministic:
+    if rate == 0.0:
         return None
     if key is None:
         raise ValueError(
             f"{who}: `dropout_rate` is {rate} but no `key` was given: pass `key=` (a JAX random key) "
-            "for training, or `deterministic=True` for evaluation"
+            f"for training, or {evaluation} for evaluation"
         )
     check_random_key(key, who)
     return _Dropout(key, rate)
@@ -272,7 +273,6 @@ def dot_product_attention(
     scale: float | None = None,
     dropout_rate: float = 0.0,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
     dtype: DType | None = None,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]:
     """Scaled dot-product attention of already split heads (no params): ``softmax(q k^T / sqrt(D)) v``.
@@ -296,9 +296,9 @@ def dot_product_attention(
             as in decoding); combined with the masks.
         padding_mask: boolean, True = a real key: broadcast right-aligned to ``(*batch, kv_len)``.
         scale: the logits' scale (default ``1 / sqrt(head_dim)``).
-        dropout_rate: dropout of the attention weights (a Python number in ``[0, 1]``).
-        key: the random key of the dropout (needed when ``dropout_rate > 0`` and not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        dropout_rate: dropout of the attention weights (a Python number in ``[0, 1]``; 0, the
+            default, for evaluation).
+        key: the random key of the dropout (needed when ``dropout_rate > 0``).
         dtype: the computation dtype (default: the promoted dtype of ``q``, ``k``, ``v``).
 
     Returns:
@@ -330,7 +330,7 @@ def dot_product_attention(
             f"{who}: the key/value heads ({kv_heads}, axis -2 of `k`) must divide the query heads "
             f"({num_heads}, axis -2 of `q`)"
         )
-    drop = _dropout(who, dropout_rate, key, deterministic)
+    drop = _dropout(who, dropout_rate, key, "`dropout_rate=0.0`")
     compute = compute_dtype(dtype, q, k, v)
     full = _full_mask(who, mask, padding_mask, tuple(q.shape[:-3]), num_heads, q.shape[-3], k.shape[-3])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -402,7 +402,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = None,
     kv_positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch q_len d"]:
     """Multi-head attention of queries ``q`` over keys ``k`` and values ``v`` (Vaswani et al.).
 
@@ -429,8 +428,8 @@ def multi_head_attention(
         positions: the queries' positions for ``on_qk``, broadcast to ``(*batch, q_len)``
             (default ``0, 1, ..., q_len - 1``).
         kv_positions: the keys' positions, ``(*batch, kv_len)`` (default ``0, ..., kv_len - 1``).
-        key: the random key of the attention dropout (when its rate is above 0, not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        key: the random key of the attention dropout (when its rate is above 0; evaluate with
+            the value of :func:`without_dropout`).
 
     Returns:
         ``(*batch, q_len, d)``.
@@ -459,7 +458,7 @@ def multi_head_attention(
     d = q.shape[-1]
     sizes = _sizes(who, att, d)
     _no_positions_without_on_qk(who, att, positions, kv_positions)
-    drop = _dropout(who, att.dropout_rate, key, deterministic)
+    drop = _dropout(who, att.dropout_rate, key, "`nets.without_dropout(attention)`")
     batch, q_len, kv_len = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
     full = _full_mask(who, mask, padding_mask, batch, att.num_heads, q_len, kv_len)
     q_pos = _positions(who, "positions", positions, batch, q_len)
@@ -515,7 +514,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch seq d"]:
     """Multi-head self-attention: :func:`multi_head_attention` of ``x`` over itself.
 
@@ -528,8 +526,7 @@ def multi_head_self_attention(
         is_causal: position ``i`` attends to positions ``<= i`` only.
         padding_mask: boolean, True = a real token: broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for ``on_qk``, ``(*batch, seq)`` (default ``0, ..., seq - 1``).
-        key: the random key of the attention dropout.
-        deterministic: no dropout (evaluation).
+        key: the random key of the attention dropout (when its rate is above 0).
 
     Returns:
         ``(*batch, seq, d)``.
@@ -556,7 +553,6 @@ def multi_head_self_attention(
         positions=positions,
         kv_positions=positions,
         key=key,
-        deterministic=deterministic,
     )
 
 

@@ -37,15 +37,16 @@ class TransformerParams(TypedDict):
 Layer = Callable[[Block, TransformerBlockParams, Array, "PRNGKey | None"], Array]
 
 
-def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None, deterministic: bool) -> PRNGKey | None:
-    """The key of the dropouts, None when none applies; a ValueError when one applies without a key."""
+def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None) -> PRNGKey | None:
+    """The key of the dropouts, None when none applies; a ValueError when one applies without a
+    key (dropout is never left out silently: evaluation uses the block without dropout)."""
     rates = [r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate) if r > 0]
-    if deterministic or not rates:
+    if not rates:
         return None
     if key is None:
         raise ValueError(
             f"{who}: dropout is on (a rate of {rates[0]} in the block) but no `key` was given: pass "
-            "`key=` for training or `deterministic=True` for evaluation"
+            "`key=` for training, or for evaluation the block of `nets.without_dropout(block)`"
         )
     check_random_key(key, who)
     return key
@@ -72,7 +73,6 @@ def forward(
             padding_mask=padding_mask,
             positions=positions,
             key=attention_key,
-            deterministic=attention_key is None,
         )
 
     return b.apply(params, x, attend, key)
@@ -88,7 +88,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch seq d"]:
     """A transformer block made of parts; ``nets.block(num_heads)`` by default: pre-norm,
     ``x + attention(norm(x))``, then ``x + mlp(norm(x))`` (GELU MLP of ``4 * d``, layer norms).
@@ -101,8 +100,8 @@ def transformer_block(
         mask: the attention mask, as for ``multi_head_self_attention``.
         padding_mask: True = a real token, broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for the attention's ``on_qk`` (default ``0, ..., seq - 1``).
-        key: the random key of the dropouts (when a rate is above 0 and not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        key: the random key of the dropouts (when a rate is above 0; evaluate with the block of
+            :func:`without_dropout`).
 
     Returns:
         ``(*batch, seq, d)``.
@@ -122,7 +121,7 @@ def transformer_block(
     who = "transformer_block"
     min_rank(who, "x", x.shape, 2, "(seq, d)")
     b = as_block(who, block)
-    return forward(b, params, x, mask, padding_mask, positions, dropout_key(who, (b,), key, deterministic))
+    return forward(b, params, x, mask, padding_mask, positions, dropout_key(who, (b,), key))
 
 
 def pattern_of(who: str, block: int | Attention | Block | Sequence[Block], num_layers: int) -> tuple[Block, ...]:
@@ -196,7 +195,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
     final_norm: bool = True,
     scan: bool = True,
     remat: bool = False,
@@ -218,8 +216,7 @@ def transformer(
         mask: the attention mask, as for ``multi_head_self_attention``.
         padding_mask: True = a real token, broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for ``on_qk``, ``(*batch, seq)`` (default ``0, ..., seq - 1``).
-        key: the random key of the dropouts.
-        deterministic: no dropout (evaluation).
+        key: the random key of the dropouts (evaluate with :func:`without_dropout`'s blocks).
         final_norm: end with the (first) block's norm, ``params["final_norm"]``.
         scan: stacked params and ``lax.scan`` (True) or a loop over ``params["layers"][i]``.
         remat: recompute the activations in the backward pass (``jax.checkpoint``).
@@ -240,7 +237,7 @@ def transformer(
     who = "transformer"
     pattern = pattern_of(who, block, num_layers)
     min_rank(who, "x", x.shape, 2, "(seq, d)")
-    layer_key = dropout_key(who, pattern, key, deterministic)
+    layer_key = dropout_key(who, pattern, key)
 
     def layer(b: Block, p: TransformerBlockParams, h: Array, k: PRNGKey | None) -> Array:
         return forward(b, p, h, mask, padding_mask, positions, k)

@@ -147,15 +147,15 @@ class _Dropout(NamedTuple):
     rate: float
 
 
-def _dropout(who: str, rate: float, key: PRNGKey | None, evaluation: str) -> _Dropout | None:
-    """The attention dropout to apply, or None (rate 0); checks ``rate`` and ``key``. A rate
-    without a key is an error, never dropout silently left out: ``evaluation`` says what to pass."""
+def dropout_of(who: str, rate: float, key: PRNGKey | None, evaluation: str) -> _Dropout | None:
+    """The dropout to apply, or None (rate 0); checks ``rate`` and ``key``. A rate without a key
+    is an error, never dropout silently left out: ``evaluation`` says what to pass instead."""
     check_rate(who, "dropout_rate", rate)
     if rate == 0.0:
         return None
     if key is None:
         raise ValueError(
-            f"{who}: `dropout_rate` is {rate} but no `key` was given: pass `key=` (a JAX random key) "
+            f"{who}: dropout is on (a rate of {rate}) but no `key` was given: pass `key=` (a JAX random key) "
             f"for training, or {evaluation} for evaluation"
         )
     check_random_key(key, who)
@@ -240,6 +240,17 @@ def _attend_weights(
     return jnp.moveaxis(jnp.matmul(weights.astype(v.dtype), vh), -3, -2)
 
 
+def _check_qkv(who: str, q: Array, k: Array, v: Array, rank: int, axes: str) -> None:
+    """``q``, ``k``, ``v`` of at least ``rank`` axes (the last ``axes``), ``k`` and ``v`` agreeing
+    on all but the last, ``q`` and ``k`` on the batch axes (all but the last ``rank``)."""
+    for name, array in (("q", q), ("k", k), ("v", v)):
+        min_rank(who, name, array.shape, rank, axes)
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}")
+    if q.shape[:-rank] != k.shape[:-rank]:
+        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
+
+
 def _pad_last(a: Array, size: int) -> Array:
     """``a`` with zeros appended to its last axis up to ``size``."""
     return jax.lax.pad(a, np.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, size - a.shape[-1], 0)])
@@ -312,25 +323,18 @@ def dot_product_attention(
         (2, 5, 4, 8)
     """
     who = "dot_product_attention"
-    for name, array in (("q", q), ("k", k), ("v", v)):
-        min_rank(who, name, array.shape, 3, "(seq, heads, head_dim)")
+    _check_qkv(who, q, k, v, 3, "(seq, heads, head_dim)")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"{who}: `q` and `k` must have the same head size (last axis), got q {q.shape} and k {k.shape}"
         )
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}"
-        )
-    if q.shape[:-3] != k.shape[:-3]:
-        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
     num_heads, kv_heads = q.shape[-2], k.shape[-2]
     if num_heads % kv_heads:
         raise ValueError(
             f"{who}: the key/value heads ({kv_heads}, axis -2 of `k`) must divide the query heads "
             f"({num_heads}, axis -2 of `q`)"
         )
-    drop = _dropout(who, dropout_rate, key, "`dropout_rate=0.0`")
+    drop = dropout_of(who, dropout_rate, key, "`dropout_rate=0.0`")
     compute = compute_dtype(dtype, q, k, v)
     full = _full_mask(who, mask, padding_mask, tuple(q.shape[:-3]), num_heads, q.shape[-3], k.shape[-3])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -448,17 +452,11 @@ def multi_head_attention(
     """
     who = "multi_head_attention"
     att = as_attention(who, attention)
-    min_rank(who, "q", q.shape, 2, "(seq, features)")
-    min_rank(who, "k", k.shape, 2, "(seq, features)")
-    min_rank(who, "v", v.shape, 2, "(seq, features)")
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}")
-    if q.shape[:-2] != k.shape[:-2]:
-        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
+    _check_qkv(who, q, k, v, 2, "(seq, features)")
     d = q.shape[-1]
     sizes = _sizes(who, att, d)
     _no_positions_without_on_qk(who, att, positions, kv_positions)
-    drop = _dropout(who, att.dropout_rate, key, "`nets.without_dropout(attention)`")
+    drop = dropout_of(who, att.dropout_rate, key, "`nets.without_dropout(attention)`")
     batch, q_len, kv_len = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
     full = _full_mask(who, mask, padding_mask, batch, att.num_heads, q_len, kv_len)
     q_pos = _positions(who, "positions", positions, batch, q_len)

@@ -10,11 +10,11 @@ import jax
 from jax import Array
 from jaxtyping import Bool, Float, Real
 
-from .._checks import check_random_key, describe_value, min_rank, positive_int
+from .._checks import describe_value, min_rank, positive_int
 from .._stack import stack
 from ..core._types import PRNGKey
 from .._flexible import flexible
-from ._attention import AttentionParams, multi_head_self_attention
+from ._attention import AttentionParams, dropout_of, multi_head_self_attention
 from ._block import Block, TransformerBlockParams, as_block
 from ._parts import Attention
 from ._norm import NormParams, RMSNormParams
@@ -38,18 +38,11 @@ Layer = Callable[[Block, TransformerBlockParams, Array, "PRNGKey | None"], Array
 
 
 def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None) -> PRNGKey | None:
-    """The key of the dropouts, None when none applies; a ValueError when one applies without a
-    key (dropout is never left out silently: evaluation uses the block without dropout)."""
-    rates = [r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate) if r > 0]
-    if not rates:
-        return None
-    if key is None:
-        raise ValueError(
-            f"{who}: dropout is on (a rate of {rates[0]} in the block) but no `key` was given: pass "
-            "`key=` for training, or for evaluation the block of `nets.without_dropout(block)`"
-        )
-    check_random_key(key, who)
-    return key
+    """The key of the blocks' dropouts, None when every rate is 0; a ValueError when one is not
+    and no key is given (dropout is never left out silently: evaluation uses the blocks without)."""
+    rate = max(r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate))
+    drop = dropout_of(who, rate, key, "the block of `nets.without_dropout(block)`")
+    return None if drop is None else drop.key
 
 
 def forward(

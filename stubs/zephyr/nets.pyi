@@ -29,15 +29,18 @@ from zephyr._nets._block import parallel as parallel
 from zephyr._nets._block import post_norm as post_norm
 from zephyr._nets._block import pre_norm as pre_norm
 from zephyr._nets._block import sandwich as sandwich
+from zephyr._nets._block import without_dropout as without_dropout
 from zephyr._nets._transformer import TransformerParams as TransformerParams
 from zephyr._nets._decode import Cache as Cache
 from zephyr._nets._decode import init_cache as init_cache
 from zephyr._nets._decode import step as step
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
+from zephyr._nets._recurrent import CellInitializers as CellInitializers
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
 from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
+from zephyr._nets._recurrent import cell_initializers as cell_initializers
 from zephyr._nets._recurrent import gate_initializer as gate_initializer
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
@@ -647,7 +650,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]: ...
 @overload
@@ -663,7 +665,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_k_v: ...
 @overload
@@ -679,7 +680,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_v: ...
 
@@ -715,7 +715,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def multi_head_attention(
@@ -732,7 +731,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
@@ -749,7 +747,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_v: ...
 @overload
 def multi_head_attention(
@@ -766,7 +763,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v_attention: ...
 
 class _MultiHeadAttention_params_q_k_v(Protocol):
@@ -808,7 +804,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def multi_head_self_attention(
@@ -822,7 +817,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
@@ -836,7 +830,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_x: ...
 @overload
 def multi_head_self_attention(
@@ -850,7 +843,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x_attention: ...
 
 class _MultiHeadSelfAttention_params_x(Protocol):
@@ -1505,7 +1497,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1522,7 +1513,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1539,7 +1529,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1556,7 +1545,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1597,7 +1585,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer_block(
@@ -1610,7 +1597,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
@@ -1623,7 +1609,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_x: ...
 @overload
 def transformer_block(
@@ -1636,7 +1621,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x_block: ...
 
 class _TransformerBlock_params_x(Protocol):
@@ -1742,9 +1726,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -1758,9 +1740,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1775,9 +1755,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x: ...
@@ -1792,9 +1770,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x: ...
@@ -1824,9 +1800,7 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1838,9 +1812,7 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t: ...
@@ -1852,9 +1824,7 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t: ...
@@ -1866,9 +1836,7 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t_hidden_size: ...
@@ -1912,9 +1880,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -1928,9 +1894,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -1945,9 +1909,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x: ...
@@ -1962,9 +1924,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x: ...
@@ -1994,9 +1954,7 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2008,9 +1966,7 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t: ...
@@ -2022,9 +1978,7 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t: ...
@@ -2036,9 +1990,7 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t_hidden_size: ...
@@ -2148,9 +2100,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -2165,9 +2115,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2183,9 +2131,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x: ...
@@ -2201,9 +2147,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x: ...
@@ -2234,9 +2178,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2249,9 +2191,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t: ...
@@ -2264,9 +2204,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t: ...
@@ -2279,9 +2217,7 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t_hidden_size: ...

@@ -50,19 +50,18 @@ from jax.nn import sigmoid as sigmoid
 from jax.nn import silu as silu
 from jax.nn import softmax as softmax
 from jax.nn import tanh as tanh
-import jax
 from collections.abc import Callable, Sequence
 from jax import Array
 from jaxtyping import Bool, Float, Integer, Real, Shaped
 from typing import Any, Literal, Protocol, overload
 from zephyr._nets._conv import Padding
 from zephyr._nets._pool import PoolPadding
-from zephyr.core._types import DType, Initializer, PRNGKey
-from zephyr.typing import Params, PlaceholderType
+from zephyr.core._types import DType, Initializer, PRNGKey, Params
+from zephyr.typing import ParamsTree, PlaceholderType
 
 @overload
 def branch_linear(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d"],
     num_branches: int,
     use_bias: bool = ...,
@@ -83,7 +82,7 @@ def branch_linear(
 ) -> _BranchLinear_params_x: ...
 @overload
 def branch_linear(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_branches: int,
@@ -109,7 +108,7 @@ class _BranchLinear_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d"],
     ) -> Float[Array, "*batch num_branches d"]: ...
 
@@ -123,14 +122,14 @@ class _BranchLinear_params_x_num_branches(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d"],
         num_branches: int,
     ) -> Float[Array, "*batch num_branches d"]: ...
 
 @overload
 def linear(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     out_dim: int,
     use_bias: bool = ...,
@@ -155,7 +154,7 @@ def linear(
 ) -> _Linear_params_x: ...
 @overload
 def linear(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_dim: int,
@@ -185,7 +184,7 @@ class _Linear_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
     ) -> Float[Array, "*batch out_dim"]: ...
 
@@ -199,14 +198,14 @@ class _Linear_params_x_out_dim(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         out_dim: int,
     ) -> Float[Array, "*batch out_dim"]: ...
 
 @overload
 def linear_like(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     reference: Float[Array, "*rest out_dim"],
     use_bias: bool = ...,
@@ -227,7 +226,7 @@ def linear_like(
 ) -> _LinearLike_params_x_reference: ...
 @overload
 def linear_like(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     reference: PlaceholderType,
     /,
@@ -242,7 +241,7 @@ class _LinearLike_params_x_reference(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         reference: Float[Array, "*rest out_dim"],
     ) -> Float[Array, "*batch out_dim"]: ...
@@ -257,7 +256,7 @@ class _LinearLike_reference(Protocol):
 
 @overload
 def mlp(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     out_dims: Sequence[int],
     activation: Callable[[Array], Array] = ...,
@@ -288,7 +287,7 @@ def mlp(
 ) -> _Mlp_params_x: ...
 @overload
 def mlp(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_dims: Sequence[int],
@@ -324,7 +323,7 @@ class _Mlp_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
     ) -> Float[Array, "*batch d_out"]: ...
 
@@ -338,15 +337,15 @@ class _Mlp_params_x_out_dims(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         out_dims: Sequence[int],
     ) -> Float[Array, "*batch d_out"]: ...
 
 @overload
 def batch_norm(
-    params: Params,
-    state: Params,
+    params: ParamsTree,
+    state: ParamsTree,
     x: Float[Array, "*shape"],
     is_training: bool,
     *,
@@ -359,7 +358,7 @@ def batch_norm(
     offset_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*shape"], Params]: ...
+) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 @overload
 def batch_norm(
     params: PlaceholderType,
@@ -380,8 +379,8 @@ def batch_norm(
 ) -> _BatchNorm_params_state_x: ...
 @overload
 def batch_norm(
-    params: Params,
-    state: Params,
+    params: ParamsTree,
+    state: ParamsTree,
     x: PlaceholderType,
     /,
     is_training: bool,
@@ -420,30 +419,30 @@ class _BatchNorm_params_state_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
-        state: Params,
+        params: ParamsTree,
+        state: ParamsTree,
         x: Float[Array, "*shape"],
-    ) -> tuple[Float[Array, "*shape"], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 class _BatchNorm_x(Protocol):
     """``batch_norm`` waiting for `x`."""
 
-    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, "*shape"], Params]: ...
+    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 class _BatchNorm_params_state_x_is_training(Protocol):
     """``batch_norm`` waiting for `params`, `state`, `x`, `is_training`."""
 
     def __call__(
         self,
-        params: Params,
-        state: Params,
+        params: ParamsTree,
+        state: ParamsTree,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, "*shape"], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 @overload
 def group_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     num_groups: int,
     *,
@@ -472,7 +471,7 @@ def group_norm(
 ) -> _GroupNorm_params_x: ...
 @overload
 def group_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_groups: int,
@@ -506,7 +505,7 @@ class _GroupNorm_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *spatial channels"]: ...
 
@@ -523,14 +522,14 @@ class _GroupNorm_params_x_num_groups(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
         num_groups: int,
     ) -> Float[Array, "batch *spatial channels"]: ...
 
 @overload
 def layer_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
@@ -559,7 +558,7 @@ def layer_norm(
 ) -> _LayerNorm_params_x: ...
 @overload
 def layer_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     axis: int | Sequence[int] = ...,
@@ -576,7 +575,7 @@ def layer_norm(
 class _LayerNorm_params_x(Protocol):
     """``layer_norm`` waiting for `params`, `x`."""
 
-    def __call__(self, params: Params, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    def __call__(self, params: ParamsTree, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
 class _LayerNorm_x(Protocol):
     """``layer_norm`` waiting for `x`."""
@@ -585,7 +584,7 @@ class _LayerNorm_x(Protocol):
 
 @overload
 def rms_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
@@ -612,7 +611,7 @@ def rms_norm(
 ) -> _RmsNorm_params_x: ...
 @overload
 def rms_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     axis: int | Sequence[int] = ...,
@@ -628,7 +627,7 @@ def rms_norm(
 class _RmsNorm_params_x(Protocol):
     """``rms_norm`` waiting for `params`, `x`."""
 
-    def __call__(self, params: Params, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    def __call__(self, params: ParamsTree, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
 class _RmsNorm_x(Protocol):
     """``rms_norm`` waiting for `x`."""
@@ -703,7 +702,7 @@ class _DotProductAttention_v(Protocol):
 
 @overload
 def multi_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
@@ -736,7 +735,7 @@ def multi_head_attention(
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
@@ -774,7 +773,7 @@ class _MultiHeadAttention_params_q_k_v(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -790,7 +789,7 @@ class _MultiHeadAttention_params_q_k_v_attention(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -799,7 +798,7 @@ class _MultiHeadAttention_params_q_k_v_attention(Protocol):
 
 @overload
 def multi_head_self_attention(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
@@ -826,7 +825,7 @@ def multi_head_self_attention(
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     attention: int | Attention,
@@ -858,7 +857,7 @@ class _MultiHeadSelfAttention_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -872,14 +871,14 @@ class _MultiHeadSelfAttention_params_x_attention(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         attention: int | Attention,
     ) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def single_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
@@ -902,7 +901,7 @@ def single_head_attention(
 ) -> _SingleHeadAttention_params_q_k_v: ...
 @overload
 def single_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
@@ -918,7 +917,7 @@ class _SingleHeadAttention_params_q_k_v(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -931,7 +930,7 @@ class _SingleHeadAttention_v(Protocol):
 
 @overload
 def conv(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -939,15 +938,12 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv(
@@ -960,19 +956,16 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -981,15 +974,12 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv(
@@ -1002,37 +992,34 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 class _Conv_params_x(Protocol):
-    """``conv`` waiting for `params`, `x`."""
+    """``_conv`` waiting for `params`, `x`."""
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "... in_channels"],
     ) -> Float[Array, "... out_channels"]: ...
 
 class _Conv_x(Protocol):
-    """``conv`` waiting for `x`."""
+    """``_conv`` waiting for `x`."""
 
     def __call__(self, x: Float[Array, "... in_channels"]) -> Float[Array, "... out_channels"]: ...
 
 class _Conv_params_x_out_channels_kernel_size(Protocol):
-    """``conv`` waiting for `params`, `x`, `out_channels`, `kernel_size`."""
+    """``_conv`` waiting for `params`, `x`, `out_channels`, `kernel_size`."""
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "... in_channels"],
         out_channels: int,
         kernel_size: int | Sequence[int],
@@ -1040,7 +1027,7 @@ class _Conv_params_x_out_channels_kernel_size(Protocol):
 
 @overload
 def conv_1d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1054,7 +1041,6 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_1d(
@@ -1073,11 +1059,10 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_1d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1092,7 +1077,6 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_1d(
@@ -1111,12 +1095,11 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_2d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1130,7 +1113,6 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_2d(
@@ -1149,11 +1131,10 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_2d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1168,7 +1149,6 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_2d(
@@ -1187,12 +1167,11 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_3d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1206,7 +1185,6 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_3d(
@@ -1225,11 +1203,10 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_3d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1244,7 +1221,6 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_3d(
@@ -1263,12 +1239,11 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
-def conv_transpose_1d(
-    params: Params,
+def conv_transpose(
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1276,13 +1251,79 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
+) -> Float[Array, "... out_channels"]: ...
+@overload
+def conv_transpose(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_params_x: ...
+@overload
+def conv_transpose(
+    params: ParamsTree,
+    x: PlaceholderType,
+    /,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_x: ...
+@overload
+def conv_transpose(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    out_channels: PlaceholderType,
+    kernel_size: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_params_x_out_channels_kernel_size: ...
+
+@overload
+def conv_transpose_1d(
+    params: ParamsTree,
+    x: Float[Array, "... in_channels"],
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_1d(
@@ -1295,17 +1336,15 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_1d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1314,13 +1353,11 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_1d(
@@ -1333,18 +1370,16 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_transpose_2d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1352,13 +1387,11 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_2d(
@@ -1371,17 +1404,15 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_2d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1390,13 +1421,11 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_2d(
@@ -1409,18 +1438,16 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_transpose_3d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1428,13 +1455,11 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_3d(
@@ -1447,17 +1472,15 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_3d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1466,13 +1489,11 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_3d(
@@ -1485,18 +1506,16 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def transformer(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
     block: int | Block | Sequence[Block],
@@ -1529,7 +1548,7 @@ def transformer(
 ) -> _Transformer_params_x: ...
 @overload
 def transformer(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_layers: int,
@@ -1567,7 +1586,7 @@ class _Transformer_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -1581,7 +1600,7 @@ class _Transformer_params_x_num_layers_block(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
         block: int | Block | Sequence[Block],
@@ -1589,7 +1608,7 @@ class _Transformer_params_x_num_layers_block(Protocol):
 
 @overload
 def transformer_block(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     block: int | Block,
     *,
@@ -1614,7 +1633,7 @@ def transformer_block(
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     block: int | Block,
@@ -1644,7 +1663,7 @@ class _TransformerBlock_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -1658,14 +1677,14 @@ class _TransformerBlock_params_x_block(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         block: int | Block,
     ) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def bidirectional(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
@@ -1677,7 +1696,7 @@ def bidirectional(
 ) -> Float[Array, "*batch time two_hidden"]: ...
 @overload
 def bidirectional(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
@@ -1719,7 +1738,7 @@ class _Bidirectional_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time two_hidden"]: ...
 
@@ -1728,13 +1747,13 @@ class _Bidirectional2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
 
 @overload
 def gru(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1750,7 +1769,7 @@ def gru(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def gru(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1804,7 +1823,7 @@ class _Gru_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -1813,13 +1832,13 @@ class _Gru2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def gru_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
@@ -1846,7 +1865,7 @@ def gru_cell(
 ) -> _GruCell_params_carry_x_t: ...
 @overload
 def gru_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: PlaceholderType,
     /,
@@ -1878,7 +1897,7 @@ class _GruCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
     ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1896,7 +1915,7 @@ class _GruCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -1904,7 +1923,7 @@ class _GruCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def lstm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1920,7 +1939,7 @@ def lstm(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def lstm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1974,7 +1993,7 @@ class _Lstm_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -1983,13 +2002,13 @@ class _Lstm2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
 
 @overload
 def lstm_cell(
-    params: Params,
+    params: ParamsTree,
     carry: LSTMState,
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
@@ -2016,7 +2035,7 @@ def lstm_cell(
 ) -> _LstmCell_params_carry_x_t: ...
 @overload
 def lstm_cell(
-    params: Params,
+    params: ParamsTree,
     carry: LSTMState,
     x_t: PlaceholderType,
     /,
@@ -2048,7 +2067,7 @@ class _LstmCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: LSTMState,
         x_t: Float[Array, "*batch features"],
     ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2066,7 +2085,7 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: LSTMState,
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -2074,7 +2093,7 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def recurrent(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
@@ -2085,7 +2104,7 @@ def recurrent(
 ) -> Float[Array, "*batch time out"]: ...
 @overload
 def recurrent(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
@@ -2124,7 +2143,7 @@ class _Recurrent_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time out"]: ...
 
@@ -2133,13 +2152,13 @@ class _Recurrent2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 
 @overload
 def rnn(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -2156,7 +2175,7 @@ def rnn(
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def rnn(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -2213,7 +2232,7 @@ class _Rnn_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -2222,13 +2241,13 @@ class _Rnn2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def rnn_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
@@ -2257,7 +2276,7 @@ def rnn_cell(
 ) -> _RnnCell_params_carry_x_t: ...
 @overload
 def rnn_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: PlaceholderType,
     /,
@@ -2291,7 +2310,7 @@ class _RnnCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
     ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2309,7 +2328,7 @@ class _RnnCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -2317,7 +2336,7 @@ class _RnnCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch channels"],
     window_shape: int | Sequence[int],
     stride: int | Sequence[int] = ...,
@@ -2334,7 +2353,7 @@ def avg_pool(
 ) -> _AvgPool_params_x: ...
 @overload
 def avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     window_shape: int | Sequence[int],
@@ -2356,7 +2375,7 @@ class _AvgPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
     ) -> Float[Array, "*out_batch channels"]: ...
 
@@ -2373,14 +2392,14 @@ class _AvgPool_params_x_window_shape(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
         window_shape: int | Sequence[int],
     ) -> Float[Array, "*out_batch channels"]: ...
 
 @overload
 def global_avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     keepdims: bool = ...,
 ) -> Float[Array, "batch *out channels"]: ...
@@ -2393,7 +2412,7 @@ def global_avg_pool(
 ) -> _GlobalAvgPool_params_x: ...
 @overload
 def global_avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     keepdims: bool = ...,
@@ -2404,7 +2423,7 @@ class _GlobalAvgPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *out channels"]: ...
 
@@ -2418,7 +2437,7 @@ class _GlobalAvgPool_x(Protocol):
 
 @overload
 def global_max_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     keepdims: bool = ...,
 ) -> Float[Array, "batch *out channels"]: ...
@@ -2431,7 +2450,7 @@ def global_max_pool(
 ) -> _GlobalMaxPool_params_x: ...
 @overload
 def global_max_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     keepdims: bool = ...,
@@ -2442,7 +2461,7 @@ class _GlobalMaxPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *out channels"]: ...
 
@@ -2456,7 +2475,7 @@ class _GlobalMaxPool_x(Protocol):
 
 @overload
 def max_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch channels"],
     window_shape: int | Sequence[int],
     stride: int | Sequence[int] = ...,
@@ -2473,7 +2492,7 @@ def max_pool(
 ) -> _MaxPool_params_x: ...
 @overload
 def max_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     window_shape: int | Sequence[int],
@@ -2495,7 +2514,7 @@ class _MaxPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
     ) -> Float[Array, "*out_batch channels"]: ...
 
@@ -2512,14 +2531,14 @@ class _MaxPool_params_x_window_shape(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
         window_shape: int | Sequence[int],
     ) -> Float[Array, "*out_batch channels"]: ...
 
 @overload
 def dropout(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: Float[Array, "*shape"],
     rate: float,
@@ -2538,7 +2557,7 @@ def dropout(
 ) -> _Dropout_params_key_x: ...
 @overload
 def dropout(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: PlaceholderType,
     /,
@@ -2562,7 +2581,7 @@ class _Dropout_params_key_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "*shape"],
     ) -> Float[Array, "*shape"]: ...
@@ -2577,7 +2596,7 @@ class _Dropout_params_key_x_rate(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "*shape"],
         rate: float,
@@ -2585,7 +2604,7 @@ class _Dropout_params_key_x_rate(Protocol):
 
 @overload
 def stochastic_depth(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: Float[Array, "batch *rest"],
     rate: float,
@@ -2604,7 +2623,7 @@ def stochastic_depth(
 ) -> _StochasticDepth_params_key_x: ...
 @overload
 def stochastic_depth(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: PlaceholderType,
     /,
@@ -2628,7 +2647,7 @@ class _StochasticDepth_params_key_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "batch *rest"],
     ) -> Float[Array, "batch *rest"]: ...
@@ -2643,7 +2662,7 @@ class _StochasticDepth_params_key_x_rate(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "batch *rest"],
         rate: float,
@@ -2651,7 +2670,7 @@ class _StochasticDepth_params_key_x_rate(Protocol):
 
 @overload
 def positional_embed(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
@@ -2676,7 +2695,7 @@ def positional_embed(
 ) -> _PositionalEmbed_params_x: ...
 @overload
 def positional_embed(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     max_len: int,
@@ -2706,7 +2725,7 @@ class _PositionalEmbed_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -2720,7 +2739,7 @@ class _PositionalEmbed_params_x_max_len(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         max_len: int,
     ) -> Float[Array, "*batch seq d"]: ...
@@ -2765,7 +2784,7 @@ class _SinusoidalEmbed_x(Protocol):
 
 @overload
 def token_embed(
-    params: Params,
+    params: ParamsTree,
     token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
@@ -2788,7 +2807,7 @@ def token_embed(
 ) -> _TokenEmbed_params_token_ids: ...
 @overload
 def token_embed(
-    params: Params,
+    params: ParamsTree,
     token_ids: PlaceholderType,
     /,
     vocab_size: int,
@@ -2816,7 +2835,7 @@ class _TokenEmbed_params_token_ids(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         token_ids: Integer[Array, "*batch"],
     ) -> Float[Array, "*batch embed_dim"]: ...
 
@@ -2830,7 +2849,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
@@ -2838,7 +2857,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
 
 @overload
 def sequential(
-    params: Params,
+    params: ParamsTree,
     x: Shaped[Array, "*shape_in"],
     layers: Sequence[Callable[[Params, Array], Array]],
 ) -> Shaped[Array, "*shape_out"]: ...
@@ -2851,7 +2870,7 @@ def sequential(
 ) -> _Sequential_params_x: ...
 @overload
 def sequential(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     layers: Sequence[Callable[[Params, Array], Array]],
@@ -2869,7 +2888,7 @@ class _Sequential_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Shaped[Array, "*shape_in"],
     ) -> Shaped[Array, "*shape_out"]: ...
 
@@ -2883,7 +2902,7 @@ class _Sequential_params_x_layers(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Shaped[Array, "*shape_in"],
         layers: Sequence[Callable[[Params, Array], Array]],
     ) -> Shaped[Array, "*shape_out"]: ...

@@ -23,7 +23,7 @@ from ._context import running_calls
 from ._initializers import default_initializer, initialize_leaf, to_dtype
 from ._paths import format_path, nest
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Flexible1, Flexible2, Flexible3, Initializer, Leaf, Params, Path, PRNGKey, Shape
+from ._types import DType, Flexible1, Flexible2, Flexible3, Initializer, Leaf, ParamsTree, Path, PRNGKey, Shape
 
 MSG_DIMS_NEED_FLEXIBLE = """\
 validate: the shape {shape!r} names dims, which bind from the arguments of the running
@@ -229,7 +229,7 @@ def initialize(
 
 
 def validate(
-    array: Params | Array,
+    array: ParamsTree,
     shape: Shape | str | Any,
     initializer: Initializer = default_initializer,
     *,

@@ -33,19 +33,30 @@ DType = Any
 
 
 if TYPE_CHECKING:
-    Params = TypeAliasType("Params", "Mapping[Any, Params] | Array")
+    ParamsTree = TypeAliasType("ParamsTree", "Mapping[Any, Params] | Array")
+    Params = TypeAliasType("Params", "ParamsTree | Any")
 else:  # at run time (beartype), one level: a mapping or an array, resolvable from any module
+    ParamsTree = TypeAliasType("ParamsTree", Mapping[Any, Any] | Array)
     Params = TypeAliasType("Params", Mapping[Any, Any] | Array)
-"""A params tree as the type checkers see it: nested mappings whose leaves are arrays.
+"""``ParamsTree``: what a net takes, a mapping of params or an array (a leaf). ``Params``: what
+you hold and annotate (``trace``'s result, a train step's params), a ``ParamsTree`` or a value
+typed wider by another library.
 
-``trace`` returns one; every net takes one. A nested ``dict`` of ``jax.Array`` is one, and so
-is a ``jax.Array`` (a leaf); it is also an ``optax`` ``ArrayTree``, so params go to optax as
-they are. It is deliberately not ``Any``: an ``Any`` argument would make every overload of a
-holed net match, and every result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf
-typed as an array.
+Every zephyr net takes a ``ParamsTree`` (the stubs say so), so ``nets.linear(3, x, 256)`` is a
+type error. A nested ``dict`` of ``jax.Array`` is one, and so is a ``jax.Array``. Its values
+are ``Params`` (a self-recursive ``ParamsTree`` is partly unknown to pyright), so a wrong
+leaf *inside* a dict literal (``{"weights": 3}``) is not a type error; it is a run-time one.
 
-A ``TypedDict`` of arrays is *not* a ``Params`` (its values are ``object`` to a checker);
-nets annotated with a ``TypedDict`` are shown to users with ``Params`` in the stubs.
+``Params`` is ``ParamsTree | Any``: anything assigns *to* it, so optax's results (annotated
+``ArrayTree``, a union with ``int`` and ``Iterable``) assign back to a train step's
+``-> tuple[Params, ...]`` with no cast; a ``Params`` value assigns only where every part of
+the union does (a net's ``ParamsTree``, not an ``int``), and holed calls stay typed: it is
+not ``Any``. An ``Any`` argument would make every overload of a holed net match, and every
+result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf typed as an array.
+
+A ``TypedDict`` of arrays is *not* a ``ParamsTree`` (its values are ``object`` to a checker);
+nets annotated with a ``TypedDict`` are shown to users with ``ParamsTree`` in the stubs. At
+run time (checking on) both are one level: a mapping or an array.
 """
 
 
@@ -201,9 +212,9 @@ _H = PlaceholderType
 # (``Signature*``: one overload per view). The result (``Flexible*``) is called:
 #   - without a hole: against ``_Q``, the function's own signature (names, defaults,
 #     keywords), so a wrong argument is an error about the call;
-#   - with a ``Params`` first argument: a net annotated with a params ``TypedDict`` takes a
+#   - with a ``ParamsTree`` first argument: a net annotated with a params ``TypedDict`` takes a
 #     subtree of traced params (typed ``Params``), but a ``dict`` literal with a wrong key is
-#     still an error (a ``dict`` is not a ``Params``);
+#     still an error (a ``dict`` is not a ``ParamsTree``);
 #   - with holes among the first three positional parameters: a callable of exactly the
 #     missing ones, in order and in their types. Each hole overload requires a
 #     ``PlaceholderType`` (``@final``, so no value is one) at each hole, so no call without a
@@ -265,7 +276,7 @@ class Flexible1(Protocol[_Q, _A, _P1, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
 
@@ -279,13 +290,13 @@ class Flexible2(Protocol[_Q, _A, _P1, _B, _P2, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
     @overload
     def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
+    def __call__(self, a: _A | ParamsTree, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
 
 
 class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
@@ -301,21 +312,21 @@ class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: _A | ParamsTree, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: _A | ParamsTree, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_C], _R]: ...
+    def __call__(self, a: _A | ParamsTree, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_C], _R]: ...
 
 
 def name_of(f: object) -> str:

@@ -184,7 +184,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("conv_2d rank", lambda: trace(nets.conv_2d(_, _, 4, 3), K, X), ValueError, r"conv: `x` must have at least 3 axes .*got shape \(2, 4\)"),
     ("conv_2d groups", lambda: trace(nets.conv_2d(_, _, 4, 3, feature_group_count=2), K, IMG), ValueError, r"conv: `feature_group_count` must divide both the 3 input channels of `x` and `out_channels` 4, got 2"),
     ("conv_1d out negative", lambda: trace(nets.conv_1d(_, _, -1, 3), K, SEQ), ValueError, r"conv: `out_channels` must be a positive int, got -1"),
-    ("conv_transpose_2d kernel", lambda: trace(nets.conv_transpose_2d(_, _, 4, 0), K, IMG), ValueError, r"conv: `kernel_size` must be a positive int or 2 positive ints, got 0"),
+    ("conv_transpose_2d kernel", lambda: trace(nets.conv_transpose_2d(_, _, 4, 0), K, IMG), ValueError, r"conv_transpose: `kernel_size` must be a positive int or 2 positive ints, got 0"),
     # attention (owned elsewhere)
     ("mha heads 0", lambda: trace(nets.multi_head_attention(_, _, _, _, 0), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
     ("mha heads str", lambda: trace(nets.multi_head_attention(_, _, _, _, "2"), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got '2'"),

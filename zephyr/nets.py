@@ -32,6 +32,7 @@ from ._nets._conv import conv as conv
 from ._nets._conv import conv_1d as conv_1d
 from ._nets._conv import conv_2d as conv_2d
 from ._nets._conv import conv_3d as conv_3d
+from ._nets._conv import conv_transpose as conv_transpose
 from ._nets._conv import conv_transpose_1d as conv_transpose_1d
 from ._nets._conv import conv_transpose_2d as conv_transpose_2d
 from ._nets._conv import conv_transpose_3d as conv_transpose_3d

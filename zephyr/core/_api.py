@@ -24,7 +24,7 @@ from ._initializers import default_initializer, initialize_leaf, to_dtype
 from ._paths import nest
 from ._replay import call_during_trace as call_during_trace  # for the net wrapper above
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Initializer, Leaf, Params, Path, PRNGKey, Shape, format_path
+from ._types import DType, Initializer, Leaf, Params, ParamsTree, Path, PRNGKey, Shape, format_path
 
 _NAMED_SHAPE: list[Callable[[object, str], tuple[Shape, DType | None]]] = []
 
@@ -107,7 +107,7 @@ def initialize(
 
 
 def validate(
-    array: Params | Array,
+    array: ParamsTree,
     shape: Shape | str | Any,
     initializer: Initializer = default_initializer,
     *,

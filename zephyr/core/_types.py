@@ -32,19 +32,30 @@ DType = Any
 
 
 if TYPE_CHECKING:
-    Params = TypeAliasType("Params", "Mapping[Any, Params] | Array")
+    ParamsTree = TypeAliasType("ParamsTree", "Mapping[Any, Params] | Array")
+    Params = TypeAliasType("Params", "ParamsTree | Any")
 else:  # at run time (beartype), one level: a mapping or an array, resolvable from any module
+    ParamsTree = TypeAliasType("ParamsTree", Mapping[Any, Any] | Array)
     Params = TypeAliasType("Params", Mapping[Any, Any] | Array)
-"""A params tree as the type checkers see it: nested mappings whose leaves are arrays.
+"""``ParamsTree``: what a net takes, a mapping of params or an array (a leaf). ``Params``: what
+you hold and annotate (``trace``'s result, a train step's params), a ``ParamsTree`` or a value
+typed wider by another library.
 
-``trace`` returns one; every net takes one. A nested ``dict`` of ``jax.Array`` is one, and so
-is a ``jax.Array`` (a leaf); it is also an ``optax`` ``ArrayTree``, so params go to optax as
-they are. It is deliberately not ``Any``: an ``Any`` argument would make every overload of a
-net's stub match, and every result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf
-typed as an array.
+Every zephyr net takes a ``ParamsTree`` (the stubs say so), so ``nets.linear(3, x, 256)`` is a
+type error. A nested ``dict`` of ``jax.Array`` is one, and so is a ``jax.Array``. Its values
+are ``Params`` (a self-recursive ``ParamsTree`` is partly unknown to pyright), so a wrong
+leaf *inside* a dict literal (``{"weights": 3}``) is not a type error; it is a run-time one.
 
-A ``TypedDict`` of arrays is *not* a ``Params`` (its values are ``object`` to a checker);
-nets annotated with a ``TypedDict`` are shown to users with ``Params`` in the stubs.
+``Params`` is ``ParamsTree | Any``: anything assigns *to* it, so optax's results (annotated
+``ArrayTree``, a union with ``int`` and ``Iterable``) assign back to a train step's
+``-> tuple[Params, ...]`` with no cast; a ``Params`` value assigns only where every part of
+the union does (a net's ``ParamsTree``, not an ``int``), and holed calls stay typed: it is
+not ``Any``. An ``Any`` argument would make every overload of a holed net match, and every
+result ``Any``. Use ``validate(params["w"], shape)`` to get a leaf typed as an array.
+
+A ``TypedDict`` of arrays is *not* a ``ParamsTree`` (its values are ``object`` to a checker);
+nets annotated with a ``TypedDict`` are shown to users with ``ParamsTree`` in the stubs. At
+run time (checking on) both are one level: a mapping or an array.
 """
 
 

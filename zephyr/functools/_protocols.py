@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ParamSpec, Protocol, TypeVar, overload
 
-from ..core._types import Params
+from ..core._types import ParamsTree
 from ._partial import PlaceholderType
 
 _Q = ParamSpec("_Q")
@@ -27,9 +27,9 @@ _H = PlaceholderType
 # (``Signature*``: one overload per view). The result (``Flexible*``) is called:
 #   - without a hole: against ``_Q``, the function's own signature (names, defaults,
 #     keywords), so a wrong argument is an error about the call;
-#   - with a ``Params`` first argument: a net annotated with a params ``TypedDict`` takes a
+#   - with a ``ParamsTree`` first argument: a net annotated with a params ``TypedDict`` takes a
 #     subtree of traced params (typed ``Params``), but a ``dict`` literal with a wrong key is
-#     still an error (a ``dict`` is not a ``Params``);
+#     still an error (a ``dict`` is not a ``ParamsTree``);
 #   - with holes among the first three positional parameters: a callable of exactly the
 #     missing ones, in order and in their types. Each hole overload requires a
 #     ``PlaceholderType`` (``@final``, so no value is one) at each hole, so no call without a
@@ -91,7 +91,7 @@ class Flexible1(Protocol[_Q, _A, _P1, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
 
@@ -105,13 +105,13 @@ class Flexible2(Protocol[_Q, _A, _P1, _B, _P2, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
     @overload
     def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
+    def __call__(self, a: _A | ParamsTree, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
 
 
 class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
@@ -127,18 +127,18 @@ class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
     @overload
-    def __call__(self, a: Params, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: ParamsTree, /, *args: _P1.args, **kwargs: _P1.kwargs) -> _R: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_A, _B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: _A | ParamsTree, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
     def __call__(self, a: _H, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_A, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
+    def __call__(self, a: _A | ParamsTree, b: _H, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_B, _C], _R]: ...  # type: ignore[overload-overlap]  # see above
     @overload
-    def __call__(self, a: _A | Params, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_C], _R]: ...
+    def __call__(self, a: _A | ParamsTree, b: _B, c: _H, /, *args: _P3.args, **kwargs: _P3.kwargs) -> Callable[[_C], _R]: ...

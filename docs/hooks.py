@@ -223,6 +223,8 @@ def relative_404(html: str) -> str:
 def on_config(config: Any) -> Any:
     config["copyright"] = f"zephyr {version()}"
     config["extra"]["version"] = version()
+    if config["repo_url"] and not config["edit_uri"]:  # ZEPHYR_REPO_URL set: each page's edit link
+        config["edit_uri"] = "edit/main/docs/"
     plugin = config["plugins"].get("mkdocstrings")
     if plugin is not None:
         local_inventories(plugin.config["handlers"])

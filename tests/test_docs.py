@@ -187,8 +187,9 @@ def test_the_repository_link_comes_from_zephyr_repo_url(monkeypatch: pytest.Monk
     root = DOCS.parent
     monkeypatch.delenv("ZEPHYR_REPO_URL", raising=False)
     config = load_config(str(root / "mkdocs.yml"))
-    assert not config["repo_url"]  # no address: no header link
+    assert not config["repo_url"]  # no address: no header link, no edit links
+    assert not load("hooks").on_config(config)["edit_uri"]
     monkeypatch.setenv("ZEPHYR_REPO_URL", "https://github.com/example/zephyr")
     config = load_config(str(root / "mkdocs.yml"))
     assert config["repo_url"] == "https://github.com/example/zephyr"
-    assert config["edit_uri"] == "edit/main/docs/"
+    assert load("hooks").on_config(config)["edit_uri"] == "edit/main/docs/"

@@ -23,8 +23,8 @@ from ._cache import cached_specs, function_key, signature_key, store_specs
 from ._initializers import default_initializer, initialize_leaf, to_dtype
 from ._paths import nest
 from ._replay import call_during_trace as call_during_trace  # for the net wrapper above
-from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Initializer, Leaf, Params, ParamsTree, Path, PRNGKey, Shape, format_path
+from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract, stand_in_name
+from ._types import DType, Initializer, Leaf, ParamsTree, Path, PRNGKey, Shape, format_path
 
 _NAMED_SHAPE: list[Callable[[object, str], tuple[Shape, DType | None]]] = []
 
@@ -156,14 +156,8 @@ def validate(
         if isinstance(shape, tuple | list):  # a sequence with an item that is not an int
             items: list[object] = list(cast("Iterable[object]", shape))
             index = next(i for i, d in enumerate(items) if not is_int(d))
-            node_given: object = array
-            where = (
-                f"validate of `{format_path(node_given.path, node_given.state.root)}`"
-                if type(node_given) is TraceNode
-                else f"validate of {_name_for_error(array, _caller())}"
-            )
             raise TypeError(
-                f"{where}: `shape` must be a tuple of ints, got {shape!r} (item {index} is "
+                f"validate of {_name_for_error(array, _caller())}: `shape` must be a tuple of ints, got {shape!r} (item {index} is "
                 f"{type(items[index]).__name__} {items[index]!r}; sizes computed with / are floats: use //)"
             )
         if not _NAMED_SHAPE:
@@ -251,11 +245,11 @@ def _caller() -> FrameType:
 
 
 def _name_for_error(array: object, frame: Any) -> str:
-    found = active_stand_in(array)
-    if found is not None:
-        state, path = found
-        return f"`{format_path(path, state.root)}`"
-    return describe_call_argument(frame)
+    node: object = array
+    if type(node) is TraceNode:
+        return f"`{format_path(node.path, node.state.root)}`"
+    name = stand_in_name(array)
+    return describe_call_argument(frame) if name is None else f"`{name}`"
 
 
 def abstract_trace(f: Callable[..., object], *args: Any, **kwargs: Any) -> Any:

@@ -88,7 +88,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("trace int key", lambda: trace(nets.linear(_, _, 3), 0, X), TypeError, r"trace: `key` must be a JAX random key.*got int 0"),
     ("trace float key", lambda: trace(nets.linear(_, _, 3), 1.5, X), TypeError, r"trace: `key` must be a JAX random key.*got float 1.5"),
     ("trace key array", lambda: trace(nets.linear(_, _, 3), jax.random.split(K, 2), X), TypeError, r"trace: `key` must be a JAX random key.*got PRNGKeyArray of shape \(2,\)"),
-    ("trace hole unfilled", lambda: trace(nets.linear(_, _, _), K, X), TypeError, r"trace: `linear` returned a function with holes still unfilled"),
+    ("trace hole unfilled", lambda: trace(nets.linear(_, _, _), K, X), TypeError, r"trace: `linear` returned a function instead of its output"),
     ("trace hole as arg", lambda: trace(nets.linear, K, X, _), TypeError, r"trace: an argument of `linear` is the placeholder `_`"),
     ("trace_with_state key", lambda: trace_with_state(nets.batch_norm(_, _, _, True), "k", X), TypeError, r"trace_with_state: `key` must be a JAX random key.*got str 'k'"),
     ("trace huge leaf", lambda: trace(lambda p, x: validate(p["huge"], (16, 2**38)), K, X), ValueError, r"trace: `params\['huge'\]` of shape \(16, 274877906944\) and dtype float32 needs 16384.0 GiB, more than one device holds"),

@@ -29,15 +29,18 @@ from zephyr._nets._block import parallel as parallel
 from zephyr._nets._block import post_norm as post_norm
 from zephyr._nets._block import pre_norm as pre_norm
 from zephyr._nets._block import sandwich as sandwich
+from zephyr._nets._block import without_dropout as without_dropout
 from zephyr._nets._transformer import TransformerParams as TransformerParams
 from zephyr._nets._decode import Cache as Cache
 from zephyr._nets._decode import init_cache as init_cache
 from zephyr._nets._decode import step as step
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
+from zephyr._nets._recurrent import CellInitializers as CellInitializers
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
 from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
+from zephyr._nets._recurrent import cell_initializers as cell_initializers
 from zephyr._nets._recurrent import gate_initializer as gate_initializer
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
@@ -646,7 +649,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]: ...
 @overload
@@ -662,7 +664,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_k_v: ...
 @overload
@@ -678,7 +679,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_v: ...
 
@@ -714,7 +714,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def multi_head_attention(
@@ -731,7 +730,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
@@ -748,7 +746,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_v: ...
 @overload
 def multi_head_attention(
@@ -765,7 +762,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v_attention: ...
 
 class _MultiHeadAttention_params_q_k_v(Protocol):
@@ -807,7 +803,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def multi_head_self_attention(
@@ -821,7 +816,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
@@ -835,7 +829,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_x: ...
 @overload
 def multi_head_self_attention(
@@ -849,7 +842,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x_attention: ...
 
 class _MultiHeadSelfAttention_params_x(Protocol):
@@ -1524,7 +1516,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1541,7 +1532,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1558,7 +1548,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1575,7 +1564,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1616,7 +1604,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer_block(
@@ -1629,7 +1616,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
@@ -1642,7 +1628,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_x: ...
 @overload
 def transformer_block(
@@ -1655,7 +1640,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x_block: ...
 
 class _TransformerBlock_params_x(Protocol):
@@ -1761,9 +1745,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -1777,9 +1759,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1794,9 +1774,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x: ...
@@ -1811,9 +1789,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x: ...
@@ -1843,9 +1819,7 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1857,9 +1831,7 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t: ...
@@ -1871,9 +1843,7 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t: ...
@@ -1885,9 +1855,7 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t_hidden_size: ...
@@ -1931,9 +1899,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -1947,9 +1913,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -1964,9 +1928,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x: ...
@@ -1981,9 +1943,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x: ...
@@ -2013,9 +1973,7 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2027,9 +1985,7 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t: ...
@@ -2041,9 +1997,7 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t: ...
@@ -2055,9 +2009,7 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t_hidden_size: ...
@@ -2167,9 +2119,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -2184,9 +2134,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2202,9 +2150,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x: ...
@@ -2220,9 +2166,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x: ...
@@ -2253,9 +2197,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2268,9 +2210,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t: ...
@@ -2283,9 +2223,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t: ...
@@ -2298,9 +2236,7 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t_hidden_size: ...

@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import jax
 from jax import Array
+from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
 from .._checks import int_pairs, is_positive_int, min_rank, positive_int, positive_ints
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from .._flexible import flexible
 from ._dtypes import compute_dtype

@@ -13,7 +13,7 @@ from ..core._types import DType as DType
 from ..core._types import Initializer as Initializer
 from ..core._types import Params as Params
 from ..core._types import ParamsTree as ParamsTree
-from ..core._types import PlaceholderType as PlaceholderType
+from ..functools._partial import PlaceholderType as PlaceholderType
 from ..core._types import PRNGKey as PRNGKey
 from ..core._types import Shape as Shape
 from ._checking import checking as checking

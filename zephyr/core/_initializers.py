@@ -225,3 +225,49 @@ def initialize_leaf(leaf: Leaf, key: PRNGKey, sharding: jax.sharding.Sharding | 
             f"shape {value.shape}, expected {leaf.shape}"
         )
     return value
+
+
+class LeafDraws:
+    """The leaves of one ``trace`` drawn while its forward still runs (issue 26).
+
+    ``trace`` hands this to the params' ``TraceState`` as ``on_final``: each leaf is drawn
+    the moment its shape, dtype and initializer are final, with the key and program
+    ``initialize`` would use, so the value is the same. JAX dispatches the draw
+    asynchronously: XLA computes it on its own threads while Python goes on tracing the
+    forward. ``values`` holds what was drawn, by path; ``initialize`` draws the rest.
+
+    ``check(leaf)`` runs before each draw (``check_fits``). Drawing stops at the first leaf
+    that raises (too large, a failing initializer) and leaves it undrawn: ``initialize``
+    draws it again after the forward and raises there, as it would without this.
+
+    >>> import jax, numpy as np
+    >>> from zephyr.tags import Leaf
+    >>> draws = LeafDraws(jax.random.key(0), lambda leaf: None)
+    >>> draws(Leaf(("b",), (2,), np.dtype("float32")))
+    >>> draws.values[("b",)].tolist()
+    [0.0, 0.0]
+    """
+
+    __slots__ = ("key", "check", "values", "stopped")
+
+    def __init__(self, key: PRNGKey, check: Callable[[Leaf], object]) -> None:
+        self.key = key
+        self.check = check
+        self.values: dict[Any, Array] = {}
+        self.stopped = False
+
+    def __call__(self, leaf: Leaf) -> None:
+        if self.stopped:
+            return
+        try:
+            self.check(leaf)
+            # Concrete, though called inside the forward's abstract run: the key is concrete.
+            with jax.core.eval_context():  # pyright: ignore[reportPrivateImportUsage]  # public in jax.core
+                self.values[leaf.path] = initialize_leaf(leaf, self.key)
+        except Exception:  # raised again, unchanged, by initialize after the forward
+            self.stopped = True
+
+    def discard(self) -> None:
+        """Drop every value drawn (the trace failed: nothing outlives it)."""
+        self.values.clear()
+        self.stopped = True

@@ -11,6 +11,8 @@ import importlib.util
 import types
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -177,3 +179,16 @@ def test_the_committed_inventories_hold_the_names_the_docs_link() -> None:
         assert name in names, name
     assert names["jax.Array"] == "_autosummary/jax.Array.html#$"
     assert names["jaxtyping.Float"] == "api/array/"
+
+
+def test_the_repository_link_comes_from_zephyr_repo_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mkdocs.config import load_config
+
+    root = DOCS.parent
+    monkeypatch.delenv("ZEPHYR_REPO_URL", raising=False)
+    config = load_config(str(root / "mkdocs.yml"))
+    assert not config["repo_url"]  # no address: no header link
+    monkeypatch.setenv("ZEPHYR_REPO_URL", "https://github.com/example/zephyr")
+    config = load_config(str(root / "mkdocs.yml"))
+    assert config["repo_url"] == "https://github.com/example/zephyr"
+    assert config["edit_uri"] == "edit/main/docs/"

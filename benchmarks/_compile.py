@@ -10,6 +10,10 @@ step: the nets' Python runs here), ``.compile()`` (XLA), then the first call unt
 result is ready: the first step's wall time is their sum, what a user waits for at the first
 ``jit(step)(...)``. The fastest of ``cfg.compile_reps`` runs (a compile's outliers are
 pauses, not its cost); the jaxpr's equation count of each side says how much was staged.
+Each figure is taken twice: wall time, and the CPU time of the whole process (every
+thread: XLA compiles on several). On a machine shared with other jobs the wall time of a
+compile moves with their load (30 s of wall for 1 s of CPU at a load of 15 on 2 cores);
+the CPU time does not, so the ratios are of CPU time.
 """
 
 from __future__ import annotations
@@ -53,20 +57,24 @@ def _equations(jaxpr: Any) -> int:
 
 def build_times(sides: dict[str, Callable[..., Any]], args: tuple[Any, ...], reps: int) -> dict[str, dict[str, float]]:
     """Per side, the fastest lower, compile and first step (lower + compile + first call) of ``reps``, in turn."""
-    runs: dict[str, dict[str, list[float]]] = {name: {"lower": [], "compile": [], "first_step": []} for name in sides}
+    kinds = ("lower", "compile", "first_step")
+    runs: dict[str, dict[str, list[float]]] = {
+        name: {kind + suffix: [] for kind in kinds for suffix in ("", "_cpu")} for name in sides
+    }
     for i in range(reps):
         for name, step in in_turn(sides, i):
             fresh = jax.jit(_anew(step))
-            start = time.perf_counter()
+            marks = [(time.perf_counter(), time.process_time())]
             lowered = fresh.lower(*args)
-            lowered_at = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             compiled = lowered.compile()
-            compiled_at = time.perf_counter()
+            marks.append((time.perf_counter(), time.process_time()))
             jax.block_until_ready(compiled(*args))
-            done = time.perf_counter()
-            runs[name]["lower"].append(lowered_at - start)
-            runs[name]["compile"].append(compiled_at - lowered_at)
-            runs[name]["first_step"].append(done - start)
+            marks.append((time.perf_counter(), time.process_time()))
+            for clock, suffix in ((0, ""), (1, "_cpu")):
+                runs[name]["lower" + suffix].append(marks[1][clock] - marks[0][clock])
+                runs[name]["compile" + suffix].append(marks[2][clock] - marks[1][clock])
+                runs[name]["first_step" + suffix].append(marks[3][clock] - marks[0][clock])
     return {name: {kind: min(ts) for kind, ts in kinds.items()} for name, kinds in runs.items()}
 
 
@@ -93,9 +101,11 @@ def section_compile(cfg: Config, out: JSON) -> None:
             for side, step in steps.items():
                 row[side]["jaxpr_equations"] = _equations(jax.make_jaxpr(step)(*args).jaxpr)
             for kind in ("lower", "compile", "first_step"):
-                row[f"{kind}_ratio"] = times["zephyr"][kind] / times["raw"][kind]
+                row[f"{kind}_ratio"] = times["zephyr"][kind + "_cpu"] / times["raw"][kind + "_cpu"]
+                row[f"{kind}_wall_ratio"] = times["zephyr"][kind] / times["raw"][kind]
             rows[name] = row
             log(f"compile {name}: " + ", ".join(
                 f"{side} lower {ms(t['lower'])} compile {ms(t['compile'])} first step {ms(t['first_step'])}"
+                f" (CPU {ms(t['lower_cpu'])}, {ms(t['compile_cpu'])}, {ms(t['first_step_cpu'])})"
                 f" ({row[side]['jaxpr_equations']} eqns)" for side, t in times.items()))
     out["compile"] = rows

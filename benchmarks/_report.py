@@ -151,15 +151,17 @@ def table(cfg: Config, r: JSON) -> list[Row]:
                             f"{k['hlo_ops_raw']} ops", "same" if k["hlo_same_text"] else
                             ("same opcodes" if k["hlo_same_opcodes"] else "differs"),
                             "same where possible", _met(k["hlo_same_opcodes"])))
-    for name, row in r.get("compile", {}).items():  # issue 26: building the LLaMA train step
+    for name, row in r.get("compile", {}).items():  # issue 26: building the LLaMA train step (CPU time)
         z, w = row["zephyr"], row["raw"]
         what = f"LLaMA train step, {row['blocks']} blocks {'scan' if row['scan'] else 'loop'}"
-        rows.append(Row(f"{what}: lower+compile", ms(z["lower"] + z["compile"]), ms(w["lower"] + w["compile"]),
-                        f"{(z['lower'] + z['compile']) / (w['lower'] + w['compile']):.2f}x "
-                        f"(lower {row['lower_ratio']:.2f}x, compile {row['compile_ratio']:.2f}x)",
-                        "<= 1.00x +10%", _met((z["lower"] + z["compile"]) <= 1.1 * (w["lower"] + w["compile"]))))
-        rows.append(Row(f"  {what}: first step (lower, compile, first call)", ms(z["first_step"]), ms(w["first_step"]),
-                        f"{row['first_step_ratio']:.2f}x (jaxpr {z['jaxpr_equations']} vs {w['jaxpr_equations']} eqns)",
+        built_z, built_w = z["lower_cpu"] + z["compile_cpu"], w["lower_cpu"] + w["compile_cpu"]
+        rows.append(Row(f"{what}: lower+compile, CPU time", ms(built_z), ms(built_w),
+                        f"{built_z / built_w:.2f}x (lower {row['lower_ratio']:.2f}x, compile {row['compile_ratio']:.2f}x)",
+                        "<= 1.00x +10%", _met(built_z <= 1.1 * built_w)))
+        rows.append(Row(f"  {what}: first step (lower, compile, first call), CPU time; wall",
+                        f"{ms(z['first_step_cpu'])}; {ms(z['first_step'])}", f"{ms(w['first_step_cpu'])}; {ms(w['first_step'])}",
+                        f"{row['first_step_ratio']:.2f}x; wall {row['first_step_wall_ratio']:.2f}x "
+                        f"(jaxpr {z['jaxpr_equations']} vs {w['jaxpr_equations']} eqns)",
                         "<= 1.00x +10%", _met(row["first_step_ratio"] <= 1.1)))
     eager = r.get("eager")
     if eager:

@@ -20,7 +20,7 @@ from .._jax import shape_dtype_struct, tree_flatten
 from .._source import describe_call_argument
 from ._cache import cached_specs, function_key, signature_key, store_specs
 from ._context import running_calls
-from ._initializers import LeafDraws, default_initializer, initialize_leaf, to_dtype
+from ._initializers import default_initializer, initialize_leaf, to_dtype
 from ._paths import format_path, nest
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
 from ._types import DType, Flexible1, Flexible2, Flexible3, Initializer, Leaf, Params, Path, PRNGKey, Shape
@@ -107,16 +107,8 @@ def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: objec
         {'bias': (3,), 'weights': (4, 3)}
     """
     check_random_key(key, "trace")
-    # Each leaf is drawn as soon as it is declared, while the forward goes on (a concrete key:
-    # under jit the draws stage into the caller's program, after the forward as before).
-    draws = None if isinstance(key, core.Tracer) else LeafDraws(key, check_fits)
-    try:
-        (specs,) = _collect_specs(f, args, kwargs, ("params",), draws)
-    except BaseException:
-        if draws is not None:
-            draws.discard()
-        raise
-    return _initialize(specs, key, None, draws.values if draws is not None else {})
+    (specs,) = collect_specs(f, args, kwargs)
+    return initialize(specs, key)
 
 
 S = TypeVar("S")
@@ -184,18 +176,6 @@ def collect_specs(
         >>> [(spec.name, spec.shape) for spec in specs.values()]
         [("params['weights']", (5, 3)), ("params['bias']", (3,))]
     """
-    return _collect_specs(f, args, kwargs, roots, None)
-
-
-def _collect_specs(
-    f: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    roots: tuple[str, ...],
-    draws: LeafDraws | None,
-) -> tuple[dict[Path, Leaf], ...]:
-    """:func:`collect_specs`, the first root's leaves handed to ``draws`` as they are final
-    (when the forward runs: not on a cached run)."""
     leaves, treedef = tree_flatten((args, kwargs))
     fkey = function_key(f)
     signature = signature_key(leaves, treedef, is_array_input) if fkey is not None else None
@@ -204,7 +184,7 @@ def _collect_specs(
         cached = cached_specs(key)
         if cached is not None:
             return cached
-    states = tuple(TraceState(root, draws if i == 0 else None) for i, root in enumerate(roots))
+    states = tuple(TraceState(root) for root in roots)
     run_abstract(f, args, kwargs, states)
     specs = tuple(state.specs for state in states)
     if key is not None:
@@ -230,17 +210,6 @@ def initialize(
         >>> params["weights"].shape
         (5, 3)
     """
-    return _initialize(specs, key, placement, {})
-
-
-def _initialize(
-    specs: dict[Path, Leaf],
-    key: PRNGKey,
-    placement: Callable[[Leaf], Any] | None,
-    drawn: dict[Path, Array],
-) -> dict[Any, Any]:
-    """:func:`initialize`, taking the leaves in ``drawn`` as they are (drawn during the forward
-    by ``LeafDraws``, with the same key: the same values)."""
     # Concrete even when called inside another trace (a trace inside a trace): the key is
     # concrete, so the leaves are too. A traced key (trace under jit) still stages.
     # `eval_context`, not `ensure_compile_time_eval`: the latter would also constant-fold
@@ -252,7 +221,7 @@ def _initialize(
     staged = isinstance(key, core.Tracer)
     with nullcontext() if staged else core.eval_context():
         values = {
-            path: drawn[path] if path in drawn else initialize_leaf(spec, key, placement(spec) if placement else None)
+            path: initialize_leaf(spec, key, placement(spec) if placement else None)
             for path, spec in specs.items()
         }
     root = next(iter(specs.values())).root if specs else "params"

@@ -53,11 +53,9 @@ or a replayed call (which stands for the declarations of its record, moved to it
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
-    __slots__ = (
-        "root", "specs", "prefixes", "from_signature", "stand_ins", "where", "journal", "replays", "on_final",
-    )
+    __slots__ = ("root", "specs", "prefixes", "from_signature", "stand_ins", "where", "journal", "replays")
 
-    def __init__(self, root: str = "params", on_final: Callable[[Leaf], object] | None = None) -> None:
+    def __init__(self, root: str = "params") -> None:
         self.root = root  # how paths are written in messages: params[...] or state[...]
         self.specs: dict[Path, Leaf] = {}
         # Every proper prefix of a declared path: the subtrees that exist so far.
@@ -73,11 +71,6 @@ class TraceState:
         # Every declaration in order, and the calls recorded for replay (``_replay.py``).
         self.journal: list[Declaration] = []
         self.replays: dict[Hashable, Any] = {}
-        # Called with each leaf as soon as its shape, dtype and initializer are final (declared
-        # by `validate`, or a signature's leaf refined by it): `trace` starts drawing it there,
-        # while the forward goes on (``_initializers.LeafDraws``). A signature's leaf never
-        # refined is final only when the forward ends: it is drawn then.
-        self.on_final = on_final
 
     def stand_in(self, spec: Leaf) -> Array:
         """An abstract array shaped like ``spec``, created in whatever JAX trace is current."""
@@ -106,13 +99,9 @@ class TraceState:
             self.prefixes.update(spec.path[:i] for i in range(len(spec.path)))
             if from_signature:
                 self.from_signature.add(spec.path)
-            elif self.on_final is not None:
-                self.on_final(spec)
         elif spec.path in self.from_signature and not from_signature and earlier.shape == spec.shape:
             self.from_signature.discard(spec.path)
-            refined = self.specs[spec.path] = replace(spec, tags=_merged(earlier.tags, spec.tags))
-            if self.on_final is not None:
-                self.on_final(refined)
+            self.specs[spec.path] = replace(spec, tags=_merged(earlier.tags, spec.tags))
         elif earlier.shape != spec.shape or earlier.dtype != spec.dtype:
             raise ValueError(
                 f"`{spec.name}`: declared twice with different shapes: first "
@@ -143,14 +132,12 @@ class TraceState:
         DECLARATIONS.count += 1
         if not leaves:
             return
-        specs, from_signature, on_final = self.specs, self.from_signature, self.on_final
+        specs, from_signature = self.specs, self.from_signature
         for relative, spec, only_signature in leaves:
             full = path + relative
-            moved = specs[full] = spec.at(full)
+            specs[full] = spec.at(full)
             if only_signature:
                 from_signature.add(full)
-            elif on_final is not None:
-                on_final(moved)
         self.prefixes.update(path[:i] for i in range(len(path)))
         self.prefixes.update(path + prefix for prefix in prefixes)
 

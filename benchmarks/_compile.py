@@ -1,5 +1,5 @@
 # jax annotates jit and the lowering stages partially.
-# pyright: reportUnknownMemberType=false
+# pyright: reportUnknownMemberType=false, reportUnknownVariableType=false, reportUnknownArgumentType=false
 """The "compile" section: how long the LLaMA-style model's train step takes to build (issue 26).
 
 For 4 and 32 blocks (``--quick``: 1), scanned and as a Python loop, the train step of

@@ -93,10 +93,12 @@ def gpt_plain_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) ->
         h = nets.layer_norm(params["attention_norm"], x)
         att = params["attention"]
         q, k, v = (nets.linear(att[name], h, d).reshape(*batch, seq, num_heads, head) for name in ("query", "key", "value"))
-        logits = jnp.einsum("...qhd,...khd->...hqk", q / math.sqrt(head), k)
-        causal = jnp.tril(jnp.ones((seq, seq), bool))
+        logits = jnp.einsum(  # pyright: ignore[reportUnknownMemberType]  # jax types einsum partially
+            "...qhd,...khd->...hqk", q / math.sqrt(head), k
+        )
+        causal = jnp.tril(jnp.ones((seq, seq), bool))  # pyright: ignore[reportUnknownMemberType]  # device is partially typed
         weights = jax.nn.softmax(jnp.where(causal, logits, -1e30), axis=-1)
-        heads = jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(*batch, seq, d)
+        heads = jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(*batch, seq, d)  # pyright: ignore[reportUnknownMemberType]  # see above
         x = x + nets.linear(att["out"], heads, d)
         return x + nets.mlp(params["mlp"], nets.layer_norm(params["mlp_norm"], x), [4 * d, d], jax.nn.gelu)
 

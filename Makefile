@@ -39,8 +39,8 @@ BANNER = -c 'import sys, jax, jaxlib; print(f"=== zephyr tests ($(1)): Python {s
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "zephyr needs Python 3.11 or newer on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[dev,examples,docs]"
+	$(PY) -m pip install --quiet --upgrade pip uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e ".[dev,examples,docs]"  # uv: minutes faster than pip
 	@touch $(STAMP)
 
 $(OLDEST_STAMP): pyproject.toml

@@ -1,8 +1,11 @@
-"""Mistral, Gemma 2, a BERT encoder and ViT from zephyr's built-in parts, with loaders of
+"""GPT-2, Mistral, Gemma 2, a BERT encoder and ViT from zephyr's built-in parts, with loaders of
 Hugging Face ``transformers`` state dicts and the tiny random references they are checked on.
 
 Each model is a few parts chosen from its Hugging Face config, nothing hand-written:
 
+- **GPT-2**: learned positions (``nets.positional_embed``), the default block (pre-norm layer
+  norms, tanh-GELU MLP of ``4 * d``, biases), tied output projection; the fused ``c_attn``
+  projection split into query, key and value.
 - **Mistral**: LLaMA's block (RMSNorm, RoPE, grouped-query attention, SwiGLU) with
   ``on_logits=nets.sliding_window(W)``; untied output projection.
 - **Gemma 2**: RMSNorm as ``x * (1 + w)`` (``unit_offset=True``), the ``sandwich``
@@ -40,15 +43,15 @@ from zephyr import nets, validate
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params
 
-Family = Literal["mistral", "gemma2", "bert", "vit"]
-FAMILIES: tuple[Family, ...] = ("mistral", "gemma2", "bert", "vit")
-DECODERS: tuple[Family, ...] = ("mistral", "gemma2")
+Family = Literal["gpt2", "mistral", "gemma2", "bert", "vit"]
+FAMILIES: tuple[Family, ...] = ("gpt2", "mistral", "gemma2", "bert", "vit")
+DECODERS: tuple[Family, ...] = ("gpt2", "mistral", "gemma2")
 NO_BIAS = nets.projections(use_bias=False)
 exact_gelu = partial(jax.nn.gelu, approximate=False)  # BERT's and ViT's "gelu"
 tanh_gelu = partial(jax.nn.gelu, approximate=True)  # Gemma's "gelu_pytorch_tanh"
 
 
-# ------------------------------------------------------------------ decoders (Mistral, Gemma 2)
+# ------------------------------------------------------------------ decoders (GPT-2, Mistral, Gemma 2)
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,20 @@ class Decoder:
     embed_scale: float = 1.0  # Gemma: sqrt(d)
     tied: bool = False  # the embedding table is the output projection
     final_cap: float | None = None  # Gemma 2: the logits soft-capped
+    max_positions: int | None = None  # GPT-2: learned positions (their table's length) instead of RoPE
+
+
+def gpt2(hf_config: Any) -> Decoder:
+    """The :class:`Decoder` of a ``GPT2Config``: the default block, causal, with GPT-2's sizes."""
+    c = hf_config
+    if c.activation_function not in ("gelu_new", "gelu_pytorch_tanh") or not c.scale_attn_weights or c.scale_attn_by_inverse_layer_idx:
+        raise ValueError(
+            f"gpt2: only the tanh GELU and the 1 / sqrt(head size) scale are modelled, got {c.activation_function!r}, "
+            f"scale_attn_weights={c.scale_attn_weights}, scale_attn_by_inverse_layer_idx={c.scale_attn_by_inverse_layer_idx}"
+        )
+    mlp = nets.feed_forward(c.n_inner or 4 * c.n_embd, tanh_gelu)
+    block = nets.block(nets.attention(c.n_head, causal=True), mlp, nets.layer_norm(_, _, eps=c.layer_norm_epsilon))
+    return Decoder(c.vocab_size, c.n_embd, c.n_layer, (block,), tied=c.tie_word_embeddings, max_positions=c.n_positions)
 
 
 def mistral(hf_config: Any) -> Decoder:
@@ -128,8 +145,11 @@ def rope_base(hf_config: Any) -> float:
     return float(rope.get("rope_theta", getattr(hf_config, "rope_theta", 10000.0)))
 
 
-def _embed(params: Params, tokens: Array, model: Decoder) -> Array:
+def _embed(params: Params, tokens: Array, model: Decoder, positions: Array | None, offset: Array | int = 0) -> Array:
     x = nets.token_embed(params["embed"], tokens, model.vocab_size, model.d)
+    if model.max_positions is not None:  # GPT-2: step t at positions[..., t], default offset + t
+        at = offset + jnp.arange(tokens.shape[-1]) if positions is None else positions
+        x = nets.positional_embed(params["positions"], x, model.max_positions, positions=at)
     # Gemma multiplies in the embeddings' dtype (a float32 sqrt(d), as transformers does)
     return x * jnp.asarray(model.embed_scale, x.dtype) if model.embed_scale != 1.0 else x
 
@@ -151,11 +171,16 @@ def decoder(
 
     ``padding_mask`` (True on real tokens) and ``positions`` for left-padded batches.
     """
-    x = _embed(params, tokens, model)
+    x = _embed(params, tokens, model, positions)
     h = nets.transformer(
-        params["transformer"], x, model.num_layers, model.blocks, padding_mask=padding_mask, positions=positions
+        params["transformer"], x, model.num_layers, model.blocks, padding_mask=padding_mask, positions=_rotated(model, positions)
     )
     return _unembed(params, h, model)
+
+
+def _rotated(model: Decoder, positions: Array | None) -> Array | None:
+    """The positions the attention's ``on_qk`` (RoPE) reads: none with learned positions."""
+    return None if model.max_positions is not None else positions
 
 
 def empty_cache(model: Decoder, batch: int, max_len: int) -> nets.Cache:
@@ -173,9 +198,8 @@ def decoder_step(
 ) -> tuple[Array, nets.Cache]:
     """Logits of new tokens ``(*batch, new)`` given the cache of those before (``padding_mask``
     over the cache's slots, ``positions`` of the new tokens)."""
-    h, cache = nets.step(
-        params["transformer"], cache, _embed(params, tokens, model), padding_mask=padding_mask, positions=positions
-    )
+    x = _embed(params, tokens, model, positions, cache.length)
+    h, cache = nets.step(params["transformer"], cache, x, padding_mask=padding_mask, positions=_rotated(model, positions))
     return _unembed(params, h, model), cache
 
 
@@ -283,6 +307,31 @@ def _stack(layers: list[dict[str, Any]], period: int, scan: bool = True) -> Para
         return {i: layer for i, layer in enumerate(layers)}
     slots = [jax.tree.map(lambda *a: jnp.stack(a), *layers[j::period]) for j in range(period)]
     return slots[0] if period == 1 else dict(enumerate(slots))
+
+
+def _conv1d(state_dict: StateDict, prefix: str, columns: slice = slice(None)) -> dict[str, Array]:
+    """A GPT-2 ``Conv1D`` (weight already ``(in, out)``: not transposed), its output ``columns``."""
+    return {"weights": _array(state_dict, f"{prefix}.weight")[:, columns], "bias": _array(state_dict, f"{prefix}.bias")[columns]}
+
+
+def gpt2_params(state_dict: StateDict, model: Decoder) -> Params:
+    """Params of :func:`decoder` from a ``GPT2LMHeadModel`` state dict: the fused ``c_attn``
+    ``(d, 3 d)`` split into query, key and value (in that order); the output tied to ``wte``."""
+    d, layers = model.d, []
+    for i in range(model.num_layers):
+        p = f"transformer.h.{i}."
+        qkv = {name: _conv1d(state_dict, p + "attn.c_attn", slice(j * d, (j + 1) * d)) for j, name in enumerate(("query", "key", "value"))}
+        layers.append({
+            "attention_norm": _norm(state_dict, p + "ln_1", bias=True),
+            "attention": {**qkv, "out": _conv1d(state_dict, p + "attn.c_proj")},
+            "mlp_norm": _norm(state_dict, p + "ln_2", bias=True),
+            "mlp": {0: _conv1d(state_dict, p + "mlp.c_fc"), 1: _conv1d(state_dict, p + "mlp.c_proj")},
+        })
+    return {
+        "embed": {"embeddings": _array(state_dict, "transformer.wte.weight")},
+        "positions": {"embeddings": _array(state_dict, "transformer.wpe.weight")},
+        "transformer": {"layers": _stack(layers, 1), "final_norm": _norm(state_dict, "transformer.ln_f", bias=True)},
+    }
 
 
 def decoder_params(state_dict: StateDict, model: Decoder) -> Params:
@@ -406,6 +455,11 @@ def hf_config(family: Family) -> Any:
     # initializer_range far above the default 0.02 (as examples/llama_hf_check.py): at 0.02
     # attention is almost uniform and a lost rotation or scale moves the logits very little.
     common: dict[str, Any] = {"hidden_size": 32, "num_attention_heads": 4, "intermediate_size": 48, "initializer_range": 0.3}
+    if family == "gpt2":
+        return transformers.GPT2Config(
+            vocab_size=67, n_positions=64, n_embd=32, n_layer=2, n_head=4, n_inner=48, resid_pdrop=0.0,
+            embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=0.3, bos_token_id=0, eos_token_id=0,
+        )  # fmt: skip
     if family == "mistral":
         return transformers.MistralConfig(
             vocab_size=67, num_hidden_layers=2, num_key_value_heads=2, sliding_window=4,
@@ -436,16 +490,15 @@ def reference(family: Family, seed: int = 0, batch: int = 2, seq: int = 12) -> R
     transformers: Any = importlib.import_module("transformers")
     safetensors_numpy: Any = importlib.import_module("safetensors.numpy")
     config = hf_config(family)
-    classes = {"mistral": "MistralForCausalLM", "gemma2": "Gemma2ForCausalLM", "bert": "BertModel", "vit": "ViTModel"}
+    classes = {"gpt2": "GPT2LMHeadModel", "mistral": "MistralForCausalLM", "gemma2": "Gemma2ForCausalLM", "bert": "BertModel", "vit": "ViTModel"}
     torch.manual_seed(seed)
     model = getattr(transformers, classes[family])(config).eval()
-    with torch.no_grad():  # norm scales off their init of ones (Gemma's w off zero), so that a lost scale shows
+    with torch.no_grad():  # norm scales off their init of ones (Gemma's w off zero), biases off zero: a lost one shows
         for name, parameter in model.named_parameters():
-            if "norm" not in name.lower():
-                continue
-            if name.endswith("weight") and family != "gemma2":
+            norm = "norm" in name.lower() or ".ln_" in name  # GPT-2's ln_1, ln_2, ln_f
+            if norm and name.endswith("weight") and family != "gemma2":
                 parameter.uniform_(0.5, 1.5)
-            else:  # a norm's bias, or Gemma's w of x * (1 + w)
+            elif norm or name.endswith("bias"):  # a bias, or Gemma's w of x * (1 + w)
                 parameter.uniform_(-0.5, 0.5)
     transformers.utils.logging.disable_progress_bar()  # save_pretrained's, on stderr
     with tempfile.TemporaryDirectory() as directory:  # the file a real checkpoint has (tied: no lm_head)
@@ -516,14 +569,14 @@ Model = Decoder | Bert | ViT
 
 def from_hf(family: Family, hf_config: Any) -> Model:
     """The zephyr model of a family's config."""
-    makers: dict[Family, Callable[[Any], Model]] = {"mistral": mistral, "gemma2": gemma2, "bert": bert, "vit": vit}
+    makers: dict[Family, Callable[[Any], Model]] = {"gpt2": gpt2, "mistral": mistral, "gemma2": gemma2, "bert": bert, "vit": vit}
     return makers[family](hf_config)
 
 
 def params_from_hf(state_dict: StateDict, model: Model) -> Params:
     """The params of a family's model from its transformers state dict."""
-    if isinstance(model, Decoder):
-        return decoder_params(state_dict, model)
+    if isinstance(model, Decoder):  # GPT-2's learned positions, or RoPE (Mistral, Gemma 2)
+        return decoder_params(state_dict, model) if model.max_positions is None else gpt2_params(state_dict, model)
     if isinstance(model, Bert):
         return bert_params(state_dict, model)
     return vit_params(state_dict, model)

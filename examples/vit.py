@@ -2,8 +2,8 @@
 
 Patches by a strided ``nets.conv_2d`` (2x2 patches of the 8x8 images: 16 tokens), a learned
 class token, learned positions (``nets.positional_embed``), then ``nets.transformer`` with
-dropout on the residual branches and the attention weights (a key per step in training,
-``deterministic=True`` at evaluation), and a linear head on the class token:
+dropout on the residual branches and the attention weights (a key per step in training; at
+evaluation the block of ``nets.without_dropout``), and a linear head on the class token:
 
     python examples/vit.py
     python examples/vit.py --epochs 30 --d 64
@@ -54,7 +54,9 @@ def vit(params: Params, images: Array, key: Array | None, config: Config) -> Arr
         nets.feed_forward(2 * config.d),
         residual_dropout=config.dropout,
     )
-    x = nets.transformer(params["transformer"], x, config.num_layers, block, key=key, deterministic=key is None)
+    if key is None:  # evaluation
+        block = nets.without_dropout(block)
+    x = nets.transformer(params["transformer"], x, config.num_layers, block, key=key)
     return nets.linear(params["head"], x[:, 0], NUM_CLASSES)
 
 

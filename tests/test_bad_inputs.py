@@ -88,7 +88,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("trace int key", lambda: trace(nets.linear(_, _, 3), 0, X), TypeError, r"trace: `key` must be a JAX random key.*got int 0"),
     ("trace float key", lambda: trace(nets.linear(_, _, 3), 1.5, X), TypeError, r"trace: `key` must be a JAX random key.*got float 1.5"),
     ("trace key array", lambda: trace(nets.linear(_, _, 3), jax.random.split(K, 2), X), TypeError, r"trace: `key` must be a JAX random key.*got PRNGKeyArray of shape \(2,\)"),
-    ("trace hole unfilled", lambda: trace(nets.linear(_, _, _), K, X), TypeError, r"trace: `linear` returned a function with holes still unfilled"),
+    ("trace hole unfilled", lambda: trace(nets.linear(_, _, _), K, X), TypeError, r"trace: `linear` returned a function instead of its output"),
     ("trace hole as arg", lambda: trace(nets.linear, K, X, _), TypeError, r"trace: an argument of `linear` is the placeholder `_`"),
     ("trace_with_state key", lambda: trace_with_state(nets.batch_norm(_, _, _, True), "k", X), TypeError, r"trace_with_state: `key` must be a JAX random key.*got str 'k'"),
     ("trace huge leaf", lambda: trace(lambda p, x: validate(p["huge"], (16, 2**38)), K, X), ValueError, r"trace: `params\['huge'\]` of shape \(16, 274877906944\) and dtype float32 needs 16384.0 GiB, more than one device holds"),
@@ -184,7 +184,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("conv_2d rank", lambda: trace(nets.conv_2d(_, _, 4, 3), K, X), ValueError, r"conv: `x` must have at least 3 axes .*got shape \(2, 4\)"),
     ("conv_2d groups", lambda: trace(nets.conv_2d(_, _, 4, 3, feature_group_count=2), K, IMG), ValueError, r"conv: `feature_group_count` must divide both the 3 input channels of `x` and `out_channels` 4, got 2"),
     ("conv_1d out negative", lambda: trace(nets.conv_1d(_, _, -1, 3), K, SEQ), ValueError, r"conv: `out_channels` must be a positive int, got -1"),
-    ("conv_transpose_2d kernel", lambda: trace(nets.conv_transpose_2d(_, _, 4, 0), K, IMG), ValueError, r"conv: `kernel_size` must be a positive int or 2 positive ints, got 0"),
+    ("conv_transpose_2d kernel", lambda: trace(nets.conv_transpose_2d(_, _, 4, 0), K, IMG), ValueError, r"conv_transpose: `kernel_size` must be a positive int or 2 positive ints, got 0"),
     # attention (owned elsewhere)
     ("mha heads 0", lambda: trace(nets.multi_head_attention(_, _, _, _, 0), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got 0"),
     ("mha heads str", lambda: trace(nets.multi_head_attention(_, _, _, _, "2"), K, SEQ, SEQ, SEQ), ValueError, r"multi_head_attention: `num_heads` must be a positive int, got '2'"),

@@ -14,7 +14,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from zephyr import abstract_trace, abstract_trace_with_state, checkpoint, nets, tags, trace, trace_with_state, validate
-from zephyr.core._initializers import zeros
+from jax.nn.initializers import zeros
 from zephyr.sharding import abstract_trace_sharded, trace_sharded
 from zephyr.typing import Params
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+
+import numpy as np
 
 import pytest
 
@@ -86,3 +89,16 @@ def test_min_rank() -> None:
         min_rank("lstm", "x", (3,), 2, "(time, features)")
     with pytest.raises(ValueError, match=r"^layer_norm: `x` must have at least one axis, got shape \(\)$"):
         min_rank("layer_norm", "x", (), 1)
+
+
+def test_sizes_accept_numpy_ints_and_return_python_ints() -> None:
+    from zephyr._checks import check_size, positive_int, positive_int_or_none, positive_ints
+
+    size: Any = np.int32(3)  # what numpy arithmetic gives: typed as int by its callers
+    for value in (positive_int("f", "n", size), check_size("f", "n", size), positive_int_or_none("f", "n", size)):
+        assert value == 3 and type(value) is int
+    assert positive_ints("f", "n", size, 2) == (3, 3) and positive_ints("f", "n", (size, 1), 2) == (3, 1)
+    with pytest.raises(ValueError, match=r"f: `n` must be a positive int, got True"):
+        positive_int("f", "n", True)
+    with pytest.raises(ValueError, match=r"f: `n` must be a positive int or 2 positive ints, got True"):
+        positive_ints("f", "n", True, 2)

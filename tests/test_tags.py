@@ -13,7 +13,7 @@ from jax import Array
 from jaxtyping import Float
 
 from zephyr import flexible, nets, stack, tags, trace, tree, validate
-from zephyr.core._initializers import ones, zeros
+from jax.nn.initializers import ones, zeros
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params
 

@@ -157,7 +157,7 @@ def test_a_declared_leaf_indexed_like_a_subtree_in_a_nested_net_names_its_path(k
 
 
 def test_a_missing_param_is_a_key_error_and_a_value_error_naming_the_path_and_the_nets(key: jax.Array) -> None:
-    from zephyr.core._paths import MissingParam
+    from zephyr._flexible import MissingParam
 
     def plain(params: Params, x: jax.Array) -> jax.Array:  # not @flexible: the path is still found
         return nets.linear(params["stage"]["proj"], x, 3)

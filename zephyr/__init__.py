@@ -12,12 +12,12 @@ from .core._api import abstract_trace_with_state as abstract_trace_with_state
 from .core._api import collect_specs as collect_specs
 from .core._cache import clear_trace_cache as clear_trace_cache
 from .core._api import initialize as initialize
-from .core._api import trace as trace
-from .core._api import trace_with_state as trace_with_state
+from ._api import trace as trace
+from ._api import trace_with_state as trace_with_state
 from .core._api import validate as validate
 from .core._initializers import default_initializer as default_initializer
 from ._flexible import flexible as flexible
-from .core._types import placeholder_hole as placeholder_hole
+from .functools._partial import placeholder_hole as placeholder_hole
 from ._stack import stack as stack
 from . import sharding as sharding
 from . import tags as tags

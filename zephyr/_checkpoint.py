@@ -49,8 +49,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._tree import is_leaf_record, path_of
-from .core._paths import format_path, nest
-from .core._types import Leaf, Path
+from .core._paths import nest
+from .core._types import Leaf, Path, format_path
 
 FORMAT = "zephyr-checkpoint"
 VERSION = 2

@@ -30,13 +30,16 @@ def fail(who: str, name: str, expected: str, value: object, error: type[Exceptio
 
 
 def is_positive_int(value: object) -> bool:
-    """Whether ``value`` is an int ``>= 1`` (bools are not sizes)."""
-    return type(value) is int and value >= 1
+    """Whether ``value`` is an int ``>= 1``: a Python or numpy int (sizes computed with numpy
+    are sizes, as in JAX), not a bool."""
+    return is_int(value) and cast(int, value) >= 1
 
 
 def positive_int(who: str, name: str, value: int) -> int:
-    """``value``, checked to be a positive int (a ValueError otherwise).
+    """``value`` as an ``int``, checked to be a positive int (a ValueError otherwise).
 
+    >>> positive_int("multi_head_attention", "num_heads", np.int64(4))
+    4
     >>> positive_int("multi_head_attention", "num_heads", 0)
     Traceback (most recent call last):
     ...
@@ -44,14 +47,14 @@ def positive_int(who: str, name: str, value: int) -> int:
     """
     if not is_positive_int(value):
         fail(who, name, "a positive int", value)
-    return value
+    return int(value)
 
 
 def positive_int_or_none(who: str, name: str, value: int | None) -> int | None:
     """``value``, checked to be ``None`` or a positive int."""
-    if value is not None and not is_positive_int(value):
-        fail(who, name, "a positive int or None", value)
-    return value
+    if value is None:
+        return None
+    return int(value) if is_positive_int(value) else fail(who, name, "a positive int or None", value)
 
 
 def positive_ints(who: str, name: str, value: int | Sequence[int], n: int, note: str = "") -> tuple[int, ...]:
@@ -64,8 +67,8 @@ def positive_ints(who: str, name: str, value: int | Sequence[int], n: int, note:
     ...
     ValueError: conv_2d: `stride` must be a positive int or 2 positive ints, got (1, 0)
     """
-    raw: tuple[object, ...] = (value,) * n if isinstance(value, int) else tuple(value)
-    values = tuple(v for v in raw if type(v) is int and v >= 1)
+    raw: tuple[object, ...] = tuple(value) if isinstance(value, Sequence) else (value,) * n
+    values = tuple(int(v) for v in raw if is_positive_int(v))  # type: ignore[call-overload]  # an int by is_positive_int
     if len(raw) != n or len(values) != n:
         fail(who, name, f"a positive int or {n} positive ints{note}", value)
     return values

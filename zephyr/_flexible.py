@@ -8,17 +8,16 @@ on, checks its arguments; otherwise it just calls the function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar, cast, overload
 
-from .core._context import CHECKING, calls_state
-from .core._paths import format_path, missing_param, params_origin
-from .core._replay import call_during_trace
-from .core._trace import TraceNode, active_stand_in
-from .core._types import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3, name_of
+from .core._api import call_during_trace
+from .core._trace import TraceNode, stand_in_name
+from .core._types import format_path, name_of
 from .functools._partial import accept_holes, is_flexible
-from .typing._checking import call_checked
-from .typing._dims import resolve_call_shape
+from .functools._protocols import Flexible0, Flexible1, Flexible2, Flexible3, Signature1, Signature2, Signature3
+from .typing._calls import calls_state, params_origin
+from .typing._checking import CHECKING, call_checked
 from .typing._signature import call_traced
 
 A = TypeVar("A")
@@ -31,7 +30,7 @@ P2 = ParamSpec("P2")
 P3 = ParamSpec("P3")
 
 
-# One overload per number of typed leading parameters (see ``Flexible3`` in core/_types.py):
+# One overload per number of typed leading parameters (see ``Flexible3`` in functools/_protocols.py):
 # a function of three or more positional parameters gets the first, of two the second, ...
 @overload
 def flexible(fn: Signature3[Q, A, P1, B, P2, C, P3, R]) -> Flexible3[Q, A, P1, B, P2, C, P3, R]: ...
@@ -45,6 +44,8 @@ def flexible(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
 
 def flexible(fn: Callable[..., Any]) -> Any:
     """Make ``fn`` accept holes: ``fn(_, _, 256)`` returns a function of the two holes.
+
+    ``zephyr.functools.partial.hole_aware`` is this same function (the original zephyr's name).
 
     A call without holes calls ``fn`` directly (the wrapper's own cost is a scan of the
     arguments and a context variable, about a microsecond). The wrapper keeps ``__name__``,
@@ -80,7 +81,7 @@ def flexible(fn: Callable[..., Any]) -> Any:
     def call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         state = calls_state()
         calls = state.stack
-        calls.append((resolve_call_shape, fn, args, kwargs))
+        calls.append((fn, args, kwargs))
         try:
             if args and type(args[0]) is TraceNode:
                 # A replayed call skips the check with its body: it repeats a call (same
@@ -109,10 +110,9 @@ def flexible(fn: Callable[..., Any]) -> Any:
 
 def _leaf_as_params(fn: Callable[..., Any], params: Any, calls: list[Any], error: TypeError) -> TypeError:
     """The error for a net given an array as its params, which it indexes like a subtree."""
-    declared = active_stand_in(params)
+    declared = stand_in_name(params)
     if declared is not None:  # during trace: a leaf declared earlier
-        state, path = declared
-        where, what = format_path(path, state.root), "is declared as a leaf"
+        where, what = declared, "is declared as a leaf"
     else:
         prefix, _outer = params_origin(params, calls)
         where, what = format_path(prefix), "is a leaf"
@@ -127,23 +127,51 @@ def _leaf_as_params(fn: Callable[..., Any], params: Any, calls: list[Any], error
     return found
 
 
-@overload
-def hole_aware(fn: Signature3[Q, A, P1, B, P2, C, P3, R]) -> Flexible3[Q, A, P1, B, P2, C, P3, R]: ...
-@overload
-def hole_aware(fn: Signature2[Q, A, P1, B, P2, R]) -> Flexible2[Q, A, P1, B, P2, R]: ...
-@overload
-def hole_aware(fn: Signature1[Q, A, P1, R]) -> Flexible1[Q, A, P1, R]: ...
-@overload
-def hole_aware(fn: Callable[Q, R]) -> Flexible0[Q, R]: ...
+class MissingParam(KeyError, ValueError):
+    """A key a net asked its params for at apply time and did not find (a ``KeyError``, and a
+    ``ValueError``: the params do not match the model).
 
+    Raised by ``@flexible`` calls: the innermost one whose params lack the key creates it,
+    with the path of those params from the params of the outermost ``@flexible`` call that
+    holds them (found among the running calls), so the message names the whole path.
 
-def hole_aware(fn: Callable[..., Any]) -> Any:
-    """The same as :func:`flexible` (the original zephyr's name for it).
-
-    Example:
-        >>> from zephyr.functools.partial import hole_aware, placeholder_hole as _
-        >>> add = hole_aware(lambda a, b: a + b)
-        >>> add(_, 1)(2)
-        3
+    >>> str(MissingParam("bias", ("encoder", 0), ["weights"], "linear", "model"))
+    "`params['encoder'][0]['bias']` is missing (asked for by `linear` in `model`; keys at `params['encoder'][0]`: 'weights'): the params do not match this model"
     """
-    return flexible(fn)
+
+    def __init__(self, key: Any, path: tuple[Any, ...], keys: list[Any], net: str = "", outer: str = "") -> None:
+        super().__init__(key)
+        self.key, self.path, self.keys = key, path, keys
+        self.net, self.outer = net, outer
+
+    def __str__(self) -> str:
+        where = format_path(self.path, "params")
+        keys = ", ".join(repr(k) for k in self.keys) or "none"
+        asked = ""
+        if self.net:
+            asked = f"asked for by `{self.net}`" + (f" in `{self.outer}`" if self.outer and self.outer != self.net else "") + "; "
+        return (
+            f"`{format_path((*self.path, self.key))}` is missing ({asked}keys at `{where}`: {keys}): "
+            "the params do not match this model"
+        )
+
+
+def missing_param(error: KeyError, given: object, calls: Sequence[tuple[Any, ...]], net: str) -> KeyError:
+    """``error`` raised by the net ``net`` called with ``given`` params, as a :class:`MissingParam`
+    naming the whole path of the missing key (``calls``: the running ``@flexible`` calls).
+
+    A ``KeyError`` of a key ``given`` lacks becomes a :class:`MissingParam`; one made by a net
+    further in, or anything else (or ``given`` not a mapping), is returned as it is.
+    """
+    if isinstance(error, MissingParam) or not isinstance(given, Mapping):
+        return error
+    params: Mapping[Any, Any] = given  # pyright: ignore[reportUnknownVariableType]  # isinstance narrows to Mapping[Unknown, Unknown]
+    key = error.args[0] if len(error.args) == 1 else None
+    try:
+        present = key in params
+    except TypeError:  # an unhashable key
+        return error
+    if present:
+        return error
+    path, outer = params_origin(cast(object, given), calls)
+    return MissingParam(key, path, list(params), net, name_of(outer) if outer is not None else "")

@@ -7,8 +7,7 @@ from typing import IO
 
 from ._tags import leaves_with_paths
 from ._tree import flatten_with_paths
-from .core._paths import format_path
-from .core._types import Leaf, Path
+from .core._types import Leaf, Path, format_path
 
 _HEADER = ("path", "shape", "dtype", "tags", "params")
 

@@ -32,8 +32,8 @@ import numpy as np
 from ._checks import check_tags
 from .core._api import collect_specs
 from ._tree import flatten_with_paths
-from .core._paths import format_path, nest
-from .core._types import Leaf, Params, Path
+from .core._paths import nest
+from .core._types import Leaf, Params, Path, format_path
 
 Selector = str | Callable[["Leaf"], bool]
 """Picks leaves: ``"tag:NAME"``, a regex searched in the leaf's key, or ``(Leaf) -> bool``."""

@@ -12,8 +12,7 @@ from typing import Any, cast
 
 import jax
 
-from .core._paths import format_path
-from .core._types import Leaf, Params, Path, PathKey
+from .core._types import Leaf, Params, Path, PathKey, format_path
 
 
 def _key_of(entry: object) -> PathKey:

@@ -32,6 +32,7 @@ from ._nets._conv import conv as conv
 from ._nets._conv import conv_1d as conv_1d
 from ._nets._conv import conv_2d as conv_2d
 from ._nets._conv import conv_3d as conv_3d
+from ._nets._conv import conv_transpose as conv_transpose
 from ._nets._conv import conv_transpose_1d as conv_transpose_1d
 from ._nets._conv import conv_transpose_2d as conv_transpose_2d
 from ._nets._conv import conv_transpose_3d as conv_transpose_3d
@@ -47,6 +48,7 @@ from ._nets._block import parallel as parallel
 from ._nets._block import post_norm as post_norm
 from ._nets._block import pre_norm as pre_norm
 from ._nets._block import sandwich as sandwich
+from ._nets._block import without_dropout as without_dropout
 from ._nets._transformer import TransformerParams as TransformerParams
 from ._nets._transformer import transformer as transformer
 from ._nets._transformer import transformer_block as transformer_block
@@ -54,11 +56,13 @@ from ._nets._decode import Cache as Cache
 from ._nets._decode import init_cache as init_cache
 from ._nets._decode import step as step
 from ._nets._recurrent import BidirectionalParams as BidirectionalParams
+from ._nets._recurrent import CellInitializers as CellInitializers
 from ._nets._recurrent import GRUParams as GRUParams
 from ._nets._recurrent import LSTMParams as LSTMParams
 from ._nets._recurrent import LSTMState as LSTMState
 from ._nets._recurrent import RNNParams as RNNParams
 from ._nets._recurrent import bidirectional as bidirectional
+from ._nets._recurrent import cell_initializers as cell_initializers
 from ._nets._recurrent import gate_initializer as gate_initializer
 from ._nets._recurrent import gru as gru
 from ._nets._recurrent import gru_cell as gru_cell

@@ -17,12 +17,12 @@ from zephyr.core._api import abstract_trace_with_state as abstract_trace_with_st
 from zephyr.core._api import collect_specs as collect_specs
 from zephyr.core._cache import clear_trace_cache as clear_trace_cache
 from zephyr.core._api import initialize as initialize
-from zephyr.core._api import trace as trace
-from zephyr.core._api import trace_with_state as trace_with_state
+from zephyr._api import trace as trace
+from zephyr._api import trace_with_state as trace_with_state
 from zephyr.core._api import validate as validate
 from zephyr.core._initializers import default_initializer as default_initializer
 from zephyr._flexible import flexible as flexible
-from zephyr.core._types import placeholder_hole as placeholder_hole
+from zephyr.functools._partial import placeholder_hole as placeholder_hole
 from zephyr._stack import stack as stack
 from zephyr._sharding import trace_sharded as trace_sharded
 from zephyr._summary import summary as summary

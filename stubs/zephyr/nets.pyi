@@ -29,15 +29,18 @@ from zephyr._nets._block import parallel as parallel
 from zephyr._nets._block import post_norm as post_norm
 from zephyr._nets._block import pre_norm as pre_norm
 from zephyr._nets._block import sandwich as sandwich
+from zephyr._nets._block import without_dropout as without_dropout
 from zephyr._nets._transformer import TransformerParams as TransformerParams
 from zephyr._nets._decode import Cache as Cache
 from zephyr._nets._decode import init_cache as init_cache
 from zephyr._nets._decode import step as step
 from zephyr._nets._recurrent import BidirectionalParams as BidirectionalParams
+from zephyr._nets._recurrent import CellInitializers as CellInitializers
 from zephyr._nets._recurrent import GRUParams as GRUParams
 from zephyr._nets._recurrent import LSTMParams as LSTMParams
 from zephyr._nets._recurrent import LSTMState as LSTMState
 from zephyr._nets._recurrent import RNNParams as RNNParams
+from zephyr._nets._recurrent import cell_initializers as cell_initializers
 from zephyr._nets._recurrent import gate_initializer as gate_initializer
 from zephyr._nets._recurrent import lstm_bias_initializer as lstm_bias_initializer
 from zephyr._nets._recurrent import recurrent_initializer as recurrent_initializer
@@ -50,19 +53,18 @@ from jax.nn import sigmoid as sigmoid
 from jax.nn import silu as silu
 from jax.nn import softmax as softmax
 from jax.nn import tanh as tanh
-import jax
 from collections.abc import Callable, Sequence
 from jax import Array
 from jaxtyping import Bool, Float, Integer, Real, Shaped
 from typing import Any, Literal, Protocol, overload
 from zephyr._nets._conv import Padding
 from zephyr._nets._pool import PoolPadding
-from zephyr.core._types import DType, Initializer, PRNGKey
-from zephyr.typing import Params, PlaceholderType
+from zephyr.core._types import DType, Initializer, PRNGKey, Params
+from zephyr.typing import ParamsTree, PlaceholderType
 
 @overload
 def branch_linear(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d"],
     num_branches: int,
     use_bias: bool = ...,
@@ -83,7 +85,7 @@ def branch_linear(
 ) -> _BranchLinear_params_x: ...
 @overload
 def branch_linear(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_branches: int,
@@ -109,7 +111,7 @@ class _BranchLinear_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d"],
     ) -> Float[Array, "*batch num_branches d"]: ...
 
@@ -123,14 +125,14 @@ class _BranchLinear_params_x_num_branches(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d"],
         num_branches: int,
     ) -> Float[Array, "*batch num_branches d"]: ...
 
 @overload
 def linear(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     out_dim: int,
     use_bias: bool = ...,
@@ -155,7 +157,7 @@ def linear(
 ) -> _Linear_params_x: ...
 @overload
 def linear(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_dim: int,
@@ -185,7 +187,7 @@ class _Linear_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
     ) -> Float[Array, "*batch out_dim"]: ...
 
@@ -199,14 +201,14 @@ class _Linear_params_x_out_dim(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         out_dim: int,
     ) -> Float[Array, "*batch out_dim"]: ...
 
 @overload
 def linear_like(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     reference: Float[Array, "*rest out_dim"],
     use_bias: bool = ...,
@@ -227,7 +229,7 @@ def linear_like(
 ) -> _LinearLike_params_x_reference: ...
 @overload
 def linear_like(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     reference: PlaceholderType,
     /,
@@ -242,7 +244,7 @@ class _LinearLike_params_x_reference(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         reference: Float[Array, "*rest out_dim"],
     ) -> Float[Array, "*batch out_dim"]: ...
@@ -257,7 +259,7 @@ class _LinearLike_reference(Protocol):
 
 @overload
 def mlp(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch d_in"],
     out_dims: Sequence[int],
     activation: Callable[[Array], Array] = ...,
@@ -288,7 +290,7 @@ def mlp(
 ) -> _Mlp_params_x: ...
 @overload
 def mlp(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_dims: Sequence[int],
@@ -324,7 +326,7 @@ class _Mlp_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
     ) -> Float[Array, "*batch d_out"]: ...
 
@@ -338,15 +340,15 @@ class _Mlp_params_x_out_dims(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch d_in"],
         out_dims: Sequence[int],
     ) -> Float[Array, "*batch d_out"]: ...
 
 @overload
 def batch_norm(
-    params: Params,
-    state: Params,
+    params: ParamsTree,
+    state: ParamsTree,
     x: Float[Array, "*shape"],
     is_training: bool,
     *,
@@ -359,7 +361,7 @@ def batch_norm(
     offset_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-) -> tuple[Float[Array, "*shape"], Params]: ...
+) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 @overload
 def batch_norm(
     params: PlaceholderType,
@@ -380,8 +382,8 @@ def batch_norm(
 ) -> _BatchNorm_params_state_x: ...
 @overload
 def batch_norm(
-    params: Params,
-    state: Params,
+    params: ParamsTree,
+    state: ParamsTree,
     x: PlaceholderType,
     /,
     is_training: bool,
@@ -420,30 +422,30 @@ class _BatchNorm_params_state_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
-        state: Params,
+        params: ParamsTree,
+        state: ParamsTree,
         x: Float[Array, "*shape"],
-    ) -> tuple[Float[Array, "*shape"], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 class _BatchNorm_x(Protocol):
     """``batch_norm`` waiting for `x`."""
 
-    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, "*shape"], Params]: ...
+    def __call__(self, x: Float[Array, "*shape"]) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 class _BatchNorm_params_state_x_is_training(Protocol):
     """``batch_norm`` waiting for `params`, `state`, `x`, `is_training`."""
 
     def __call__(
         self,
-        params: Params,
-        state: Params,
+        params: ParamsTree,
+        state: ParamsTree,
         x: Float[Array, "*shape"],
         is_training: bool,
-    ) -> tuple[Float[Array, "*shape"], Params]: ...
+    ) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
 
 @overload
 def group_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     num_groups: int,
     *,
@@ -472,7 +474,7 @@ def group_norm(
 ) -> _GroupNorm_params_x: ...
 @overload
 def group_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_groups: int,
@@ -506,7 +508,7 @@ class _GroupNorm_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *spatial channels"]: ...
 
@@ -523,14 +525,14 @@ class _GroupNorm_params_x_num_groups(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
         num_groups: int,
     ) -> Float[Array, "batch *spatial channels"]: ...
 
 @overload
 def layer_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
@@ -559,7 +561,7 @@ def layer_norm(
 ) -> _LayerNorm_params_x: ...
 @overload
 def layer_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     axis: int | Sequence[int] = ...,
@@ -576,7 +578,7 @@ def layer_norm(
 class _LayerNorm_params_x(Protocol):
     """``layer_norm`` waiting for `params`, `x`."""
 
-    def __call__(self, params: Params, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    def __call__(self, params: ParamsTree, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
 class _LayerNorm_x(Protocol):
     """``layer_norm`` waiting for `x`."""
@@ -585,7 +587,7 @@ class _LayerNorm_x(Protocol):
 
 @overload
 def rms_norm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
@@ -612,7 +614,7 @@ def rms_norm(
 ) -> _RmsNorm_params_x: ...
 @overload
 def rms_norm(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     axis: int | Sequence[int] = ...,
@@ -628,7 +630,7 @@ def rms_norm(
 class _RmsNorm_params_x(Protocol):
     """``rms_norm`` waiting for `params`, `x`."""
 
-    def __call__(self, params: Params, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
+    def __call__(self, params: ParamsTree, x: Float[Array, "*shape"]) -> Float[Array, "*shape"]: ...
 
 class _RmsNorm_x(Protocol):
     """``rms_norm`` waiting for `x`."""
@@ -647,7 +649,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]: ...
 @overload
@@ -663,7 +664,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_q_k_v: ...
 @overload
@@ -679,7 +679,6 @@ def dot_product_attention(
     scale: float | None = ...,
     dropout_rate: float = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     dtype: DType | None = ...,
 ) -> _DotProductAttention_v: ...
 
@@ -703,7 +702,7 @@ class _DotProductAttention_v(Protocol):
 
 @overload
 def multi_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
@@ -715,7 +714,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch q_len d"]: ...
 @overload
 def multi_head_attention(
@@ -732,11 +730,10 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v: ...
 @overload
 def multi_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
@@ -749,7 +746,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_v: ...
 @overload
 def multi_head_attention(
@@ -766,7 +762,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = ...,
     kv_positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadAttention_params_q_k_v_attention: ...
 
 class _MultiHeadAttention_params_q_k_v(Protocol):
@@ -774,7 +769,7 @@ class _MultiHeadAttention_params_q_k_v(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -790,7 +785,7 @@ class _MultiHeadAttention_params_q_k_v_attention(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -799,7 +794,7 @@ class _MultiHeadAttention_params_q_k_v_attention(Protocol):
 
 @overload
 def multi_head_self_attention(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     attention: int | Attention,
     mask: Bool[Array, "..."] | None = ...,
@@ -808,7 +803,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def multi_head_self_attention(
@@ -822,11 +816,10 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x: ...
 @overload
 def multi_head_self_attention(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     attention: int | Attention,
@@ -836,7 +829,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_x: ...
 @overload
 def multi_head_self_attention(
@@ -850,7 +842,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _MultiHeadSelfAttention_params_x_attention: ...
 
 class _MultiHeadSelfAttention_params_x(Protocol):
@@ -858,7 +849,7 @@ class _MultiHeadSelfAttention_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -872,14 +863,14 @@ class _MultiHeadSelfAttention_params_x_attention(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         attention: int | Attention,
     ) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def single_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: Float[Array, "*batch kv_len d_v"],
@@ -902,7 +893,7 @@ def single_head_attention(
 ) -> _SingleHeadAttention_params_q_k_v: ...
 @overload
 def single_head_attention(
-    params: Params,
+    params: ParamsTree,
     q: Float[Array, "*batch q_len d"],
     k: Float[Array, "*batch kv_len d_k"],
     v: PlaceholderType,
@@ -918,7 +909,7 @@ class _SingleHeadAttention_params_q_k_v(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         q: Float[Array, "*batch q_len d"],
         k: Float[Array, "*batch kv_len d_k"],
         v: Float[Array, "*batch kv_len d_v"],
@@ -931,7 +922,7 @@ class _SingleHeadAttention_v(Protocol):
 
 @overload
 def conv(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -939,15 +930,12 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv(
@@ -960,19 +948,16 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -981,15 +966,12 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv(
@@ -1002,37 +984,34 @@ def conv(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    num_spatial_dims: int | None = ...,
-    transpose: bool = ...,
     feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 class _Conv_params_x(Protocol):
-    """``conv`` waiting for `params`, `x`."""
+    """``_conv`` waiting for `params`, `x`."""
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "... in_channels"],
     ) -> Float[Array, "... out_channels"]: ...
 
 class _Conv_x(Protocol):
-    """``conv`` waiting for `x`."""
+    """``_conv`` waiting for `x`."""
 
     def __call__(self, x: Float[Array, "... in_channels"]) -> Float[Array, "... out_channels"]: ...
 
 class _Conv_params_x_out_channels_kernel_size(Protocol):
-    """``conv`` waiting for `params`, `x`, `out_channels`, `kernel_size`."""
+    """``_conv`` waiting for `params`, `x`, `out_channels`, `kernel_size`."""
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "... in_channels"],
         out_channels: int,
         kernel_size: int | Sequence[int],
@@ -1040,7 +1019,7 @@ class _Conv_params_x_out_channels_kernel_size(Protocol):
 
 @overload
 def conv_1d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1054,7 +1033,6 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_1d(
@@ -1073,11 +1051,10 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_1d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1092,7 +1069,6 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_1d(
@@ -1111,12 +1087,11 @@ def conv_1d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_2d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1130,7 +1105,6 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_2d(
@@ -1149,11 +1123,10 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_2d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1168,7 +1141,6 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_2d(
@@ -1187,12 +1159,11 @@ def conv_2d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_3d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1206,7 +1177,6 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_3d(
@@ -1225,11 +1195,10 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_3d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1244,7 +1213,6 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_3d(
@@ -1263,12 +1231,11 @@ def conv_3d(
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
-def conv_transpose_1d(
-    params: Params,
+def conv_transpose(
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1276,13 +1243,79 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
+) -> Float[Array, "... out_channels"]: ...
+@overload
+def conv_transpose(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    /,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_params_x: ...
+@overload
+def conv_transpose(
+    params: ParamsTree,
+    x: PlaceholderType,
+    /,
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_x: ...
+@overload
+def conv_transpose(
+    params: PlaceholderType,
+    x: PlaceholderType,
+    out_channels: PlaceholderType,
+    kernel_size: PlaceholderType,
+    /,
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
+) -> _Conv_params_x_out_channels_kernel_size: ...
+
+@overload
+def conv_transpose_1d(
+    params: ParamsTree,
+    x: Float[Array, "... in_channels"],
+    out_channels: int,
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = ...,
+    padding: Padding = ...,
+    dilation: int | Sequence[int] = ...,
+    *,
+    use_bias: bool = ...,
+    weights_initializer: Initializer = ...,
+    bias_initializer: Initializer = ...,
+    dtype: DType | None = ...,
+    param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_1d(
@@ -1295,17 +1328,15 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_1d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1314,13 +1345,11 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_1d(
@@ -1333,18 +1362,16 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_transpose_2d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1352,13 +1379,11 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_2d(
@@ -1371,17 +1396,15 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_2d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1390,13 +1413,11 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_2d(
@@ -1409,18 +1430,16 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def conv_transpose_3d(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "... in_channels"],
     out_channels: int,
     kernel_size: int | Sequence[int],
@@ -1428,13 +1447,11 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> Float[Array, "... out_channels"]: ...
 @overload
 def conv_transpose_3d(
@@ -1447,17 +1464,15 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x: ...
 @overload
 def conv_transpose_3d(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     out_channels: int,
@@ -1466,13 +1481,11 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_x: ...
 @overload
 def conv_transpose_3d(
@@ -1485,18 +1498,16 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    feature_group_count: int = ...,
     use_bias: bool = ...,
     weights_initializer: Initializer = ...,
     bias_initializer: Initializer = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
-    precision: jax.lax.PrecisionLike = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
 
 @overload
 def transformer(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     num_layers: int,
     block: int | Block | Sequence[Block],
@@ -1505,7 +1516,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1522,14 +1532,13 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
 ) -> _Transformer_params_x: ...
 @overload
 def transformer(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     num_layers: int,
@@ -1539,7 +1548,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1556,7 +1564,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
     final_norm: bool = ...,
     scan: bool = ...,
     remat: bool = ...,
@@ -1567,7 +1574,7 @@ class _Transformer_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -1581,7 +1588,7 @@ class _Transformer_params_x_num_layers_block(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         num_layers: int,
         block: int | Block | Sequence[Block],
@@ -1589,7 +1596,7 @@ class _Transformer_params_x_num_layers_block(Protocol):
 
 @overload
 def transformer_block(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     block: int | Block,
     *,
@@ -1597,7 +1604,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> Float[Array, "*batch seq d"]: ...
 @overload
 def transformer_block(
@@ -1610,11 +1616,10 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x: ...
 @overload
 def transformer_block(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     block: int | Block,
@@ -1623,7 +1628,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_x: ...
 @overload
 def transformer_block(
@@ -1636,7 +1640,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = ...,
     positions: Real[Array, "..."] | None = ...,
     key: PRNGKey | None = ...,
-    deterministic: bool = ...,
 ) -> _TransformerBlock_params_x_block: ...
 
 class _TransformerBlock_params_x(Protocol):
@@ -1644,7 +1647,7 @@ class _TransformerBlock_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -1658,14 +1661,14 @@ class _TransformerBlock_params_x_block(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         block: int | Block,
     ) -> Float[Array, "*batch seq d"]: ...
 
 @overload
 def bidirectional(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
@@ -1677,7 +1680,7 @@ def bidirectional(
 ) -> Float[Array, "*batch time two_hidden"]: ...
 @overload
 def bidirectional(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     cell: Literal["rnn", "lstm", "gru"] = ...,
@@ -1719,7 +1722,7 @@ class _Bidirectional_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time two_hidden"]: ...
 
@@ -1728,13 +1731,13 @@ class _Bidirectional2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time two_hidden"], tuple[Array | LSTMState, Array | LSTMState]]: ...
 
 @overload
 def gru(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1742,15 +1745,13 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def gru(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1758,9 +1759,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1775,9 +1774,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru_params_x: ...
@@ -1792,9 +1789,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Gru2_params_x: ...
@@ -1804,7 +1799,7 @@ class _Gru_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -1813,20 +1808,18 @@ class _Gru2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def gru_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1838,23 +1831,19 @@ def gru_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t: ...
 @overload
 def gru_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: PlaceholderType,
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_x_t: ...
@@ -1866,9 +1855,7 @@ def gru_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GruCell_params_carry_x_t_hidden_size: ...
@@ -1878,7 +1865,7 @@ class _GruCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
     ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -1896,7 +1883,7 @@ class _GruCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -1904,7 +1891,7 @@ class _GruCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def lstm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1912,15 +1899,13 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def lstm(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -1928,9 +1913,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -1945,9 +1928,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[False] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm_params_x: ...
@@ -1962,9 +1943,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = ...,
     reverse: bool = ...,
     return_state: Literal[True],
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Lstm2_params_x: ...
@@ -1974,7 +1953,7 @@ class _Lstm_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -1983,20 +1962,18 @@ class _Lstm2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
 
 @overload
 def lstm_cell(
-    params: Params,
+    params: ParamsTree,
     carry: LSTMState,
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2008,23 +1985,19 @@ def lstm_cell(
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t: ...
 @overload
 def lstm_cell(
-    params: Params,
+    params: ParamsTree,
     carry: LSTMState,
     x_t: PlaceholderType,
     /,
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_x_t: ...
@@ -2036,9 +2009,7 @@ def lstm_cell(
     hidden_size: PlaceholderType,
     /,
     *,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LstmCell_params_carry_x_t_hidden_size: ...
@@ -2048,7 +2019,7 @@ class _LstmCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: LSTMState,
         x_t: Float[Array, "*batch features"],
     ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]: ...
@@ -2066,7 +2037,7 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: LSTMState,
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -2074,7 +2045,7 @@ class _LstmCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def recurrent(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
@@ -2085,7 +2056,7 @@ def recurrent(
 ) -> Float[Array, "*batch time out"]: ...
 @overload
 def recurrent(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     cell: Callable[[Params, Any, Array], tuple[Any, Array]],
     *,
@@ -2124,7 +2095,7 @@ class _Recurrent_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time out"]: ...
 
@@ -2133,13 +2104,13 @@ class _Recurrent2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time out"], Array | tuple[Any, ...] | dict[Any, Any]]: ...
 
 @overload
 def rnn(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -2148,15 +2119,13 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*batch time hidden_size"]: ...
 @overload
 def rnn(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch time features"],
     hidden_size: int,
     *,
@@ -2165,9 +2134,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2183,9 +2150,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[False] = ...,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn_params_x: ...
@@ -2201,9 +2166,7 @@ def rnn(
     reverse: bool = ...,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Rnn2_params_x: ...
@@ -2213,7 +2176,7 @@ class _Rnn_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> Float[Array, "*batch time hidden_size"]: ...
 
@@ -2222,21 +2185,19 @@ class _Rnn2_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch time features"],
     ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
 
 @overload
 def rnn_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2249,24 +2210,20 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t: ...
 @overload
 def rnn_cell(
-    params: Params,
+    params: ParamsTree,
     carry: Float[Array, "*batch hidden_size"],
     x_t: PlaceholderType,
     /,
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_x_t: ...
@@ -2279,9 +2236,7 @@ def rnn_cell(
     /,
     *,
     activation: Callable[[Array], Array] = ...,
-    w_input_initializer: Initializer = ...,
-    w_hidden_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    initializers: CellInitializers = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _RnnCell_params_carry_x_t_hidden_size: ...
@@ -2291,7 +2246,7 @@ class _RnnCell_params_carry_x_t(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
     ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -2309,7 +2264,7 @@ class _RnnCell_params_carry_x_t_hidden_size(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         carry: Float[Array, "*batch hidden_size"],
         x_t: Float[Array, "*batch features"],
         hidden_size: int,
@@ -2317,7 +2272,7 @@ class _RnnCell_params_carry_x_t_hidden_size(Protocol):
 
 @overload
 def avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch channels"],
     window_shape: int | Sequence[int],
     stride: int | Sequence[int] = ...,
@@ -2334,7 +2289,7 @@ def avg_pool(
 ) -> _AvgPool_params_x: ...
 @overload
 def avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     window_shape: int | Sequence[int],
@@ -2356,7 +2311,7 @@ class _AvgPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
     ) -> Float[Array, "*out_batch channels"]: ...
 
@@ -2373,14 +2328,14 @@ class _AvgPool_params_x_window_shape(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
         window_shape: int | Sequence[int],
     ) -> Float[Array, "*out_batch channels"]: ...
 
 @overload
 def global_avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     keepdims: bool = ...,
 ) -> Float[Array, "batch *out channels"]: ...
@@ -2393,7 +2348,7 @@ def global_avg_pool(
 ) -> _GlobalAvgPool_params_x: ...
 @overload
 def global_avg_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     keepdims: bool = ...,
@@ -2404,7 +2359,7 @@ class _GlobalAvgPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *out channels"]: ...
 
@@ -2418,7 +2373,7 @@ class _GlobalAvgPool_x(Protocol):
 
 @overload
 def global_max_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "batch *spatial channels"],
     keepdims: bool = ...,
 ) -> Float[Array, "batch *out channels"]: ...
@@ -2431,7 +2386,7 @@ def global_max_pool(
 ) -> _GlobalMaxPool_params_x: ...
 @overload
 def global_max_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     keepdims: bool = ...,
@@ -2442,7 +2397,7 @@ class _GlobalMaxPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "batch *spatial channels"],
     ) -> Float[Array, "batch *out channels"]: ...
 
@@ -2456,7 +2411,7 @@ class _GlobalMaxPool_x(Protocol):
 
 @overload
 def max_pool(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch channels"],
     window_shape: int | Sequence[int],
     stride: int | Sequence[int] = ...,
@@ -2473,7 +2428,7 @@ def max_pool(
 ) -> _MaxPool_params_x: ...
 @overload
 def max_pool(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     window_shape: int | Sequence[int],
@@ -2495,7 +2450,7 @@ class _MaxPool_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
     ) -> Float[Array, "*out_batch channels"]: ...
 
@@ -2512,14 +2467,14 @@ class _MaxPool_params_x_window_shape(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch channels"],
         window_shape: int | Sequence[int],
     ) -> Float[Array, "*out_batch channels"]: ...
 
 @overload
 def dropout(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: Float[Array, "*shape"],
     rate: float,
@@ -2538,7 +2493,7 @@ def dropout(
 ) -> _Dropout_params_key_x: ...
 @overload
 def dropout(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: PlaceholderType,
     /,
@@ -2562,7 +2517,7 @@ class _Dropout_params_key_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "*shape"],
     ) -> Float[Array, "*shape"]: ...
@@ -2577,7 +2532,7 @@ class _Dropout_params_key_x_rate(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "*shape"],
         rate: float,
@@ -2585,7 +2540,7 @@ class _Dropout_params_key_x_rate(Protocol):
 
 @overload
 def stochastic_depth(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: Float[Array, "batch *rest"],
     rate: float,
@@ -2604,7 +2559,7 @@ def stochastic_depth(
 ) -> _StochasticDepth_params_key_x: ...
 @overload
 def stochastic_depth(
-    params: Params,
+    params: ParamsTree,
     key: PRNGKey,
     x: PlaceholderType,
     /,
@@ -2628,7 +2583,7 @@ class _StochasticDepth_params_key_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "batch *rest"],
     ) -> Float[Array, "batch *rest"]: ...
@@ -2643,7 +2598,7 @@ class _StochasticDepth_params_key_x_rate(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         key: PRNGKey,
         x: Float[Array, "batch *rest"],
         rate: float,
@@ -2651,7 +2606,7 @@ class _StochasticDepth_params_key_x_rate(Protocol):
 
 @overload
 def positional_embed(
-    params: Params,
+    params: ParamsTree,
     x: Float[Array, "*batch seq d"],
     max_len: int,
     *,
@@ -2676,7 +2631,7 @@ def positional_embed(
 ) -> _PositionalEmbed_params_x: ...
 @overload
 def positional_embed(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     max_len: int,
@@ -2706,7 +2661,7 @@ class _PositionalEmbed_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
     ) -> Float[Array, "*batch seq d"]: ...
 
@@ -2720,7 +2675,7 @@ class _PositionalEmbed_params_x_max_len(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Float[Array, "*batch seq d"],
         max_len: int,
     ) -> Float[Array, "*batch seq d"]: ...
@@ -2765,7 +2720,7 @@ class _SinusoidalEmbed_x(Protocol):
 
 @overload
 def token_embed(
-    params: Params,
+    params: ParamsTree,
     token_ids: Integer[Array, "*batch"],
     vocab_size: int,
     embed_dim: int,
@@ -2788,7 +2743,7 @@ def token_embed(
 ) -> _TokenEmbed_params_token_ids: ...
 @overload
 def token_embed(
-    params: Params,
+    params: ParamsTree,
     token_ids: PlaceholderType,
     /,
     vocab_size: int,
@@ -2816,7 +2771,7 @@ class _TokenEmbed_params_token_ids(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         token_ids: Integer[Array, "*batch"],
     ) -> Float[Array, "*batch embed_dim"]: ...
 
@@ -2830,7 +2785,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         token_ids: Integer[Array, "*batch"],
         vocab_size: int,
         embed_dim: int,
@@ -2838,7 +2793,7 @@ class _TokenEmbed_params_token_ids_vocab_size_embed_dim(Protocol):
 
 @overload
 def sequential(
-    params: Params,
+    params: ParamsTree,
     x: Shaped[Array, "*shape_in"],
     layers: Sequence[Callable[[Params, Array], Array]],
 ) -> Shaped[Array, "*shape_out"]: ...
@@ -2851,7 +2806,7 @@ def sequential(
 ) -> _Sequential_params_x: ...
 @overload
 def sequential(
-    params: Params,
+    params: ParamsTree,
     x: PlaceholderType,
     /,
     layers: Sequence[Callable[[Params, Array], Array]],
@@ -2869,7 +2824,7 @@ class _Sequential_params_x(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Shaped[Array, "*shape_in"],
     ) -> Shaped[Array, "*shape_out"]: ...
 
@@ -2883,7 +2838,7 @@ class _Sequential_params_x_layers(Protocol):
 
     def __call__(
         self,
-        params: Params,
+        params: ParamsTree,
         x: Shaped[Array, "*shape_in"],
         layers: Sequence[Callable[[Params, Array], Array]],
     ) -> Shaped[Array, "*shape_out"]: ...

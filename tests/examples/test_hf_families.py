@@ -1,4 +1,4 @@
-"""Mistral, Gemma 2, a BERT encoder and ViT built from zephyr's parts (``examples/_hf_families.py``)
+"""GPT-2, Mistral, Gemma 2, a BERT encoder and ViT built from zephyr's parts (``examples/_hf_families.py``)
 against Hugging Face ``transformers`` on tiny random weights: the same outputs to 1e-5, and
 cached decoding equal to the full forward for the decoders, left-padded batch included.
 
@@ -59,7 +59,7 @@ def max_difference(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any], where: np.n
     return float(np.max(np.abs(np.asarray(a, np.float64) - b)[where]))
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2", "bert", "vit"])
+@pytest.mark.parametrize("family", ["gpt2", "mistral", "gemma2", "bert", "vit"])
 def test_matches_transformers(family: str) -> None:
     ref = reference(family)
     model = families().from_hf(family, ref.hf_config)
@@ -69,7 +69,7 @@ def test_matches_transformers(family: str) -> None:
     assert max_difference(out, ref.out64, where) < TOLERANCE, f"{family} vs transformers float64"
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2"])
+@pytest.mark.parametrize("family", ["gpt2", "mistral", "gemma2"])
 def test_cached_decoding_matches_full_forward(family: str) -> None:
     f = families()
     ref = reference(family)
@@ -87,7 +87,7 @@ def test_cached_decoding_matches_full_forward(family: str) -> None:
     np.testing.assert_allclose(cached[0, 3:], alone, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2", "bert", "vit"])
+@pytest.mark.parametrize("family", ["gpt2", "mistral", "gemma2", "bert", "vit"])
 def test_loaded_params_have_the_models_layout(family: str) -> None:
     """The converted params are exactly the tree (names, shapes) the zephyr model traces."""
     from zephyr import trace
@@ -115,6 +115,9 @@ def _without_part(family: str, model: Any) -> Any:
         return dataclasses.replace(model, blocks=(dataclasses.replace(block, attention=attention),))
     if family == "gemma2":  # no final soft-cap
         return dataclasses.replace(model, final_cap=None)
+    if family == "gpt2":  # the exact GELU for the tanh one
+        block = dataclasses.replace(model.blocks[0], mlp=nets.feed_forward(ref_config(family).n_inner, f.exact_gelu))
+        return dataclasses.replace(model, blocks=(block,))
     mlp = nets.feed_forward(ref_config(family).intermediate_size, f.tanh_gelu)  # tanh GELU for the exact one
     return dataclasses.replace(model, block=dataclasses.replace(model.block, mlp=mlp))
 
@@ -123,7 +126,7 @@ def ref_config(family: str) -> Any:
     return reference(family).hf_config
 
 
-@pytest.mark.parametrize("family", ["mistral", "gemma2", "bert", "vit"])
+@pytest.mark.parametrize("family", ["gpt2", "mistral", "gemma2", "bert", "vit"])
 def test_a_missing_part_shows(family: str) -> None:
     """The check can fail: without the family's part the outputs are off by more than ten times the tolerance."""
     ref = reference(family)

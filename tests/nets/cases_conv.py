@@ -17,7 +17,7 @@ def _x(shape: tuple[int, ...]) -> Callable[[jax.Array], jax.Array]:
 
 CASES = [
     NetCase("conv", nets.conv(_, _, 4, (3, 2), 2), _x((2, 5, 6, 3))),
-    NetCase("conv_transpose_by_argument", nets.conv(_, _, 4, 3, 2, num_spatial_dims=1, transpose=True), _x((2, 5, 3))),
+    NetCase("conv_transpose", nets.conv_transpose(_, _, 4, (3,), 2), _x((2, 5, 3))),
     NetCase("conv_1d", nets.conv_1d(_, _, 4, 3), _x((2, 7, 3))),
     NetCase("conv_1d_causal_dilated", nets.conv_1d(_, _, 4, 3, 1, "CAUSAL", 2), _x((7, 3))),
     NetCase("conv_2d", nets.conv_2d(_, _, 4, 3, 2), _x((2, 6, 6, 3))),

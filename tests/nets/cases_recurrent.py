@@ -77,7 +77,7 @@ def _bidirectional_seq_lengths(params: Params, inputs: LengthsAndX) -> jax.Array
 def _recurrent_lstm_cell(params: Params, inputs: LengthsAndX) -> jax.Array:
     lengths, x = inputs
     zeros = jnp.zeros((*x.shape[:-2], 4), x.dtype)
-    cell = nets.lstm_cell(_, _, _, 4, bias_initializer=jax.nn.initializers.zeros)
+    cell = nets.lstm_cell(_, _, _, 4, initializers=nets.cell_initializers(bias=jax.nn.initializers.zeros))
     ys, state = nets.recurrent(params, x, cell, initial_state=nets.LSTMState(zeros, zeros), seq_lengths=lengths, return_state=True)
     return ys + jnp.broadcast_to(jnp.expand_dims(cast(nets.LSTMState, state).cell.astype(ys.dtype), -2), ys.shape)  # the carry keeps x's dtype
 
@@ -95,7 +95,7 @@ def _recurrent_own_cell(params: Params, x: jax.Array) -> jax.Array:
 
 def _lstm_flax_init(params: Params, x: jax.Array) -> jax.Array:
     per_gate = nets.gate_initializer(*[nets.recurrent_initializer] * 4)
-    return nets.lstm(params, x, 4, w_hidden_initializer=per_gate, bias_initializer=jax.nn.initializers.zeros)
+    return nets.lstm(params, x, 4, initializers=nets.cell_initializers(w_hidden=per_gate, bias=jax.nn.initializers.zeros))
 
 
 def _uint8_lengths(params: Params, inputs: LengthsAndX) -> jax.Array:

@@ -1,4 +1,5 @@
-"""Convolutions against explicit numpy loops on tiny shapes; ``conv`` and its per-rank aliases."""
+"""Convolutions against explicit numpy loops on tiny shapes; ``conv``, ``conv_transpose`` and
+their per-rank aliases."""
 
 from __future__ import annotations
 
@@ -281,7 +282,7 @@ def _bad_inputs_unchecked(params: Any, x: jax.Array) -> None:
         nets.conv_2d(params, x, 8, 3, 0)
     with pytest.raises(ValueError, match=r"conv: `feature_group_count` must divide both the 4 input channels of `x` and `out_channels` 8, got 3"):
         nets.conv_2d(params, x, 8, 3, feature_group_count=3)
-    with pytest.raises(ValueError, match=r"conv: `padding` must be one of \('SAME', 'VALID'\)"):
+    with pytest.raises(ValueError, match=r"conv_transpose: `padding` must be one of \('SAME', 'VALID'\)"):
         nets.conv_transpose_1d({}, jnp.ones((5, 2)), 3, 2, padding="CAUSAL")
 
 
@@ -295,41 +296,40 @@ def _conv_case(rank: int, transpose: bool) -> tuple[Any, Any, tuple[int, ...]]:
 
 @pytest.mark.parametrize("transpose", [False, True])
 @pytest.mark.parametrize("rank", [1, 2, 3])
-def test_conv_is_the_aliases_with_rank_and_transpose_as_arguments(key: jax.Array, rank: int, transpose: bool) -> None:
+def test_conv_and_conv_transpose_are_the_aliases_with_the_rank_from_the_kernel(key: jax.Array, rank: int, transpose: bool) -> None:
     alias, kernel, shape = _conv_case(rank, transpose)
+    net = nets.conv_transpose if transpose else nets.conv
     x = jax.random.normal(key, shape)
     params = _with_bias(trace(alias(_, _, 4, 2, 2), key, x), key)
     expected = _as_np(alias(params, x, 4, 2, 2))
-    by_kernel = nets.conv(params, x, 4, kernel, 2, transpose=transpose)  # the rank from the kernel
-    by_argument = nets.conv(params, x, 4, 2, 2, num_spatial_dims=rank, transpose=transpose)
-    np.testing.assert_array_equal(_as_np(by_kernel), expected)
-    np.testing.assert_array_equal(_as_np(by_argument), expected)
-    assert jax.tree.map(jnp.shape, trace(nets.conv(_, _, 4, kernel, 2, transpose=transpose), key, x)) == jax.tree.map(jnp.shape, params)
+    np.testing.assert_array_equal(_as_np(net(params, x, 4, kernel, 2)), expected)  # the rank from the kernel
+    assert jax.tree.map(jnp.shape, trace(net(_, _, 4, kernel, 2), key, x)) == jax.tree.map(jnp.shape, params)
 
 
 def test_the_aliases_have_their_own_name_docstring_and_signature() -> None:
     import inspect
 
-    for name in ("conv_1d", "conv_2d", "conv_3d", "conv_transpose_1d", "conv_transpose_2d", "conv_transpose_3d"):
+    for name in ("conv", "conv_1d", "conv_2d", "conv_3d", "conv_transpose", "conv_transpose_1d", "conv_transpose_2d", "conv_transpose_3d"):
         alias = getattr(nets, name)
         assert alias.__name__ == name
-        assert (alias.__doc__ or "").startswith("As `conv` with ``num_spatial_dims=")
+        if name[-1] == "d":
+            assert (alias.__doc__ or "").startswith(f"`{name[:-3]}` over {name[-2]} ax")
         assert "_conv" not in (alias.__doc__ or "")
         parameters = list(inspect.signature(alias).parameters)
         assert parameters[:7] == ["params", "x", "out_channels", "kernel_size", "stride", "padding", "dilation"]
-        assert "num_spatial_dims" not in parameters
-        assert "transpose" not in parameters
-    assert "num_spatial_dims" in inspect.signature(nets.conv).parameters
+        assert not {"num_spatial_dims", "transpose", "precision"} & set(parameters)
+        # at most a dozen: conv keeps feature_group_count, the transposed ones cannot group
+        assert len(parameters) == (12 if "transpose" in name else 13), (name, parameters)
 
 
 def test_conv_rank_errors(key: jax.Array) -> None:
     x = jnp.ones((2, 5, 5, 4))
     with checking(False):
-        with pytest.raises(ValueError, match=r"conv: an int `kernel_size` \(3\) needs `num_spatial_dims` \(1, 2 or 3\), or give one int per spatial axis"):
+        with pytest.raises(ValueError, match=r"conv: an int `kernel_size` \(3\) needs a rank: give one int per spatial axis, e.g. `kernel_size=\(3, 3\)`, or use conv_1d, conv_2d or conv_3d"):
             trace(nets.conv(_, _, 8, 3), key, x)
+        with pytest.raises(ValueError, match=r"conv_transpose: an int `kernel_size` \(3\) needs a rank: .* or use conv_transpose_1d, conv_transpose_2d or conv_transpose_3d"):
+            trace(nets.conv_transpose(_, _, 8, 3), key, x)
         with pytest.raises(ValueError, match=r"conv: `num_spatial_dims` must be 1, 2 or 3, got 4"):
-            trace(nets.conv(_, _, 8, 3, num_spatial_dims=4), key, jnp.ones((1, 2, 2, 2, 2, 1)))
+            trace(nets.conv(_, _, 8, (3, 3, 3, 3)), key, jnp.ones((1, 4, 4, 4, 4, 1)))
         with pytest.raises(ValueError, match=r"conv: `kernel_size` must be a positive int or 2 positive ints, got \(3, 3, 3\)"):
-            trace(nets.conv(_, _, 8, (3, 3, 3), num_spatial_dims=2), key, x)
-        with pytest.raises(ValueError, match=r"conv: `feature_group_count` is not supported with `transpose=True`, got 2"):
-            trace(nets.conv(_, _, 8, (3, 3), transpose=True, feature_group_count=2), key, x)
+            trace(nets.conv_2d(_, _, 8, (3, 3, 3)), key, x)

@@ -458,7 +458,8 @@ def test_recurrent_with_a_cell_of_ones_own(key: jax.Array) -> None:
 
 def test_recurrent_cell_options_reach_trace(key: jax.Array) -> None:
     x = _normal(key, 1, (2, T, F))
-    cell = nets.gru_cell(_, _, _, H, w_hidden_initializer=jax.nn.initializers.zeros, bias_initializer=jax.nn.initializers.ones)
+    inits = nets.cell_initializers(w_hidden=jax.nn.initializers.zeros, bias=jax.nn.initializers.ones)
+    cell = nets.gru_cell(_, _, _, H, initializers=inits)
     params = trace(nets.recurrent(_, _, cell, initial_state=jnp.zeros((2, H))), key, x)
     np.testing.assert_array_equal(np.asarray(params["w_hidden"]), 0.0)
     np.testing.assert_array_equal(np.asarray(params["bias_input"]), 1.0)
@@ -492,7 +493,7 @@ def test_lstm_initializer_options(key: jax.Array) -> None:
     x = _normal(key, 1, (B, T, F))
     init = jax.nn.initializers
     params = trace(
-        nets.lstm(_, _, H, w_input_initializer=init.zeros, w_hidden_initializer=init.ones, bias_initializer=init.constant(0.5)),
+        nets.lstm(_, _, H, initializers=nets.cell_initializers(init.zeros, init.ones, init.constant(0.5))),
         key,
         x,
     )
@@ -506,24 +507,30 @@ def test_lstm_forget_gate_bias_by_gate(key: jax.Array, forget: float) -> None:
     x = _normal(key, 1, (B, T, F))
     zeros = jax.nn.initializers.zeros
     bias = nets.gate_initializer(zeros, jax.nn.initializers.constant(forget), zeros, zeros)
-    params = trace(nets.lstm(_, _, H, bias_initializer=bias), key, x)
+    params = trace(nets.lstm(_, _, H, initializers=nets.cell_initializers(bias=bias)), key, x)
     np.testing.assert_array_equal(_np(params, "bias"), np.r_[np.zeros(H), np.full(H, forget), np.zeros(2 * H)])
 
 
 def test_gru_initializer_options_set_both_biases(key: jax.Array) -> None:
     x = _normal(key, 1, (B, T, F))
-    params = trace(nets.gru(_, _, H, bias_initializer=jax.nn.initializers.ones, w_input_initializer=jax.nn.initializers.zeros), key, x)
+    inits = nets.cell_initializers(w_input=jax.nn.initializers.zeros, bias=jax.nn.initializers.ones)
+    params = trace(nets.gru(_, _, H, initializers=inits), key, x)
     np.testing.assert_array_equal(_np(params, "bias_input"), 1.0)
     np.testing.assert_array_equal(_np(params, "bias_hidden"), 1.0)
     np.testing.assert_array_equal(_np(params, "w_input"), 0.0)
-    rnn_params = trace(nets.rnn(_, _, H, bias_initializer=jax.nn.initializers.ones), key, x)
+    rnn_params = trace(nets.rnn(_, _, H, initializers=inits), key, x)
     np.testing.assert_array_equal(_np(rnn_params, "bias"), 1.0)
+    # without a bias initializer each cell keeps its own: zeros, the LSTM's forget gate at 1
+    weights_only = nets.cell_initializers(w_input=jax.nn.initializers.zeros)
+    np.testing.assert_array_equal(_np(trace(nets.gru(_, _, H, initializers=weights_only), key, x), "bias_hidden"), 0.0)
+    lstm_bias = _np(trace(nets.lstm(_, _, H, initializers=weights_only), key, x), "bias")
+    np.testing.assert_array_equal(lstm_bias, np.r_[np.zeros(H), np.ones(H), np.zeros(2 * H)])
 
 
 def test_gate_initializer_gives_one_orthogonal_block_per_gate(key: jax.Array) -> None:
     x = _normal(key, 1, (B, T, F))
     per_gate = nets.gate_initializer(*[nets.recurrent_initializer] * 3)
-    w = _np(trace(nets.gru(_, _, H, w_hidden_initializer=per_gate), key, x), "w_hidden")
+    w = _np(trace(nets.gru(_, _, H, initializers=nets.cell_initializers(w_hidden=per_gate)), key, x), "w_hidden")
     for g in range(3):
         block = w[:, g * H : (g + 1) * H]
         np.testing.assert_allclose(block @ block.T, np.eye(H), atol=1e-5)
@@ -538,9 +545,11 @@ def test_initializer_options_bad_input(key: jax.Array) -> None:
     with pytest.raises(TypeError, match=r"^gate_initializer: expected one initializer per gate, got \(\)$"):
         nets.gate_initializer()
     with pytest.raises(ValueError, match=r"gate_initializer: the last axis of the leaf must split into 3 equal gates, got shape \(4, 16\)"):
-        trace(nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 3)), key, x)
-    with checking(False), pytest.raises(TypeError, match=r"lstm: `bias_initializer` must be an initializer \(key, shape, dtype\) -> Array, got 1.0"):
-        trace(nets.lstm(_, _, H, bias_initializer=1.0), key, x)  # type: ignore[call-overload]  # the error under test
+        trace(nets.lstm(_, _, H, initializers=nets.cell_initializers(w_hidden=nets.gate_initializer(*[nets.recurrent_initializer] * 3))), key, x)
+    with pytest.raises(TypeError, match=r"^cell_initializers: `bias` must be an initializer \(key, shape, dtype\) -> Array, got float 1.0$"):
+        nets.cell_initializers(bias=1.0)  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the error under test
+    with checking(False), pytest.raises(TypeError, match=r"^lstm: `initializers` must come from nets.cell_initializers\(...\), got function"):
+        trace(nets.lstm(_, _, H, initializers=jax.nn.initializers.zeros), key, x)  # type: ignore[call-overload]  # the error under test
 
 
 # ------------------------------------------------------------------ bidirectional final states
@@ -623,7 +632,7 @@ def test_flax_lstm_init_is_matched_by_the_options(key: jax.Array) -> None:
     flax = nn.RNN(nn.LSTMCell(H)).init(key, x)["params"]["cell"]
     zeros = jax.nn.initializers.zeros
     ours = trace(
-        nets.lstm(_, _, H, w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 4), bias_initializer=zeros),
+        nets.lstm(_, _, H, initializers=nets.cell_initializers(w_hidden=nets.gate_initializer(*[nets.recurrent_initializer] * 4), bias=zeros)),
         key,
         x,
     )

@@ -184,7 +184,7 @@ def test_dropout_in_attention_and_blocks(key: jax.Array) -> None:
     params = _randomize(trace(nets.transformer_block(_, _, 2), key, x), key)
     plain = nets.transformer_block(params, x, nets.block(nets.attention(2, causal=True)))
     dropping = nets.block(nets.attention(2, causal=True, dropout_rate=0.2), residual_dropout=0.3)
-    _close(nets.transformer_block(params, x, dropping, deterministic=True), plain)
+    _close(nets.transformer_block(params, x, nets.without_dropout(dropping)), plain)
     a = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
     b = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
     c = nets.transformer_block(params, x, dropping, key=jax.random.key(2))
@@ -201,16 +201,26 @@ def test_dropout_in_attention_and_blocks(key: jax.Array) -> None:
     s1 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
     s2 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
     _close(s1, s2, 0)
-    _close(nets.transformer(stack_params, x, 2, drop_stack, deterministic=True), nets.transformer(stack_params, x, 2, 2))
+    _close(nets.transformer(stack_params, x, 2, nets.without_dropout(drop_stack)), nets.transformer(stack_params, x, 2, 2))
+    pattern = nets.without_dropout((drop_stack, nets.block(nets.attention(2, dropout_rate=0.5))))
+    assert [(b.residual_dropout, b.attention.dropout_rate) for b in pattern] == [(0.0, 0.0), (0.0, 0.0)]
+    looped = trace(nets.transformer(_, _, 2, 2, scan=False), key, x)
+    _close(nets.transformer(looped, x, 2, pattern, scan=False), nets.transformer(looped, x, 2, 2, scan=False))
 
 
 def test_part_errors(key: jax.Array) -> None:
     x = _normal(key, 1, (2, 5, 8))
     params = trace(nets.transformer_block(_, _, 2), key, x)
-    with pytest.raises(ValueError, match=r"transformer_block: dropout is on \(a rate of 0.1 in the block\) but no `key` was given: pass `key=` for training or `deterministic=True`"):
+    with pytest.raises(ValueError, match=r"transformer_block: dropout is on \(a rate of 0.1\) but no `key` was given: pass `key=` \(a JAX random key\) for training, or the block of `nets.without_dropout\(block\)` for evaluation"):
         nets.transformer_block(params, x, nets.block(2, residual_dropout=0.1))
-    with pytest.raises(ValueError, match=r"multi_head_attention: `dropout_rate` is 0.1 but no `key` was given"):
+    with pytest.raises(ValueError, match=r"transformer: dropout is on \(a rate of 0.2\) but no `key`"):
+        nets.transformer({"layers": {0: params, 1: params}}, x, 2, (nets.block(2), nets.block(nets.attention(2, dropout_rate=0.2))), scan=False)
+    with pytest.raises(ValueError, match=r"multi_head_attention: dropout is on \(a rate of 0.1\) but no `key` was given: .* or `nets.without_dropout\(attention\)` for evaluation"):
         nets.multi_head_self_attention(params["attention"], x, nets.attention(2, dropout_rate=0.1))
+    with pytest.raises(ValueError, match=r"dot_product_attention: dropout is on \(a rate of 0.5\) but no `key` was given: .* or `dropout_rate=0.0` for evaluation"):
+        nets.dot_product_attention(jnp.ones((5, 2, 4)), jnp.ones((5, 2, 4)), jnp.ones((5, 2, 4)), dropout_rate=0.5)
+    with pytest.raises(TypeError, match=r"without_dropout: `model` must be a nets.attention\(...\) or nets.block\(...\) value or a tuple of blocks, got list"):
+        nets.without_dropout([nets.block(2)])  # type: ignore[type-var]  # pyright: ignore[reportArgumentType]  # the bad value under test
     with pytest.raises(TypeError, match=r"block: `arrangement` must be a function, got 'sandwich'"):
         nets.block(2, arrangement="sandwich")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]  # the bad value under test
     with pytest.raises(TypeError, match=r"block: `norm` must be a function, got 'rms'"):

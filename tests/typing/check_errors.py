@@ -11,10 +11,10 @@ from jax import Array
 from zephyr import nets, validate
 from zephyr.functools.composition import chain
 from zephyr.functools.partial import placeholder_hole as _
-from zephyr.typing import Params
+from zephyr.typing import Params, ParamsTree
 
 
-def plain(params: Params, x: Array) -> Array:
+def plain(params: ParamsTree, x: Array) -> Array:  # ParamsTree: a hole is no value of it
     return nets.linear(params, x, 8)
 
 

@@ -10,7 +10,7 @@ from jax import Array
 from zephyr import nets
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.nets import Cache, LSTMState
-from zephyr.typing import Params
+from zephyr.typing import Params, ParamsTree
 
 
 def linear(params: Params, x: Array) -> None:
@@ -36,9 +36,9 @@ def norms(params: Params, state: Params, x: Array) -> None:
     assert_type(nets.layer_norm(_, _, -1)(params, x), Array)
     assert_type(nets.rms_norm(params, _)(x), Array)
     assert_type(nets.group_norm(_, _, 4)(params, x), Array)
-    assert_type(nets.batch_norm(_, _, _, True)(params, state, x), tuple[Array, Params])
+    assert_type(nets.batch_norm(_, _, _, True)(params, state, x), tuple[Array, ParamsTree])
     y, new_state = nets.batch_norm(params, state, x, False)
-    assert_type(nets.batch_norm(params, new_state, y, False), tuple[Array, Params])
+    assert_type(nets.batch_norm(params, new_state, y, False), tuple[Array, ParamsTree])
 
 
 def convolutions(params: Params, x: Array, padding: str) -> None:
@@ -51,8 +51,8 @@ def convolutions(params: Params, x: Array, padding: str) -> None:
     assert_type(nets.conv_transpose_1d(_, _, 8, 3)(params, x), Array)
     assert_type(nets.conv_transpose_2d(_, _, 8, 3, 2, "VALID")(params, x), Array)
     assert_type(nets.conv_transpose_3d(params, _, 8, 3)(x), Array)
-    assert_type(nets.conv(_, _, 8, (3, 3), transpose=True)(params, x), Array)
-    assert_type(nets.conv(params, _, 8, 3, num_spatial_dims=1)(x), Array)
+    assert_type(nets.conv_transpose(_, _, 8, (3, 3))(params, x), Array)
+    assert_type(nets.conv(params, _, 8, (3,))(x), Array)
     assert_type(nets.conv(_, _, _, _)(params, x, 8, (3, 3)), Array)
 
 

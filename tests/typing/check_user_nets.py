@@ -15,11 +15,13 @@ from zephyr import nets, stack, trace, trace_with_state, validate
 from zephyr.functools.composition import chain
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
-from zephyr.typing import Params
+from zephyr.typing import Params, ParamsTree
 
 
+# A net takes a ParamsTree: a Params (ParamsTree | Any) parameter would take the hole `_` as a
+# value in `block(_, x, 8)` (docs/guide/placeholders.md).
 @flexible
-def block(params: Params, x: Array, width: int, scale: float = 1.0) -> Array:
+def block(params: ParamsTree, x: Array, width: int, scale: float = 1.0) -> Array:
     return nets.linear(params["linear"], x, width) * scale
 
 
@@ -34,7 +36,7 @@ def dense_typed(params: DenseParams, x: Array, out_dim: int) -> Array:
 
 
 @flexible
-def counter(params: Params, state: Params, x: Array) -> tuple[Array, Params]:
+def counter(params: ParamsTree, state: ParamsTree, x: Array) -> tuple[Array, ParamsTree]:
     count = validate(state["count"], ())
     return x, {"count": count + 1}
 
@@ -70,11 +72,11 @@ def calls_with_holes(p: Params, x: Array) -> None:
 
 
 def traced(key: Array, x: Array) -> None:
-    assert_type(trace(block, key, x, 8), Params)
-    assert_type(trace(block(_, _, 32), key, x), Params)
+    assert_type(trace(block, key, x, 8), ParamsTree)
+    assert_type(trace(block(_, _, 32), key, x), ParamsTree)
     assert_type(trace(dense_typed, key, x, 5), DenseParams)
     assert_type(trace(dense_typed(_, _, 5), key, x), DenseParams)
-    assert_type(trace_with_state(counter, key, x), tuple[Params, Params])
+    assert_type(trace_with_state(counter, key, x), tuple[ParamsTree, ParamsTree])
     params = trace(dense_typed, key, x, 5)
     assert_type(params["weights"].shape, tuple[int, ...])
     deep = stack(block(_, _, 8), 12)

@@ -17,7 +17,7 @@ from jaxtyping import Float, TypeCheckError
 
 from tests.typing.test_signature import typed_linear
 from zephyr import nets, trace
-from zephyr.core._context import CHECKING
+from zephyr.typing._checking import CHECKING
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
 from zephyr.typing import Params, checking, is_checking

@@ -15,7 +15,7 @@ from jax import Array
 from jaxtyping import Float, Int
 
 from zephyr import trace, validate
-from zephyr.core._initializers import ones
+from jax.nn.initializers import ones
 from zephyr.functools.partial import flexible
 from zephyr.typing import Params, params_layout
 from zephyr.typing._dims import call_arguments

@@ -34,7 +34,7 @@ def test_the_hole_forms_users_write_and_no_others() -> None:
     stub = generate(["zephyr.nets"])[NETS]
     linear = overloads(stub, "linear")
     assert linear[0][1] == 'Float[Array, "*batch out_dim"]'  # the real signature first
-    assert "params: Params" in linear[0][0] and "PlaceholderType" not in linear[0][0]
+    assert "params: ParamsTree" in linear[0][0] and "PlaceholderType" not in linear[0][0]
     # linear(_, _, 256), linear(params, _, 256), linear(_, _, _): never linear(_, x, 256)
     assert [holes(signature) for signature, _ in linear[1:]] == [["params", "x"], ["x"], ["params", "x", "out_dim"]]
     assert [returns for _, returns in linear[1:]] == ["_Linear_params_x", "_Linear_x", "_Linear_params_x_out_dim"]
@@ -63,24 +63,25 @@ def test_returned_protocols_take_the_missing_arguments_only() -> None:
     protocol = stub.split("class _Linear_params_x(Protocol):")[1].split("\nclass ")[0]
     assert "@overload" not in protocol and "PlaceholderType" not in protocol  # no holes again
     assert re.sub(r"\s+", " ", protocol.split('"""\n')[-1]).replace("( ", "(").replace(", )", ")") == (
-        ' def __call__(self, params: Params, x: Float[Array, "*batch d_in"]) -> Float[Array, "*batch out_dim"]: ... '
+        ' def __call__(self, params: ParamsTree, x: Float[Array, "*batch d_in"]) -> Float[Array, "*batch out_dim"]: ... '
     )
 
 
 def test_aliases_are_their_function_without_the_fixed_keywords() -> None:
     stub = generate(["zephyr.nets"])[NETS]
     conv, conv_2d = overloads(stub, "conv"), overloads(stub, "conv_2d")
-    assert "num_spatial_dims" in conv[0][0] and "transpose" in conv[0][0]
-    assert "num_spatial_dims" not in conv_2d[0][0] and "transpose" not in conv_2d[0][0]
-    assert "num_spatial_dims" not in overloads(stub, "conv_transpose_2d")[0][0]
-    assert [r for _, r in conv_2d] == [r for _, r in conv]  # the same protocols, written once
+    transposed = overloads(stub, "conv_transpose_2d")
+    for signature in (conv[0][0], conv_2d[0][0], transposed[0][0]):
+        assert "num_spatial_dims" not in signature and "transpose" not in signature
+    assert "feature_group_count" in conv_2d[0][0] and "feature_group_count" not in transposed[0][0]
+    assert [r for _, r in conv_2d] == [r for _, r in conv] == [r for _, r in transposed]  # the same protocols
     assert stub.count("class _Conv_params_x(Protocol)") == 1
 
 
 def test_params_and_state_typeddicts_are_shown_as_params() -> None:
     stub = generate(["zephyr.nets"])[NETS]
     (real, returns), *_ = overloads(stub, "batch_norm")
-    assert "state: Params" in real and returns == 'tuple[Float[Array, "*shape"], Params]'
+    assert "state: ParamsTree" in real and returns == 'tuple[Float[Array, "*shape"], ParamsTree]'
 
 
 def test_output_is_deterministic() -> None:

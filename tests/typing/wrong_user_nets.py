@@ -11,11 +11,16 @@ from jax import Array
 from zephyr import nets, stack, trace
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
-from zephyr.typing import Params
+from zephyr.typing import Params, ParamsTree
 
 
 @flexible
 def block(params: Params, x: Array, width: int) -> Array:
+    return nets.linear(params, x, width)
+
+
+@flexible
+def strict_block(params: ParamsTree, x: Array, width: int) -> Array:
     return nets.linear(params, x, width)
 
 
@@ -42,3 +47,7 @@ def wrong(p: Params, x: Array, key: Array) -> None:
     block(p, x, width=_)  # error: keyword holes are not typed: refused
     trace(block(_, _, 32), key, x, 3)  # error: too many sample arguments
     block(_, _, 8)(p)  # error: too few arguments to a holed call
+    nets.linear(3, x, 256)  # error: an int is not a params tree (a net takes a ParamsTree)
+    nets.linear(_, _, 8)(3, x)  # error: nor to a holed net
+    strict_block(3, x, 8)  # error: nor to a net of yours annotated with ParamsTree
+    _n: int = p  # error: a Params value is not Any: it does not assign to an int

@@ -16,7 +16,7 @@ from .._checks import check_random_key, check_rate, min_rank, positive_int
 from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
-from ._dtypes import cast, compute_dtype
+from ._dtypes import broadcasts, cast, compute_dtype
 from ._linear import LinearParams
 from ._parts import Attention, LogitsPart, attention, on_logits_parts
 
@@ -100,10 +100,10 @@ def _full_mask(
     if mask is not None:
         mask = _boolean(who, "mask", mask)
         shape = tuple(mask.shape)
-        if not _broadcasts(shape, full):
+        if not broadcasts(shape, full):
             hint = (
                 f"; a padding mask {shape} goes in `padding_mask`"
-                if len(shape) == len(padding) and _broadcasts(shape, padding)
+                if len(shape) == len(padding) and broadcasts(shape, padding)
                 else ""
             )
             raise ValueError(
@@ -114,7 +114,7 @@ def _full_mask(
     if padding_mask is not None:
         padding_mask = _boolean(who, "padding_mask", padding_mask)
         shape = tuple(padding_mask.shape)
-        if not _broadcasts(shape, padding):
+        if not broadcasts(shape, padding):
             raise ValueError(
                 f"{who}: `padding_mask` must broadcast (right-aligned) to (*batch, kv_len) = {padding}, "
                 f"got shape {shape}\n{MSG_MASKS}"
@@ -122,15 +122,6 @@ def _full_mask(
         expanded = jnp.broadcast_to(padding_mask, padding).reshape((*batch, 1, 1, kv_len))
         result = _and(result, jnp.broadcast_to(expanded, full))
     return result
-
-
-def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    if len(shape) > len(target):
-        return False
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
 
 
 def _causal_mask(q_len: int, kv_len: int, offset: Array | int) -> Array:
@@ -147,15 +138,16 @@ class _Dropout(NamedTuple):
     rate: float
 
 
-def _dropout(who: str, rate: float, key: PRNGKey | None, deterministic: bool) -> _Dropout | None:
-    """The attention dropout to apply, or None (rate 0 or deterministic); checks ``rate`` and ``key``."""
+def dropout_of(who: str, rate: float, key: PRNGKey | None, evaluation: str) -> _Dropout | None:
+    """The dropout to apply, or None (rate 0); checks ``rate`` and ``key``. A rate without a key
+    is an error, never dropout silently left out: ``evaluation`` says what to pass instead."""
     check_rate(who, "dropout_rate", rate)
-    if rate == 0.0 or deterministic:
+    if rate == 0.0:
         return None
     if key is None:
         raise ValueError(
-            f"{who}: `dropout_rate` is {rate} but no `key` was given: pass `key=` (a JAX random key) "
-            "for training, or `deterministic=True` for evaluation"
+            f"{who}: dropout is on (a rate of {rate}) but no `key` was given: pass `key=` (a JAX random key) "
+            f"for training, or {evaluation} for evaluation"
         )
     check_random_key(key, who)
     return _Dropout(key, rate)
@@ -239,6 +231,17 @@ def _attend_weights(
     return jnp.moveaxis(jnp.matmul(weights.astype(v.dtype), vh), -3, -2)
 
 
+def _check_qkv(who: str, q: Array, k: Array, v: Array, rank: int, axes: str) -> None:
+    """``q``, ``k``, ``v`` of at least ``rank`` axes (the last ``axes``), ``k`` and ``v`` agreeing
+    on all but the last, ``q`` and ``k`` on the batch axes (all but the last ``rank``)."""
+    for name, array in (("q", q), ("k", k), ("v", v)):
+        min_rank(who, name, array.shape, rank, axes)
+    if k.shape[:-1] != v.shape[:-1]:
+        raise ValueError(f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}")
+    if q.shape[:-rank] != k.shape[:-rank]:
+        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
+
+
 def _pad_last(a: Array, size: int) -> Array:
     """``a`` with zeros appended to its last axis up to ``size``."""
     return jax.lax.pad(a, np.zeros((), a.dtype), [(0, 0, 0)] * (a.ndim - 1) + [(0, size - a.shape[-1], 0)])
@@ -253,7 +256,7 @@ def _positions(who: str, name: str, positions: Array | None, batch: tuple[int, .
     dtype = getattr(positions, "dtype", None)
     if dtype is None or not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
         raise TypeError(f"{who}: `{name}` must be an integer or float array, got {type(positions).__name__}")
-    if not shape or not _broadcasts(shape, (*batch, seq)):
+    if not shape or not broadcasts(shape, (*batch, seq)):
         raise ValueError(
             f"{who}: `{name}` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
         )
@@ -272,7 +275,6 @@ def dot_product_attention(
     scale: float | None = None,
     dropout_rate: float = 0.0,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
     dtype: DType | None = None,
 ) -> Float[Array, "*batch q_len num_heads head_dim_v"]:
     """Scaled dot-product attention of already split heads (no params): ``softmax(q k^T / sqrt(D)) v``.
@@ -296,9 +298,9 @@ def dot_product_attention(
             as in decoding); combined with the masks.
         padding_mask: boolean, True = a real key: broadcast right-aligned to ``(*batch, kv_len)``.
         scale: the logits' scale (default ``1 / sqrt(head_dim)``).
-        dropout_rate: dropout of the attention weights (a Python number in ``[0, 1]``).
-        key: the random key of the dropout (needed when ``dropout_rate > 0`` and not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        dropout_rate: dropout of the attention weights (a Python number in ``[0, 1]``; 0, the
+            default, for evaluation).
+        key: the random key of the dropout (needed when ``dropout_rate > 0``).
         dtype: the computation dtype (default: the promoted dtype of ``q``, ``k``, ``v``).
 
     Returns:
@@ -312,25 +314,18 @@ def dot_product_attention(
         (2, 5, 4, 8)
     """
     who = "dot_product_attention"
-    for name, array in (("q", q), ("k", k), ("v", v)):
-        min_rank(who, name, array.shape, 3, "(seq, heads, head_dim)")
+    _check_qkv(who, q, k, v, 3, "(seq, heads, head_dim)")
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(
             f"{who}: `q` and `k` must have the same head size (last axis), got q {q.shape} and k {k.shape}"
         )
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(
-            f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}"
-        )
-    if q.shape[:-3] != k.shape[:-3]:
-        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
     num_heads, kv_heads = q.shape[-2], k.shape[-2]
     if num_heads % kv_heads:
         raise ValueError(
             f"{who}: the key/value heads ({kv_heads}, axis -2 of `k`) must divide the query heads "
             f"({num_heads}, axis -2 of `q`)"
         )
-    drop = _dropout(who, dropout_rate, key, deterministic)
+    drop = dropout_of(who, dropout_rate, key, "`dropout_rate=0.0`")
     compute = compute_dtype(dtype, q, k, v)
     full = _full_mask(who, mask, padding_mask, tuple(q.shape[:-3]), num_heads, q.shape[-3], k.shape[-3])
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -402,7 +397,6 @@ def multi_head_attention(
     positions: Real[Array, "..."] | None = None,
     kv_positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch q_len d"]:
     """Multi-head attention of queries ``q`` over keys ``k`` and values ``v`` (Vaswani et al.).
 
@@ -429,8 +423,8 @@ def multi_head_attention(
         positions: the queries' positions for ``on_qk``, broadcast to ``(*batch, q_len)``
             (default ``0, 1, ..., q_len - 1``).
         kv_positions: the keys' positions, ``(*batch, kv_len)`` (default ``0, ..., kv_len - 1``).
-        key: the random key of the attention dropout (when its rate is above 0, not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        key: the random key of the attention dropout (when its rate is above 0; evaluate with
+            the value of :func:`without_dropout`).
 
     Returns:
         ``(*batch, q_len, d)``.
@@ -449,17 +443,11 @@ def multi_head_attention(
     """
     who = "multi_head_attention"
     att = as_attention(who, attention)
-    min_rank(who, "q", q.shape, 2, "(seq, features)")
-    min_rank(who, "k", k.shape, 2, "(seq, features)")
-    min_rank(who, "v", v.shape, 2, "(seq, features)")
-    if k.shape[:-1] != v.shape[:-1]:
-        raise ValueError(f"{who}: `k` and `v` must agree on every axis but the last, got k {k.shape} and v {v.shape}")
-    if q.shape[:-2] != k.shape[:-2]:
-        raise ValueError(f"{who}: `q` and `k` must have the same batch axes, got q {q.shape} and k {k.shape}")
+    _check_qkv(who, q, k, v, 2, "(seq, features)")
     d = q.shape[-1]
     sizes = _sizes(who, att, d)
     _no_positions_without_on_qk(who, att, positions, kv_positions)
-    drop = _dropout(who, att.dropout_rate, key, deterministic)
+    drop = dropout_of(who, att.dropout_rate, key, "`nets.without_dropout(attention)`")
     batch, q_len, kv_len = tuple(q.shape[:-2]), q.shape[-2], k.shape[-2]
     full = _full_mask(who, mask, padding_mask, batch, att.num_heads, q_len, kv_len)
     q_pos = _positions(who, "positions", positions, batch, q_len)
@@ -515,7 +503,6 @@ def multi_head_self_attention(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch seq d"]:
     """Multi-head self-attention: :func:`multi_head_attention` of ``x`` over itself.
 
@@ -528,8 +515,7 @@ def multi_head_self_attention(
         is_causal: position ``i`` attends to positions ``<= i`` only.
         padding_mask: boolean, True = a real token: broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for ``on_qk``, ``(*batch, seq)`` (default ``0, ..., seq - 1``).
-        key: the random key of the attention dropout.
-        deterministic: no dropout (evaluation).
+        key: the random key of the attention dropout (when its rate is above 0).
 
     Returns:
         ``(*batch, seq, d)``.
@@ -556,7 +542,6 @@ def multi_head_self_attention(
         positions=positions,
         kv_positions=positions,
         key=key,
-        deterministic=deterministic,
     )
 
 

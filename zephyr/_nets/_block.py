@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import NotRequired, TypedDict, cast
+from typing import NotRequired, TypedDict, TypeVar, cast
 
 import jax
 from jax import Array
@@ -283,6 +283,43 @@ def block(
     check_callable(who, "arrangement", arrangement)
     check_rate(who, "residual_dropout", residual_dropout)
     return Block(att, mlp, norm, arrangement, residual_dropout)
+
+
+_Model = TypeVar("_Model", Attention, Block, tuple[Block, ...])
+
+
+def without_dropout(model: _Model) -> _Model:
+    """``model`` for evaluation: every dropout rate of the attention, the block or the pattern
+    of blocks set to 0 (the params are the same). Dropout lives in the value, so a net called
+    with a rate above 0 and no ``key`` is an error, never dropout silently left out.
+
+    Args:
+        model: a value of :func:`attention` or :func:`block`, or a tuple of blocks.
+
+    Returns:
+        The same kind of value, without dropout.
+
+    Example:
+        >>> from zephyr import nets
+        >>> train = nets.block(nets.attention(2, dropout_rate=0.1), residual_dropout=0.1)
+        >>> evaluate = nets.without_dropout(train)
+        >>> evaluate.residual_dropout, evaluate.attention.dropout_rate
+        (0.0, 0.0)
+    """
+    return cast(_Model, _without_dropout(model))
+
+
+def _without_dropout(model: Attention | Block | tuple[Block, ...]) -> Attention | Block | tuple[Block, ...]:
+    if isinstance(model, Attention):
+        return replace(model, dropout_rate=0.0)
+    if isinstance(model, Block):
+        return replace(model, attention=replace(model.attention, dropout_rate=0.0), residual_dropout=0.0)
+    if isinstance(model, tuple) and all(isinstance(b, Block) for b in model):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        return tuple(cast(Block, _without_dropout(b)) for b in model)
+    raise TypeError(
+        f"without_dropout: `model` must be a nets.attention(...) or nets.block(...) value or a tuple of blocks, "
+        f"got {describe_value(model)}"
+    )
 
 
 def as_block(who: str, value: int | Block) -> Block:

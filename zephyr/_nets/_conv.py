@@ -1,5 +1,7 @@
-"""Convolutions, channels last: one ``conv``, and ``conv_1d/2d/3d`` and
-``conv_transpose_1d/2d/3d`` as its aliases with the rank (and ``transpose``) fixed."""
+"""Convolutions, channels last: ``conv`` and ``conv_transpose``, and ``conv_1d/2d/3d`` and
+``conv_transpose_1d/2d/3d`` with the rank fixed: each is the one private ``_conv`` with its
+rank and ``transpose`` fixed (``functools.partial``), so they share one body and one set of
+stub protocols."""
 
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict, cast
 
 import jax
 from jax import Array
+from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
 from .._checks import int_pairs, is_positive_int, min_rank, positive_int, positive_ints
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from .._flexible import flexible
 from ._dtypes import compute_dtype
@@ -60,7 +63,7 @@ def _padding(
 
 
 @flexible
-def conv(
+def _conv(
     params: ConvParams,
     x: Float[Array, "... in_channels"],
     out_channels: int,
@@ -77,65 +80,10 @@ def conv(
     bias_initializer: Initializer = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
-    precision: jax.lax.PrecisionLike = None,
 ) -> Float[Array, "... out_channels"]:
-    """A convolution over the 1, 2 or 3 axes before the channels (channels last).
-
-    The rank is ``num_spatial_dims``, or else the length of ``kernel_size`` (an int kernel
-    needs ``num_spatial_dims``: the input's rank cannot tell spatial axes from batch axes).
-    ``transpose=False`` is ``jax.lax.conv_general_dilated`` (a cross-correlation);
-    ``transpose=True`` is ``jax.lax.conv_transpose``, as Flax's ``ConvTranspose``: the input is
-    dilated by ``stride`` (``stride - 1`` zeros between its elements) and convolved with the
-    (unflipped) kernel. With the effective kernel ``k = (kernel_size - 1) * dilation + 1`` on
-    an axis of size ``n``, a transposed convolution's output size is ``n * stride`` with
-    ``"SAME"``; ``(n - 1) * stride + max(k, stride)`` with ``"VALID"`` (Equinox's and
-    PyTorch's ``(n - 1) * stride + k`` when ``k >= stride``, Flax's ``n * stride`` when the
-    effective kernel is smaller than the stride: the last ``stride - k`` outputs then see no
-    input, the bias alone); and ``(n - 1) * stride + low + high - k + 2`` with an explicit
-    ``(low, high)`` pair (the pairs pad the dilated input, then a ``"VALID"`` convolution runs).
-
-    Args:
-        params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
-            "bias": (out_channels,)}`` (``bias`` only with ``use_bias``).
-        x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
-        out_channels: the number of output channels.
-        kernel_size: the window, one int per spatial axis, or one int for all of them.
-        stride: the step between windows (the upsampling factor when transposed), likewise.
-        padding: ``"SAME"`` (output size ``ceil(size / stride)``), ``"VALID"`` (no padding),
-            ``"CAUSAL"`` (1-d and not transposed: ``(kernel_size - 1) * dilation`` zeros on the
-            left, so output ``t`` sees inputs ``<= t``), or one ``(low, high)`` pair per spatial axis.
-        dilation: the kernel dilation (``rhs_dilation``), an int or one per axis.
-        num_spatial_dims: how many axes before the channels are convolved (1, 2 or 3);
-            default: ``len(kernel_size)``.
-        transpose: a transposed convolution (``jax.lax.conv_transpose``).
-        feature_group_count: split the channels into this many groups convolved separately
-            (``in_channels`` for a depthwise convolution); must divide both channel counts.
-            Not with ``transpose``.
-        use_bias: whether to add ``bias``.
-        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
-        dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
-        param_dtype: the storage dtype of the params (default float32).
-        precision: passed to ``jax.lax.conv_general_dilated`` / ``jax.lax.conv_transpose``.
-
-    Returns:
-        ``(*batch, *out_spatial, out_channels)``.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from zephyr import nets, trace
-        >>> from zephyr.functools.partial import placeholder_hole as _
-        >>> x = jnp.ones((2, 8, 8, 3))
-        >>> params = trace(nets.conv(_, _, 16, (3, 3), 2), jax.random.key(0), x)
-        >>> jax.tree.map(jnp.shape, params)
-        {'bias': (16,), 'weights': (3, 3, 3, 16)}
-        >>> nets.conv(params, x, 16, (3, 3), 2).shape
-        (2, 4, 4, 16)
-        >>> up = trace(nets.conv(_, _, 4, 3, 2, num_spatial_dims=1, transpose=True), jax.random.key(0), x[0])
-        >>> nets.conv(up, x[0], 4, 3, 2, num_spatial_dims=1, transpose=True).shape
-        (8, 16, 4)
-    """
-    who = "conv"
+    """The body of every convolution: the public names fix ``num_spatial_dims`` and
+    ``transpose`` (see ``conv`` and ``conv_transpose`` for the arguments)."""
+    who = "conv_transpose" if transpose else "conv"
     n = _rank(who, num_spatial_dims, kernel_size)
     min_rank(who, "x", x.shape, n + 1, f"(*batch, {', '.join(_SPATIAL_NAMES[n])}, channels)")
     kernel = positive_ints(who, "kernel_size", kernel_size, n)
@@ -144,8 +92,6 @@ def conv(
     pad = _padding(who, padding, kernel, dilations, allow_causal=n == 1 and not transpose)
     positive_int(who, "out_channels", out_channels)
     in_channels = x.shape[-1]
-    if transpose and feature_group_count != 1:
-        raise ValueError(f"{who}: `feature_group_count` is not supported with `transpose=True`, got {feature_group_count}")
     if not is_positive_int(feature_group_count) or in_channels % feature_group_count or out_channels % feature_group_count:
         raise ValueError(
             f"{who}: `feature_group_count` must divide both the {in_channels} input channels of `x` "
@@ -160,13 +106,11 @@ def conv(
     spatial = _SPATIAL[n]
     layout = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
     if transpose:
-        y = jax.lax.conv_transpose(
-            flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout, precision=precision
-        )
+        y = jax.lax.conv_transpose(flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout)
     else:
         y = jax.lax.conv_general_dilated(
             flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout,
-            feature_group_count=feature_group_count, precision=precision,
+            feature_group_count=feature_group_count,
         )
     if use_bias:
         bias = validate(params["bias"], (out_channels,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when use_bias
@@ -179,8 +123,8 @@ def _rank(who: str, num_spatial_dims: int | None, kernel_size: int | Sequence[in
     if num_spatial_dims is None:
         if isinstance(kernel_size, int):
             raise ValueError(
-                f"{who}: an int `kernel_size` ({kernel_size}) needs `num_spatial_dims` (1, 2 or 3), "
-                "or give one int per spatial axis, e.g. `kernel_size=(3, 3)`"
+                f"{who}: an int `kernel_size` ({kernel_size}) needs a rank: give one int per spatial "
+                f"axis, e.g. `kernel_size=(3, 3)`, or use {who}_1d, {who}_2d or {who}_3d"
             )
         num_spatial_dims = len(kernel_size)
     if type(num_spatial_dims) is not int or num_spatial_dims not in _SPATIAL:
@@ -189,17 +133,96 @@ def _rank(who: str, num_spatial_dims: int | None, kernel_size: int | Sequence[in
 
 
 def _alias(name: str, doc: str, **fixed: Any) -> Any:
-    """``conv`` with ``fixed`` keywords (its rank, ``transpose``), under a name and docstring of
-    its own; its signature is ``conv``'s without them, and holes work as in ``conv``."""
-    alias = cast(Any, functools.update_wrapper(functools.partial(conv, **fixed), conv))
-    signature = inspect.signature(conv)
+    """``_conv`` with ``fixed`` keywords (its rank, ``transpose``), under a name and docstring of
+    its own; its signature is ``_conv``'s without them, and holes work as in ``_conv``."""
+    alias = cast(Any, functools.update_wrapper(functools.partial(_conv, **fixed), _conv))
+    signature = inspect.signature(_conv)
     alias.__signature__ = signature.replace(parameters=[p for p in signature.parameters.values() if p.name not in fixed])
     alias.__name__ = alias.__qualname__ = name
     alias.__doc__ = doc
     return alias
 
 
-conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1`` (not transposed): ``x`` is ``(*batch, width, in_channels)``.
+conv = _alias("conv", """A convolution over the axes before the channels (channels last), one per entry of ``kernel_size``.
+
+    ``jax.lax.conv_general_dilated`` (a cross-correlation) over the 1, 2 or 3 axes before the
+    channels; the rank is ``len(kernel_size)`` (``conv_1d/2d/3d`` fix it and take an int). For
+    a precision other than the default, use ``jax.default_matmul_precision``.
+
+    Args:
+        params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
+            "bias": (out_channels,)}`` (``bias`` only with ``use_bias``).
+        x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
+        out_channels: the number of output channels.
+        kernel_size: the window, one int per spatial axis.
+        stride: the step between windows, an int or one per axis.
+        padding: ``"SAME"`` (output size ``ceil(size / stride)``), ``"VALID"`` (no padding),
+            ``"CAUSAL"`` (1-d: ``(kernel_size - 1) * dilation`` zeros on the left, so output
+            ``t`` sees inputs ``<= t``), or one ``(low, high)`` pair per spatial axis.
+        dilation: the kernel dilation (``rhs_dilation``), an int or one per axis.
+        feature_group_count: split the channels into this many groups convolved separately
+            (``in_channels`` for a depthwise convolution); must divide both channel counts.
+        use_bias: whether to add ``bias``.
+        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
+        bias_initializer: initializer of ``bias`` (default: zeros).
+        dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        ``(*batch, *out_spatial, out_channels)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((2, 8, 8, 3))
+        >>> params = trace(nets.conv(_, _, 16, (3, 3), 2), jax.random.key(0), x)
+        >>> jax.tree.map(jnp.shape, params)
+        {'bias': (16,), 'weights': (3, 3, 3, 16)}
+        >>> nets.conv(params, x, 16, (3, 3), 2).shape
+        (2, 4, 4, 16)
+    """, num_spatial_dims=None, transpose=False)
+conv_transpose = _alias("conv_transpose", """A transposed convolution over the axes before the channels (channels last), as Flax's ``ConvTranspose``.
+
+    ``jax.lax.conv_transpose``: the input is dilated by ``stride`` (``stride - 1`` zeros
+    between its elements) and convolved with the (unflipped) kernel; the rank is
+    ``len(kernel_size)`` (``conv_transpose_1d/2d/3d`` fix it and take an int). With the
+    effective kernel ``k = (kernel_size - 1) * dilation + 1`` on an axis of size ``n``, the
+    output size is ``n * stride`` with ``"SAME"``; ``(n - 1) * stride + max(k, stride)`` with
+    ``"VALID"`` (Equinox's and PyTorch's ``(n - 1) * stride + k`` when ``k >= stride``, Flax's
+    ``n * stride`` when the effective kernel is smaller than the stride: the last
+    ``stride - k`` outputs then see no input, the bias alone); and
+    ``(n - 1) * stride + low + high - k + 2`` with an explicit ``(low, high)`` pair (the pairs
+    pad the dilated input, then a ``"VALID"`` convolution runs).
+
+    Args:
+        params: ``{"weights": (*kernel_size, in_channels, out_channels), "bias": (out_channels,)}``
+            (``bias`` only with ``use_bias``).
+        x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
+        out_channels: the number of output channels.
+        kernel_size: the window, one int per spatial axis.
+        stride: the upsampling factor, an int or one per axis.
+        padding: ``"SAME"``, ``"VALID"`` or one ``(low, high)`` pair per spatial axis.
+        dilation: the kernel dilation, an int or one per axis.
+        use_bias: whether to add ``bias``.
+        weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
+        bias_initializer: initializer of ``bias`` (default: zeros).
+        dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        ``(*batch, *out_spatial, out_channels)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from zephyr import nets, trace
+        >>> from zephyr.functools.partial import placeholder_hole as _
+        >>> x = jnp.ones((8, 16, 3))
+        >>> up = trace(nets.conv_transpose(_, _, 4, (3,), 2), jax.random.key(0), x)
+        >>> nets.conv_transpose(up, x, 4, (3,), 2).shape
+        (8, 32, 4)
+    """, num_spatial_dims=None, transpose=True, feature_group_count=1)
+conv_1d = _alias("conv_1d", """`conv` over 1 axis: ``x`` is ``(*batch, width, in_channels)``; an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -210,7 +233,7 @@ conv_1d = _alias("conv_1d", """As `conv` with ``num_spatial_dims=1`` (not transp
         >>> nets.conv_1d(params, x, 4, 3, padding="CAUSAL").shape
         (2, 10, 4)
     """, num_spatial_dims=1, transpose=False)
-conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2`` (not transposed): ``x`` is ``(*batch, height, width, in_channels)``.
+conv_2d = _alias("conv_2d", """`conv` over 2 axes: ``x`` is ``(*batch, height, width, in_channels)``; an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -221,7 +244,7 @@ conv_2d = _alias("conv_2d", """As `conv` with ``num_spatial_dims=2`` (not transp
         >>> nets.conv_2d(params, x, 16, 3, 2).shape
         (2, 4, 4, 16)
     """, num_spatial_dims=2, transpose=False)
-conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3`` (not transposed): ``x`` is ``(*batch, depth, height, width, in_channels)``.
+conv_3d = _alias("conv_3d", """`conv` over 3 axes: ``x`` is ``(*batch, depth, height, width, in_channels)``; an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -232,7 +255,7 @@ conv_3d = _alias("conv_3d", """As `conv` with ``num_spatial_dims=3`` (not transp
         >>> nets.conv_3d(params, x, 5, 2, padding="VALID").shape
         (3, 3, 3, 5)
     """, num_spatial_dims=3, transpose=False)
-conv_transpose_1d = _alias("conv_transpose_1d", """As `conv` with ``num_spatial_dims=1, transpose=True`` (output sizes in `conv`).
+conv_transpose_1d = _alias("conv_transpose_1d", """`conv_transpose` over 1 axis (output sizes there); an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -242,8 +265,8 @@ conv_transpose_1d = _alias("conv_transpose_1d", """As `conv` with ``num_spatial_
         >>> params = trace(nets.conv_transpose_1d(_, _, 4, 3, 2), jax.random.key(0), x)
         >>> nets.conv_transpose_1d(params, x, 4, 3, 2).shape
         (2, 10, 4)
-    """, num_spatial_dims=1, transpose=True)
-conv_transpose_2d = _alias("conv_transpose_2d", """As `conv` with ``num_spatial_dims=2, transpose=True`` (output sizes in `conv`).
+    """, num_spatial_dims=1, transpose=True, feature_group_count=1)
+conv_transpose_2d = _alias("conv_transpose_2d", """`conv_transpose` over 2 axes (output sizes there); an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -253,8 +276,8 @@ conv_transpose_2d = _alias("conv_transpose_2d", """As `conv` with ``num_spatial_
         >>> params = trace(nets.conv_transpose_2d(_, _, 8, 3, 2), jax.random.key(0), x)
         >>> nets.conv_transpose_2d(params, x, 8, 3, 2).shape
         (2, 8, 8, 8)
-    """, num_spatial_dims=2, transpose=True)
-conv_transpose_3d = _alias("conv_transpose_3d", """As `conv` with ``num_spatial_dims=3, transpose=True`` (output sizes in `conv`).
+    """, num_spatial_dims=2, transpose=True, feature_group_count=1)
+conv_transpose_3d = _alias("conv_transpose_3d", """`conv_transpose` over 3 axes (output sizes there); an int ``kernel_size`` is enough.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -264,4 +287,4 @@ conv_transpose_3d = _alias("conv_transpose_3d", """As `conv` with ``num_spatial_
         >>> params = trace(nets.conv_transpose_3d(_, _, 4, 2, 2), jax.random.key(0), x)
         >>> nets.conv_transpose_3d(params, x, 4, 2, 2).shape
         (4, 4, 4, 4)
-    """, num_spatial_dims=3, transpose=True)
+    """, num_spatial_dims=3, transpose=True, feature_group_count=1)

@@ -15,7 +15,7 @@ from jax import Array, core
 from jaxtyping import Bool, Float, Real
 
 from .._checks import describe_value, min_rank, positive_int
-from ..core._types import DType, Params
+from ..core._types import DType, Params, ParamsTree
 from ._attention import AttentionParams, _sizes, attention_step  # pyright: ignore[reportPrivateUsage]  # the sizes of one attention value
 from ._block import Block, TransformerBlockParams
 from ._parts import Attention
@@ -135,7 +135,7 @@ _MARKS = {"attention": "query", "block": "attention", "stack": "layers"}
 """The top-level key that the params of each kind of cached model have and the others lack."""
 
 
-def _check_params_fit(who: str, params: Params, kind: str) -> None:
+def _check_params_fit(who: str, params: ParamsTree, kind: str) -> None:
     """Params of another kind than the cache's model (a stack's params with a block's cache, say)
     are a named error, not a KeyError from inside the step. Only plain dicts: during trace the
     params declare their keys as the step reads them."""

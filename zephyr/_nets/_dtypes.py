@@ -1,4 +1,5 @@
-"""Computation dtypes of the nets, as Flax chooses them, and cheap casts and bias adds."""
+"""Computation dtypes of the nets, as Flax chooses them, cheap casts and bias adds, and
+whether a mask or bias shape broadcasts to an array's."""
 
 from __future__ import annotations
 
@@ -30,6 +31,28 @@ def compute_dtype(dtype: DType | None, *arrays: Any) -> np.dtype[Any]:
         for array in arrays[1:]:
             result = np.dtype(jnp.promote_types(result, array.dtype))
     return result
+
+
+def at_least_float32(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """``dtype``, or float32 if it is narrower: statistics and angles of bf16 inputs are f32.
+
+    >>> import jax.numpy as jnp
+    >>> at_least_float32(np.dtype(jnp.bfloat16)).name, at_least_float32(np.dtype("float64")).name
+    ('float32', 'float64')
+    """
+    return np.dtype(np.float32) if dtype.itemsize < 4 else dtype
+
+
+def broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether an array of ``shape`` broadcasts to ``target`` unchanged.
+
+    >>> broadcasts((1, 3), (2, 3)), broadcasts((2, 3), (3,))
+    (True, False)
+    """
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
 
 
 def cast(x: Array, dtype: np.dtype[Any]) -> Array:

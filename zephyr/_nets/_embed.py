@@ -14,7 +14,7 @@ from .._checks import min_rank, positive_int
 from .._flexible import flexible
 from ..core._api import validate
 from ..core._types import DType, Initializer
-from ._dtypes import compute_dtype
+from ._dtypes import at_least_float32, broadcasts, compute_dtype
 from ._ranges import check_range, in_range, wide
 
 embed_initializer: Initializer = jax.nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
@@ -176,7 +176,7 @@ def _positions_index(x: Array, max_len: int, positions: Array | None, offset: in
     if not jnp.issubdtype(positions.dtype, jnp.integer):
         raise TypeError(f"{who}: `positions` must be integers, got dtype {positions.dtype}")
     shape = tuple(positions.shape)
-    if not shape or len(shape) > len(batch) + 1 or not _broadcasts(shape, (*batch, seq)):
+    if not shape or len(shape) > len(batch) + 1 or not broadcasts(shape, (*batch, seq)):
         raise ValueError(
             f"{who}: `positions` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
         )
@@ -184,21 +184,9 @@ def _positions_index(x: Array, max_len: int, positions: Array | None, offset: in
     return positions, in_range(who, "positions", positions, 0, max_len, note=" = [0, `max_len`)")
 
 
-def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
-    try:
-        return np.broadcast_shapes(shape, target) == target
-    except ValueError:
-        return False
-
-
 def _even_last(who: str, x: Array, what: str) -> None:
     if x.shape[-1] % 2:
         raise ValueError(f"{who}: the last axis of `x` ({what}) must be even, got shape {x.shape}")
-
-
-def _float_dtype(x: Array) -> np.dtype[np.floating]:
-    """The dtype for angles: at least float32."""
-    return np.dtype(np.float32) if np.dtype(x.dtype).itemsize < 4 else np.dtype(x.dtype)
 
 
 @flexible
@@ -230,7 +218,7 @@ def sinusoidal_embed(
     min_rank("sinusoidal_embed", "x", x.shape, 2, "(seq, d)")
     _even_last("sinusoidal_embed", x, "d")
     seq, d = x.shape[-2], x.shape[-1]
-    angle_dtype = _float_dtype(x)
+    angle_dtype = at_least_float32(np.dtype(x.dtype))
     positions = np.arange(seq, dtype=np.float64)[:, None]
     frequencies = base ** (-np.arange(0, d, 2, dtype=np.float64) / d)
     angles = positions * frequencies[None, :]
@@ -281,7 +269,7 @@ def rope(
     _even_last("rope", x, "head_dim")
     seq, head_dim = x.shape[-3], x.shape[-1]
     half = head_dim // 2
-    angle_dtype = _float_dtype(x)
+    angle_dtype = at_least_float32(np.dtype(x.dtype))
     if positions is None:
         pos = jnp.broadcast_to(np.arange(seq).astype(angle_dtype), (seq,))
     else:

@@ -9,12 +9,13 @@ from typing import NotRequired, TypedDict
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
 from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, fail, min_rank
-from ..core._context import CHECKING
-from ..core._initializers import default_initializer, zeros
+from ..typing._checking import is_checking
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from ._dtypes import add_trailing, cast, compute_dtype
 from .._flexible import flexible
@@ -56,7 +57,7 @@ _IS_FLOAT: dict[object, bool] = {}
 
 def _check_float(who: str, name: str, array: Array) -> None:
     """With checking on, a param the annotation says is float must be (int params give zeros)."""
-    if CHECKING.get():
+    if is_checking():
         dtype = array.dtype
         is_float = _IS_FLOAT.get(dtype)
         if is_float is None:

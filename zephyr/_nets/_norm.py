@@ -10,15 +10,15 @@ from typing import Any, NotRequired, TypedDict
 import jax
 import numpy as np
 from jax import Array
+from jax.nn.initializers import ones, zeros
 from jaxtyping import Float
 
 from ..core._api import validate
 from .._checks import check_bool, fail, is_positive_int, min_rank
-from ..core._initializers import ones, zeros
 from .._jax import broadcast_in_dim, reduce_sum
 from ..core._types import DType, Initializer
 from .._flexible import flexible
-from ._dtypes import cast, compute_dtype
+from ._dtypes import at_least_float32, cast, compute_dtype
 
 
 class NormParams(TypedDict):
@@ -99,13 +99,6 @@ def _normalize(xs: Array, axes: tuple[int, ...], eps: float, center: bool) -> Ar
         xs = jax.lax.sub(xs, _back(_mean(xs, axes), axes, xs.shape))
     inverse = jax.lax.rsqrt(jax.lax.add(_mean(jax.lax.square(xs), axes), np.asarray(eps, xs.dtype)))
     return jax.lax.mul(xs, _back(inverse, axes, xs.shape))
-
-
-def _stats_dtype(compute: np.dtype[Any]) -> np.dtype[Any]:
-    """Statistics are computed in at least float32 (bf16 inputs get f32 means)."""
-    if compute.itemsize < 4:
-        return np.dtype(np.float32)
-    return compute
 
 
 def _check_switches(who: str, eps: float, **switches: bool) -> None:
@@ -193,7 +186,7 @@ def layer_norm(
     _check_switches("layer_norm", eps, create_scale=create_scale, create_offset=create_offset)
     axes = _axes("layer_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
-    stats = _stats_dtype(compute)
+    stats = at_least_float32(compute)
     y = _normalize(cast(x, stats), axes, eps, center=True)
     param_shape = tuple(x.shape[a] for a in axes)
     y = _scale_offset(
@@ -246,7 +239,7 @@ def rms_norm(
     _check_switches("rms_norm", eps, create_scale=create_scale)
     axes = _axes("rms_norm", axis, x.ndim)
     compute = _compute(dtype, x, param_dtype)
-    stats = _stats_dtype(compute)
+    stats = at_least_float32(compute)
     y = cast(_normalize(cast(x, stats), axes, eps, center=False), compute)
     if create_scale:
         param_shape = tuple(x.shape[a] for a in axes)
@@ -311,7 +304,7 @@ def group_norm(
             f"group_norm: `num_groups` must divide the {channels} channels of `x`, got {num_groups}"
         )
     compute = _compute(dtype, x, param_dtype)
-    stats = _stats_dtype(compute)
+    stats = at_least_float32(compute)
     grouped = x.astype(stats).reshape(x.shape[:-1] + (num_groups, channels // num_groups))
     reduce = tuple(range(1, x.ndim - 1)) + (x.ndim,)
     y = cast(_normalize(grouped, reduce, eps, center=True).reshape(x.shape), compute)
@@ -396,7 +389,7 @@ def batch_norm(
     running_mean = validate(state["mean"], feature_shape, zeros, dtype=param_dtype)
     running_var = validate(state["var"], feature_shape, ones, dtype=param_dtype)
     compute = _compute(dtype, x, param_dtype)
-    stats = _stats_dtype(compute)
+    stats = at_least_float32(compute)
     xs = x.astype(stats)
     check_bool("batch_norm", "is_training", is_training)
     if is_training and math.prod(x.shape[a] for a in reduce) == 0:

@@ -14,9 +14,10 @@ from typing import Protocol
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.nn.initializers import zeros
 
 from .._checks import check_rate, positive_int, positive_int_or_none
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from ._embed import rope
 from ._linear import LinearParams, linear
@@ -136,7 +137,8 @@ def attention(
         on_logits: what acts on the scaled logits, e.g. :func:`soft_cap` or
             :func:`sliding_window`; a tuple applies them in order.
         scale: the logits' scale (default ``1 / sqrt(key_size)``).
-        dropout_rate: dropout of the attention weights (with a ``key``, not ``deterministic``).
+        dropout_rate: dropout of the attention weights (with a ``key``; :func:`without_dropout`
+            makes the value for evaluation).
         projections: how the query, key, value and output maps are made (:func:`projections`).
 
     Returns:

@@ -5,18 +5,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NamedTuple, TypedDict, cast, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.nn.initializers import zeros
 from jaxtyping import Float, Integer
 
 from .._checks import check_option, describe_value, min_rank, positive_int
 from .._flexible import flexible
 from ..core._api import validate
-from ..core._initializers import default_initializer, zeros
+from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
 from ._dtypes import compute_dtype
 from ._ranges import check_range, in_range, wide
@@ -70,8 +72,8 @@ def gate_initializer(*initializers: Initializer) -> Initializer:
         >>> bias(jax.random.key(0), (8,)).tolist()  # the forget gate (2nd quarter) at 2
         [0.0, 0.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]
         >>> x = jax.numpy.ones((5, 3))  # as Flax's LSTMCell: orthogonal per gate, zero biases
-        >>> flax_like = nets.lstm(_, _, 4, bias_initializer=zeros,
-        ...     w_hidden_initializer=nets.gate_initializer(*[nets.recurrent_initializer] * 4))
+        >>> per_gate = nets.gate_initializer(*[nets.recurrent_initializer] * 4)
+        >>> flax_like = nets.lstm(_, _, 4, initializers=nets.cell_initializers(w_hidden=per_gate, bias=zeros))
         >>> params = trace(flax_like, jax.random.key(0), x)
         >>> float(abs(params["bias"]).max())
         0.0
@@ -91,6 +93,51 @@ def gate_initializer(*initializers: Initializer) -> Initializer:
         return jnp.concatenate([f(keys[i], part, dtype) for i, f in enumerate(initializers)], axis=-1)
 
     return initialize
+
+
+@dataclass(frozen=True)
+class CellInitializers:
+    """The initializers of a recurrent cell's leaves: see :func:`cell_initializers`."""
+
+    w_input: Initializer = default_initializer
+    w_hidden: Initializer = recurrent_initializer
+    bias: Initializer | None = None  # None: the cell's own (zeros; an LSTM's forget gate at 1)
+
+
+def cell_initializers(
+    w_input: Initializer = default_initializer,
+    w_hidden: Initializer = recurrent_initializer,
+    bias: Initializer | None = None,
+) -> CellInitializers:
+    """How the leaves of a recurrent cell are initialized: one value for ``rnn``, ``lstm``,
+    ``gru`` and their cells (``initializers=``), as :func:`projections` is for attention.
+
+    Args:
+        w_input: initializer of ``w_input`` (default: truncated normal, variance ``1 / features``).
+        w_hidden: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`, orthogonal
+            rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one orthogonal
+            block per gate, as Flax).
+        bias: initializer of the biases (``bias``; the GRU's ``bias_input`` and ``bias_hidden``);
+            default None, the cell's own: zeros, and for the LSTM :func:`lstm_bias_initializer`
+            (the forget gate at 1; Flax's ``LSTMCell`` uses zeros). :func:`gate_initializer`
+            sets it gate by gate.
+
+    Returns:
+        A :class:`CellInitializers` value (frozen, hashable).
+
+    Example:
+        >>> import jax
+        >>> from zephyr import nets
+        >>> flax_lstm = nets.cell_initializers(
+        ...     w_hidden=nets.gate_initializer(*[nets.recurrent_initializer] * 4), bias=jax.nn.initializers.zeros
+        ... )
+        >>> flax_lstm.bias is jax.nn.initializers.zeros
+        True
+    """
+    for name, f in (("w_input", w_input), ("w_hidden", w_hidden), ("bias", bias)):
+        if not (callable(f) or (name == "bias" and f is None)):
+            raise TypeError(f"cell_initializers: `{name}` must be an initializer (key, shape, dtype) -> Array, got {describe_value(f)}")
+    return CellInitializers(w_input, w_hidden, bias)
 
 
 class RNNParams(TypedDict):
@@ -191,18 +238,18 @@ def _check_carry(who: str, name: str, carry: Array, batch: tuple[int, ...], hidd
 
 
 class _Init(NamedTuple):
-    """The initializers of a cell's leaves, as its keyword options give them."""
+    """The initializers of a cell's leaves, the cell's own bias filled in."""
 
     w_input: Initializer
     w_hidden: Initializer
     bias: Initializer
 
 
-def _checked_init(who: str, w_input: Initializer, w_hidden: Initializer, bias: Initializer) -> _Init:
-    for name, f in (("w_input_initializer", w_input), ("w_hidden_initializer", w_hidden), ("bias_initializer", bias)):
-        if not callable(f):
-            raise TypeError(f"{who}: `{name}` must be an initializer (key, shape, dtype) -> Array, got {f!r}")
-    return _Init(w_input, w_hidden, bias)
+def _checked_init(who: str, initializers: CellInitializers, default_bias: Initializer = zeros) -> _Init:
+    if not isinstance(initializers, CellInitializers):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        raise TypeError(f"{who}: `initializers` must come from nets.cell_initializers(...), got {describe_value(initializers)}")
+    bias = default_bias if initializers.bias is None else initializers.bias
+    return _Init(initializers.w_input, initializers.w_hidden, bias)
 
 
 def _single_bias_weights(
@@ -345,9 +392,7 @@ def rnn_cell(
     hidden_size: int,
     *,
     activation: Callable[[Array], Array] = jnp.tanh,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -360,13 +405,8 @@ def rnn_cell(
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h``.
         activation: default ``tanh``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias`` (default: zeros); :func:`gate_initializer`
-            sets it gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` zeros).
 
     Returns:
         ``(new_carry, h)``, the same array twice, ``(*batch, hidden_size)``.
@@ -384,7 +424,7 @@ def rnn_cell(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers)
     weights = _rnn_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     h = _rnn_update(weights, activation, carry.astype(weights.compute), _project_input(weights, x_t))
     return h, h
@@ -397,9 +437,7 @@ def lstm_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = lstm_bias_initializer,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[LSTMState, Float[Array, "*batch hidden_size"]]:
@@ -414,14 +452,8 @@ def lstm_cell(
         carry: ``LSTMState(hidden, cell)``, each ``(*batch, hidden_size)``.
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h`` and ``c``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias`` (default: :func:`lstm_bias_initializer`, the
-            forget gate at 1; Flax's ``LSTMCell`` uses zeros); :func:`gate_initializer` sets it
-            gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` with the forget gate at 1).
 
     Returns:
         ``(LSTMState(h', c'), h')``.
@@ -446,7 +478,7 @@ def lstm_cell(
     batch = tuple(x_t.shape[:-1])
     _check_carry(who, "carry.hidden", carry[0], batch, hidden_size)
     _check_carry(who, "carry.cell", carry[1], batch, hidden_size)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers, lstm_bias_initializer)
     weights = _lstm_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     state = LSTMState(carry[0].astype(weights.compute), carry[1].astype(weights.compute))
     new = _lstm_update(weights, state, _project_input(weights, x_t))
@@ -460,9 +492,7 @@ def gru_cell(
     x_t: Float[Array, "*batch features"],
     hidden_size: int,
     *,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -478,13 +508,8 @@ def gru_cell(
         carry: ``h``, ``(*batch, hidden_size)``.
         x_t: ``(*batch, features)``.
         hidden_size: the size of ``h``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias_input`` and ``bias_hidden`` (default: zeros); :func:`gate_initializer`
-            sets it gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` zeros).
 
     Returns:
         ``(new_carry, h')``, the same array twice.
@@ -501,7 +526,7 @@ def gru_cell(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x_t", x_t.shape, 1, "(features,)")
     _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers)
     weights = _gru_weights(params, x_t, hidden_size, init, dtype, param_dtype)
     h = _gru_update(weights, carry.astype(weights.compute), _project_input(weights, x_t))
     return h, h
@@ -566,8 +591,8 @@ def recurrent(
 
     ``cell(params, carry, x_t) -> (new_carry, y_t)`` runs at each step with the same
     ``params`` (Flax's ``nn.RNN(cell)``, Haiku's ``dynamic_unroll(core, ...)``): a built-in cell
-    with its hyperparameters bound (``nets.lstm_cell(_, _, _, 64)``, with any initializer
-    options) or a function of your own. :func:`rnn`, :func:`lstm` and :func:`gru` are this loop
+    with its hyperparameters bound (``nets.lstm_cell(_, _, _, 64)``, with any
+    ``initializers=nets.cell_initializers(...)``) or a function of your own. :func:`rnn`, :func:`lstm` and :func:`gru` are this loop
     with their cell, the input projection of every step computed at once before the scan.
 
     Args:
@@ -656,9 +681,7 @@ def rnn(
     reverse: bool = False,
     return_state: Literal[False] = False,
     activation: Callable[[Array], Array] = jnp.tanh,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -673,9 +696,7 @@ def rnn(
     reverse: bool = False,
     return_state: Literal[True],
     activation: Callable[[Array], Array] = jnp.tanh,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -690,9 +711,7 @@ def rnn(
     reverse: bool = False,
     return_state: bool = False,
     activation: Callable[[Array], Array] = jnp.tanh,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -717,13 +736,8 @@ def rnn(
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final carry.
         activation: default ``tanh``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias`` (default: zeros); :func:`gate_initializer`
-            sets it gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` zeros).
 
     Returns:
         ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
@@ -741,7 +755,7 @@ def rnn(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers)
     weights = _rnn_weights(params, x, hidden_size, init, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
     def step(h: Array, px: Array) -> tuple[Array, Array]:
@@ -762,9 +776,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = lstm_bias_initializer,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -778,9 +790,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = lstm_bias_initializer,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], LSTMState]: ...
@@ -794,9 +804,7 @@ def lstm(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = lstm_bias_initializer,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], LSTMState]:
@@ -818,14 +826,8 @@ def lstm(
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``LSTMState``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias`` (default: :func:`lstm_bias_initializer`, the
-            forget gate at 1; Flax's ``LSTMCell`` uses zeros); :func:`gate_initializer` sets it
-            gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` with the forget gate at 1).
 
     Returns:
         the hidden states ``(*batch, time, hidden_size)``; with ``return_state``,
@@ -850,7 +852,7 @@ def lstm(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers, lstm_bias_initializer)
     weights = _lstm_weights(params, x, hidden_size, init, dtype, param_dtype)
     batch = tuple(x.shape[:-2])
     if initial_state is None:
@@ -881,9 +883,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[False] = False,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"]: ...
@@ -897,9 +897,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: Literal[True],
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]: ...
@@ -913,9 +911,7 @@ def gru(
     seq_lengths: Integer[Array, "*batch"] | None = None,
     reverse: bool = False,
     return_state: bool = False,
-    w_input_initializer: Initializer = default_initializer,
-    w_hidden_initializer: Initializer = recurrent_initializer,
-    bias_initializer: Initializer = zeros,
+    initializers: CellInitializers = CellInitializers(),
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*batch time hidden_size"] | tuple[Float[Array, "*batch time hidden_size"], Float[Array, "*batch hidden_size"]]:
@@ -937,13 +933,8 @@ def gru(
         reverse: run from the last step to the first (outputs stay in time order); with
             ``seq_lengths``, from each sequence's own last step.
         return_state: also return the final ``h``.
-        w_input_initializer: initializer of ``w_input`` (default: truncated normal, variance
-            ``1 / features``).
-        w_hidden_initializer: initializer of ``w_hidden`` (default: :func:`recurrent_initializer`,
-            orthogonal rows; ``gate_initializer(*[recurrent_initializer] * gates)`` gives one
-            orthogonal block per gate, as Flax).
-        bias_initializer: initializer of ``bias_input`` and ``bias_hidden`` (default: zeros); :func:`gate_initializer`
-            sets it gate by gate.
+        initializers: the initializers of the leaves, :func:`cell_initializers` (default:
+            ``w_input`` truncated normal, ``w_hidden`` orthogonal, ``bias`` zeros).
 
     Returns:
         ``(*batch, time, hidden_size)``; with ``return_state``, ``(outputs, final_h)``.
@@ -961,7 +952,7 @@ def gru(
     positive_int(who, "hidden_size", hidden_size)
     min_rank(who, "x", x.shape, 2, "(time, features)")
     lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, w_input_initializer, w_hidden_initializer, bias_initializer)
+    init = _checked_init(who, initializers)
     weights = _gru_weights(params, x, hidden_size, init, dtype, param_dtype)
     h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
     def step(h: Array, px: Array) -> tuple[Array, Array]:

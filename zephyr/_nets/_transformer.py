@@ -10,11 +10,11 @@ import jax
 from jax import Array
 from jaxtyping import Bool, Float, Real
 
-from .._checks import check_random_key, describe_value, min_rank, positive_int
+from .._checks import describe_value, min_rank, positive_int
 from .._stack import stack
 from ..core._types import PRNGKey
 from .._flexible import flexible
-from ._attention import AttentionParams, multi_head_self_attention
+from ._attention import AttentionParams, dropout_of, multi_head_self_attention
 from ._block import Block, TransformerBlockParams, as_block
 from ._parts import Attention
 from ._norm import NormParams, RMSNormParams
@@ -37,18 +37,12 @@ class TransformerParams(TypedDict):
 Layer = Callable[[Block, TransformerBlockParams, Array, "PRNGKey | None"], Array]
 
 
-def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None, deterministic: bool) -> PRNGKey | None:
-    """The key of the dropouts, None when none applies; a ValueError when one applies without a key."""
-    rates = [r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate) if r > 0]
-    if deterministic or not rates:
-        return None
-    if key is None:
-        raise ValueError(
-            f"{who}: dropout is on (a rate of {rates[0]} in the block) but no `key` was given: pass "
-            "`key=` for training or `deterministic=True` for evaluation"
-        )
-    check_random_key(key, who)
-    return key
+def dropout_key(who: str, blocks: Sequence[Block], key: PRNGKey | None) -> PRNGKey | None:
+    """The key of the blocks' dropouts, None when every rate is 0; a ValueError when one is not
+    and no key is given (dropout is never left out silently: evaluation uses the blocks without)."""
+    rate = max(r for b in blocks for r in (b.residual_dropout, b.attention.dropout_rate))
+    drop = dropout_of(who, rate, key, "the block of `nets.without_dropout(block)`")
+    return None if drop is None else drop.key
 
 
 def forward(
@@ -72,7 +66,6 @@ def forward(
             padding_mask=padding_mask,
             positions=positions,
             key=attention_key,
-            deterministic=attention_key is None,
         )
 
     return b.apply(params, x, attend, key)
@@ -88,7 +81,6 @@ def transformer_block(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
 ) -> Float[Array, "*batch seq d"]:
     """A transformer block made of parts; ``nets.block(num_heads)`` by default: pre-norm,
     ``x + attention(norm(x))``, then ``x + mlp(norm(x))`` (GELU MLP of ``4 * d``, layer norms).
@@ -101,8 +93,8 @@ def transformer_block(
         mask: the attention mask, as for ``multi_head_self_attention``.
         padding_mask: True = a real token, broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for the attention's ``on_qk`` (default ``0, ..., seq - 1``).
-        key: the random key of the dropouts (when a rate is above 0 and not ``deterministic``).
-        deterministic: no dropout (evaluation).
+        key: the random key of the dropouts (when a rate is above 0; evaluate with the block of
+            :func:`without_dropout`).
 
     Returns:
         ``(*batch, seq, d)``.
@@ -122,7 +114,7 @@ def transformer_block(
     who = "transformer_block"
     min_rank(who, "x", x.shape, 2, "(seq, d)")
     b = as_block(who, block)
-    return forward(b, params, x, mask, padding_mask, positions, dropout_key(who, (b,), key, deterministic))
+    return forward(b, params, x, mask, padding_mask, positions, dropout_key(who, (b,), key))
 
 
 def pattern_of(who: str, block: int | Attention | Block | Sequence[Block], num_layers: int) -> tuple[Block, ...]:
@@ -196,7 +188,6 @@ def transformer(
     padding_mask: Bool[Array, "..."] | None = None,
     positions: Real[Array, "..."] | None = None,
     key: PRNGKey | None = None,
-    deterministic: bool = False,
     final_norm: bool = True,
     scan: bool = True,
     remat: bool = False,
@@ -218,8 +209,7 @@ def transformer(
         mask: the attention mask, as for ``multi_head_self_attention``.
         padding_mask: True = a real token, broadcast right-aligned to ``(*batch, seq)``.
         positions: the steps' positions for ``on_qk``, ``(*batch, seq)`` (default ``0, ..., seq - 1``).
-        key: the random key of the dropouts.
-        deterministic: no dropout (evaluation).
+        key: the random key of the dropouts (evaluate with :func:`without_dropout`'s blocks).
         final_norm: end with the (first) block's norm, ``params["final_norm"]``.
         scan: stacked params and ``lax.scan`` (True) or a loop over ``params["layers"][i]``.
         remat: recompute the activations in the backward pass (``jax.checkpoint``).
@@ -240,7 +230,7 @@ def transformer(
     who = "transformer"
     pattern = pattern_of(who, block, num_layers)
     min_rank(who, "x", x.shape, 2, "(seq, d)")
-    layer_key = dropout_key(who, pattern, key, deterministic)
+    layer_key = dropout_key(who, pattern, key)
 
     def layer(b: Block, p: TransformerBlockParams, h: Array, k: PRNGKey | None) -> Array:
         return forward(b, p, h, mask, padding_mask, positions, k)

@@ -1,4 +1,5 @@
-"""The public face of the engine: ``trace`` and ``validate``, and their halves and variants."""
+"""The public face of the engine: ``collect_specs`` and ``initialize`` (the halves of
+``zephyr.trace``), ``validate``, and the abstract traces."""
 
 from __future__ import annotations
 
@@ -9,152 +10,29 @@ import os
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from types import FrameType
-from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar, cast, get_origin, overload
+from typing import Any, cast
 
 import jax
 import numpy as np
 from jax import Array, core
 
-from .._checks import check_dtype, check_random_key, check_tags, is_int
+from .._checks import check_dtype, check_tags, is_int
 from .._jax import shape_dtype_struct, tree_flatten
 from .._source import describe_call_argument
 from ._cache import cached_specs, function_key, signature_key, store_specs
-from ._context import running_calls
 from ._initializers import default_initializer, initialize_leaf, to_dtype
-from ._paths import format_path, nest
+from ._paths import nest
+from ._replay import call_during_trace as call_during_trace  # for the net wrapper above
 from ._trace import TraceNode, TraceState, active_stand_in, is_array_input, run_abstract
-from ._types import DType, Flexible1, Flexible2, Flexible3, Initializer, Leaf, Params, Path, PRNGKey, Shape
+from ._types import DType, Initializer, Leaf, Params, ParamsTree, Path, PRNGKey, Shape, format_path
 
-MSG_DIMS_NEED_FLEXIBLE = """\
-validate: the shape {shape!r} names dims, which bind from the arguments of the running
-@flexible function, and no @flexible function is running. Make the function @flexible, or
-give a tuple of ints:
-
-    @flexible
-    def dense(params, x: Float[Array, "*batch d_in"], out_dim: int):
-        w = validate(params["w"], "d_in out_dim")   # or (x.shape[-1], out_dim)
-"""
-
-P = TypeVar("P")
-Ps = ParamSpec("Ps")
-B = TypeVar("B")
-C = TypeVar("C")
-R = TypeVar("R")
-Q = ParamSpec("Q")
-P2 = ParamSpec("P2")
-P3 = ParamSpec("P3")
-
-# ``trace(f, key, *args)`` returns the type of ``f``'s first parameter: the net's params
-# ``TypedDict``, or ``Params``. A ``@flexible`` net is matched by its protocol (its first
-# parameter's type and the signature after it, never a hole overload); anything else callable
-# (a holed call, a plain function, a generated stub's overloads) by ``Concatenate``.
+_NAMED_SHAPE: list[Callable[[object, str], tuple[Shape, DType | None]]] = []
 
 
-@overload
-def trace(
-    f: Flexible3[Q, P, Ps, B, P2, C, P3, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
-) -> P: ...
-
-
-@overload
-def trace(f: Flexible2[Q, P, Ps, B, P2, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs) -> P: ...
-
-
-@overload
-def trace(f: Flexible1[Q, P, Ps, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs) -> P: ...
-
-
-@overload
-def trace(
-    f: Callable[Concatenate[P, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
-) -> P: ...
-
-
-def trace(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: object) -> Any:
-    """Build the params of ``f`` by running ``f(params, *args, **kwargs)`` once, abstractly.
-
-    The forward runs like ``jax.eval_shape``: shapes and dtypes only, no arithmetic on the
-    inputs and no large allocation. Every leaf it declares (with ``validate`` or by its params
-    annotation) is then initialized with a key folded from ``key`` and the leaf's path, so
-    adding a layer leaves the other layers' initial values unchanged. A default
-    (threefry2x32) leaf key is carried over to JAX's threefry4x32 generator before the
-    initializer draws from it: values identical however the leaf is sharded and on every
-    backend, drawn ~3x faster on CPU with no temporary arrays.
-
-    Args:
-        f: the net, a function of ``(params, *args, **kwargs)``; may be ``jax.jit``-wrapped.
-        key: a JAX random key (``jax.random.key(0)`` or ``jax.random.PRNGKey(0)``).
-        *args: sample inputs. Arrays are seen only by shape and dtype; anything else (ints,
-            strings, callables) is passed as it is, as a hyperparameter.
-        **kwargs: sample keyword inputs, treated like ``args``.
-
-    Returns:
-        A plain nested dict of ``jax.Array`` (str and int keys), as ``f`` indexes it.
-
-    Like ``jax.jit``, ``trace`` treats ``f`` as a pure function: the abstract run is cached
-    per function and argument signature (array shapes and dtypes, hyperparameter values), so
-    tracing the same net again with another key only initializes. A net whose structure
-    depends on mutable global state needs :func:`clear_trace_cache` in between. With run-time
-    checking on (``zephyr.typing.checking(True)``), ``trace`` also checks that no tracer
-    leaks out of the net (``jax.checking_leaks``) and names what kept one.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from zephyr import nets, trace
-        >>> from zephyr.functools.partial import placeholder_hole as _
-        >>> params = trace(nets.linear(_, _, 3), jax.random.key(0), jnp.ones((2, 4)))
-        >>> jax.tree.map(jnp.shape, params)
-        {'bias': (3,), 'weights': (4, 3)}
-    """
-    check_random_key(key, "trace")
-    (specs,) = collect_specs(f, args, kwargs)
-    return initialize(specs, key)
-
-
-S = TypeVar("S")
-
-
-@overload
-def trace_with_state(
-    f: Flexible3[Q, P, P2, S, Ps, C, P3, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
-) -> tuple[P, S]: ...
-
-
-@overload
-def trace_with_state(
-    f: Flexible2[Q, P, P2, S, Ps, R], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
-) -> tuple[P, S]: ...
-
-
-@overload
-def trace_with_state(
-    f: Callable[Concatenate[P, S, Ps], object], key: PRNGKey, *args: Ps.args, **kwargs: Ps.kwargs
-) -> tuple[P, S]: ...
-
-
-def trace_with_state(f: Callable[..., object], key: PRNGKey, *args: object, **kwargs: object) -> Any:
-    """Like :func:`trace` for a stateful net ``f(params, state, *args)``: returns both trees.
-
-    State (running statistics, caches) is declared like params, with ``validate(state[...],
-    shape, initializer)``, and lives in its own tree; a stateful net returns
-    ``(output, new_state)``.
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from zephyr import trace_with_state, validate
-        >>> from jax.nn.initializers import zeros
-        >>> def counter(params, state, x):
-        ...     count = validate(state["count"], (), zeros, dtype=jnp.int32)
-        ...     return x, {"count": count + 1}
-        >>> params, state = trace_with_state(counter, jax.random.key(0), jnp.ones(3))
-        >>> params, state["count"].tolist()
-        ({}, 0)
-    """
-    check_random_key(key, "trace_with_state")
-    param_specs, state_specs = collect_specs(f, args, kwargs, roots=("params", "state"))
-    params: Any = initialize(param_specs, key)
-    state: Any = initialize(state_specs, key)
-    return params, state
+def resolve_named_shapes(resolver: Callable[[object, str], tuple[Shape, DType | None]]) -> None:
+    """Let :func:`validate` take a shape that is not a tuple of ints: ``resolver(shape, who)``
+    returns its sizes and dtype (or ``None``). The layer that names dims sets it."""
+    _NAMED_SHAPE[:] = [resolver]
 
 
 def collect_specs(
@@ -229,7 +107,7 @@ def initialize(
 
 
 def validate(
-    array: Params | Array,
+    array: ParamsTree,
     shape: Shape | str | Any,
     initializer: Initializer = default_initializer,
     *,
@@ -244,10 +122,10 @@ def validate(
 
     Args:
         array: ``params[...]``, the leaf to declare or check.
-        shape: a tuple of ints; or a dim string (``"d_in out_dim"``) or jaxtyping annotation
-            (``Float[Array, "d_in out_dim"]``) whose names bind from the arguments the
-            running ``@flexible`` function was called with, as the signature form of a net
-            does (a rebound local changes nothing).
+        shape: a tuple of ints; or a named shape, a dim string (``"d_in out_dim"``) or an
+            array annotation (``Float[Array, "d_in out_dim"]``), whose names bind from the
+            arguments the running net was called with, as a net's params annotation does (a
+            rebound local changes nothing).
         initializer: ``(key, shape, dtype) -> Array``, e.g. any of ``jax.nn.initializers``.
             Default: truncated normal scaled by fan-in for rank >= 2, zeros otherwise.
         dtype: the storage dtype (default float32, or the annotation's dtype).
@@ -288,16 +166,9 @@ def validate(
                 f"{where}: `shape` must be a tuple of ints, got {shape!r} (item {index} is "
                 f"{type(items[index]).__name__} {items[index]!r}; sizes computed with / are floats: use //)"
             )
-        if not isinstance(shape, str) and not hasattr(shape, "dim_str") and get_origin(shape) is not Annotated:
-            raise TypeError(
-                "validate: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" or a "
-                f"jaxtyping annotation, got {shape!r}"
-            )
-        calls = running_calls()
-        if not calls:
-            raise TypeError(MSG_DIMS_NEED_FLEXIBLE.format(shape=shape))
-        resolve, fn, args, kwargs = calls[-1]
-        expected, annotated_dtype = resolve(fn, args, kwargs, shape, "validate")
+        if not _NAMED_SHAPE:
+            raise TypeError(f"validate: `shape` must be a tuple of ints, got {shape!r}")
+        expected, annotated_dtype = _NAMED_SHAPE[0](shape, "validate")
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
     node: object = array  # a TraceNode during trace, typed as the params it stands for

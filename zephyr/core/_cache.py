@@ -100,13 +100,13 @@ def weak_identity(f: object) -> Hashable:
 
 
 def function_key(f: Any) -> Hashable | None:
-    """A hashable identity for ``f``: ``f`` by weak reference, or a holed/partial call's content.
+    """A hashable identity for ``f``: ``f`` by weak reference, or a partial call's content.
 
     The cache must not keep alive what a traced function captures (``jax.jit``'s own cache
     holds its functions weakly too), so a plain function is keyed by a weak reference.
     """
     content = getattr(f, "cache_key", None)
-    if callable(content):  # a holed call: its function, filled arguments and holes
+    if callable(content):  # a call that names its own content (function and arguments given)
         key: Hashable | None = content()
         return key
     if isinstance(f, functools.partial):

@@ -1,4 +1,4 @@
-"""Initializers: the defaults, the stacked one, the key of each leaf, and one compiled
+"""Initializers: the default, the stacked one, the key of each leaf, and one compiled
 initialization per kind of leaf.
 """
 
@@ -41,34 +41,12 @@ def default_initializer(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) 
     return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
-def ones(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
-    """All ones, whatever the key: the usual initial scale of a normalization.
-
-    >>> import jax
-    >>> ones(jax.random.key(0), (2,)).tolist()
-    [1.0, 1.0]
-    """
-    del key
-    return jnp.ones(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
-
-
-def zeros(key: PRNGKey, shape: Shape, dtype: DType = jnp.float32) -> Array:
-    """All zeros, whatever the key.
-
-    >>> import jax
-    >>> zeros(jax.random.key(0), (2,)).tolist()
-    [0.0, 0.0]
-    """
-    del key
-    return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
-
-
 @dataclass(frozen=True)
 class StackedInitializer:
     """Initialize ``layers`` independent copies of a leaf along a new leading axis.
 
     >>> import jax
-    >>> StackedInitializer(ones, 3)(jax.random.key(0), (3, 2)).tolist()
+    >>> StackedInitializer(jax.nn.initializers.ones, 3)(jax.random.key(0), (3, 2)).tolist()
     [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]]
     """
 

@@ -26,14 +26,14 @@ from jax import core
 
 from .._jax import tree_flatten, tree_unflatten
 from ._trace import DECLARATIONS, Declaration, Replayed, TraceNode, TraceState, active_stand_in, empty
-from ._types import Leaf, Path
+from ._types import Leaf, Path, name_of
 
 
 class _Below(NamedTuple):
     """A recorded call's declarations, all below its params path, as the leaves they leave
     behind where nothing was declared before: what replay adds in one step at a new path."""
 
-    leaves: tuple[tuple[Path, Leaf, bool], ...]  # (path relative to the call's, leaf, declared only by a params annotation)
+    leaves: tuple[tuple[Path, Leaf, bool], ...]  # (path relative to the call's, leaf, declared only as a default)
     prefixes: tuple[Path, ...]  # the proper prefixes of those relative paths
 
 
@@ -123,15 +123,15 @@ def _below(root: str, path: Path, declared: list[Declaration]) -> _Below | None:
                     return None
                 _declare_again(scratch, record, entry.path[len(path) :])
             else:
-                spec, from_signature = entry
+                spec, default = entry
                 if spec.path[: len(path)] != path:
                     return None
-                scratch.record(_moved_leaf(spec, path, ()), from_signature)
+                scratch.record(_moved_leaf(spec, path, ()), default)
     except ValueError:  # the declarations disagree among themselves: replayed one by one, they raise
         return None
     finally:
         DECLARATIONS.count = count  # the scratch state's declarations are nobody's
-    leaves = tuple((p, spec, p in scratch.from_signature) for p, spec in scratch.specs.items())
+    leaves = tuple((p, spec, p in scratch.defaults) for p, spec in scratch.specs.items())
     return _Below(leaves, tuple(scratch.prefixes))
 
 
@@ -156,8 +156,8 @@ def _declare_again(state: TraceState, recorded: _Recorded, path: Path) -> None:
         if isinstance(entry, Replayed):
             _declare_again(state, cast(_Recorded, entry.record), _moved(entry.path, recorded.path, path))
         else:
-            spec, from_signature = entry
-            state.record(_moved_leaf(spec, recorded.path, path), from_signature)
+            spec, default = entry
+            state.record(_moved_leaf(spec, recorded.path, path), default)
 
 
 def call_during_trace(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], run: Callable[[], Any]) -> Any:
@@ -167,15 +167,24 @@ def call_during_trace(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dic
     state = node.state
     key = _call_key(fn, args, kwargs)
     if key is None:
-        return run()
+        return _entered(state, fn, node.path, run)
     recorded: _Recorded | None = state.replays.get(key)
     if recorded is not None:
         _declare_again(state, recorded, node.path)
         leaves = [empty(s.shape, s.dtype) if isinstance(s, jax.ShapeDtypeStruct) else s for s in recorded.out_leaves]
         return tree_unflatten(recorded.out_tree, leaves)
     start, declared_before = len(state.journal), DECLARATIONS.count
-    out = run()
+    out = _entered(state, fn, node.path, run)
     recorded = _record(state, node.path, start, declared_before, out)
     if recorded is not None:
         state.replays[key] = recorded
+    return out
+
+
+def _entered(state: TraceState, fn: Callable[..., Any], path: Path, run: Callable[[], Any]) -> Any:
+    """``run()``, with ``fn`` at ``path`` as the last net entered (for error notes)."""
+    previous = state.entered
+    state.entered = (name_of(fn), path)
+    out = run()
+    state.entered = previous  # left as it is on error: the note names the innermost net
     return out

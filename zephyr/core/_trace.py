@@ -13,7 +13,7 @@ import contextlib
 import contextvars
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, NoReturn
 
@@ -23,14 +23,13 @@ import numpy as np
 from jax import Array
 
 from .._jax import eval_shape, register_pytree_node, shape_dtype_struct, tree_flatten, tree_unflatten
-from ._context import CHECKING
 from ._initializers import StackedInitializer, default_initializer
-from ._paths import check_key, format_path
-from ._types import Leaf, Path, PathKey, PlaceholderType, Shape, name_of
+from ._paths import check_key
+from ._types import Leaf, Path, PathKey, Shape, format_path, name_of
 
 MSG_UNDECLARED = """\
-A parameter is declared by `validate` before it is used, or by the params annotation of a
-@flexible net:
+A parameter is declared by `validate` before it is used (or by the annotation of the net's
+params):
 
     w = validate(params["weights"], (x.shape[-1], out_dim))
     y = x @ w
@@ -46,28 +45,28 @@ class Replayed(NamedTuple):
 
 
 Declaration = tuple[Leaf, bool] | Replayed
-"""An entry of ``TraceState.journal``: a leaf and whether a params annotation declared it,
+"""An entry of ``TraceState.journal``: a leaf and whether it was declared as a default,
 or a replayed call (which stands for the declarations of its record, moved to its path)."""
 
 
 class TraceState:
     """The leaves declared so far by one ``trace`` call (one per call: traces never share)."""
 
-    __slots__ = ("root", "specs", "prefixes", "from_signature", "stand_ins", "where", "journal", "replays")
+    __slots__ = ("root", "specs", "prefixes", "defaults", "stand_ins", "entered", "journal", "replays")
 
     def __init__(self, root: str = "params") -> None:
         self.root = root  # how paths are written in messages: params[...] or state[...]
         self.specs: dict[Path, Leaf] = {}
         # Every proper prefix of a declared path: the subtrees that exist so far.
         self.prefixes: set[Path] = set()
-        # Paths declared only by a params annotation so far: an explicit `validate` of the
-        # same shape refines them (its initializer, dtype and tags win).
-        self.from_signature: set[Path] = set()
+        # Paths declared only as defaults so far (:func:`declare_defaults`): an explicit
+        # `validate` of the same shape refines them (its initializer, dtype and tags win).
+        self.defaults: set[Path] = set()
         # id(stand-in) -> (weak reference, path): weak, so no tracer outlives its own trace
         # (a jit inside the net ends before the trace does); a reused id has a dead reference.
         self.stand_ins: dict[int, tuple[weakref.ref[Array], Path]] = {}
-        # The net being traced and the path of its params, for error notes.
-        self.where: tuple[str, Path] | None = None
+        # The net last entered and the path of its params, for error notes.
+        self.entered: tuple[str, Path] | None = None
         # Every declaration in order, and the calls recorded for replay (``_replay.py``).
         self.journal: list[Declaration] = []
         self.replays: dict[Hashable, Any] = {}
@@ -83,24 +82,24 @@ class TraceState:
         entry = self.stand_ins.get(id(value))
         return entry[1] if entry is not None and entry[0]() is value else None
 
-    def declare(self, spec: Leaf, from_signature: bool = False) -> Array:
+    def declare(self, spec: Leaf) -> Array:
         """Record ``spec`` (or check it against the earlier declaration) and return a stand-in."""
-        self.record(spec, from_signature)
+        self.record(spec)
         return self.stand_in(spec)
 
-    def record(self, spec: Leaf, from_signature: bool = False) -> None:
+    def record(self, spec: Leaf, default: bool = False) -> None:
         """Record ``spec``, or check it against the earlier declaration of its path."""
-        self.journal.append((spec, from_signature))
+        self.journal.append((spec, default))
         DECLARATIONS.count += 1
         earlier = self.specs.get(spec.path)
         if earlier is None:
             self._check_no_overlap(spec.path)
             self.specs[spec.path] = spec
             self.prefixes.update(spec.path[:i] for i in range(len(spec.path)))
-            if from_signature:
-                self.from_signature.add(spec.path)
-        elif spec.path in self.from_signature and not from_signature and earlier.shape == spec.shape:
-            self.from_signature.discard(spec.path)
+            if default:
+                self.defaults.add(spec.path)
+        elif spec.path in self.defaults and not default and earlier.shape == spec.shape:
+            self.defaults.discard(spec.path)
             self.specs[spec.path] = replace(spec, tags=_merged(earlier.tags, spec.tags))
         elif earlier.shape != spec.shape or earlier.dtype != spec.dtype:
             raise ValueError(
@@ -123,7 +122,7 @@ class TraceState:
         """Add ``leaves`` below ``path``, where nothing is declared yet (:meth:`is_empty_at`), in
         one step, and journal them as ``entry``.
 
-        Each of ``leaves`` is ``(relative path, leaf, declared only by a params annotation)``,
+        Each of ``leaves`` is ``(relative path, leaf, declared only as a default)``,
         in the order of their first declaration; ``prefixes`` are the proper prefixes of the
         relative paths. That is what recording each of their declarations there one by one
         leaves behind, since no earlier leaf can meet them (``_replay.py`` computes both).
@@ -132,12 +131,12 @@ class TraceState:
         DECLARATIONS.count += 1
         if not leaves:
             return
-        specs, from_signature = self.specs, self.from_signature
-        for relative, spec, only_signature in leaves:
+        specs, defaults = self.specs, self.defaults
+        for relative, spec, only_default in leaves:
             full = path + relative
             specs[full] = spec.at(full)
-            if only_signature:
-                from_signature.add(full)
+            if only_default:
+                defaults.add(full)
         self.prefixes.update(path[:i] for i in range(len(path)))
         self.prefixes.update(path + prefix for prefix in prefixes)
 
@@ -187,6 +186,15 @@ def empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
     return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
 
 
+_LEAK_CHECK: list[Callable[[], bool]] = []
+
+
+def check_leaks_when(predicate: Callable[[], bool]) -> None:
+    """Run every abstract run under ``jax.checking_leaks`` while ``predicate()`` is true (the
+    debug mode of the layers above sets it)."""
+    _LEAK_CHECK[:] = [predicate]
+
+
 _ACTIVE: contextvars.ContextVar[tuple[TraceState, ...]] = contextvars.ContextVar(
     "zephyr_active_trace", default=()
 )
@@ -199,6 +207,13 @@ def active_stand_in(value: object) -> tuple[TraceState, Path] | None:
         if path is not None:
             return state, path
     return None
+
+
+def stand_in_name(value: object) -> str | None:
+    """The path of a stand-in the running ``trace`` handed out, as ``params[...]``; ``None``
+    if ``value`` is not one."""
+    found = active_stand_in(value)
+    return None if found is None else format_path(found[1], found[0].root)
 
 
 class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
@@ -269,6 +284,14 @@ class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
 register_pytree_node(TraceNode, lambda node: ((), node), lambda node, _children: node)
 
 
+def declare_defaults(node: TraceNode, leaves: Iterable[Leaf]) -> None:
+    """Declare ``leaves`` (their paths relative to ``node``) as defaults: a later ``validate``
+    of the same shape at one of their paths refines it (its initializer, dtype and tags win)."""
+    state, root = node.state, node.state.root
+    for leaf in leaves:
+        state.record(Leaf(node.path + leaf.path, leaf.shape, leaf.dtype, leaf.tags, root=root, initializer=leaf.initializer), True)
+
+
 def declare_layers(
     who: str, layers: int, node: TraceNode, call: Callable[[TraceNode], Array], x: Array, *, stacked: bool
 ) -> Array:
@@ -280,7 +303,7 @@ def declare_layers(
     ``node[i]`` for each ``i`` (an unrolled loop), the same leaves as tracing the loop itself.
     """
     layer_state = TraceState(node.state.root)
-    # Active while layer 0 runs: a leaf it declares by signature and then reads and
+    # Active while layer 0 runs: a leaf it declares as a default and then reads and
     # validates again (its initializer, dtype, tags) is refined in this state.
     token = _ACTIVE.set((layer_state, *_ACTIVE.get()))
     try:
@@ -333,13 +356,6 @@ def run_abstract(
     (ints, strings, callables, ...) is passed through as it is, as a hyperparameter.
     """
     leaves, treedef = tree_flatten((args, kwargs))
-    for leaf in leaves:
-        if isinstance(leaf, PlaceholderType):
-            raise TypeError(
-                f"trace: an argument of `{name_of(f)}` is the placeholder `_`; trace calls the "
-                "function now, so every argument must be given (fill the holes first, or pass "
-                "the holed function itself: trace(net(_, _, 256), key, x))"
-            )
     positions = [i for i, leaf in enumerate(leaves) if is_array_input(leaf)]
     abstract = [shape_dtype_struct(tuple(leaves[i].shape), leaves[i].dtype) for i in positions]
     roots = tuple(TraceNode(state, ()) for state in states)
@@ -361,12 +377,11 @@ def run_abstract(
         finally:
             for state in states:  # drop the stand-ins: no tracer outlives its trace
                 state.stand_ins.clear()
-        if callable(out) and callable(getattr(out, "cache_key", None)):  # holes left unfilled
+        if callable(out):  # a call still waiting for arguments
             raise TypeError(
-                f"trace: `{name_of(f)}` returned a function with holes still unfilled: it was "
-                f"called as f(params, *args) with {len(leaves)} argument(s) after params and "
-                "returned another holed call instead of running. Fill every hole but params and "
-                "the inputs given to trace, e.g. trace(nets.linear(_, _, 256), key, x)"
+                f"trace: `{name_of(f)}` returned a function instead of its output: it was called "
+                f"as f(params, *args) with {len(leaves)} argument(s) after params and still waits "
+                "for more. Give trace every argument after params: trace(net, key, x) for net(params, x)"
             )
         out_leaves = jax.tree_util.tree_leaves(out)
         return [leaf for leaf in out_leaves if isinstance(leaf, jax.Array)]
@@ -374,14 +389,13 @@ def run_abstract(
     token = _ACTIVE.set(states)
     try:
         # Leak checking runs a full garbage collection per trace (60-260 ms in a large process
-        # when the net uses custom_jvp functions such as jax.nn.relu), so it is part of the
-        # debug mode: on with run-time checking (zephyr.typing.checking / ZEPHYR_TYPECHECK=1).
-        with jax.checking_leaks() if CHECKING.get() else contextlib.nullcontext():  # pyright: ignore[reportUnknownMemberType]  # jax 0.12 types it partially
+        # when the net uses custom_jvp functions such as jax.nn.relu): a debug mode.
+        with jax.checking_leaks() if _LEAK_CHECK and _LEAK_CHECK[0]() else contextlib.nullcontext():  # pyright: ignore[reportUnknownMemberType]  # jax 0.12 types it partially
             return eval_shape(forward, *abstract)
     except Exception as error:
         if type(error) is Exception and str(error).startswith("Leaked trace"):
             raise ValueError(_leak_message(f, str(error))) from error
-        _annotate(error, f, next((s for s in states if s.where), states[0]))
+        _annotate(error, f, next((s for s in states if s.entered), states[0]))
         raise
     finally:
         _ACTIVE.reset(token)
@@ -421,8 +435,8 @@ def _leak_message(f: Callable[..., Any], detail: str) -> str:
 
 def _annotate(error: Exception, f: Callable[..., Any], state: TraceState) -> None:
     where = ""
-    if state.where is not None:
-        net, path = state.where
+    if state.entered is not None:
+        net, path = state.entered
         where = f" (last net entered: `{net}` at `{format_path(path, state.root)}`)"
     note = f"zephyr.trace: raised while running `{name_of(f)}` abstractly{where}."
     if isinstance(error, jax.errors.ConcretizationTypeError | jax.errors.TracerBoolConversionError):

@@ -11,7 +11,7 @@ import jax
 from .._checks import check_random_key
 from jax import Array
 
-from ..core._types import Params, PRNGKey
+from ..core._types import ParamsTree, PRNGKey
 
 V = TypeVar("V")
 R = TypeVar("R")
@@ -92,7 +92,7 @@ def thread(
     return [functools.partial(f, share) for f, share in zip(functions, shares)]
 
 
-def thread_params(fs: Sequence[Callable[..., R]], params: Params) -> list[Callable[..., R]]:
+def thread_params(fs: Sequence[Callable[..., R]], params: ParamsTree) -> list[Callable[..., R]]:
     """Function ``i`` gets ``params[i]`` as its params: a stack of layers, one subtree each.
 
     Example:

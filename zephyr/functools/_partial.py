@@ -10,10 +10,63 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Hashable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn, final
 
 from ..core._cache import weak_identity
-from ..core._types import placeholder_hole
+from ..core._types import name_of
+
+MSG_HOLE_AS_VALUE = """\
+Only @flexible functions accept holes; a hole reaches a plain function as a value. Make the
+function flexible, or fill the hole first:
+
+    @flexible
+    def block(params, x, width): ...
+    f = block(_, _, 256)   # f(params, x)
+"""
+
+
+@final
+class PlaceholderType:
+    """The type of the hole ``_``: one instance, ``placeholder_hole``.
+
+    It is ``@final`` so that type checkers know no array is ever a hole, which lets the
+    generated overloads in ``zephyr/nets.pyi`` and the ``Flexible*`` protocols tell ``linear(_, _, 256)`` from ``linear(p, x, 256)``.
+    At run time it is a singleton that pickles by name and prints as ``_``.
+    """
+
+    __slots__ = ()
+    _instance: ClassVar[PlaceholderType | None] = None
+
+    def __new__(cls) -> PlaceholderType:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "_"
+
+    def __reduce__(self) -> str:
+        return "placeholder_hole"
+
+    def _as_value(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("the placeholder `_` was used as a value.\n" + MSG_HOLE_AS_VALUE)
+
+    # Hidden from type checkers: to them a hole has no members, so it satisfies no protocol
+    # (not ``Params``, not ``Iterable``) and the hole overloads can tell it from a value.
+    if not TYPE_CHECKING:
+        __array__ = __bool__ = __len__ = __iter__ = __getitem__ = _as_value
+        __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _as_value
+        __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = _as_value
+        __float__ = __int__ = __index__ = _as_value
+
+        def __getattr__(self, name: str) -> NoReturn:
+            if name.startswith("__"):
+                raise AttributeError(name)
+            self._as_value()
+
+
+placeholder_hole: Final = PlaceholderType()
+"""The hole: ``f(_, x)`` is a function of the missing first argument (import it as ``_``)."""
 
 _HOLE: Final = placeholder_hole
 
@@ -70,7 +123,7 @@ class Holed:
         self._check_fillable()
 
     def _check_fillable(self) -> None:
-        info, name = self._info, _name(self.func)
+        info, name = self._info, name_of(self.func)
         if info.max_positional is not None and len(self.args) > info.max_positional:
             holes = [i for i, a in enumerate(self.args) if a is _HOLE and i >= info.max_positional]
             what = f"a hole at position {holes[0]}" if holes else "too many positional arguments"
@@ -140,12 +193,12 @@ class Holed:
 
     @property
     def __name__(self) -> str:
-        return _name(self.func)
+        return name_of(self.func)
 
     def __repr__(self) -> str:
         parts = [repr(a) if a is _HOLE else _short(a) for a in self.args]
         parts += [f"{k}={'_' if v is _HOLE else _short(v)}" for k, v in self.kwargs.items()]
-        return f"{_name(self.func)}({', '.join(parts)})"
+        return f"{name_of(self.func)}({', '.join(parts)})"
 
 
 def _ordered_signature(original: inspect.Signature, parameters: list[inspect.Parameter]) -> inspect.Signature:
@@ -175,10 +228,6 @@ def _short(value: object) -> str:
         return "params"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _name(fn: object) -> str:
-    return str(getattr(fn, "__name__", None) or repr(fn))
 
 
 def accept_holes(fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:

@@ -1,6 +1,6 @@
 """zephyr's named types, shapes by signature, and run-time checking.
 
-- ``Params``, ``PRNGKey``, ``Shape``, ``DType``, ``Initializer``, ``PlaceholderType``: the
+- ``Params``, ``ParamsTree``, ``PRNGKey``, ``Shape``, ``DType``, ``Initializer``, ``PlaceholderType``: the
   types that zephyr's signatures use.
 - ``checking(True)`` / ``ZEPHYR_TYPECHECK=1``: beartype + jaxtyping checks of annotated nets.
 - ``params_layout(net)``: the leaves a net's params annotation declares.
@@ -12,7 +12,8 @@
 from ..core._types import DType as DType
 from ..core._types import Initializer as Initializer
 from ..core._types import Params as Params
-from ..core._types import PlaceholderType as PlaceholderType
+from ..core._types import ParamsTree as ParamsTree
+from ..functools._partial import PlaceholderType as PlaceholderType
 from ..core._types import PRNGKey as PRNGKey
 from ..core._types import Shape as Shape
 from ._checking import checking as checking
@@ -25,6 +26,7 @@ __all__ = [
     "Initializer",
     "PRNGKey",
     "Params",
+    "ParamsTree",
     "PlaceholderType",
     "Shape",
     "checking",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import os
 import threading
 import types
 import weakref
@@ -25,11 +26,10 @@ import numpy as np
 from beartype import beartype
 from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # jaxtyping's decorator is partially annotated
 
-from ..core._context import CHECKING, calls_state, running_calls
-from ..core._paths import format_path, params_origin
-from ..core._trace import active_stand_in
-from ..core._types import Path, PathKey, call_target, name_of
-from ._dims import Bound
+from ..core._trace import check_leaks_when, stand_in_name
+from ..core._types import Path, PathKey, format_path, name_of
+from ._calls import calls_state, params_origin, running_calls
+from ._dims import Bound, call_target
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
 # The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
@@ -40,6 +40,25 @@ _PASSED_LOCK = threading.Lock()
 _MAX_SIGNATURES = 256
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "zephyr_checking", default=_env_flag("ZEPHYR_TYPECHECK")
+)
+"""Whether annotated nets check their arguments at run time (:func:`checking`).
+
+A context variable: each thread (and each asyncio task) has its own setting, so
+``checking(True)`` in one thread never changes another's. A thread starts from the process
+default, ``ZEPHYR_TYPECHECK`` read at import. Read on every call of every net (``.get()``:
+one context-variable lookup); nets read it through :func:`is_checking`.
+"""
+
+# Checking is the debug mode: ``trace`` also checks that no tracer leaks out of the net.
+check_leaks_when(CHECKING.get)
 
 
 class _Switch:
@@ -145,11 +164,10 @@ def _keys_text(keys: Iterable[object]) -> str:
 
 
 def _not_a_subtree(who: str, path: Path, level: ParamsLevel, value: object) -> TypeError:
-    declared = active_stand_in(value)
+    declared = stand_in_name(value)
     if declared is not None:  # during trace: a leaf declared earlier, passed on as params
-        state, leaf_path = declared
         return TypeError(
-            f"{who}: `{format_path(leaf_path, state.root)}` is declared as a leaf ({_describe(value)}), and "
+            f"{who}: `{declared}` is declared as a leaf ({_describe(value)}), and "
             f"is passed as params that its annotation `{level.name}` makes a subtree (keys {_keys_text(level.keys)}): "
             "one path is either an array or a subtree"
         )

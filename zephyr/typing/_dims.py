@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import types
 import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -19,7 +20,7 @@ from typing import Any, cast
 import jax.numpy as jnp
 import numpy as np
 
-from ..core._types import DType, Shape, annotated_function
+from ..core._types import DType, Shape
 
 _VARIADIC_ANONYMOUS = "..."
 
@@ -385,3 +386,44 @@ def call_arguments(
     bound = signature.bind_partial(*args, **kwargs) if partial else signature.bind(*args, **kwargs)
     bound.apply_defaults()
     return dict(bound.arguments)
+
+
+def call_target(fn: object) -> tuple[types.FunctionType, tuple[Any, ...], dict[str, Any]] | None:
+    """``(function, args, kwargs)`` such that ``fn(*a, **k)`` is ``function(*args, *a, **kwargs, **k)``
+    for a plain Python ``function``: what holds the annotations of a call of ``fn`` (a
+    function, a bound method, a ``functools.partial`` or a callable object); ``None`` if no
+    Python function does (a builtin, a class).
+
+    >>> import functools
+    >>> def scale(x, by): return x * by
+    >>> call_target(functools.partial(scale, by=2)) == (scale, (), {"by": 2})
+    True
+    """
+    if isinstance(fn, types.FunctionType):
+        return fn, (), {}
+    if isinstance(fn, types.MethodType):
+        inner = call_target(fn.__func__)
+        return None if inner is None else (inner[0], (*inner[1], fn.__self__), inner[2])
+    if isinstance(fn, functools.partial):
+        partial: functools.partial[Any] = cast(Any, fn)
+        inner = call_target(partial.func)
+        if inner is None:
+            return None
+        return inner[0], (*inner[1], *partial.args), {**inner[2], **partial.keywords}
+    call = getattr(type(fn), "__call__", None)
+    if not isinstance(fn, type) and isinstance(call, types.FunctionType):
+        return call, (fn,), {}
+    return None
+
+
+def annotated_function(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The Python function whose annotations describe a call of ``fn`` (see :func:`call_target`),
+    or ``fn`` itself.
+
+    >>> class Scale:
+    ...     def __call__(self, x: int) -> int: return x
+    >>> annotated_function(Scale()) is Scale.__call__
+    True
+    """
+    target = call_target(fn)
+    return fn if target is None else target[0]

@@ -19,9 +19,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ..core._initializers import default_initializer, to_dtype
-from ..core._paths import format_path
-from ..core._trace import TraceNode
-from ..core._types import DType, Initializer, Leaf, Path, name_of
+from ..core._trace import TraceNode, declare_defaults
+from ..core._types import DType, Initializer, Leaf, Path, format_path, name_of
 from ._dims import Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims, resolved_hints, strip_annotated
 
 
@@ -180,25 +179,18 @@ def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ..
 
 
 def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[Leaf]:
-    """Concrete :class:`Leaf` records for the leaves of ``layout`` below ``node_path``."""
+    """Concrete :class:`Leaf` records for the leaves of ``layout``, at their paths relative to
+    the params (``node_path``, where those params are, names them in errors)."""
     for leaf in layout.leaves:
-        path = node_path + leaf.path
-        where = f"`{name_of(fn)}`, `{format_path(path)}` ({leaf.annotation.dim_str!r})"
+        where = f"`{name_of(fn)}`, `{format_path(node_path + leaf.path)}` ({leaf.annotation.dim_str!r})"
         shape = evaluate_dims(leaf.dims, bound, where)
-        yield Leaf(path, shape, to_dtype(leaf.dtype), leaf.tags, initializer=leaf.initializer)
+        yield Leaf(leaf.path, shape, to_dtype(leaf.dtype), leaf.tags, initializer=leaf.initializer)
 
 
 def call_traced(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """Call ``fn`` during ``trace``: declare the leaves its signature describes, then run it."""
     node: TraceNode = args[0]
-    state = node.state
     layout = params_layout(fn)
     if layout is not None and layout.leaves:
-        bound = bound_dims(fn, layout, args, kwargs)
-        for spec in leaf_specs(fn, layout, node.path, bound):
-            state.declare(spec, from_signature=True)
-    previous = state.where
-    state.where = (name_of(fn), node.path)
-    out = fn(*args, **kwargs)
-    state.where = previous  # left as it is on error: the note names the innermost net
-    return out
+        declare_defaults(node, leaf_specs(fn, layout, node.path, bound_dims(fn, layout, args, kwargs)))
+    return fn(*args, **kwargs)

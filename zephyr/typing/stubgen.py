@@ -53,10 +53,12 @@ The rules:
 - An alias made with ``functools.partial`` of a flexible function (``conv_2d``, ``conv`` with
   ``num_spatial_dims=2``) is stubbed as that function without the keywords it fixes, and
   shares its protocols.
-- Parameters named ``params`` or ``state`` are shown as ``zephyr.typing.Params``, and their
-  ``TypedDict`` classes as ``Params`` wherever else they appear (``batch_norm`` returns its new
-  state): a ``TypedDict``, which the trace engine reads from the implementation, is not
-  assignable from the ``Params`` trees that ``trace`` returns and ``params["sub"]`` gives.
+- Parameters named ``params`` or ``state`` are shown as ``zephyr.typing.ParamsTree``, and
+  their ``TypedDict`` classes as ``ParamsTree`` wherever else they appear (``batch_norm``
+  returns its new state): a ``TypedDict``, which the trace engine reads from the
+  implementation, is not assignable from the trees that ``trace`` returns and
+  ``params["sub"]`` gives. ``ParamsTree``, not ``Params``: a net refuses ``3`` as its params,
+  while a ``Params`` (``ParamsTree | Any``) value, such as optax's result, is accepted.
   Other annotations keep their jaxtyping spelling, for hover (statically
   ``Float[Array, "..."]`` is ``Array``; the dims are checked at run time).
 - The output is deterministic: a signature on one line when it fits in 100 columns, else
@@ -436,7 +438,7 @@ def _variant(
     annotations use."""
     pairs = [(p, a) for p, a in zip(parameters_of(node, source), _arguments(node)) if p.name not in fixed]
     parameters = [p for p, _a in pairs]
-    # The params/state parameters are shown as Params, and their TypedDicts as Params
+    # The params/state parameters are shown as ParamsTree, and their TypedDicts as ParamsTree
     # wherever else they appear (``batch_norm`` returns its new state).
     shown_as_params: set[str] = set()
     for parameter, argument in pairs:
@@ -448,7 +450,7 @@ def _variant(
         if argument.annotation is None:
             continue
         if parameter.name in PARAMS_NAMES:
-            annotations[parameter.name] = "Params"
+            annotations[parameter.name] = "ParamsTree"
             continue
         names = names_in(argument.annotation)
         used += [n for n in names if n not in shown_as_params]
@@ -478,7 +480,7 @@ def _variant(
 def _is_input(name: str, annotation: ast.expr | None, module: types.ModuleType) -> bool:
     """Whether a leading parameter is an input (params, an array, a cache) rather than a
     hyperparameter: its name is ``params``/``state``, or its annotation is (or subscripts)
-    ``jax.Array``, a jaxtyping dtype, a ``TypedDict``, a ``NamedTuple`` or ``Params``."""
+    ``jax.Array``, a jaxtyping dtype, a ``TypedDict``, a ``NamedTuple``, ``Params`` or ``ParamsTree``."""
     if name in PARAMS_NAMES:
         return True
     if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
@@ -500,7 +502,7 @@ def _is_input(name: str, annotation: ast.expr | None, module: types.ModuleType) 
         return True
     if is_typeddict(value) or (isinstance(value, type) and tuple in value.__mro__ and hasattr(value, "_fields")):
         return True
-    return getattr(value, "__name__", None) == "Params" and str(getattr(value, "__module__", "")).startswith("zephyr")
+    return getattr(value, "__name__", None) in ("Params", "ParamsTree") and str(getattr(value, "__module__", "")).startswith("zephyr")
 
 
 def _holed(variant: Variant, parameters: Sequence[Parameter], holes: Sequence[int], head: str, indent: str) -> str:
@@ -527,11 +529,11 @@ def _arguments(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
 
 
 def _as_params(annotation: str, names: set[str]) -> str:
-    """``annotation`` with each of ``names`` (outside string literals) replaced by ``Params``."""
+    """``annotation`` with each of ``names`` (outside string literals) replaced by ``ParamsTree``."""
     if not names:
         return annotation
     pattern = re.compile(r"""("[^"]*"|'[^']*')|\b(""" + "|".join(sorted(names)) + r")\b")
-    return pattern.sub(lambda m: m.group(1) or "Params", annotation)
+    return pattern.sub(lambda m: m.group(1) or "ParamsTree", annotation)
 
 
 # ---------------------------------------------------------------------------------------
@@ -623,7 +625,7 @@ class ModuleStub:
         if flexible_blocks:
             imports.need("overload", Binding("typing", "overload"))
             imports.need("Protocol", Binding("typing", "Protocol"))
-            imports.need("Params", Binding("zephyr.typing", "Params"))
+            imports.need("ParamsTree", Binding("zephyr.typing", "ParamsTree"))
             imports.need("PlaceholderType", Binding("zephyr.typing", "PlaceholderType"))
         written: set[str] = set()  # the protocols so far: an alias shares its function's
         for name, function in flexible_blocks:

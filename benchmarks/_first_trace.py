@@ -11,7 +11,10 @@ trace cache cleared, so the forward runs: one block, the others replayed) is tim
 - raw JAX's hand-written init (``_raw.init_gpt``), in the same process;
 - the what-if: the same first trace with replay switched off (every block's forward runs);
 - the abstract run on its own (``collect_specs``, the cache cleared): the forward's share;
-- at the deepest depth, Equinox's constructor of its own GPT (``_equinox.py``).
+- at the deepest depth, Equinox's constructor of its own GPT (``_equinox.py``);
+- the same GPT as a plain (not ``@flexible``) loop with the user's own attention glue
+  (``_models.gpt_plain_loop``, the same specs): its first trace against the same
+  ``initialize`` (issue 26: only the nets in it replay).
 
 Then the seed model of ``examples/seed_model.py`` (batch 4, features 8): its first trace
 with replay against without, and its abstract run alone with and without. All sides of a
@@ -123,8 +126,13 @@ def section_first_trace(cfg: Config, out: JSON) -> None:
             import _equinox  # the peer (equinox is in the dev extra)
 
             sides["equinox"] = lambda: _equinox.init_gpt(key, cfg.vocab, cfg.d_model, depth, cfg.seq, cfg.heads)
+        plain = _models.gpt_plain_loop(cfg.vocab, cfg.d_model, depth, cfg.heads)
+        if depth == cfg.depths[0] and not same_shapes(pair.trace(), zephyr.trace(plain, key, pair.x)):
+            raise AssertionError(f"{pair.name}: the plain loop's params differ in layout")
+        sides["plain_first_trace"] = first_trace(plain, key, pair.x)
         times = paired(sides, cfg.deep_reps if deep else cfg.reps)
         row.update(times)
+        row["plain_vs_initialize"] = times["plain_first_trace"] / times["initialize"]
         row["depth"] = depth
         row["vs_initialize"] = times["first_trace"] / times["initialize"]
         row["vs_raw"] = times["first_trace"] / times["raw"]

@@ -10,6 +10,7 @@ distributions) so the harness can check both applies on the same weights. Every 
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,13 +78,48 @@ def gpt_user_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) -> 
     return model
 
 
+def gpt_plain_loop(vocab: int, d_model: int, num_layers: int, num_heads: int) -> Callable[[Params, Array], Array]:
+    """The same GPT written the seed README's way: a plain (not ``@flexible``) block with the
+    user's own glue, a hand-written causal attention between ``nets.linear`` calls.
+
+    The params are those of :func:`gpt_user_loop`, leaf for leaf. During ``trace`` only the
+    nets inside a block are replayed (``nets.linear``, ``nets.layer_norm``, ``nets.mlp``): the
+    block's own operations run for every block.
+    """
+
+    def block(params: Params, x: Array) -> Array:
+        *batch, seq, d = x.shape
+        head = d // num_heads
+        h = nets.layer_norm(params["attention_norm"], x)
+        att = params["attention"]
+        q, k, v = (nets.linear(att[name], h, d).reshape(*batch, seq, num_heads, head) for name in ("query", "key", "value"))
+        logits = jnp.einsum(  # pyright: ignore[reportUnknownMemberType]  # jax types einsum partially
+            "...qhd,...khd->...hqk", q / math.sqrt(head), k
+        )
+        causal = jnp.tril(jnp.ones((seq, seq), bool))  # pyright: ignore[reportUnknownMemberType]  # device is partially typed
+        weights = jax.nn.softmax(jnp.where(causal, logits, -1e30), axis=-1)
+        heads = jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(*batch, seq, d)  # pyright: ignore[reportUnknownMemberType]  # see above
+        x = x + nets.linear(att["out"], heads, d)
+        return x + nets.mlp(params["mlp"], nets.layer_norm(params["mlp_norm"], x), [4 * d, d], jax.nn.gelu)
+
+    def model(params: Params, tokens: Array) -> Array:
+        x = nets.token_embed(params["embed"], tokens, vocab, d_model)
+        x = nets.positional_embed(params["position"], x, tokens.shape[-1])
+        for i in range(num_layers):
+            x = block(params["transformer"]["layers"][i], x)
+        x = nets.layer_norm(params["transformer"]["final_norm"], x)
+        return nets.linear(params["head"], x, vocab)
+
+    return model
+
+
 def llama(
-    vocab: int, d_model: int, num_layers: int, num_heads: int, num_kv_heads: int, mlp_dim: int
+    vocab: int, d_model: int, num_layers: int, num_heads: int, num_kv_heads: int, mlp_dim: int, *, scan: bool = True
 ) -> Callable[[Params, Array], Array]:
     """``examples/llama.py``'s model: ``nets.token_embed``, ``nets.transformer`` as a LLaMA
     decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU, no biases), the embedding table as
-    the output projection (tied). Scanned, as in the example: every layer leaf has a leading
-    layer axis."""
+    the output projection (tied). Scanned by default, as in the example: every layer leaf has a
+    leading layer axis; ``scan=False``: a Python loop, ``params["transformer"]["layers"][i]``."""
     no_bias = nets.projections(use_bias=False)
     block = nets.block(
         nets.attention(num_heads, num_kv_heads=num_kv_heads, causal=True, on_qk=nets.rotary(LLAMA_ROPE_BASE), projections=no_bias),
@@ -94,7 +130,7 @@ def llama(
     @flexible
     def model(params: Params, tokens: Int[Array, "*batch seq"]) -> Float[Array, "*batch seq vocab"]:
         x = nets.token_embed(params["embed"], tokens, vocab, d_model)
-        h = nets.transformer(params["transformer"], x, num_layers, block)
+        h = nets.transformer(params["transformer"], x, num_layers, block, scan=scan)
         return h @ validate(params["embed"]["embeddings"], (vocab, d_model)).T
 
     return model

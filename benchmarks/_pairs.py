@@ -58,6 +58,7 @@ class Config:
     jit_depth: int = 2
     jit_models: tuple[str, ...] = ("mlp", "cnn", "gpt", "gpt-scan", "llama")
     llama: LlamaSize = LlamaSize()
+    compile_blocks: tuple[int, ...] = (4, 32)  # the "compile" section's LLaMA depths
     mlp_in: int = 256
     mlp_widths: tuple[int, ...] = (512, 512, 512, 512, 10)
     mlp_batch: int = 64
@@ -78,7 +79,7 @@ class Config:
 FULL = Config()
 QUICK = Config(
     vocab=50, d_model=32, heads=2, seq=8, batch=2, depths=(1,), batches=(1, 4), jit_depth=1, jit_models=("mlp", "llama"),
-    llama=LlamaSize(vocab=50, d_model=32, layers=1, heads=4, kv_heads=2, mlp_dim=88, seq=8, batch=2),
+    llama=LlamaSize(vocab=50, d_model=32, layers=1, heads=4, kv_heads=2, mlp_dim=88, seq=8, batch=2), compile_blocks=(1,),
     mlp_in=16, mlp_widths=(32, 10), mlp_batch=4, cnn_shape=(2, 8, 8, 3), memory_d=32,
     memory_depth=1, reps=2, deep_reps=1, compile_reps=1, step_reps=2, eager_number=50,
     tiny_number=2000, quick=True,

@@ -279,14 +279,20 @@ def _llama_block(p: RawParams, x: Array, num_heads: int, num_kv_heads: int) -> A
     return x + gated @ _leaf(mlp, "down", "weights")
 
 
-def apply_llama(params: RawParams, tokens: Array, num_heads: int, num_kv_heads: int) -> Array:
-    """``tokens`` ``(batch, seq)`` int -> logits ``(batch, seq, vocab)``; causal, the embedding table tied."""
+def apply_llama(params: RawParams, tokens: Array, num_heads: int, num_kv_heads: int, *, scan: bool = True) -> Array:
+    """``tokens`` ``(batch, seq)`` int -> logits ``(batch, seq, vocab)``; causal, the embedding table tied.
+
+    ``scan=False``: a Python loop over ``params["transformer"]["layers"][i]`` (unstacked leaves)."""
     table = _leaf(params, "embed", "embeddings")
     x = jnp.take(table, tokens, axis=0)
     transformer = _sub(params, "transformer")
+    layers = _sub(transformer, "layers")
+    if scan:
+        def body(carry: Array, layer: RawParams) -> tuple[Array, None]:
+            return _llama_block(layer, carry, num_heads, num_kv_heads), None
 
-    def body(carry: Array, layer: RawParams) -> tuple[Array, None]:
-        return _llama_block(layer, carry, num_heads, num_kv_heads), None
-
-    x, _unused = jax.lax.scan(body, x, _sub(transformer, "layers"))
+        x, _unused = jax.lax.scan(body, x, layers)
+    else:
+        for i in range(len(layers)):
+            x = _llama_block(_sub(layers, i), x, num_heads, num_kv_heads)
     return _rms_norm(_sub(transformer, "final_norm"), x) @ table.T

@@ -35,6 +35,7 @@ import jax  # noqa: E402
 
 from zephyr.typing import checking  # noqa: E402
 
+from _compile import section_compile  # noqa: E402
 from _eager import section_eager  # noqa: E402
 from _first_trace import section_first_trace  # noqa: E402
 from _jit import section_jit  # noqa: E402
@@ -51,6 +52,7 @@ SECTIONS: dict[str, Callable[[Config, JSON], None]] = {
     "first": section_first_trace,
     "abstract": section_abstract,
     "jit": section_jit,
+    "compile": section_compile,
     "eager": section_eager,
     "fresh": section_children,
     "memory_shapes": section_memory_shapes,

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 import zephyr._flexible as flexible_module
@@ -59,3 +60,13 @@ def test_the_user_loop_gpt_has_raw_jaxs_layout() -> None:
     params = trace(pair.apply_zephyr, jax.random.key(0), pair.x)
     assert sorted(params["transformer"]) == ["final_norm", "layers"] and sorted(params["transformer"]["layers"]) == [0, 1, 2]
     clear_trace_cache()
+
+
+def test_the_plain_loop_gpt_has_the_user_loops_params() -> None:
+    _first_trace_module()
+    models = importlib.import_module("_models")
+    x = jnp.zeros((2, 8), jnp.int32)
+    user = trace(models.gpt_user_loop(50, 32, 2, 4), jax.random.key(0), x)
+    plain = trace(models.gpt_plain_loop(50, 32, 2, 4), jax.random.key(0), x)
+    assert jax.tree.structure(plain) == jax.tree.structure(user)
+    jax.tree.map(np.testing.assert_array_equal, plain, user)

@@ -27,7 +27,7 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
     assert run.main(["--quick", "--no-children", "--json", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert {"init_warm", "first_trace", "trace_vs_batch", "abstract_trace", "jit", "eager", "table"} <= set(results)
+    assert {"init_warm", "first_trace", "trace_vs_batch", "abstract_trace", "jit", "compile", "eager", "table"} <= set(results)
     for name, row in results["init_warm"].items():
         assert row["zephyr"] > 0 and row["raw"] > 0, name
         assert row["max_abs_diff"] is None or row["max_abs_diff"] < 1e-4, name  # same model both sides
@@ -37,7 +37,14 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     assert {"mlp", "llama"} <= set(results["jit"])
     for name, row in results["first_trace"].items():  # issue 16: the first trace of a user's loop
         assert row["first_trace"] > 0 and row["initialize"] > 0 and row["raw"] > 0 and row["replay_off"] > 0, name
+        assert row["plain_first_trace"] > 0, name  # issue 26: the plain (not @flexible) loop
     assert any(row["what"].startswith("first trace, GPT 1 blocks user loop vs raw init") for row in results["table"])
+    assert set(results["compile"]) == {"llama1-scan", "llama1-loop"}  # issue 26: building the train step
+    for name, row in results["compile"].items():
+        for side in ("zephyr", "raw"):
+            assert row[side]["compile_cpu"] > 0 and row[side]["first_step"] >= row[side]["lower"] + row[side]["compile"], name
+            assert row[side]["jaxpr_equations"] > 0, name
+    assert any(row["what"].startswith("LLaMA train step, 1 blocks loop: lower+compile, CPU time") for row in results["table"])
     assert all(row["met"] in {"met", "NOT met", "n/a", "-"} for row in results["table"])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -205,3 +206,16 @@ def test_wrong_param_shape_names_the_path(key: jax.Array) -> None:
     _params, state = trace_with_state(nets.batch_norm(_, _, _, True), key, x)
     with pytest.raises(ValueError, match=r"mean"):
         nets.batch_norm(params, state, jnp.ones((2, 4)), True)
+
+
+@pytest.mark.parametrize("name", ["layer_norm", "rms_norm", "group_norm"])
+def test_norms_broadcast_statistics_and_params_with_size_1_axes(name: str) -> None:
+    # keepdims, as raw JAX writes a norm: no full-size copy of a statistic or a param for a
+    # scan's backward to save (the LLaMA train step's temporaries: benchmarks/README.md).
+    x = jnp.ones((2, 3, 8))
+    net = getattr(nets, name)
+    args = (2,) if name == "group_norm" else ()
+    params = trace(lambda p, x: net(p, x, *args), jax.random.key(0), x)
+    jaxpr = jax.make_jaxpr(lambda p, x: net(p, x, *args))(params, x)
+    broadcasts = [getattr(eqn.outvars[0].aval, "shape") for eqn in jaxpr.jaxpr.eqns if eqn.primitive.name == "broadcast_in_dim"]
+    assert broadcasts and all(math.prod(shape) < math.prod(x.shape) for shape in broadcasts), broadcasts

@@ -67,13 +67,19 @@ def _axes(who: str, axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
 # 99c9cd0 of branch `nets`) gives the same bits eager and under jit and costs the same under
 # jax.eval_shape (142 us jnp, 145 us lax) and jax.make_jaxpr (185-191, 180-184 us) of the net,
 # but zephyr.trace after clear_trace_cache took 870-948 us instead of 669-706 us (+25-35%;
-# rms_norm 660-767 vs 517-544 us, group_norm 959-1047 vs 770-851 us): the cost is in how the
-# trace engine handles nested jits, not in the math.
+# rms_norm 660-767 vs 517-544 us, group_norm 959-1047 vs 770-851 us). Measured again for
+# issue 23 (benchmarks/README.md, "Issue 26"): +36% (layer_norm) and +23% (rms_norm) of trace
+# CPU time. Each jnp call is a nested jit(inline=JAX_EARLY) that JAX looks up and inlines; the
+# engine's only way around it, jax.disable_jit() over the forward, is slower still and unrolls
+# every lax.scan, so the lax form stays. Statistics and params keep size-1 axes (keepdims), as
+# jnp's would: lax's binary ops broadcast them, and a scan's backward saves them small.
 
 
 def _along(v: Array, axes: tuple[int, ...], shape: tuple[int, ...], dtype: Any) -> Array:
-    """``v`` (shaped by ``axes`` of ``shape``) broadcast explicitly to ``shape``."""
-    return broadcast_in_dim(cast(v, np.dtype(dtype)), shape, axes)
+    """``v`` (shaped by ``axes`` of ``shape``) with a size-1 axis in place of each other axis
+    of ``shape``: lax's binary ops broadcast it along them, as jnp's ``keepdims=True`` does."""
+    kept = tuple(shape[a] if a in axes else 1 for a in range(len(shape)))
+    return broadcast_in_dim(cast(v, np.dtype(dtype)), kept, axes)
 
 
 def _mean(x: Array, axes: tuple[int, ...]) -> Array:
@@ -83,7 +89,7 @@ def _mean(x: Array, axes: tuple[int, ...]) -> Array:
 
 
 def _back(reduced: Array, axes: tuple[int, ...], shape: tuple[int, ...]) -> Array:
-    """A statistic over ``axes`` (removed) broadcast back to ``shape``: along the other axes."""
+    """A statistic over ``axes`` (removed) given back its axes, of size 1 (``keepdims=True``)."""
     return _along(reduced, tuple(a for a in range(len(shape)) if a not in axes), shape, reduced.dtype)
 
 

@@ -30,7 +30,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_PY := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.zephyr-installed
 
-PYTEST_ARGS ?= -n 2 --dist loadfile
+PYTEST_ARGS ?= -n 2 --dist loadfile --durations=15
 # The line before each run: which Python and which JAX it tests.
 BANNER = -c 'import sys, jax, jaxlib; print(f"=== zephyr tests ($(1)): Python {sys.version.split()[0]}, jax {jax.__version__}, jaxlib {jaxlib.__version__} ===")'
 

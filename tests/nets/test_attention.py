@@ -296,8 +296,8 @@ def test_q_k_feature_mismatch(key: jax.Array) -> None:
         nets.dot_product_attention(q, k, k)
     with checking(False), pytest.raises(ValueError, match=r"`q` and `k` must have the same head size"):
         nets.dot_product_attention(q, k, k)
+    params = trace(nets.multi_head_attention(_, _, _, _, 2), key, _ones(2, 5, 8), _ones(2, 7, 6), _ones(2, 7, 6))
     with checking(False), pytest.raises(ValueError, match=r"`k` and `v` must agree"):
-        params = trace(nets.multi_head_attention(_, _, _, _, 2), key, _ones(2, 5, 8), _ones(2, 7, 6), _ones(2, 7, 6))
         nets.multi_head_attention(params, _ones(2, 5, 8), _ones(2, 7, 6), _ones(2, 6, 6), 2)
     # both nets check q, k and v alike: k and v agree but on the last axis, q and k on the batch axes
     with checking(False), pytest.raises(ValueError, match=r"^dot_product_attention: `k` and `v` must agree on every axis but the last, got k \(2, 7, 2, 6\) and v \(2, 6, 2, 6\)$"):

@@ -1,4 +1,7 @@
-"""Cross-cutting sweeps over every registered net (tests/nets/cases_*.py).
+"""Cross-cutting sweeps over every registered net (tests/nets/cases_*.py): a second trace
+draws the same params, jit equals eager, gradients are finite, vmap over a new batch axis
+equals the single call, bfloat16 inputs give finite outputs. One test per net and mode shares
+one trace among the five (it was five tests per net and mode, with six traces).
 
 Each sweep runs twice: with run-time checking on (as the rest of the suite, see the root
 conftest.py) and off (the default a user gets), so the unchecked path of every net is
@@ -47,45 +50,31 @@ def _call(case: NetCase, params: Any, state: Any, x: Any) -> Any:
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_jit_matches_eager(case: NetCase, key: jax.Array, mode: bool) -> None:
+def test_a_net_traces_the_same_twice_and_runs_under_jit_grad_vmap_and_bfloat16(
+    case: NetCase, key: jax.Array, mode: bool
+) -> None:
+    """One trace per net and mode, shared by the five properties (each names itself when it fails)."""
     params, state, x = _build(case, key)
+
+    again, _, _ = _build(case, key)
+    assert str(jax.tree.structure(again)) == str(jax.tree.structure(params)), "a second trace differs"
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(again)):
+        assert isinstance(a, jax.Array), f"params hold a {type(a).__name__}, not a jax.Array"
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg="a second trace draws other params")
+
     eager = _call(case, params, state, x)
     jitted = jax.jit(lambda p, s, x: _call(case, p, s, x))(params, state, x)
-    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5, err_msg="jit != eager")
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_trace_is_deterministic_and_params_are_plain(case: NetCase, key: jax.Array, mode: bool) -> None:
-    first, _state, _x = _build(case, key)
-    second, _, _ = _build(case, key)
-    assert str(jax.tree.structure(first)) == str(jax.tree.structure(second))
-    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
-        assert isinstance(a, jax.Array)
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_grad_is_finite(case: NetCase, key: jax.Array, mode: bool) -> None:
-    params, state, x = _build(case, key)
     grads = jax.grad(lambda p: jnp.sum(_call(case, p, state, x).astype(jnp.float32)))(params)
     assert str(jax.tree.structure(grads)) == str(jax.tree.structure(params))  # nets without params: {}
     for leaf in jax.tree.leaves(grads):
-        assert bool(jnp.all(jnp.isfinite(leaf)))
+        assert bool(jnp.all(jnp.isfinite(leaf))), "a gradient is not finite"
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_vmap_over_a_new_batch_axis(case: NetCase, key: jax.Array, mode: bool) -> None:
-    params, state, x = _build(case, key)
     xs = jax.tree.map(lambda a: jnp.stack([a, a]), x)
     ys = jax.vmap(lambda x: _call(case, params, state, x))(xs)
-    single = _call(case, params, state, x)
-    np.testing.assert_allclose(np.asarray(ys[0]), np.asarray(single), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(ys[0]), np.asarray(eager), rtol=1e-5, atol=1e-5, err_msg="vmap != eager")
 
-
-@pytest.mark.parametrize("case", CASES, ids=str)
-def test_bfloat16_inputs(case: NetCase, key: jax.Array, mode: bool) -> None:
-    params, state, x = _build(case, key)
     x16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a, x)
-    y = _call(case, params, state, x16)
-    assert bool(jnp.all(jnp.isfinite(y.astype(jnp.float32))))
-
+    y16 = _call(case, params, state, x16)
+    assert bool(jnp.all(jnp.isfinite(y16.astype(jnp.float32)))), "bfloat16 inputs give non-finite outputs"

@@ -167,14 +167,14 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("thread_params missing", lambda: thread_params([jnp.add] * 3, {0: 1, 1: 2}), KeyError, r"thread_params: 3 functions need params\[0\] to params\[2\]; missing \[2\], the params have keys \[0, 1\]"),
     # norms (more)
     ("layer_norm eps", lambda: trace(nets.layer_norm(_, _, eps=-1.0), K, X), ValueError, r"layer_norm: `eps` must be a finite number >= 0, got -1.0"),
-    ("layer_norm create_scale", lambda: trace(nets.layer_norm(_, _, create_scale="no"), K, X), TypeError, r"layer_norm: `create_scale` must be True or False, got 'no'"),
+    ("layer_norm scale_initializer", lambda: trace(nets.layer_norm(_, _, scale_initializer="no"), K, X), TypeError, r"layer_norm: `scale_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no scale, got 'no'"),
     ("layer_norm axis", lambda: trace(nets.layer_norm(_, _, 5), K, X), ValueError, r"layer_norm: `axis` 5 is out of range for `x` of rank 2"),
     ("layer_norm axis str", lambda: trace(nets.layer_norm(_, _, "x"), K, X), TypeError, r"layer_norm: `axis` must be an int or a sequence of ints, got 'x'"),
     ("rms_norm axis", lambda: trace(nets.rms_norm(_, _, 3), K, X), ValueError, r"rms_norm: `axis` 3 is out of range for `x` of rank 2"),
-    ("rms_norm create_scale", lambda: trace(nets.rms_norm(_, _, create_scale=1), K, X), TypeError, r"rms_norm: `create_scale` must be True or False, got 1"),
+    ("rms_norm scale_initializer", lambda: trace(nets.rms_norm(_, _, scale_initializer=1), K, X), TypeError, r"rms_norm: `scale_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no scale, got 1"),
     ("group_norm groups", lambda: trace(nets.group_norm(_, _, 0), K, IMG), ValueError, r"group_norm: `num_groups` must divide the 3 channels of `x`, got 0"),
     ("group_norm eps", lambda: trace(nets.group_norm(_, _, 3, eps="1e-5"), K, IMG), ValueError, r"group_norm: `eps` must be a finite number >= 0, got '1e-5'"),
-    ("batch_norm create_offset", lambda: trace_with_state(nets.batch_norm(_, _, _, True, create_offset="no"), K, X), TypeError, r"batch_norm: `create_offset` must be True or False, got 'no'"),
+    ("batch_norm offset_initializer", lambda: trace_with_state(nets.batch_norm(_, _, _, True, offset_initializer="no"), K, X), TypeError, r"batch_norm: `offset_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no offset, got 'no'"),
     # conv (owned elsewhere: the clear cases)
     ("conv_2d out 0", lambda: trace(nets.conv_2d(_, _, 0, 3), K, IMG), ValueError, r"conv: `out_channels` must be a positive int, got 0"),
     ("conv_2d out float", lambda: trace(nets.conv_2d(_, _, 2.5, 3), K, IMG), ValueError, r"conv: `out_channels` must be a positive int, got 2.5"),

@@ -3,6 +3,8 @@
 
 from zephyr._nets._linear import BranchLinearParams as BranchLinearParams
 from zephyr._nets._linear import LinearParams as LinearParams
+from zephyr._nets._linear import Projections as Projections
+from zephyr._nets._linear import projections as projections
 from zephyr.functools._composition import chain as chain
 from zephyr.functools._composition import skip as skip
 from zephyr._nets._norm import BatchNormState as BatchNormState
@@ -10,9 +12,7 @@ from zephyr._nets._norm import NormParams as NormParams
 from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
 from zephyr._nets._parts import Attention as Attention
-from zephyr._nets._parts import Projections as Projections
 from zephyr._nets._parts import attention as attention
-from zephyr._nets._parts import projections as projections
 from zephyr._nets._parts import rotary as rotary
 from zephyr._nets._parts import sliding_window as sliding_window
 from zephyr._nets._parts import soft_cap as soft_cap
@@ -906,9 +906,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -924,9 +923,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -942,9 +940,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -960,9 +957,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1003,9 +999,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1021,9 +1016,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1039,9 +1033,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1057,9 +1050,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1075,9 +1067,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1093,9 +1084,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1111,9 +1101,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1129,9 +1118,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1147,9 +1135,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1165,9 +1152,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1183,9 +1169,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1201,9 +1186,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1218,9 +1202,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1235,9 +1218,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1252,9 +1234,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1269,9 +1250,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1286,9 +1266,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1303,9 +1282,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1320,9 +1298,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1337,9 +1314,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1354,9 +1330,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1371,9 +1346,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1388,9 +1362,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1405,9 +1378,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1422,9 +1394,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1439,9 +1410,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1456,9 +1426,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1473,9 +1442,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...

@@ -71,9 +71,9 @@ def test_bad_inputs_name_the_argument(key: jax.Array) -> None:
     with checking(False):
         with pytest.raises(ValueError, match=r"`linear` argument `x`: expected at least 1 axes, got shape \(\)"):
             trace(nets.linear(_, _, 3), key, jnp.ones(()))
-        with pytest.raises(ValueError, match=r"branch_linear: `num_branches` must be >= 1, got 0"):
+        with pytest.raises(ValueError, match=r"branch_linear: `num_branches` must be a positive int, got 0"):
             trace(nets.branch_linear(_, _, 0), key, jnp.ones((2, 4)))
-        with pytest.raises(ValueError, match=r"mlp: `out_dims` must name at least one layer, got \[\]"):
+        with pytest.raises(ValueError, match=r"mlp: `out_dims` must be a non-empty sequence of positive ints, got \[\]"):
             trace(nets.mlp(_, _, []), key, jnp.ones((2, 4)))
     params = trace(nets.linear(_, _, 3), key, jnp.ones((2, 4)))
     with pytest.raises(ValueError, match=r"`params\['weights'\]`.*expected shape \(5, 3\).*got \(4, 3\)"):

@@ -1,9 +1,10 @@
-"""Affine layers: ``linear``, ``branch_linear``, ``linear_like``, ``mlp``."""
+"""Affine layers: ``linear``, ``branch_linear``, ``linear_like``, ``mlp``, and ``projections``
+(how the linear maps of an MLP or an attention are made)."""
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
 import jax
@@ -13,7 +14,7 @@ from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, fail, min_rank
+from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, min_rank
 from ..typing._checking import is_checking
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
@@ -117,6 +118,58 @@ def linear(
     return y
 
 
+@dataclass(frozen=True)
+class Projections:
+    """How the linear maps of attention and MLPs are made: see :func:`projections`."""
+
+    use_bias: bool = True
+    weights_initializer: Initializer = default_initializer
+    out_initializer: Initializer | None = None
+    bias_initializer: Initializer = zeros
+    dtype: DType | None = None
+    param_dtype: DType | None = None
+
+    def __call__(self, params: LinearParams, x: Array, out_dim: int, out: bool = False) -> Array:
+        """``nets.linear`` made this way (``out``: a map back into the residual stream)."""
+        init = self.weights_initializer if not out or self.out_initializer is None else self.out_initializer
+        return linear(
+            params, x, out_dim, self.use_bias, weights_initializer=init, bias_initializer=self.bias_initializer,
+            dtype=self.dtype, param_dtype=self.param_dtype,
+        )  # fmt: skip
+
+
+def projections(
+    use_bias: bool = True,
+    *,
+    weights_initializer: Initializer = default_initializer,
+    out_initializer: Initializer | None = None,
+    bias_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Projections:
+    """How the linear maps of an attention or MLP part are made (a part of :func:`attention`
+    and :func:`feed_forward`).
+
+    Args:
+        use_bias: whether the maps have a bias.
+        weights_initializer: initializer of the weights into the heads or the hidden layer.
+        out_initializer: initializer of the weights back into the residual (attention's
+            ``out``, the MLP's last layer); default ``weights_initializer``.
+        bias_initializer: initializer of the biases.
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        A :class:`Projections` value.
+
+    Example:
+        >>> from zephyr import nets
+        >>> nets.projections(use_bias=False).use_bias
+        False
+    """
+    return Projections(use_bias, weights_initializer, out_initializer, bias_initializer, dtype, param_dtype)
+
+
 @flexible
 def linear_like(
     params: LinearParams,
@@ -168,9 +221,7 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    branches = typing.cast(object, num_branches)  # any value at run time
-    if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
-        fail("branch_linear", "num_branches", ">= 1", num_branches)
+    check_size("branch_linear", "num_branches", num_branches)
     d = x.shape[-1]
     flat_params: LinearParams = params  # same keys as LinearParams, other dim names
     y = linear(flat_params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
@@ -219,25 +270,12 @@ def mlp(
         >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
         ([0, 1], (2, 3))
     """
-    given = typing.cast(object, out_dims)  # any value at run time
-    if isinstance(given, list | tuple) and not given:
-        raise ValueError("mlp: `out_dims` must name at least one layer, got []")
     dims = check_sizes("mlp", "out_dims", out_dims)
     check_callable("mlp", "activation", activation)
     check_callable("mlp", "activation_final", activation_final)
     check_bool("mlp", "use_bias", use_bias)
+    project = Projections(use_bias, weights_initializer, final_weights_initializer, bias_initializer, dtype, param_dtype)
     for i, out_dim in enumerate(dims):
-        last = i == len(dims) - 1
-        init = final_weights_initializer if last and final_weights_initializer is not None else weights_initializer
-        x = linear(
-            params[i],
-            x,
-            out_dim,
-            use_bias,
-            weights_initializer=init,
-            bias_initializer=bias_initializer,
-            dtype=dtype,
-            param_dtype=param_dtype,
-        )
+        x = project(params[i], x, out_dim, out=i == len(dims) - 1)
         x = activation(x) if i < len(dims) - 1 else activation_final(x)
     return x

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -146,7 +146,8 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("mlp out_dims float", lambda: trace(nets.mlp(_, _, [8, 2.5]), K, X), TypeError, r"mlp: `out_dims` must be a sequence of positive ints, got \[8, 2.5\]"),
     ("mlp out_dims negative", lambda: trace(nets.mlp(_, _, [8, -1]), K, X), ValueError, r"mlp: `out_dims` must be a sequence of positive ints, got \[8, -1\]"),
     ("mlp activation", lambda: trace(nets.mlp(_, _, [8, 3], "relu"), K, X), TypeError, r"mlp: `activation` must be a function, got 'relu'"),
-    ("mlp use_bias", lambda: trace(nets.mlp(_, _, [8, 3], use_bias="yes"), K, X), TypeError, r"mlp: `use_bias` must be True or False, got 'yes'"),
+    ("projections use_bias", lambda: nets.projections(use_bias=cast(bool, "yes")), TypeError, r"projections: `use_bias` must be True or False, got 'yes'"),
+    ("mlp projections", lambda: trace(nets.mlp(_, _, [8, 3], projections=cast(nets.Projections, False)), K, X), TypeError, r"mlp: `projections` must come from nets.projections\(...\), got bool"),
     # norms
     ("batch_norm empty batch", _empty_batch_norm, ValueError, r"batch_norm: `x` of shape \(0, 4\) has no elements to take statistics over with is_training=True"),
     ("batch_norm is_training str", lambda: trace_with_state(nets.batch_norm(_, _, _, "yes"), K, X), TypeError, r"batch_norm: `is_training` must be True or False, got 'yes'"),

@@ -265,12 +265,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> Float[Array, "*batch d_out"]: ...
 @overload
 def mlp(
@@ -281,12 +276,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_params_x: ...
 @overload
 def mlp(
@@ -297,12 +287,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_x: ...
 @overload
 def mlp(
@@ -313,12 +298,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_params_x_out_dims: ...
 
 class _Mlp_params_x(Protocol):

@@ -67,6 +67,14 @@ def test_mlp_is_linear_layers_with_activation_between(key: jax.Array) -> None:
     np.testing.assert_allclose(final, np.tanh(y), rtol=1e-5, atol=1e-6)
 
 
+
+def test_mlp_layers_are_made_by_its_projections_part(key: jax.Array) -> None:
+    x = jnp.ones((2, 4))
+    part = nets.projections(use_bias=False, out_initializer=jax.nn.initializers.zeros)
+    params = trace(nets.mlp(_, _, [8, 3], projections=part), key, x)
+    assert shapes(params) == {0: {"weights": (4, 8)}, 1: {"weights": (8, 3)}}
+    assert not np.asarray(leaf(params, 1, "weights")).any() and np.asarray(leaf(params, 0, "weights")).any()
+
 def test_bad_inputs_name_the_argument(key: jax.Array) -> None:
     with checking(False):
         with pytest.raises(ValueError, match=r"`linear` argument `x`: expected at least 1 axes, got shape \(\)"):

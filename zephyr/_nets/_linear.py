@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.nn.initializers import zeros
 from jaxtyping import Float
@@ -51,20 +53,17 @@ def _check_linear(
             check_dtype("linear", name, d)
 
 
-# Whether each dtype seen is a float dtype: a dict lookup instead of ``jnp.issubdtype`` on
-# every call (six per checked call of a three-layer mlp).
-_IS_FLOAT: dict[object, bool] = {}
+@functools.cache
+def _is_float(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` is a float dtype, remembered per dtype: ``jnp.issubdtype`` is slow for
+    a check run on every call (six per checked call of a three-layer mlp)."""
+    return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 def _check_float(who: str, name: str, array: Array) -> None:
     """With checking on, a param the annotation says is float must be (int params give zeros)."""
-    if is_checking():
-        dtype = array.dtype
-        is_float = _IS_FLOAT.get(dtype)
-        if is_float is None:
-            is_float = _IS_FLOAT[dtype] = bool(jnp.issubdtype(dtype, jnp.floating))
-        if not is_float:
-            raise TypeError(f"{who}: `params['{name}']` must be a float array (its annotation is Float), got dtype {dtype}")
+    if is_checking() and not _is_float(array.dtype):
+        raise TypeError(f"{who}: `params['{name}']` must be a float array (its annotation is Float), got dtype {array.dtype}")
 
 
 @flexible
@@ -167,6 +166,7 @@ def projections(
         >>> nets.projections(use_bias=False).use_bias
         False
     """
+    check_bool("projections", "use_bias", use_bias)
     return Projections(use_bias, weights_initializer, out_initializer, bias_initializer, dtype, param_dtype)
 
 
@@ -236,12 +236,7 @@ def mlp(
     activation: Callable[[Array], Array] = jax.nn.relu,
     activation_final: Callable[[Array], Array] = lambda y: y,
     *,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    final_weights_initializer: Initializer | None = None,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
+    projections: Projections = Projections(),
 ) -> Float[Array, "*batch d_out"]:
     """A stack of :func:`linear` layers, ``activation`` between them.
 
@@ -251,13 +246,9 @@ def mlp(
         out_dims: the output size of each layer; the last is the output size.
         activation: applied after every layer but the last.
         activation_final: applied after the last layer (default: identity).
-        use_bias: whether the layers have a bias.
-        weights_initializer: initializer of the layers' weights (default: truncated normal, fan-in).
-        final_weights_initializer: initializer of the last layer's weights (default
-            ``weights_initializer``), e.g. nanoGPT's residual projection scaled by ``1 / sqrt(2 * layers)``.
-        bias_initializer: initializer of the biases (default zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
+        projections: how the layers are made (:func:`projections`: bias, initializers, dtypes;
+            its ``out_initializer`` is the last layer's, e.g. nanoGPT's residual projection
+            scaled by ``1 / sqrt(2 * layers)``).
 
     Returns:
         ``(*batch, out_dims[-1])``.
@@ -273,9 +264,9 @@ def mlp(
     dims = check_sizes("mlp", "out_dims", out_dims)
     check_callable("mlp", "activation", activation)
     check_callable("mlp", "activation_final", activation_final)
-    check_bool("mlp", "use_bias", use_bias)
-    project = Projections(use_bias, weights_initializer, final_weights_initializer, bias_initializer, dtype, param_dtype)
+    if not isinstance(projections, Projections):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        raise TypeError(f"mlp: `projections` must come from nets.projections(...), got {type(projections).__name__}")
     for i, out_dim in enumerate(dims):
-        x = project(params[i], x, out_dim, out=i == len(dims) - 1)
+        x = projections(params[i], x, out_dim, out=i == len(dims) - 1)
         x = activation(x) if i < len(dims) - 1 else activation_final(x)
     return x

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import numbers
+import operator
 import os
 import re
 import shutil
@@ -115,23 +117,15 @@ def _orbax() -> Any:
 # Trees in, trees out: paths and keys that round-trip
 
 
-def _unsortable(node: object, path: Path) -> tuple[Path, list[Any]] | None:
-    """The first dict below ``node`` whose keys cannot be sorted (jax.tree_util sorts them)."""
-    if isinstance(node, dict):
-        mapping = cast("dict[Any, object]", node)
-        try:
-            sorted(mapping)
-        except TypeError:
-            return path, list(mapping)
-        children: list[tuple[Path, object]] = [(path + (key,), child) for key, child in mapping.items()]
-    else:
-        flat = flatten_with_paths(node, lambda child: child is not node and isinstance(child, dict))[0]
-        children = [(path + child_path, child) for child_path, child in flat if isinstance(child, dict)]
-    for child_path, child in children:
-        found = _unsortable(child, child_path)
-        if found is not None:
-            return found
-    return None
+def _unsortable(node: object) -> bool:
+    """Whether ``node`` is a dict whose keys cannot be sorted (jax.tree_util sorts them)."""
+    if not isinstance(node, dict):
+        return False
+    try:
+        sorted(cast("dict[Any, object]", node))
+    except TypeError:
+        return True
+    return False
 
 
 def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[Path, Any], Any]:
@@ -139,11 +133,12 @@ def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[P
     try:
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf_record)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
     except (TypeError, ValueError) as error:
-        found = _unsortable(tree, ())
-        if found is None:
+        # Flattened again with those dicts as leaves: the first is the one to name.
+        found = [(path, node) for path, node in flatten_with_paths(tree, _unsortable)[0] if _unsortable(node)]
+        if not found:
             raise
         raise TypeError(
-            f"{who}: `{format_path(found[0], root)}` has keys {found[1]} that cannot be sorted; "
+            f"{who}: `{format_path(found[0][0], root)}` has keys {list(found[0][1])} that cannot be sorted; "
             "jax.tree_util sorts dict keys: use one kind of key (str or int) per dict"
         ) from error
     out: dict[Path, Any] = {}
@@ -346,14 +341,10 @@ def _barrier(name: str) -> None:
 
 def _where(function: str, directory: object) -> tuple[str, str]:
     """The absolute directory and the call's name for messages; a directory of another type is refused."""
-    if isinstance(directory, bytes) or not isinstance(directory, str | os.PathLike):
-        raise TypeError(
-            f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, "
-            f"got {type(directory).__name__}: {directory!r}"
-        )
-    path = os.fspath(cast("str | os.PathLike[str]", directory))
-    if not isinstance(path, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # a PathLike of bytes
-        raise TypeError(f"checkpoint.{function}: `directory` must be a path of str, got {type(path).__name__}: {path!r}")
+    given = f"{type(directory).__name__}: {directory!r}"
+    path = os.fspath(cast("os.PathLike[str]", directory)) if isinstance(directory, os.PathLike) else directory
+    if not isinstance(path, str):  # bytes, or a PathLike of bytes
+        raise TypeError(f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, got {given}")
     if not path:
         raise ValueError(f"checkpoint.{function}: `directory` is the empty string (it would mean the current directory); name it")
     return os.path.abspath(path), f"checkpoint.{function}(`{path}`)"
@@ -848,10 +839,7 @@ def _read_trees(
         values: dict[Path, Any] = {}
         for path, (shape, dtype) in opened.trees[name].items():
             if 0 not in shape:
-                node: Any = restored[name]
-                for key in _stored(path):
-                    node = node[key]
-                values[path] = node
+                values[path] = functools.reduce(operator.getitem, _stored(path), restored[name])
             else:  # not stored (orbax refuses zero-size arrays): made here, placed like the model's
                 values[path] = jax.make_array_from_callback(shape, placement(name, path), np.zeros(shape, dtype).__getitem__)  # pyright: ignore[reportUnknownMemberType]  # jax types the callback partially
         for path, got in zip(values, _checksums(list(values.values())), strict=True):

@@ -165,8 +165,7 @@ def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[P
                 f"{who}: `{name}` must be an array, a jax.ShapeDtypeStruct or a zephyr.tags.Leaf, got {type(value).__name__}"
             )
         out[path] = value
-    structure: Any = treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
-    return out, structure  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
+    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
 
 
 def _bits(x: jax.Array) -> jax.Array:

@@ -36,13 +36,11 @@ def _rows(tree: object, tags: object, max_depth: int | None) -> list[tuple[tuple
         for i in range(len(leaf.path)):
             totals[leaf.path[:i]] = totals.get(leaf.path[:i], 0) + leaf.size
     rows: list[tuple[tuple[str, ...], bool]] = []
-    shown: set[Path] = set()
     for leaf in leaves:
         for i in range(1, len(leaf.path)):
             prefix = leaf.path[:i]
-            if prefix not in shown and (max_depth is None or i <= max_depth):
-                shown.add(prefix)
-                rows.append(((_label(prefix), "", "", "", f"{totals[prefix]:,}"), True))
+            if prefix in totals and (max_depth is None or i <= max_depth):  # a subtree's row, once
+                rows.append(((_label(prefix), "", "", "", f"{totals.pop(prefix):,}"), True))
         if max_depth is not None and len(leaf.path) > max_depth:
             continue
         leaf_tags = tuple(dict.fromkeys(leaf.tags + extra.get(leaf.path, ())))

@@ -85,12 +85,15 @@ def in_range(
     who: str, name: str, values: Array, low: int, high: int, *, closed: bool = False, note: str = ""
 ) -> Array:
     """Whether each value is in ``[low, high)`` (``[low, high]`` with ``closed``), compared in a wide
-    dtype; under ``checkify`` a value outside fails with the sentence of :func:`check_range`.
+    dtype: concrete values outside raise (:func:`check_range`); traced ones give False, and under
+    ``checkify`` fail with the same sentence.
 
-    >>> import jax.numpy as jnp
-    >>> in_range("nets", "i", jnp.array([0, 300, -1], jnp.int16), 0, 300).tolist()
+    >>> import jax, jax.numpy as jnp
+    >>> valid = jax.jit(lambda v: in_range("nets", "i", v, 0, 300))(jnp.array([0, 300, -1], jnp.int16))
+    >>> valid.tolist()
     [True, False, False]
     """
+    check_range(who, name, values, low, high, closed=closed, note=note)
     w = wide(values)
     valid = (w >= low) & (w <= high) if closed else (w >= low) & (w < high)
     if valid.size:

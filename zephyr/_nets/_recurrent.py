@@ -21,7 +21,7 @@ from ..core._api import validate
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
 from ._dtypes import compute_dtype
-from ._ranges import check_range, in_range, wide
+from ._ranges import in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
 
@@ -395,7 +395,6 @@ def _seq_lengths(who: str, seq_lengths: Array | None, x: Array) -> _Lengths | No
             f"(time, features)), got {tuple(shape)}"
         )
     note = " (the time axis of `x`)"
-    check_range(who, "seq_lengths", seq_lengths, 0, time, closed=True, note=note)
     return _Lengths(seq_lengths, in_range(who, "seq_lengths", seq_lengths, 0, time, closed=True, note=note))
 
 

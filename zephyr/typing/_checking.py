@@ -28,7 +28,7 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 
 from ..core._trace import check_leaks_when, stand_in_name
 from ..core._types import Path, PathKey, format_path, name_of
-from ._calls import calls_state, params_origin, running_calls
+from ._calls import calls_state, params_origin
 from ._dims import Bound, call_target
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
@@ -223,7 +223,7 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
     the params of the outermost running ``@flexible`` call that holds these params."""
     arguments = layout.signature.bind(*args, **kwargs).arguments
     params = arguments[layout.params_name]
-    prefix, outer = params_origin(params, running_calls())
+    prefix, outer = params_origin(params, calls_state().stack)
     who = f"`{name_of(fn)}`" + (f" (in `{name_of(outer)}`)" if outer is not None and outer is not fn else "")
     _check_structure(who, layout, params, prefix)
     if not layout.leaves:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -149,13 +150,10 @@ class TraceState:
             )
         for i in range(len(path)):
             if path[:i] in self.specs:
-                self._overlap(path[:i], path)
-
-    def _overlap(self, leaf: Path, below: Path) -> NoReturn:
-        raise ValueError(
-            f"`{format_path(leaf, self.root)}` is a leaf, so `{format_path(below, self.root)}` "
-            "cannot be declared below it: one path is either an array or a subtree"
-        )
+                raise ValueError(
+                    f"`{format_path(path[:i], self.root)}` is a leaf, so `{format_path(path, self.root)}` "
+                    "cannot be declared below it: one path is either an array or a subtree"
+                )
 
 
 class _Declarations(threading.local):
@@ -390,11 +388,7 @@ def run_abstract(
 def _indexed_leaf(error: TypeError, states: Sequence[TraceState]) -> TypeError | None:
     """JAX's "string indexing" ``error``, as a ``TypeError`` naming the declared leaf that was
     indexed like a subtree (found among the locals of the frames it passed), if one was."""
-    frames: list[Any] = []
-    tb = error.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
+    frames = [frame for frame, _line in traceback.walk_tb(error.__traceback__)]
     for frame in reversed(frames):  # innermost first: JAX's own indexing holds the array
         for value in frame.f_locals.values():
             for state in states:

@@ -29,7 +29,7 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 from ..core._trace import check_leaks_when, stand_in_name
 from ..core._types import Path, PathKey, format_path, name_of
 from ._calls import calls_state, params_origin
-from ._dims import Bound, call_target
+from ._dims import call_target
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
 # The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
@@ -154,8 +154,7 @@ def _describe(value: object) -> str:
     if shape is not None:
         return f"an array of shape {tuple(shape)}"
     if isinstance(value, Mapping):
-        keys = ", ".join(repr(k) for k in cast("Mapping[object, object]", value))
-        return f"a subtree (keys {keys or 'none'})"
+        return f"a subtree (keys {_keys_text(cast('Mapping[object, object]', value))})"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -229,14 +228,13 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
     if not layout.leaves:
         return
     bound = bound_dims(fn, layout, args, kwargs)
-    for spec in leaf_specs(fn, layout, (), bound):
+    for leaf, spec in zip(layout.leaves, leaf_specs(fn, layout, (), bound)):
         value: Any = params
         for key in spec.path:
             value = value[key]  # there: the structure is checked
         actual = tuple(getattr(value, "shape", ()))
         if actual != spec.shape:
-            leaf = next(l for l in layout.leaves if l.path == spec.path)
-            cause = bound.explain(leaf.dims) if isinstance(bound, Bound) else ""
+            cause = bound.explain(leaf.dims)
             raise ValueError(
                 f"{who}: `{format_path(prefix + spec.path)}`: expected shape {spec.shape} "
                 f"({leaf.annotation.dim_str!r}), got {actual}" + (f": {cause}" if cause else "")

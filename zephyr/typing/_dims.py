@@ -113,12 +113,11 @@ class Bound(dict[str, int]):
         return "; ".join(dict.fromkeys(parts))
 
 
-def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where: str, source: str | None = None) -> None:
+def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: Bound, where: str, source: str) -> None:
     """Bind the named dims of ``dims`` to the axes of ``shape``, checking earlier bindings.
 
     Raises ``ValueError`` naming ``where`` when the rank or a dim disagrees. ``source`` (the
-    argument's name) is recorded for each dim it binds first, when ``bound`` is a
-    :class:`Bound`.
+    argument's name) is recorded for each dim it binds first.
     """
     variadic = next((i for i, d in enumerate(dims) if d.kind == "variadic"), None)
     if variadic is None:
@@ -133,23 +132,22 @@ def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where
             )
         pairs = list(zip(dims[:variadic], shape[:variadic]))
         pairs += list(zip(dims[variadic + 1 :], shape[len(shape) - after :]))
-    sources = bound.sources if isinstance(bound, Bound) else None
+    sources = bound.sources
     for dim, size in pairs:
         if dim.kind == "named":
             previous = bound.setdefault(dim.name, int(size))
             if previous != size:
-                first = f" (bound by {sources[dim.name]})" if sources and dim.name in sources else ""
+                first = f" (bound by {sources[dim.name]})" if dim.name in sources else ""
                 raise ValueError(
                     f"{where}: dim `{dim.name}` is {size} here but {previous} elsewhere{first} "
                     f"(shape {tuple(shape)})"
                 )
-            if sources is not None and source is not None:
-                sources.setdefault(dim.name, f"{source} {tuple(shape)}")
+            sources.setdefault(dim.name, f"{source} {tuple(shape)}")
         elif dim.kind == "fixed" and dim.size != size:
             raise ValueError(f"{where}: expected axis of size {dim.size}, got shape {tuple(shape)}")
 
 
-def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -> Shape:
+def evaluate_dims(dims: tuple[Dim, ...], bound: Bound, where: str) -> Shape:
     """The concrete shape ``dims`` describe, given ``bound`` names.
 
     Raises ``ValueError`` naming ``where`` and the dim that has no value.
@@ -176,10 +174,9 @@ def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -
     return tuple(shape)
 
 
-def _unbound(name: str, bound: Mapping[str, int], where: str) -> str:
-    others = bound.others if isinstance(bound, Bound) else {}
-    if name in others:
-        return f"{where}: argument `{name}` binds dim `{name}`: expected an int, got {others[name]!r}"
+def _unbound(name: str, bound: Bound, where: str) -> str:
+    if name in bound.others:
+        return f"{where}: argument `{name}` binds dim `{name}`: expected an int, got {bound.others[name]!r}"
     known = ", ".join(f"{k}={v}" for k, v in bound.items()) or "none"
     return (
         f"{where}: cannot bind dim `{name}`: no array argument is annotated with `{name}` and "
@@ -230,7 +227,7 @@ def bind_arguments(
     fn: Callable[..., Any],
     arguments: Mapping[str, Any],
     skip: str | None = None,
-) -> dict[str, int]:
+) -> Bound:
     """Dim names bound by ``fn``'s arguments: int arguments by name, arrays by annotation."""
     dims_of = _annotated_dims(fn)
     bound = Bound()

@@ -20,7 +20,7 @@ from typing import Any, cast
 from ..core._initializers import default_initializer, to_dtype
 from ..core._trace import TraceNode, declare_defaults
 from ..core._types import DType, Initializer, Leaf, Path, format_path, name_of
-from ._dims import Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims
+from ._dims import Bound, Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims
 from ._dims import resolved_hints, strip_annotated, weakly_cached
 
 
@@ -146,7 +146,7 @@ def _leaves_of(typed_dict: Any, owner: str) -> Iterator[LeafTemplate]:
         yield LeafTemplate(path, dims, dtype, initializer, tuple(tags), base)
 
 
-def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
     """Dim names bound by the arguments of one call of ``fn``."""
     try:
         arguments = call_arguments(fn, args, kwargs)
@@ -155,7 +155,7 @@ def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ..
     return bind_arguments(fn, arguments, skip=layout.params_name)
 
 
-def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[Leaf]:
+def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: Bound) -> Iterator[Leaf]:
     """Concrete :class:`Leaf` records for the leaves of ``layout``, at their paths relative to
     the params (``node_path``, where those params are, names them in errors)."""
     for leaf in layout.leaves:

@@ -65,7 +65,8 @@ The rules:
   one parameter per line.
 
 mypy's ``stubtest`` checks the stubs against the run-time modules (``flexible`` keeps
-``__wrapped__`` and ``__signature__``); it compares names and kinds, not parameter types.
+``__wrapped__``, so ``inspect.signature`` reads the function's); it compares names and kinds,
+not parameter types.
 """
 
 from __future__ import annotations

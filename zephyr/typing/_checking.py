@@ -42,12 +42,8 @@ _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "zephyr_checking", default=_env_flag("ZEPHYR_TYPECHECK")
+    "zephyr_checking", default=os.environ.get("ZEPHYR_TYPECHECK", "").strip().lower() in {"1", "true", "yes", "on"}
 )
 """Whether annotated nets check their arguments at run time (:func:`checking`).
 

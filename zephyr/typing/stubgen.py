@@ -841,19 +841,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with --out; exit 1 with a diff if stale")
     args = parser.parse_args(argv)
     out: Path = args.out if args.out is not None else _default_out(args.modules)
+    own = args.out is None and list(args.modules) == ["zephyr"]  # zephyr's own stubs, linked from zephyr/
     files = generate(args.modules)
+    old = {path: (out / path).read_text() if (out / path).exists() else "" for path in sorted(files)}
+    changed = [path for path in old if old[path] != files[path]]
     roots = {path.parts[0] for path in files}
     stale = sorted(p.relative_to(out) for root in roots for p in (out / root).rglob("*.pyi") if p.relative_to(out) not in files)
     if args.check:
         diff: list[str] = []
-        for path, text in sorted(files.items()):
-            target = out / path
-            old = target.read_text() if target.exists() else ""
-            if old != text:
-                diff += difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(target), f"{target} (generated)")
-        for path in stale:
-            diff.append(f"{out / path}: not generated any more (delete it)\n")
-        if args.out is None and list(args.modules) == ["zephyr"]:
+        for path in changed:
+            target = str(out / path)
+            diff += difflib.unified_diff(old[path].splitlines(True), files[path].splitlines(True), target, f"{target} (generated)")
+        diff += [f"{out / path}: not generated any more (delete it)\n" for path in stale]
+        if own:
             diff += _unlinked(out, files)
         if diff:
             sys.stdout.writelines(diff)
@@ -862,16 +862,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"stubs in {out}/ are up to date ({len(files)} files)")
         return 0
-    for path, text in sorted(files.items()):
-        target = out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text() != text:
-            target.write_text(text)
-            print(f"wrote {target}")
+    for path in changed:
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(files[path])
+        print(f"wrote {out / path}")
     for path in stale:
         (out / path).unlink()
         print(f"deleted {out / path}")
-    if args.out is None and list(args.modules) == ["zephyr"]:
+    if own:
         for path in files:
             link = out.parent / path
             if not link.is_symlink():

@@ -238,7 +238,7 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
 
 
 # How ``_extend_key`` reads a value, by its exact type (``_kind_of`` adds a type on first sight).
-_PLAIN_VALUE, _JAX_ARRAY, _ARRAY, _DTYPE, _FUNCTION, _DICT, _SEQUENCE, _UNKNOWN = range(8)
+_PLAIN_VALUE, _JAX_ARRAY, _ARRAY, _FUNCTION, _DICT, _SEQUENCE, _UNKNOWN = range(7)
 _KINDS: dict[type[object], int] = {kind: _PLAIN_VALUE for kind in _PLAIN}
 _KINDS.update({dict: _DICT, list: _SEQUENCE, tuple: _SEQUENCE})
 
@@ -253,7 +253,7 @@ def _kind_of(value: object) -> int:
     elif isinstance(value, jax.Array):
         return _ARRAY  # a tracer: an array or not by its aval, which its type does not fix
     elif issubclass(kind, np.dtype):
-        how = _DTYPE
+        how = _PLAIN_VALUE  # hashable, and equal when the dtype is
     elif issubclass(kind, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
         how = _FUNCTION
     else:
@@ -303,8 +303,6 @@ def _extend_key(value: object, key: list[object]) -> bool:
                 return False
     elif how == _ARRAY:  # a numpy array or a tracer
         key += (kind, known.shape, known.dtype)
-    elif how == _DTYPE:
-        key += (kind, known)
     elif how == _FUNCTION:
         key.append(kind)  # checked by callable(): the type tells
     else:

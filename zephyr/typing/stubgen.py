@@ -666,24 +666,16 @@ class ModuleStub:
         if isinstance(statement, ast.Expr):
             return ""
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-            decorators = [
-                f"{indent}@{ast.unparse(d)}\n"
-                for d in statement.decorator_list
-                if _decorator_name(d) in _KEPT_DECORATORS or isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter")
-            ]
             returns = None if statement.returns is None else annotation_text(statement.returns, source)
             keyword = "async def" if isinstance(statement, ast.AsyncFunctionDef) else "def"
             head = f"{keyword} {statement.name}"
-            return "".join(decorators) + render_signature(head, parameters_of(statement, source), returns, indent) + "\n"
+            return _decorators(statement, indent) + render_signature(head, parameters_of(statement, source), returns, indent) + "\n"
         if isinstance(statement, ast.ClassDef):
             bases = [annotation_text(b, source) for b in statement.bases]
             bases += [f"{k.arg}={annotation_text(k.value, source)}" for k in statement.keywords if k.arg]
-            class_decorators = "".join(
-                f"{indent}@{ast.unparse(d)}\n" for d in statement.decorator_list if _decorator_name(d) in _KEPT_DECORATORS
-            )
             head = f"{indent}class {statement.name}" + (f"({', '.join(bases)})" if bases else "") + ":\n"
             members = [m for m in (self._statement(s, indent + "    ") for s in statement.body) if m]
-            return class_decorators + head + ("".join(members) if members else f"{indent}    ...\n")
+            return _decorators(statement, indent) + head + ("".join(members) if members else f"{indent}    ...\n")
         if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
             annotation = annotation_text(statement.annotation, source)
             assigned = ""
@@ -727,6 +719,16 @@ def _merge_imports(lines: Sequence[str]) -> list[str]:
 
 def _alias(alias: ast.alias) -> str:
     return alias.name + (f" as {alias.asname}" if alias.asname else "")
+
+
+def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, indent: str) -> str:
+    """The decorators a stub keeps (``@overload``, ``@property`` and its ``.setter``, ...)."""
+    kept = [
+        d
+        for d in node.decorator_list
+        if _decorator_name(d) in _KEPT_DECORATORS or (isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter"))
+    ]
+    return "".join(f"{indent}@{ast.unparse(d)}\n" for d in kept)
 
 
 def _decorator_name(node: ast.expr) -> str:

@@ -22,7 +22,6 @@ import numpy as np
 
 from ..core._types import DType, Shape
 
-_VARIADIC_ANONYMOUS = "..."
 V = TypeVar("V")
 
 
@@ -66,10 +65,8 @@ def parse_dims(dim_str: str) -> tuple[Dim, ...]:
     """
     dims: list[Dim] = []
     for token in dim_str.replace(",", " ").split():
-        token = token.lstrip("#")  # broadcastable marker: the size is the same for us
-        if token.startswith("?"):
-            token = token[1:]
-        if token in (_VARIADIC_ANONYMOUS, "*_", "*#_"):
+        token = token.lstrip("#").removeprefix("?")  # broadcastable and tree-path markers: the size is the same for us
+        if token in ("...", "*_", "*#_"):
             dims.append(Dim("variadic"))
         elif token.startswith("*"):
             dims.append(Dim("variadic", name=token[1:].lstrip("#")))

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import numbers
+import operator
 import os
 import re
 import shutil
@@ -48,9 +50,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._tree import is_leaf_record, path_of
+from ._tree import flatten_with_paths, is_leaf_record, path_of
 from .core._paths import nest
-from .core._types import Leaf, Path, format_path
+from .core._types import Path, format_path
 
 FORMAT = "zephyr-checkpoint"
 VERSION = 2
@@ -95,62 +97,35 @@ Entry = tuple[tuple[int, ...], np.dtype[Any]]
 """A leaf as stored or described: ``(shape, dtype)``."""
 
 
-def _require_orbax() -> Any:
-    try:
-        with warnings.catch_warnings():
-            # jax 0.12 deprecates jax.sharding.SingleDeviceSharding (for
-            # make_single_device_sharding / is_single_device_sharding); orbax-checkpoint 0.12.8,
-            # the newest, still names it when imported. Only that warning, only from orbax.
-            warnings.filterwarnings(
-                "ignore",
-                message=r"jax\.sharding\.SingleDeviceSharding is deprecated",
-                category=DeprecationWarning,
-                module=r"orbax\.",
-            )
-            import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
-    except ImportError as error:  # pragma: no cover - orbax is a dependency
-        raise ImportError(
-            "zephyr.checkpoint needs orbax-checkpoint: pip install orbax-checkpoint"
-        ) from error
+def _orbax() -> Any:
+    """``orbax.checkpoint``, imported when first used (it is slow to import)."""
+    with warnings.catch_warnings():
+        # jax 0.12 deprecates jax.sharding.SingleDeviceSharding (for
+        # make_single_device_sharding / is_single_device_sharding); orbax-checkpoint 0.12.8,
+        # the newest, still names it when imported. Only that warning, only from orbax.
+        warnings.filterwarnings(
+            "ignore",
+            message=r"jax\.sharding\.SingleDeviceSharding is deprecated",
+            category=DeprecationWarning,
+            module=r"orbax\.",
+        )
+        import orbax.checkpoint as ocp  # type: ignore[import-untyped]  # orbax ships no py.typed
     return ocp
-
-
-def _describe(shape: tuple[int, ...], dtype: np.dtype[Any]) -> str:
-    return f"{dtype.name} {shape}"
 
 
 # ---------------------------------------------------------------------------------------------
 # Trees in, trees out: paths and keys that round-trip
 
 
-def _unsortable(node: object, path: Path) -> tuple[Path, list[Any]] | None:
-    """The first dict below ``node`` whose keys cannot be sorted (jax.tree_util sorts them)."""
-    if isinstance(node, dict):
-        mapping = cast("dict[Any, object]", node)
-        keys: list[Any] = list(mapping)
-        try:
-            sorted(keys)
-        except TypeError:
-            return path, keys
-        children: list[tuple[Path, object]] = [
-            (path + (key if isinstance(key, str | int) else str(key),), child) for key, child in mapping.items()
-        ]
-    else:
-
-        def below(child: object) -> bool:
-            return child is not node and isinstance(child, dict)
-
-        flat = jax.tree_util.tree_flatten_with_path(node, is_leaf=below)[0]  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-        children = [(path + path_of(key_path), child) for key_path, child in flat if isinstance(child, dict)]  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
-    for child_path, child in children:
-        found = _unsortable(child, child_path)
-        if found is not None:
-            return found
-    return None
-
-
-def _is_array_like(node: object) -> bool:
-    return hasattr(node, "shape") and hasattr(node, "dtype")
+def _unsortable(node: object) -> bool:
+    """Whether ``node`` is a dict whose keys cannot be sorted (jax.tree_util sorts them)."""
+    if not isinstance(node, dict):
+        return False
+    try:
+        sorted(cast("dict[Any, object]", node))
+    except TypeError:
+        return True
+    return False
 
 
 def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[Path, Any], Any]:
@@ -158,47 +133,39 @@ def _flatten(tree: object, root: str, who: str, *, saving: bool) -> tuple[dict[P
     try:
         flat, treedef = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_leaf_record)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
     except (TypeError, ValueError) as error:
-        found = _unsortable(tree, ())
-        if found is None:
+        # Flattened again with those dicts as leaves: the first is the one to name.
+        found = [(path, node) for path, node in flatten_with_paths(tree, _unsortable)[0] if _unsortable(node)]
+        if not found:
             raise
-        path, keys = found
         raise TypeError(
-            f"{who}: `{format_path(path, root)}` has keys {keys} that cannot be sorted; "
+            f"{who}: `{format_path(found[0][0], root)}` has keys {list(found[0][1])} that cannot be sorted; "
             "jax.tree_util sorts dict keys: use one kind of key (str or int) per dict"
         ) from error
     out: dict[Path, Any] = {}
-    for key_path, value in flat:  # pyright: ignore[reportUnknownVariableType]  # same
-        for depth, entry in enumerate(key_path):  # pyright: ignore[reportUnknownArgumentType, reportUnknownVariableType]  # same
-            key = getattr(entry, "key", None) if isinstance(entry, jax.tree_util.DictKey) else 0  # pyright: ignore[reportUnknownArgumentType]  # same
+    leaves: list[tuple[tuple[Any, ...], Any]] = flat  # pyright: ignore[reportUnknownVariableType]  # same
+    for key_path, value in leaves:
+        for depth, entry in enumerate(key_path):
+            key = entry.key if isinstance(entry, jax.tree_util.DictKey) else 0
             if isinstance(key, bool) or not isinstance(key, str | int):
-                parent = format_path(path_of(key_path[:depth]), root)  # pyright: ignore[reportUnknownArgumentType]  # same
-                raise TypeError(
-                    f"{who}: `{parent}[{key!r}]`: a saved key must be a str or an int, "
-                    f"got {type(key).__name__}"
-                )
-        path = path_of(key_path)  # pyright: ignore[reportUnknownArgumentType]  # same
+                parent = format_path(path_of(key_path[:depth]), root)
+                raise TypeError(f"{who}: `{parent}[{key!r}]`: a saved key must be a str or an int, got {type(key).__name__}")
+        path = path_of(key_path)
+        name = format_path(path, root)
         if saving:
-            value = _check_array(value, format_path(path, root), who)
-        elif not (isinstance(value, Leaf) or (hasattr(value, "shape") and hasattr(value, "dtype"))):
+            if not isinstance(value, jax.Array | np.ndarray | np.generic):
+                raise TypeError(f"{who}: `{name}` must be an array, got {type(value).__name__}")
+            if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # numpy's generic dtype
+                raise TypeError(
+                    f"{who}: `{name}` is a typed PRNG key, which orbax cannot store; "
+                    "save `jax.random.key_data(key)` and rebuild it with `jax.random.wrap_key_data`"
+                )
+            value = jnp.asarray(value)  # pyright: ignore[reportUnknownMemberType]  # jax types `device` partially
+        elif not (hasattr(value, "shape") and hasattr(value, "dtype")):  # a Leaf has both too
             raise TypeError(
-                f"{who}: `{format_path(path, root)}` must be an array, a jax.ShapeDtypeStruct or a "
-                f"zephyr.tags.Leaf, got {type(value).__name__}"
+                f"{who}: `{name}` must be an array, a jax.ShapeDtypeStruct or a zephyr.tags.Leaf, got {type(value).__name__}"
             )
         out[path] = value
-    structure: Any = treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
-    return out, structure  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
-
-
-def _check_array(value: object, name: str, who: str) -> jax.Array:
-    if not isinstance(value, jax.Array | np.ndarray | np.generic):
-        raise TypeError(f"{who}: `{name}` must be an array, got {type(value).__name__}")
-    dtype: Any = value.dtype  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # numpy's generic dtype
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):  # pyright: ignore[reportUnknownArgumentType]  # numpy's generic dtype
-        raise TypeError(
-            f"{who}: `{name}` is a typed PRNG key, which orbax cannot store; "
-            "save `jax.random.key_data(key)` and rebuild it with `jax.random.wrap_key_data`"
-        )
-    return value if isinstance(value, jax.Array) else jnp.asarray(value)  # pyright: ignore[reportUnknownMemberType]  # jax types `device` partially
+    return out, treedef  # pyright: ignore[reportUnknownVariableType]  # jax's PyTreeDef is untyped
 
 
 def _bits(x: jax.Array) -> jax.Array:
@@ -222,17 +189,12 @@ def _checksum(x: jax.Array) -> jax.Array:
     return jnp.sum(bits * weights, dtype=jnp.uint32)
 
 
-def _checksums_of(leaves: list[jax.Array]) -> list[jax.Array]:
-    return [_checksum(x) for x in leaves]
-
-
-_checksums_jit: Any = jax.jit(_checksums_of)  # pyright: ignore[reportUnknownMemberType]  # jax.jit is partially typed
+_checksums_jit: Any = jax.jit(lambda leaves: [_checksum(x) for x in leaves])  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType, reportUnknownArgumentType, reportUnknownVariableType]  # jax.jit is partially typed
 
 
 def _checksums(leaves: list[jax.Array]) -> list[int]:
     """Each leaf's checksum: one compiled program for a whole tree; shards stay where they are."""
-    sums: list[Any] = _checksums_jit(leaves)
-    return [int(c) for c in sums]
+    return [int(c) for c in _checksums_jit(leaves)]
 
 
 def _stored(path: Path) -> tuple[str, ...]:
@@ -287,11 +249,14 @@ def _dangling(path: str) -> str | None:
     return None
 
 
-def _scan(root: str, who: str) -> _Listing:
+def _scan(root: str, who: str, tries: int = _SCAN_TRIES) -> _Listing:
     """The steps in ``root``; anything zephyr did not write there is an error naming it.
 
     Entries that vanish while they are listed (a step renamed into place, or out of the way
-    by the retention of a save beside this call) are skipped, never called foreign.
+    by the retention of a save beside this call) are skipped, never called foreign; the
+    listing then starts again (at most ``tries`` times): a rename may hide both its
+    names, and a step there all along (the new one renamed in before the old one was
+    removed) must not be missed.
     """
     if not os.path.lexists(root):
         return _Listing([], [], [])
@@ -303,46 +268,35 @@ def _scan(root: str, who: str) -> _Listing:
         )
     if not os.path.isdir(root):
         raise ValueError(f"{who}: `{root}` is a file, not a zephyr checkpoint; nothing was changed")
-    listing, foreign, vanished = _list_once(root)
-    for _attempt in range(_SCAN_TRIES - 1):
-        # A rename during the listing may hide both its names: list again, or a step that was
-        # there all along (the new one renamed in before the old one was removed) could be missed.
-        if not vanished:
-            break
-        listing, foreign, vanished = _list_once(root)
-    if foreign:
-        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
-        raise ValueError(
-            f"{who}: `{root}` is not a zephyr checkpoint: it holds {foreign[0]}{more}, which "
-            "zephyr did not write; nothing was changed"
-        )
-    return listing
-
-
-def _list_once(root: str) -> tuple[_Listing, list[str], bool]:
-    """One pass over ``root``: the listing, what zephyr did not write, whether an entry vanished."""
-    steps: list[int] = []
-    leftovers: list[str] = []
-    kept: list[int] = []
+    listing, vanished = _Listing([], [], []), False
     foreign: list[str] = []
-    vanished = False
     for name in sorted(os.listdir(root)):
         full = os.path.join(root, name)
         plain_dir = os.path.isdir(full) and not os.path.islink(full)
         if name == LOCK_FILE and os.path.isfile(full) and not os.path.islink(full):
             continue
         if _STEP.match(name) and plain_dir and os.path.isdir(os.path.join(full, "zephyr")):
-            steps.append(int(name))
+            listing.steps.append(int(name))
         elif not os.path.lexists(full):  # renamed meanwhile: into place, or out of the way
             vanished = True
         elif _STEP.match(name) and plain_dir:
-            kept.append(int(name))
+            listing.kept.append(int(name))
         elif _LEFTOVER.match(name) and plain_dir:
-            leftovers.append(name)
+            listing.leftovers.append(name)
         else:
             target = _dangling(full)
             foreign.append(f"`{name}`" + ("" if target is None else f" (a dangling symbolic link to `{target}`)"))
-    return _Listing(sorted(steps), leftovers, sorted(kept)), foreign, vanished
+    if vanished and tries > 1:
+        return _scan(root, who, tries - 1)
+    if foreign:
+        more = f" and {len(foreign) - 1} more" if len(foreign) > 1 else ""
+        raise ValueError(
+            f"{who}: `{root}` is not a zephyr checkpoint: it holds {foreign[0]}{more}, which "
+            "zephyr did not write; nothing was changed"
+        )
+    listing.steps.sort()
+    listing.kept.sort()
+    return listing
 
 
 def steps(directory: str | os.PathLike[str]) -> list[int]:
@@ -377,10 +331,6 @@ def steps(directory: str | os.PathLike[str]) -> list[int]:
     return _scan(root, who).steps
 
 
-def _is_primary() -> bool:
-    return jax.process_index() == 0  # pyright: ignore[reportUnknownMemberType]  # jax types `backend` partially
-
-
 def _barrier(name: str) -> None:
     if jax.process_count() > 1:  # pyright: ignore[reportUnknownMemberType]  # jax types `backend` partially
         from jax.experimental import multihost_utils
@@ -390,14 +340,10 @@ def _barrier(name: str) -> None:
 
 def _where(function: str, directory: object) -> tuple[str, str]:
     """The absolute directory and the call's name for messages; a directory of another type is refused."""
-    if isinstance(directory, bytes) or not isinstance(directory, str | os.PathLike):
-        raise TypeError(
-            f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, "
-            f"got {type(directory).__name__}: {directory!r}"
-        )
-    path = os.fspath(cast("str | os.PathLike[str]", directory))
-    if not isinstance(path, str):  # pyright: ignore[reportUnnecessaryIsInstance]  # a PathLike of bytes
-        raise TypeError(f"checkpoint.{function}: `directory` must be a path of str, got {type(path).__name__}: {path!r}")
+    given = f"{type(directory).__name__}: {directory!r}"
+    path = os.fspath(cast("os.PathLike[str]", directory)) if isinstance(directory, os.PathLike) else directory
+    if not isinstance(path, str):  # bytes, or a PathLike of bytes
+        raise TypeError(f"checkpoint.{function}: `directory` must be a str or an os.PathLike of str, got {given}")
     if not path:
         raise ValueError(f"checkpoint.{function}: `directory` is the empty string (it would mean the current directory); name it")
     return os.path.abspath(path), f"checkpoint.{function}(`{path}`)"
@@ -414,8 +360,7 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
     Linux maps flock to the server's byte-range locks, so writers on several hosts exclude
     each other too. The holder writes its pid and host into the file for the timeout message.
     """
-    path = os.path.join(root, LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline, pause = time.monotonic() + timeout, 0.005
         while True:
@@ -425,10 +370,12 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
                     raise CheckpointLockTimeout(
-                        f"{who}: another save holds the lock on `{root}` ({_holder(path)}) and did not "
-                        f"release it within lock_timeout={timeout:g} s; nothing was changed. Wait for "
-                        "that save, or stop its process (the lock is released when it exits)"
+                        f"{who}: another save holds the lock on `{root}` ("
+                        + (f"held by {holder}" if holder else "its holder did not record its pid")
+                        + f") and did not release it within lock_timeout={timeout:g} s; nothing was changed. "
+                        "Wait for that save, or stop its process (the lock is released when it exits)"
                     ) from None
                 time.sleep(min(pause, left))
                 pause = min(2 * pause, 0.1)
@@ -442,72 +389,47 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
         os.close(fd)  # releases the lock
 
 
-def _holder(path: str) -> str:
-    try:
-        with open(path) as file:
-            text = file.read().strip()
-    except OSError:
-        text = ""
-    return f"held by {text}" if text else "its holder did not record its pid"
-
-
-def _retention_warning(who: str, message: str) -> None:
-    warnings.warn(f"{who}: {message}", RetentionWarning, stacklevel=3)
-
-
-def _clear(root: str, name: str, number: int, who: str) -> None:
-    """Remove what zephyr wrote in the folder ``name`` (step ``number`` being removed).
-
-    An empty folder is removed; one that still holds files zephyr did not write is renamed back
-    to ``number`` (no step: it has no metadata) and kept, with a :class:`RetentionWarning`.
-    """
-    path = os.path.join(root, name)
-    for entry in sorted(os.listdir(path)):
-        full = os.path.join(path, entry)
-        if entry not in _WRITTEN:
-            continue
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        else:
-            os.remove(full)
-    others = sorted(os.listdir(path))
-    if not others:
-        os.rmdir(path)
-        return
-    kept = os.path.join(root, str(number))
-    if not os.path.lexists(kept):
-        os.rename(path, kept)
-        path = kept
-    more = f" and {len(others) - 1} more" if len(others) > 1 else ""
-    _retention_warning(
-        who,
-        f"step {number} was removed, but its folder `{path}` is kept: it holds `{others[0]}`{more}, "
-        "which zephyr did not write (move it out and remove the folder when you no longer need it)",
-    )
-
-
 def _remove(root: str, name: str, who: str) -> None:
     """Remove a step or a leftover; what it cannot remove is warned about, never raised.
 
     A step is first renamed out of the way (atomically: readers see it whole or not at all),
-    then only what zephyr and orbax wrote in it is removed. An orbax temporary folder is
+    then only what zephyr and orbax wrote in it is removed: an empty folder is removed, one
+    that still holds files zephyr did not write is renamed back to its number (no step: it has
+    no metadata) and kept, with a :class:`RetentionWarning`. An orbax temporary folder is
     orbax's alone and removed whole. This runs after the new step is saved: a file system that
     refuses must not turn a completed save into an error.
     """
     path = os.path.join(root, name)
+    number = name.split(".")[0]
     try:
+        if not _STEP.match(name) and not name.endswith(_DELETING):  # an orbax temporary folder
+            shutil.rmtree(path)
+            return
         if _STEP.match(name):
             os.rename(path, path + _DELETING)
             path += _DELETING
-            _clear(root, name + _DELETING, int(name), who)
-        elif name.endswith(_DELETING):
-            _clear(root, name, int(name[: -len(_DELETING)]), who)
-        else:
-            shutil.rmtree(path)
-    except OSError as error:
-        _retention_warning(
-            who, f"`{path}` could not be removed ({type(error).__name__}: {error}); remove it by hand"
+        for entry in sorted(_WRITTEN.intersection(os.listdir(path))):
+            full = os.path.join(path, entry)
+            if os.path.isdir(full) and not os.path.islink(full):
+                shutil.rmtree(full)
+            else:
+                os.remove(full)
+        others = sorted(os.listdir(path))
+        if not others:
+            os.rmdir(path)
+            return
+        kept = os.path.join(root, number)
+        if not os.path.lexists(kept):
+            os.rename(path, kept)
+            path = kept
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        message = (
+            f"step {number} was removed, but its folder `{path}` is kept: it holds `{others[0]}`{more}, "
+            "which zephyr did not write (move it out and remove the folder when you no longer need it)"
         )
+    except OSError as error:
+        message = f"`{path}` could not be removed ({type(error).__name__}: {error}); remove it by hand"
+    warnings.warn(f"{who}: {message}", RetentionWarning, stacklevel=3)
 
 
 def save(
@@ -572,16 +494,12 @@ def save(
         >>> sorted(restored), bool((restored[0]["weights"] == params[0]["weights"]).all())
         ([0, 1], True)
     """
-    ocp = _require_orbax()
+    ocp = _orbax()
     root, who = _where("save", directory)
-    number_type = "a non-negative int or None"
     if step is not None:
-        step = _step_number(step, who, number_type)
-    keep_given: object = keep  # user input, checked at run time
-    if keep_given is not None and (isinstance(keep_given, bool) or not isinstance(keep_given, numbers.Integral)):
-        raise TypeError(f"{who}: `keep` must be a positive int or None, got {type(keep_given).__name__}: {keep_given!r}")
-    if keep is not None and keep < 1:
-        raise ValueError(f"{who}: `keep` must be a positive int or None, got {keep!r}")
+        step = _count(step, who, "step", "a non-negative int or None", 0)
+    if keep is not None:
+        keep = _count(keep, who, "keep", "a positive int or None", 1)
     if not isinstance(overwrite, bool):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
         raise TypeError(f"{who}: `overwrite` must be True or False, got {type(overwrite).__name__}: {overwrite!r}")
     if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, int | float):  # pyright: ignore[reportUnnecessaryIsInstance]  # same
@@ -608,7 +526,7 @@ def save(
             items[name] = ocp.args.PyTreeSave(nest(stored, name))
 
     _plan(_scan(root, who), step, keep, overwrite, root, who)  # refuse before anything is created
-    primary = _is_primary()
+    primary = jax.process_index() == 0  # pyright: ignore[reportUnknownMemberType]  # jax types `backend` partially
     if primary:
         os.makedirs(root, exist_ok=True)
     # Only the primary process locks (the others would wait for it at the barriers below).
@@ -630,13 +548,13 @@ def save(
         _barrier(f"zephyr.checkpoint.save:{root}:{number}:done")
 
 
-def _step_number(step: object, who: str, expected: str) -> int:
-    """``step`` as an int: a float, a bool or a negative number is refused, naming it."""
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise TypeError(f"{who}: `step` must be {expected}, got {type(step).__name__}: {step!r}")
-    if int(step) < 0:
-        raise ValueError(f"{who}: `step` must be {expected}, got {step!r}")
-    return int(step)
+def _count(value: object, who: str, name: str, expected: str, minimum: int) -> int:
+    """``value`` (a step, ``keep``) as an int: a float, a bool or a number below ``minimum`` is refused, naming it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{who}: `{name}` must be {expected}, got {type(value).__name__}: {value!r}")
+    if int(value) < minimum:
+        raise ValueError(f"{who}: `{name}` must be {expected}, got {value!r}")
+    return int(value)
 
 
 def _plan(
@@ -690,26 +608,28 @@ def _corrupt(who: str, step: int, detail: str) -> ValueError:
     return ValueError(f"{who}: the metadata of step {step} is corrupt: {detail}")
 
 
+_ENTRY_FIELDS = (("path", list), ("shape", list), ("dtype", str), ("checksum", int))
+
+
 def _parse_entry(raw: object) -> tuple[Path, Entry, int] | None:
-    if not isinstance(raw, dict):
+    """An entry of the metadata's trees, or ``None`` unless it is exactly what :func:`save` writes.
+
+    Parsed JSON holds only exact ``dict``, ``list``, ``str``, ``int``, ``float``, ``bool`` and
+    ``None``: a ``type(...) is int`` test refuses a bool.
+    """
+    entry: dict[str, Any] = raw if isinstance(raw, dict) else {}  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
+    if any(type(entry.get(field)) is not kind for field, kind in _ENTRY_FIELDS):
         return None
-    entry: dict[str, Any] = raw  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
-    path, shape, dtype, checksum = entry.get("path"), entry.get("shape"), entry.get("dtype"), entry.get("checksum")
-    if not (isinstance(path, list) and isinstance(shape, list) and isinstance(dtype, str)):
+    path: tuple[Any, ...] = tuple(entry["path"])
+    shape: tuple[Any, ...] = tuple(entry["shape"])
+    if not all(type(key) in (str, int) for key in path) or not all(type(size) is int and size >= 0 for size in shape):
         return None
-    if isinstance(checksum, bool) or not isinstance(checksum, int) or not 0 <= checksum < 2**32:
-        return None
-    keys: list[Any] = path  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
-    sizes: list[Any] = shape  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
-    if any(isinstance(k, bool) or not isinstance(k, str | int) for k in keys):
-        return None
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in sizes):
+    if not 0 <= entry["checksum"] < 2**32:
         return None
     try:
-        parsed = np.dtype(jax.numpy.dtype(dtype))
+        return path, (shape, np.dtype(jnp.dtype(entry["dtype"]))), entry["checksum"]
     except TypeError:
         return None
-    return tuple(keys), (tuple(sizes), parsed), checksum
 
 
 def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
@@ -725,20 +645,17 @@ def _parse_meta(meta: object, who: str, root: str, step: int) -> _Step:
     trees_raw, extra = fields.get("trees"), fields.get("extra")
     if not isinstance(trees_raw, dict) or not isinstance(extra, dict) or fields.get("step") != step:
         raise _corrupt(who, step, "`trees`, `extra` or `step` is missing or malformed")
-    trees: dict[str, dict[Path, Entry]] = {}
-    checksums: dict[str, dict[Path, int]] = {}
+    opened = _Step(os.path.join(root, str(step)), step, {}, {}, extra)  # pyright: ignore[reportUnknownArgumentType]  # parsed JSON
     for name, entries in trees_raw.items():  # pyright: ignore[reportUnknownVariableType]  # parsed JSON
         if name not in ROOTS or not isinstance(entries, list):
             raise _corrupt(who, step, f"unknown tree {name!r}")
-        parsed: dict[Path, Entry] = {}
-        sums: dict[Path, int] = {}
+        opened.trees[name], opened.checksums[name] = {}, {}
         for raw in cast("list[object]", entries):
             item = _parse_entry(raw)
-            if item is None or item[0] in parsed:
+            if item is None or item[0] in opened.trees[name]:
                 raise _corrupt(who, step, f"a malformed entry in `{name}`: {raw!r}")
-            parsed[item[0]], sums[item[0]] = item[1], item[2]
-        trees[name], checksums[name] = parsed, sums
-    return _Step(os.path.join(root, str(step)), step, trees, checksums, extra)  # pyright: ignore[reportUnknownArgumentType]  # parsed JSON
+            opened.trees[name][item[0]], opened.checksums[name][item[0]] = item[1], item[2]
+    return opened
 
 
 def _choose(root: str, step: int | None, who: str) -> int:
@@ -770,86 +687,48 @@ def _identity(target: str) -> tuple[int, int] | None:
     return (status.st_dev, status.st_ino) if os.path.isdir(os.path.join(target, "zephyr")) else None
 
 
-def _open(ocp: Any, root: str, step: int, who: str) -> _Step:
-    target = os.path.join(root, str(step))
-    try:
-        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-            meta = checkpointer.restore(target, ocp.args.Composite(zephyr=ocp.args.JsonRestore()))["zephyr"]
-    except Exception as error:  # noqa: BLE001 - whatever orbax or json raise, the file is unreadable
-        raise _corrupt(who, step, f"{type(error).__name__}: {error}") from error
-    return _parse_meta(meta, who, root, step)
-
-
-def _stored_entries(entries: dict[Path, Entry]) -> dict[Path, Entry]:
-    """The leaves orbax holds: all but the zero-size ones (their metadata is all there is of them)."""
-    return {path: entry for path, entry in entries.items() if math.prod(entry[0])}
-
-
-def _empty(entry: Entry, sharding: Any) -> jax.Array:
-    """A zero-size leaf as saved, placed like the model's (no data: every process makes its own)."""
-    shape, dtype = entry
-    return jax.make_array_from_callback(shape, sharding, lambda index: np.zeros(shape, dtype)[index])  # pyright: ignore[reportUnknownMemberType]  # jax types the callback partially
-
-
 def _check_stored(ocp: Any, opened: _Step, names: list[str], who: str) -> None:
-    """orbax's own record of each stored array must agree with zephyr's metadata."""
+    """orbax's own record of each stored array (its shape and dtype as tensorstore holds them,
+    which is what a read that asks for none gives back) must agree with zephyr's metadata."""
     from etils import epath  # type: ignore[import-untyped]  # orbax's path library; no py.typed
 
     for name in names:
-        expected = _stored_entries(opened.trees[name])
-        stored: dict[Path, Entry] = {}
-        if expected:
+        stored: dict[tuple[str, ...], Entry] = {}
+        if any(0 not in shape for shape, _dtype in opened.trees[name].values()):
             try:
                 item = ocp.PyTreeCheckpointHandler().metadata(epath.Path(opened.path) / name)
             except Exception as error:  # noqa: BLE001 - whatever orbax raises, the step is unreadable
-                raise _unreadable(who, opened, name, error) from error
-            leaves = jax.tree_util.tree_flatten_with_path(  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]  # jax's KeyPath is untyped
-                item.tree, is_leaf=_is_array_like
-            )[0]
-            for key_path, leaf in leaves:  # pyright: ignore[reportUnknownVariableType]  # same
-                stored[_stored(path_of(key_path))] = (tuple(leaf.shape), np.dtype(leaf.dtype))  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]  # same
-        by_name = {_stored(path): path for path in expected}
-        for path, want in expected.items():
-            got = stored.get(_stored(path))
-            if got is None:
+                raise _unreadable(who, opened, [name], error) from error
+            for path, leaf in flatten_with_paths(item.tree, lambda node: hasattr(node, "shape"))[0]:
+                stored[_stored(path)] = (tuple(leaf.shape), np.dtype(leaf.dtype))
+        for path, want in opened.trees[name].items():
+            got = stored.pop(_stored(path), None)
+            if got is None and 0 not in want[0]:
+                raise ValueError(f"{who}: `{format_path(path, name)}` is in the metadata of step {opened.step} but not stored")
+            if got is not None and got != want:  # stored, although the metadata may say zero-size
                 raise ValueError(
-                    f"{who}: `{format_path(path, name)}` is in the metadata of step {opened.step} but not stored"
+                    f"{who}: `{format_path(path, name)}` in step {opened.step} is stored as {got[1].name} {got[0]} "
+                    f"but the metadata says {want[1].name} {want[0]}"
                 )
-            _check_leaf(got, want, format_path(path, name), opened.step, who)
-        every: dict[Path, Path] = {_stored(path): path for path in opened.trees[name]}
-        for stored_path, got in stored.items():
-            if stored_path not in by_name and stored_path in every:  # the metadata says zero-size
-                path = every[stored_path]
-                _check_leaf(got, opened.trees[name][path], format_path(path, name), opened.step, who)
-            if stored_path not in by_name:
-                raise ValueError(
-                    f"{who}: `{name}{''.join(f'[{k!r}]' for k in stored_path)}` is stored in step "
-                    f"{opened.step} but not in its metadata"
-                )
+        if stored:
+            extra = format_path(next(iter(stored)), name)
+            raise ValueError(f"{who}: `{extra}` is stored in step {opened.step} but not in its metadata")
 
 
-def _unreadable(who: str, opened: _Step, names: str | list[str], error: Exception) -> ValueError:
+def _unreadable(who: str, opened: _Step, names: list[str], error: Exception) -> ValueError:
     """The step's arrays cannot be read: name the leaf if tensorstore's message names its file."""
     text = str(error)
-    where = f"`{names}`" if isinstance(names, str) else "its arrays"
-    for name in [names] if isinstance(names, str) else names:
-        for path in opened.trees[name]:
-            if re.search(f"[\"']{re.escape('.'.join(_stored(path)))}/", text):
-                where = f"`{format_path(path, name)}`"
-                break
+    found = [
+        format_path(path, name)
+        for name in names
+        for path in opened.trees[name]
+        if re.search(f"[\"']{re.escape('.'.join(_stored(path)))}/", text)
+    ]
+    where = f"`{found[0]}`" if found else "its arrays"
     first = text.strip().splitlines()[0] if text.strip() else ""
     return ValueError(
-        f"{who}: {where} in step {opened.step} cannot be read (the files are damaged): "
-        f"{type(error).__name__}: {first}"
+        f"{who}: {where} in step {opened.step} cannot be read (the files are damaged): {type(error).__name__}: {first}"
     )
-
-
-def _check_leaf(got: Entry, want: Entry, name: str, step: int, who: str) -> None:
-    if got[0] != want[0] or got[1] != want[1]:
-        raise ValueError(
-            f"{who}: `{name}` in step {step} is stored as {_describe(*got)} but the metadata says "
-            f"{_describe(*want)}"
-        )
 
 
 def _compare(saved: dict[Path, Entry], like: dict[Path, Any], root: str) -> list[str]:
@@ -857,8 +736,7 @@ def _compare(saved: dict[Path, Entry], like: dict[Path, Any], root: str) -> list
     for path, value in like.items():
         if path not in saved:
             problems.append(
-                f"missing from the checkpoint: `{format_path(path, root)}` "
-                f"({np.dtype(value.dtype).name}{list(value.shape)})"
+                f"missing from the checkpoint: `{format_path(path, root)}` ({np.dtype(value.dtype).name}{list(value.shape)})"
             )
     for path, (shape, dtype) in saved.items():
         if path not in like:
@@ -866,13 +744,10 @@ def _compare(saved: dict[Path, Entry], like: dict[Path, Any], root: str) -> list
             continue
         want_shape, want_dtype = tuple(like[path].shape), np.dtype(like[path].dtype)
         if shape != want_shape:
-            problems.append(
-                f"shape: `{format_path(path, root)}` is {shape} in the checkpoint, {want_shape} in the model"
-            )
+            problems.append(f"shape: `{format_path(path, root)}` is {shape} in the checkpoint, {want_shape} in the model")
         if dtype != want_dtype:
             problems.append(
-                f"dtype: `{format_path(path, root)}` is {dtype.name} in the checkpoint, "
-                f"{want_dtype.name} in the model"
+                f"dtype: `{format_path(path, root)}` is {dtype.name} in the checkpoint, {want_dtype.name} in the model"
             )
     return problems
 
@@ -892,21 +767,19 @@ def _restore_trees(
     if it is still the same complete step.
     """
     root, who = _where(function, directory)
-    wanted = None if step is None else _step_number(step, who, "an int (a step number) or None")
+    wanted = None if step is None else _count(step, who, "step", "an int (a step number) or None", 0)
     for attempt in range(_READ_TRIES):
         number = _choose(root, wanted, who)
-        target = os.path.join(root, str(number))
-        identity = _identity(target)
+        identity = _identity(os.path.join(root, str(number)))
         try:
-            return _read_trees(_require_orbax(), root, number, likes, required, who)
+            return _read_trees(_orbax(), root, number, likes, required, who)
         except Exception as error:
-            if identity is not None and _identity(target) == identity:
+            if identity is not None and _identity(os.path.join(root, str(number))) == identity:
                 raise
             if wanted is not None or attempt == _READ_TRIES - 1:
-                now = _scan(root, who).steps
                 raise FileNotFoundError(
                     f"{who}: step {number} was removed by retention (a save with `keep` or `overwrite` "
-                    f"beside this call) while it was read; the steps now: {now}"
+                    f"beside this call) while it was read; the steps now: {_scan(root, who).steps}"
                     + ("" if wanted is not None else f" (newer steps were removed {_READ_TRIES} times in a row)")
                 ) from error
     raise AssertionError("unreachable")  # pragma: no cover
@@ -915,44 +788,43 @@ def _restore_trees(
 def _read_trees(
     ocp: Any, root: str, number: int, likes: Mapping[str, object], required: tuple[str, ...], who: str
 ) -> tuple[_Step, dict[str, Any]]:
-    opened = _open(ocp, root, number, who)
-    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.local_devices is partially typed
+    try:
+        with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+            meta = checkpointer.restore(os.path.join(root, str(number)), ocp.args.Composite(zephyr=ocp.args.JsonRestore()))["zephyr"]
+    except Exception as error:  # noqa: BLE001 - whatever orbax or json raise, the file is unreadable
+        raise _corrupt(who, number, f"{type(error).__name__}: {error}") from error
+    opened = _parse_meta(meta, who, root, number)
+    names = [name for name in likes if name in opened.trees]
     problems: list[str] = []
-    names: list[str] = []
     like_flat: dict[str, tuple[dict[Path, Any], Any]] = {}
     for name, like in likes.items():
-        saved = opened.trees.get(name)
-        if saved is None:
-            if name in required or like is not None:
-                problems.append(f"the checkpoint has no `{name}` (it was saved without it)")
-            continue
-        names.append(name)
-        if like is not None:
+        if name not in opened.trees and (name in required or like is not None):
+            problems.append(f"the checkpoint has no `{name}` (it was saved without it)")
+        elif name in opened.trees and like is not None:
             like_flat[name] = _flatten(like, name, who, saving=False)
-            problems += _compare(saved, like_flat[name][0], name)
+            problems += _compare(opened.trees[name], like_flat[name][0], name)
     if problems:
-        raise ValueError(
-            f"{who}: step {opened.step} at `{root}` does not match the model:\n  "
-            + "\n  ".join(problems)
-        )
+        raise ValueError(f"{who}: step {opened.step} at `{root}` does not match the model:\n  " + "\n  ".join(problems))
     _check_stored(ocp, opened, names, who)
 
+    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.local_devices is partially typed
+
+    def placement(name: str, path: Path) -> Any:
+        """The sharding of the model's leaf (``like``), or the first local device."""
+        flat = like_flat[name][0] if name in like_flat else {}
+        found = getattr(flat.get(path), "sharding", None)
+        return found if isinstance(found, jax.sharding.Sharding) else default
+
     args: dict[str, Any] = {}
-    placed: dict[str, dict[Path, Any]] = {}
     for name in names:
-        placed[name] = {}
-        for path, value in like_flat.get(name, ({}, None))[0].items():
-            sharding = getattr(value, "sharding", None)
-            placed[name][path] = sharding if isinstance(sharding, jax.sharding.Sharding) else default
-        stored = _stored_entries(opened.trees[name])
-        if not stored:
-            continue
         # No shape or dtype asked for: orbax reads the arrays as stored, never cast or padded.
-        restore_args = nest(
-            {_stored(path): ocp.ArrayRestoreArgs(sharding=placed[name].get(path, default)) for path in stored},
-            name,
-        )
-        args[name] = ocp.args.PyTreeRestore(restore_args=restore_args)
+        restore_args: dict[Path, Any] = {
+            _stored(path): ocp.ArrayRestoreArgs(sharding=placement(name, path))
+            for path, (shape, _dtype) in opened.trees[name].items()
+            if 0 not in shape
+        }
+        if restore_args:
+            args[name] = ocp.args.PyTreeRestore(restore_args=nest(restore_args, name))
     restored: dict[str, Any] = {}
     if args:
         try:
@@ -964,17 +836,12 @@ def _read_trees(
     out: dict[str, Any] = {}
     for name in names:
         values: dict[Path, Any] = {}
-        for path, want in opened.trees[name].items():
-            if math.prod(want[0]) == 0:  # not stored (orbax refuses zero-size arrays): made here
-                values[path] = _empty(want, placed[name].get(path, default))
-                continue
-            node: Any = restored.get(name, {})
-            for key in _stored(path):
-                node = node[key]
-            _check_leaf((tuple(node.shape), np.dtype(node.dtype)), want, format_path(path, name), opened.step, who)
-            values[path] = node
-        sums = _checksums(list(values.values()))
-        for (path, value), got in zip(values.items(), sums, strict=True):
+        for path, (shape, dtype) in opened.trees[name].items():
+            if 0 not in shape:
+                values[path] = functools.reduce(operator.getitem, _stored(path), restored[name])
+            else:  # not stored (orbax refuses zero-size arrays): made here, placed like the model's
+                values[path] = jax.make_array_from_callback(shape, placement(name, path), np.zeros(shape, dtype).__getitem__)  # pyright: ignore[reportUnknownMemberType]  # jax types the callback partially
+        for path, got in zip(values, _checksums(list(values.values())), strict=True):
             if got != opened.checksums[name][path]:
                 raise ValueError(
                     f"{who}: `{format_path(path, name)}` in step {opened.step} does not match its "

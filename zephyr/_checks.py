@@ -7,7 +7,6 @@ it imports nothing from zephyr.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -81,11 +80,6 @@ def int_pairs(value: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]] |
     return checked if len(pairs) == n and len(checked) == n else None
 
 
-def is_fraction(value: object) -> bool:
-    """Whether ``value`` is a Python int or float in ``[0, 1]`` (not a bool, a numpy scalar or an array)."""
-    return isinstance(value, (int, float)) and type(value) in (int, float) and math.isfinite(value) and 0.0 <= value <= 1.0
-
-
 def check_rate(who: str, name: str, value: float) -> float:
     """``value``, checked to be a number in ``[0, 1]`` (a dropout rate).
 
@@ -94,7 +88,7 @@ def check_rate(who: str, name: str, value: float) -> float:
     ...
     ValueError: dropout: `rate` must be a number in [0, 1], got 1.5
     """
-    if not is_fraction(value):
+    if type(value) not in (int, float) or not 0.0 <= value <= 1.0:  # a Python number: not a bool, a numpy scalar or an array
         fail(who, name, "a number in [0, 1]", value)
     return value
 

@@ -17,7 +17,7 @@ import jax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ._checks import check_random_key
-from ._tags import Selector, check_selector, map_leaves, matches
+from ._tags import Selector, check_selectors, map_leaves, matches
 from .core._api import collect_specs, initialize
 from .core._paths import nest
 from .core._types import Leaf
@@ -26,13 +26,6 @@ P = TypeVar("P")
 Ps = ParamSpec("Ps")
 
 _REPLICATED = PartitionSpec()  # jax leaves PartitionSpec.__init__ unannotated
-
-
-def abstract_leaf(
-    shape: tuple[int, ...], dtype: Any, sharding: jax.sharding.Sharding | None = None
-) -> jax.ShapeDtypeStruct:
-    """``jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)``, typed."""
-    return jax.ShapeDtypeStruct(shape, dtype, sharding=sharding)  # jax leaves __init__ unannotated
 
 
 ShardingRules = Mapping[str, PartitionSpec] | Sequence[tuple[Selector, PartitionSpec]]
@@ -45,7 +38,7 @@ def _rule_list(rules: ShardingRules) -> list[tuple[Selector, PartitionSpec]]:
         if not (isinstance(item, tuple) and len(item) == 2):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
             raise TypeError(f"zephyr.sharding: a rule is (selector, PartitionSpec), got {item!r}")
         selector, spec = item
-        check_selector(selector)
+        check_selectors(selector)
         if not isinstance(spec, PartitionSpec):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input, checked at run time
             raise TypeError(
                 f"zephyr.sharding: the rule for {selector!r} must map to a jax.sharding.PartitionSpec, "
@@ -196,11 +189,7 @@ def trace_sharded(
         raise TypeError(f"trace_sharded: `mesh` must be a jax.sharding.Mesh (e.g. jax.make_mesh((n,), (\"model\",))), got {mesh!r}")
     items = _rule_list(rules)
     (specs,) = collect_specs(f, args, kwargs)
-
-    def placement(spec: Leaf) -> NamedSharding:
-        return _sharding_for(spec, mesh, items)
-
-    tree: Any = initialize(specs, key, placement)
+    tree: Any = initialize(specs, key, lambda spec: _sharding_for(spec, mesh, items))
     return tree  # type: ignore[no-any-return]  # the tree has the shape f's params declare
 
 
@@ -233,7 +222,7 @@ def abstract_trace_sharded(
     (specs,) = collect_specs(f, args, kwargs)
     return nest(
         {
-            path: abstract_leaf(spec.shape, spec.dtype, _sharding_for(spec, mesh, items))
+            path: jax.ShapeDtypeStruct(spec.shape, spec.dtype, sharding=_sharding_for(spec, mesh, items))
             for path, spec in specs.items()
         }
     )

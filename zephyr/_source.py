@@ -8,6 +8,7 @@ and where the call is. This runs only on the error path.
 from __future__ import annotations
 
 import ast
+import inspect
 import linecache
 from types import FrameType
 
@@ -24,11 +25,10 @@ def describe_call_argument(frame: FrameType, index: int = 0) -> str:
 
 def _argument_source(frame: FrameType, index: int) -> str | None:
     code = frame.f_code
-    positions = list(code.co_positions())
-    unit = frame.f_lasti // 2
-    if not 0 <= unit < len(positions):
+    positions = inspect.getframeinfo(frame, context=0).positions  # of the instruction running in frame
+    if positions is None:
         return None
-    start, end, col, end_col = positions[unit]
+    start, end, col, end_col = positions
     if start is None or end is None or col is None or end_col is None:
         return None
     lines = [linecache.getline(code.co_filename, n) for n in range(start, end + 1)]

@@ -28,7 +28,7 @@ def _tags_by_path(tags: object) -> dict[Path, tuple[str, ...]]:
     return found
 
 
-def _rows(tree: object, tags: object, max_depth: int | None, root: str) -> list[tuple[tuple[str, ...], bool]]:
+def _rows(tree: object, tags: object, max_depth: int | None) -> list[tuple[tuple[str, ...], bool]]:
     leaves = leaves_with_paths(tree)
     extra = _tags_by_path(tags)
     totals: dict[Path, int] = {}
@@ -36,20 +36,18 @@ def _rows(tree: object, tags: object, max_depth: int | None, root: str) -> list[
         for i in range(len(leaf.path)):
             totals[leaf.path[:i]] = totals.get(leaf.path[:i], 0) + leaf.size
     rows: list[tuple[tuple[str, ...], bool]] = []
-    shown: set[Path] = set()
     for leaf in leaves:
         for i in range(1, len(leaf.path)):
             prefix = leaf.path[:i]
-            if prefix not in shown and (max_depth is None or i <= max_depth):
-                shown.add(prefix)
-                rows.append(((_label(prefix, root), "", "", "", f"{totals[prefix]:,}"), True))
+            if prefix in totals and (max_depth is None or i <= max_depth):  # a subtree's row, once
+                rows.append(((_label(prefix), "", "", "", f"{totals.pop(prefix):,}"), True))
         if max_depth is not None and len(leaf.path) > max_depth:
             continue
         leaf_tags = tuple(dict.fromkeys(leaf.tags + extra.get(leaf.path, ())))
         rows.append(
             (
                 (
-                    _label(leaf.path, root),
+                    _label(leaf.path),
                     str(leaf.shape),
                     leaf.dtype.name,
                     ", ".join(leaf_tags),
@@ -64,7 +62,7 @@ def _rows(tree: object, tags: object, max_depth: int | None, root: str) -> list[
     return rows
 
 
-def _label(path: Path, root: str) -> str:
+def _label(path: Path) -> str:
     return "  " * (len(path) - 1) + format_path(path[-1:], "")
 
 
@@ -132,8 +130,7 @@ def summary(
         -------------  ------  -------  --------  ----------
         total                                     67 (268 B)
     """
-    root = "params"
-    rows = _rows(params, tags, max_depth, root)
+    rows = _rows(params, tags, max_depth)
     text = _plain(rows)
     if show:
         out = file if file is not None else sys.stdout
@@ -143,7 +140,7 @@ def summary(
         except ImportError:
             print(text, file=out)
         else:
-            table = Table(*_HEADER, title=f"{root}: {rows[-1][0][-1]}")
+            table = Table(*_HEADER, title=f"params: {rows[-1][0][-1]}")
             for column in table.columns[-1:]:
                 column.justify = "right"
             for index, (cells, bold) in enumerate(rows):

@@ -92,19 +92,19 @@ def leaf_info(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return nest(specs)
 
 
-def check_selector(where: object) -> None:
-    if callable(where):
-        return
-    if not isinstance(where, str):
-        raise TypeError(
-            f"zephyr.tags: a selector is 'tag:NAME', a regex on the leaf's key, or a callable, "
-            f"got {type(where).__name__} {where!r}"
-        )
-    if not where.startswith(TAG_PREFIX):
-        try:
-            re.compile(where)
-        except re.error as error:
-            raise ValueError(f"zephyr.tags: selector {where!r} is not a valid regular expression: {error}") from None
+def check_selectors(*selectors: object) -> None:
+    """Raise a clear error for the first of ``selectors`` that is not one."""
+    for where in selectors:
+        if not callable(where) and not isinstance(where, str):
+            raise TypeError(
+                f"zephyr.tags: a selector is 'tag:NAME', a regex on the leaf's key, or a callable, "
+                f"got {type(where).__name__} {where!r}"
+            )
+        if isinstance(where, str) and not where.startswith(TAG_PREFIX):
+            try:
+                re.compile(where)
+            except re.error as error:
+                raise ValueError(f"zephyr.tags: selector {where!r} is not a valid regular expression: {error}") from None
 
 
 def matches(leaf: Leaf, where: Selector) -> bool:
@@ -153,8 +153,8 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
     if not isinstance(rules_given, Mapping):
         raise TypeError(f"tags.tag: `rules` must be a dict {{selector: tag or tags}}, got {rules!r}")
     compiled: list[tuple[str, tuple[str, ...]]] = []
+    check_selectors(*rules)
     for where, extra in rules.items():
-        check_selector(where)
         compiled.append((where, check_tags(f"tags.tag (rule {where!r})", extra)))
 
     def add(leaf: Leaf) -> Leaf:
@@ -212,8 +212,7 @@ def mask(tree: object, *where: Selector) -> Any:
         >>> tags.mask(info, "weights$")
         {0: {'bias': False, 'weights': True}}
     """
-    for selector in where:
-        check_selector(selector)
+    check_selectors(*where)
     return map_leaves(lambda leaf: any(matches(leaf, s) for s in where), tree)
 
 
@@ -248,8 +247,7 @@ def labels(
     if not isinstance(rules, Mapping):
         return map_leaves(rules, tree)
     table: Mapping[str, Hashable] = rules  # pyright: ignore[reportUnknownVariableType]  # narrowed from the union
-    for selector in table:
-        check_selector(selector)
+    check_selectors(*table)
     unmatched: list[str] = []
 
     def label(leaf: Leaf) -> Hashable:
@@ -314,15 +312,11 @@ def partition(params: Params, *where: Selector, info: object = None) -> tuple[An
         >>> tree.merge(biases, others).keys() == params.keys()
         True
     """
-    for selector in where:
-        check_selector(selector)
-    flat = flatten_with_paths(params, None)[0]
-    source = params if info is None else info
-    known = leaves_with_paths(source)
-    by_path = {leaf.path: leaf for leaf in known}
+    check_selectors(*where)
+    by_path = {leaf.path: leaf for leaf in leaves_with_paths(params if info is None else info)}
     chosen: dict[Path, Any] = {}
     rest: dict[Path, Any] = {}
-    for path, value in flat:
+    for path, value in flatten_with_paths(params, None)[0]:
         leaf = by_path.get(path)
         if leaf is None:
             raise ValueError(
@@ -370,17 +364,7 @@ def scale_by_depth(tree: object, scale: Callable[[int], float], default: float =
 
     factors = map_leaves(factor, tree)
 
-    def init(params: Any) -> Any:
-        del params
-        return optax.EmptyState()
+    def scaled(update: jax.Array, factor: np.ndarray[Any, Any]) -> jax.Array:
+        return update * jnp.asarray(factor, update.dtype)  # pyright: ignore[reportUnknownMemberType]  # jnp.asarray is partially typed
 
-    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
-        del params
-        scaled = jax.tree.map(_scaled, updates, factors)
-        return scaled, state
-
-    return optax.GradientTransformation(init, update)
-
-
-def _scaled(update: jax.Array, factor: np.ndarray[Any, Any]) -> jax.Array:
-    return update * jnp.asarray(factor, update.dtype)  # pyright: ignore[reportUnknownMemberType]  # jnp.asarray is partially typed
+    return optax.stateless(lambda updates, params: jax.tree.map(scaled, updates, factors))  # pyright: ignore[reportUnknownMemberType, reportUnknownLambdaType, reportUnknownArgumentType]  # optax is partially typed

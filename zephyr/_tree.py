@@ -73,22 +73,16 @@ def merge(*trees: Params | Mapping[Any, object]) -> dict[PathKey, Any]:
 
 
 def _merge_into(target: dict[PathKey, Any], source: Mapping[PathKey, Any], path: Path) -> None:
+    """Add ``source``'s leaves to ``target``, copying its dicts (a new subtree starts empty)."""
     for key, value in source.items():
         here = path + (key,)
-        if key not in target:
-            target[key] = _copy(value)
-        elif isinstance(target[key], dict) and isinstance(value, Mapping):
+        if isinstance(value, Mapping) and isinstance(target.get(key, {}), dict):
             child: Mapping[PathKey, Any] = value  # pyright: ignore[reportUnknownVariableType]  # nested params
-            _merge_into(target[key], child, here)
+            _merge_into(target.setdefault(key, {}), child, here)
+        elif key not in target:
+            target[key] = value
         else:
             raise ValueError(f"zephyr.tree.merge: `{format_path(here)}` is in more than one tree")
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        mapping: Mapping[PathKey, Any] = value  # pyright: ignore[reportUnknownVariableType]  # nested params
-        return {key: _copy(child) for key, child in mapping.items()}
-    return value
 
 
 def map_with_path(f: Callable[..., Any], tree: Any, *rest: Any) -> Any:

@@ -66,15 +66,17 @@ def test_a_net_traces_the_same_twice_and_runs_under_jit_grad_vmap_and_bfloat16(
     jitted = jax.jit(lambda p, s, x: _call(case, p, s, x))(params, state, x)
     np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), rtol=1e-5, atol=1e-5, err_msg="jit != eager")
 
-    grads = jax.grad(lambda p: jnp.sum(_call(case, p, state, x).astype(jnp.float32)))(params)
+    # grad, vmap and bfloat16 under jit: one program each, where eagerly every operation
+    # compiles a program of its own (most of the sweep's time); jit != eager is checked above.
+    grads = jax.jit(jax.grad(lambda p: jnp.sum(_call(case, p, state, x).astype(jnp.float32))))(params)
     assert str(jax.tree.structure(grads)) == str(jax.tree.structure(params))  # nets without params: {}
     for leaf in jax.tree.leaves(grads):
         assert bool(jnp.all(jnp.isfinite(leaf))), "a gradient is not finite"
 
     xs = jax.tree.map(lambda a: jnp.stack([a, a]), x)
-    ys = jax.vmap(lambda x: _call(case, params, state, x))(xs)
+    ys = jax.jit(jax.vmap(lambda x: _call(case, params, state, x)))(xs)
     np.testing.assert_allclose(np.asarray(ys[0]), np.asarray(eager), rtol=1e-5, atol=1e-5, err_msg="vmap != eager")
 
     x16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a, x)
-    y16 = _call(case, params, state, x16)
+    y16 = jax.jit(lambda x: _call(case, params, state, x))(x16)
     assert bool(jnp.all(jnp.isfinite(y16.astype(jnp.float32)))), "bfloat16 inputs give non-finite outputs"

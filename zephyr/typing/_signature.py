@@ -86,13 +86,14 @@ def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
 
 def _fields(typed_dict: Any) -> dict[str, tuple[Any, tuple[Any, ...], bool]]:
     """Each field's type without ``Annotated``/``Required``/``NotRequired``, its ``Annotated``
-    extras, and whether it is required (read from the hint: ``__required_keys__`` is wrong for
-    string annotations before Python 3.12)."""
-    total = bool(getattr(typed_dict, "__total__", True))
+    extras, and whether it is required: by its ``Required``/``NotRequired`` if it has one
+    (``__required_keys__`` misses those in string annotations before Python 3.12), else by
+    ``__required_keys__`` (the totality of the class that declares it)."""
+    required_keys: frozenset[str] = getattr(typed_dict, "__required_keys__", frozenset())
     fields: dict[str, tuple[Any, tuple[Any, ...], bool]] = {}
     for key, hint in typing.get_type_hints(typed_dict, include_extras=True).items():
         base, extras = strip_annotated(hint)
-        required = total
+        required = key in required_keys
         while typing.get_origin(base) in (typing.Required, typing.NotRequired):
             required = typing.get_origin(base) is typing.Required
             base, more = strip_annotated(typing.get_args(base)[0])

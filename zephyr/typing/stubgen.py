@@ -240,18 +240,12 @@ def module_bindings(module: types.ModuleType, tree: ast.Module) -> dict[str, Bin
 
 
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """The statements of a module body, looking inside ``if TYPE_CHECKING:``."""
+    """The statements of a module body, looking inside ``if [typing.]TYPE_CHECKING:``."""
     for statement in body:
-        if isinstance(statement, ast.If) and _is_type_checking(statement.test):
+        if isinstance(statement, ast.If) and ast.unparse(statement.test).rpartition(".")[2] == "TYPE_CHECKING":
             yield from _top_level(statement.body)
         else:
             yield statement
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
 
 
 def _defined_names(statement: ast.stmt) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -139,14 +139,15 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("linear param_dtype", lambda: trace(nets.linear(_, _, 3, param_dtype=7), K, X), TypeError, r"linear: `param_dtype` must be a dtype.*got 7"),
     ("linear scalar x", lambda: trace(nets.linear(_, _, 3), K, jnp.ones(())), ValueError, r"`linear` argument `x`: expected at least 1 axes, got shape \(\)"),
     ("linear checked out_dim", _checked(lambda: nets.linear({}, X, -1)), ValueError, r"linear: `out_dim` must be a positive int, got -1"),
-    ("branch_linear zero", lambda: trace(nets.branch_linear(_, _, 0), K, X), ValueError, r"branch_linear: `num_branches` must be >= 1, got 0"),
+    ("branch_linear zero", lambda: trace(nets.branch_linear(_, _, 0), K, X), ValueError, r"branch_linear: `num_branches` must be a positive int, got 0"),
     ("mlp out_dims str", lambda: trace(nets.mlp(_, _, "16"), K, X), TypeError, r"mlp: `out_dims` must be a sequence of positive ints, got '16'"),
     ("mlp out_dims int", lambda: trace(nets.mlp(_, _, 16), K, X), TypeError, r"mlp: `out_dims` must be a sequence of positive ints, got 16"),
-    ("mlp out_dims empty", lambda: trace(nets.mlp(_, _, []), K, X), ValueError, r"mlp: `out_dims` must name at least one layer, got \[\]"),
+    ("mlp out_dims empty", lambda: trace(nets.mlp(_, _, []), K, X), ValueError, r"mlp: `out_dims` must be a non-empty sequence of positive ints, got \[\]"),
     ("mlp out_dims float", lambda: trace(nets.mlp(_, _, [8, 2.5]), K, X), TypeError, r"mlp: `out_dims` must be a sequence of positive ints, got \[8, 2.5\]"),
     ("mlp out_dims negative", lambda: trace(nets.mlp(_, _, [8, -1]), K, X), ValueError, r"mlp: `out_dims` must be a sequence of positive ints, got \[8, -1\]"),
     ("mlp activation", lambda: trace(nets.mlp(_, _, [8, 3], "relu"), K, X), TypeError, r"mlp: `activation` must be a function, got 'relu'"),
-    ("mlp use_bias", lambda: trace(nets.mlp(_, _, [8, 3], use_bias="yes"), K, X), TypeError, r"mlp: `use_bias` must be True or False, got 'yes'"),
+    ("projections use_bias", lambda: nets.projections(use_bias=cast(bool, "yes")), TypeError, r"projections: `use_bias` must be True or False, got 'yes'"),
+    ("mlp projections", lambda: trace(nets.mlp(_, _, [8, 3], projections=cast(nets.Projections, False)), K, X), TypeError, r"mlp: `projections` must come from nets.projections\(...\), got bool"),
     # norms
     ("batch_norm empty batch", _empty_batch_norm, ValueError, r"batch_norm: `x` of shape \(0, 4\) has no elements to take statistics over with is_training=True"),
     ("batch_norm is_training str", lambda: trace_with_state(nets.batch_norm(_, _, _, "yes"), K, X), TypeError, r"batch_norm: `is_training` must be True or False, got 'yes'"),
@@ -167,20 +168,20 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     ("thread_params missing", lambda: thread_params([jnp.add] * 3, {0: 1, 1: 2}), KeyError, r"thread_params: 3 functions need params\[0\] to params\[2\]; missing \[2\], the params have keys \[0, 1\]"),
     # norms (more)
     ("layer_norm eps", lambda: trace(nets.layer_norm(_, _, eps=-1.0), K, X), ValueError, r"layer_norm: `eps` must be a finite number >= 0, got -1.0"),
-    ("layer_norm create_scale", lambda: trace(nets.layer_norm(_, _, create_scale="no"), K, X), TypeError, r"layer_norm: `create_scale` must be True or False, got 'no'"),
+    ("layer_norm scale_initializer", lambda: trace(nets.layer_norm(_, _, scale_initializer="no"), K, X), TypeError, r"layer_norm: `scale_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no scale, got 'no'"),
     ("layer_norm axis", lambda: trace(nets.layer_norm(_, _, 5), K, X), ValueError, r"layer_norm: `axis` 5 is out of range for `x` of rank 2"),
     ("layer_norm axis str", lambda: trace(nets.layer_norm(_, _, "x"), K, X), TypeError, r"layer_norm: `axis` must be an int or a sequence of ints, got 'x'"),
     ("rms_norm axis", lambda: trace(nets.rms_norm(_, _, 3), K, X), ValueError, r"rms_norm: `axis` 3 is out of range for `x` of rank 2"),
-    ("rms_norm create_scale", lambda: trace(nets.rms_norm(_, _, create_scale=1), K, X), TypeError, r"rms_norm: `create_scale` must be True or False, got 1"),
+    ("rms_norm scale_initializer", lambda: trace(nets.rms_norm(_, _, scale_initializer=1), K, X), TypeError, r"rms_norm: `scale_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no scale, got 1"),
     ("group_norm groups", lambda: trace(nets.group_norm(_, _, 0), K, IMG), ValueError, r"group_norm: `num_groups` must divide the 3 channels of `x`, got 0"),
     ("group_norm eps", lambda: trace(nets.group_norm(_, _, 3, eps="1e-5"), K, IMG), ValueError, r"group_norm: `eps` must be a finite number >= 0, got '1e-5'"),
-    ("batch_norm create_offset", lambda: trace_with_state(nets.batch_norm(_, _, _, True, create_offset="no"), K, X), TypeError, r"batch_norm: `create_offset` must be True or False, got 'no'"),
+    ("batch_norm offset_initializer", lambda: trace_with_state(nets.batch_norm(_, _, _, True, offset_initializer="no"), K, X), TypeError, r"batch_norm: `offset_initializer` must be an initializer \(key, shape, dtype\) -> Array, or None for no offset, got 'no'"),
     # conv (owned elsewhere: the clear cases)
     ("conv_2d out 0", lambda: trace(nets.conv_2d(_, _, 0, 3), K, IMG), ValueError, r"conv: `out_channels` must be a positive int, got 0"),
     ("conv_2d out float", lambda: trace(nets.conv_2d(_, _, 2.5, 3), K, IMG), ValueError, r"conv: `out_channels` must be a positive int, got 2.5"),
     ("conv_2d kernel 0", lambda: trace(nets.conv_2d(_, _, 4, 0), K, IMG), ValueError, r"conv: `kernel_size` must be a positive int or 2 positive ints, got 0"),
     ("conv_2d stride", lambda: trace(nets.conv_2d(_, _, 4, 3, (1, 1, 1)), K, IMG), ValueError, r"conv: `stride` must be a positive int or 2 positive ints, got \(1, 1, 1\)"),
-    ("conv_2d padding", lambda: trace(nets.conv_2d(_, _, 4, 3, 1, "BOGUS"), K, IMG), ValueError, r"conv: `padding` must be one of \('SAME', 'VALID'\) or 2 \(low, high\) pairs, got 'BOGUS'"),
+    ("conv_2d padding", lambda: trace(nets.conv_2d(_, _, 4, 3, 1, "BOGUS"), K, IMG), ValueError, r"conv: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs of ints, got 'BOGUS'"),
     ("conv_2d rank", lambda: trace(nets.conv_2d(_, _, 4, 3), K, X), ValueError, r"conv: `x` must have at least 3 axes .*got shape \(2, 4\)"),
     ("conv_2d groups", lambda: trace(nets.conv_2d(_, _, 4, 3, feature_group_count=2), K, IMG), ValueError, r"conv: `feature_group_count` must divide both the 3 input channels of `x` and `out_channels` 4, got 2"),
     ("conv_1d out negative", lambda: trace(nets.conv_1d(_, _, -1, 3), K, SEQ), ValueError, r"conv: `out_channels` must be a positive int, got -1"),
@@ -201,7 +202,7 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
     # pool (owned elsewhere)
     ("max_pool window", lambda: _unchecked(nets.max_pool, {}, IMG, 0), ValueError, r"max_pool: `window_shape` must be positive ints, got 0"),
     ("avg_pool stride", lambda: _unchecked(nets.avg_pool, {}, IMG, 2, 0), ValueError, r"avg_pool: `stride` must be a positive int or 2 positive ints \(one per pooled axis\), got 0"),
-    ("max_pool padding", lambda: _unchecked(nets.max_pool, {}, IMG, 2, 1, "BOGUS"), ValueError, r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs, got 'BOGUS'"),
+    ("max_pool padding", lambda: _unchecked(nets.max_pool, {}, IMG, 2, 1, "BOGUS"), ValueError, r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs of ints, got 'BOGUS'"),
     # embeddings (owned elsewhere)
     ("token_embed float ids", lambda: trace(nets.token_embed(_, _, 10, 8), K, X), TypeError, r"token_embed: `token_ids` must be integers, got dtype float32"),
     ("positional_embed too long", lambda: trace(nets.positional_embed(_, _, 3), K, SEQ), ValueError, r"positional_embed: `x` has 5 positions \(axis -2 of shape \(2, 5, 4\)\), more than `max_len` 3"),

@@ -6,6 +6,8 @@ from ._nets._linear import branch_linear as branch_linear
 from ._nets._linear import linear as linear
 from ._nets._linear import linear_like as linear_like
 from ._nets._linear import mlp as mlp
+from ._nets._linear import Projections as Projections
+from ._nets._linear import projections as projections
 from .functools._composition import chain as chain
 from .functools._composition import skip as skip
 from ._nets._norm import BatchNormState as BatchNormState
@@ -21,9 +23,7 @@ from ._nets._attention import multi_head_attention as multi_head_attention
 from ._nets._attention import multi_head_self_attention as multi_head_self_attention
 from ._nets._attention import single_head_attention as single_head_attention
 from ._nets._parts import Attention as Attention
-from ._nets._parts import Projections as Projections
 from ._nets._parts import attention as attention
-from ._nets._parts import projections as projections
 from ._nets._parts import rotary as rotary
 from ._nets._parts import sliding_window as sliding_window
 from ._nets._parts import soft_cap as soft_cap

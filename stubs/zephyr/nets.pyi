@@ -3,6 +3,8 @@
 
 from zephyr._nets._linear import BranchLinearParams as BranchLinearParams
 from zephyr._nets._linear import LinearParams as LinearParams
+from zephyr._nets._linear import Projections as Projections
+from zephyr._nets._linear import projections as projections
 from zephyr.functools._composition import chain as chain
 from zephyr.functools._composition import skip as skip
 from zephyr._nets._norm import BatchNormState as BatchNormState
@@ -10,9 +12,7 @@ from zephyr._nets._norm import NormParams as NormParams
 from zephyr._nets._norm import RMSNormParams as RMSNormParams
 from zephyr._nets._attention import AttentionParams as AttentionParams
 from zephyr._nets._parts import Attention as Attention
-from zephyr._nets._parts import Projections as Projections
 from zephyr._nets._parts import attention as attention
-from zephyr._nets._parts import projections as projections
 from zephyr._nets._parts import rotary as rotary
 from zephyr._nets._parts import sliding_window as sliding_window
 from zephyr._nets._parts import soft_cap as soft_cap
@@ -265,12 +265,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> Float[Array, "*batch d_out"]: ...
 @overload
 def mlp(
@@ -281,12 +276,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_params_x: ...
 @overload
 def mlp(
@@ -297,12 +287,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_x: ...
 @overload
 def mlp(
@@ -313,12 +298,7 @@ def mlp(
     activation: Callable[[Array], Array] = ...,
     activation_final: Callable[[Array], Array] = ...,
     *,
-    use_bias: bool = ...,
-    weights_initializer: Initializer = ...,
-    final_weights_initializer: Initializer | None = ...,
-    bias_initializer: Initializer = ...,
-    dtype: DType | None = ...,
-    param_dtype: DType | None = ...,
+    projections: Projections = ...,
 ) -> _Mlp_params_x_out_dims: ...
 
 class _Mlp_params_x(Protocol):
@@ -355,10 +335,8 @@ def batch_norm(
     momentum: float = ...,
     eps: float = ...,
     axis: int | Sequence[int] = ...,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> tuple[Float[Array, "*shape"], ParamsTree]: ...
@@ -373,10 +351,8 @@ def batch_norm(
     momentum: float = ...,
     eps: float = ...,
     axis: int | Sequence[int] = ...,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _BatchNorm_params_state_x: ...
@@ -391,10 +367,8 @@ def batch_norm(
     momentum: float = ...,
     eps: float = ...,
     axis: int | Sequence[int] = ...,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _BatchNorm_x: ...
@@ -409,10 +383,8 @@ def batch_norm(
     momentum: float = ...,
     eps: float = ...,
     axis: int | Sequence[int] = ...,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _BatchNorm_params_state_x_is_training: ...
@@ -449,11 +421,9 @@ def group_norm(
     x: Float[Array, "batch *spatial channels"],
     num_groups: int,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "batch *spatial channels"]: ...
@@ -464,11 +434,9 @@ def group_norm(
     /,
     num_groups: int,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GroupNorm_params_x: ...
@@ -479,11 +447,9 @@ def group_norm(
     /,
     num_groups: int,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GroupNorm_x: ...
@@ -494,11 +460,9 @@ def group_norm(
     num_groups: PlaceholderType,
     /,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _GroupNorm_params_x_num_groups: ...
@@ -536,11 +500,9 @@ def layer_norm(
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "*shape"]: ...
@@ -551,11 +513,9 @@ def layer_norm(
     /,
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LayerNorm_params_x: ...
@@ -566,11 +526,9 @@ def layer_norm(
     /,
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
-    create_offset: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
-    offset_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
+    offset_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _LayerNorm_x: ...
@@ -591,9 +549,8 @@ def rms_norm(
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
     unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -605,9 +562,8 @@ def rms_norm(
     /,
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
     unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -619,9 +575,8 @@ def rms_norm(
     /,
     axis: int | Sequence[int] = ...,
     *,
-    create_scale: bool = ...,
     eps: float = ...,
-    scale_initializer: Initializer = ...,
+    scale_initializer: Initializer | None = ...,
     unit_offset: bool = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
@@ -931,9 +886,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -949,9 +903,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -967,9 +920,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -985,9 +937,8 @@ def conv(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1028,9 +979,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1046,9 +996,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1064,9 +1013,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1082,9 +1030,8 @@ def conv_1d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1100,9 +1047,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1118,9 +1064,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1136,9 +1081,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1154,9 +1098,8 @@ def conv_2d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1172,9 +1115,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1190,9 +1132,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1208,9 +1149,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1226,9 +1166,8 @@ def conv_3d(
     dilation: int | Sequence[int] = ...,
     *,
     feature_group_count: int = ...,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1243,9 +1182,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1260,9 +1198,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1277,9 +1214,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1294,9 +1230,8 @@ def conv_transpose(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1311,9 +1246,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1328,9 +1262,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1345,9 +1278,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1362,9 +1294,8 @@ def conv_transpose_1d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1379,9 +1310,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1396,9 +1326,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1413,9 +1342,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1430,9 +1358,8 @@ def conv_transpose_2d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...
@@ -1447,9 +1374,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> Float[Array, "... out_channels"]: ...
@@ -1464,9 +1390,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x: ...
@@ -1481,9 +1406,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_x: ...
@@ -1498,9 +1422,8 @@ def conv_transpose_3d(
     padding: Padding = ...,
     dilation: int | Sequence[int] = ...,
     *,
-    use_bias: bool = ...,
     weights_initializer: Initializer = ...,
-    bias_initializer: Initializer = ...,
+    bias_initializer: Initializer | None = ...,
     dtype: DType | None = ...,
     param_dtype: DType | None = ...,
 ) -> _Conv_params_x_out_channels_kernel_size: ...

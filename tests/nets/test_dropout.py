@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -70,5 +72,7 @@ def test_bad_inputs(key: jax.Array) -> None:
             nets.dropout({}, jnp.ones(3), x, 0.5)
         with pytest.raises(ValueError, match=r"stochastic_depth: `x` must have a batch axis, got shape \(\)"):
             nets.stochastic_depth({}, key, jnp.ones(()), 0.5)
+        with pytest.raises(TypeError, match=r"stochastic_depth: `deterministic` must be True or False, got 'yes'"):
+            nets.stochastic_depth({}, key, x, 0.5, deterministic=cast(bool, "yes"))  # the error under test
     with pytest.raises(TypeError, match=r"stochastic_depth"):
         nets.stochastic_depth({}, key, jnp.ones(()), 0.5)

@@ -162,12 +162,12 @@ def test_bad_inputs(key: jax.Array) -> None:
         nets.sinusoidal_embed(jnp.ones((3, 5)))
     with pytest.raises(ValueError, match=r"rope: the last axis of `x` \(head_dim\) must be even, got shape \(3, 2, 5\)"):
         nets.rope(jnp.ones((3, 2, 5)))
-    with pytest.raises(ValueError, match=r"rope: `positions` of shape \(3, 4\) does not broadcast against the batch axes \(2,\) of `x`"):
+    with pytest.raises(ValueError, match=r"rope: `positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 4\), got shape \(3, 4\)"):
         nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3, 4), jnp.int32))
     with pytest.raises(TypeError, match=r"rope"):  # checking on: the annotations see the wrong seq
         nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3,), jnp.int32))
     with checking(False):
-        with pytest.raises(ValueError, match=r"rope: `positions` must end with the 4 steps of `x` \(axis -3 of shape \(2, 4, 1, 2\)\), got shape \(3,\)"):
+        with pytest.raises(ValueError, match=r"rope: `positions` must broadcast \(right-aligned\) to \(\*batch, seq\) = \(2, 4\), got shape \(3,\)"):
             nets.rope(jnp.ones((2, 4, 1, 2)), jnp.zeros((3,), jnp.int32))
         with pytest.raises(ValueError, match=r"rope: `x` must have at least 3 axes \(seq, heads, head_dim\), got shape \(4, 2\)"):
             nets.rope(jnp.ones((4, 2)))

@@ -67,13 +67,21 @@ def test_mlp_is_linear_layers_with_activation_between(key: jax.Array) -> None:
     np.testing.assert_allclose(final, np.tanh(y), rtol=1e-5, atol=1e-6)
 
 
+
+def test_mlp_layers_are_made_by_its_projections_part(key: jax.Array) -> None:
+    x = jnp.ones((2, 4))
+    part = nets.projections(use_bias=False, out_initializer=jax.nn.initializers.zeros)
+    params = trace(nets.mlp(_, _, [8, 3], projections=part), key, x)
+    assert shapes(params) == {0: {"weights": (4, 8)}, 1: {"weights": (8, 3)}}
+    assert not np.asarray(leaf(params, 1, "weights")).any() and np.asarray(leaf(params, 0, "weights")).any()
+
 def test_bad_inputs_name_the_argument(key: jax.Array) -> None:
     with checking(False):
         with pytest.raises(ValueError, match=r"`linear` argument `x`: expected at least 1 axes, got shape \(\)"):
             trace(nets.linear(_, _, 3), key, jnp.ones(()))
-        with pytest.raises(ValueError, match=r"branch_linear: `num_branches` must be >= 1, got 0"):
+        with pytest.raises(ValueError, match=r"branch_linear: `num_branches` must be a positive int, got 0"):
             trace(nets.branch_linear(_, _, 0), key, jnp.ones((2, 4)))
-        with pytest.raises(ValueError, match=r"mlp: `out_dims` must name at least one layer, got \[\]"):
+        with pytest.raises(ValueError, match=r"mlp: `out_dims` must be a non-empty sequence of positive ints, got \[\]"):
             trace(nets.mlp(_, _, []), key, jnp.ones((2, 4)))
     params = trace(nets.linear(_, _, 3), key, jnp.ones((2, 4)))
     with pytest.raises(ValueError, match=r"`params\['weights'\]`.*expected shape \(5, 3\).*got \(4, 3\)"):

@@ -48,11 +48,21 @@ def test_layer_norm_several_axes(key: jax.Array) -> None:
 
 def test_layer_norm_without_params(key: jax.Array) -> None:
     x = jax.random.normal(key, (3, 4))
-    params = trace(nets.layer_norm(_, _, create_scale=False, create_offset=False), key, x)
+    params = trace(nets.layer_norm(_, _, scale_initializer=None, offset_initializer=None), key, x)
     assert params == {}
-    y = nets.layer_norm(params, x, create_scale=False, create_offset=False)
+    y = nets.layer_norm(params, x, scale_initializer=None, offset_initializer=None)
     np.testing.assert_allclose(np.asarray(y.mean(-1)), 0.0, atol=1e-6)
 
+
+
+def test_an_initializer_of_none_leaves_its_param_out(key: jax.Array) -> None:
+    x = jax.random.normal(key, (4, 3))
+    assert trace(nets.rms_norm(_, _, scale_initializer=None), key, x) == {}
+    no_offset = nets.batch_norm(_, _, _, True, offset_initializer=None)
+    params, state = trace_with_state(no_offset, key, x)
+    assert sorted(params) == ["scale"] and sorted(state) == ["mean", "var"]
+    y, _state = nets.batch_norm(params, state, x, True, offset_initializer=None)
+    np.testing.assert_allclose(np.asarray(y.mean(0)), 0.0, atol=1e-5)
 
 def test_layer_norm_bfloat16_keeps_dtype_with_bf16_params(key: jax.Array) -> None:
     x = jax.random.normal(key, (2, 8)).astype(jnp.bfloat16)
@@ -87,8 +97,8 @@ def test_group_norm_matches_formula(key: jax.Array) -> None:
 
 def test_group_norm_with_one_group_is_layer_norm_over_all_but_batch(key: jax.Array) -> None:
     x = jax.random.normal(key, (2, 4, 3))
-    gn = nets.group_norm({}, x, 1, create_scale=False, create_offset=False)
-    ln = nets.layer_norm({}, x, (1, 2), create_scale=False, create_offset=False)
+    gn = nets.group_norm({}, x, 1, scale_initializer=None, offset_initializer=None)
+    ln = nets.layer_norm({}, x, (1, 2), scale_initializer=None, offset_initializer=None)
     np.testing.assert_allclose(np.asarray(gn), np.asarray(ln), rtol=1e-5, atol=1e-5)
 
 
@@ -183,11 +193,11 @@ def test_bad_inputs() -> None:
 
 def _bad_inputs() -> None:
     with pytest.raises(ValueError, match=r"layer_norm: `x` must have at least one axis, got shape \(\)"):
-        nets.layer_norm({}, jnp.ones(()), create_scale=False, create_offset=False)
+        nets.layer_norm({}, jnp.ones(()), scale_initializer=None, offset_initializer=None)
     with pytest.raises(ValueError, match=r"layer_norm: `axis` 2 is out of range for `x` of rank 2"):
-        nets.layer_norm({}, jnp.ones((2, 3)), 2, create_scale=False, create_offset=False)
+        nets.layer_norm({}, jnp.ones((2, 3)), 2, scale_initializer=None, offset_initializer=None)
     with pytest.raises(ValueError, match=r"layer_norm: `axis` names an axis twice"):
-        nets.layer_norm({}, jnp.ones((2, 3)), (1, -1), create_scale=False, create_offset=False)
+        nets.layer_norm({}, jnp.ones((2, 3)), (1, -1), scale_initializer=None, offset_initializer=None)
     with pytest.raises(ValueError, match=r"group_norm: `num_groups` must divide the 6 channels of `x`, got 4"):
         nets.group_norm({}, jnp.ones((2, 6)), 4)
     with pytest.raises(ValueError, match=r"group_norm: `x` must have at least 2 axes"):

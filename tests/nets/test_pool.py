@@ -98,7 +98,7 @@ def test_bad_inputs() -> None:
     with pytest.raises(TypeError, match=r"padding"):  # checking on: the annotation rejects it
         nets.max_pool({}, x, 2, 1, "same")
     with checking(False):
-        with pytest.raises(ValueError, match=r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs, got 'same'"):
+        with pytest.raises(ValueError, match=r"max_pool: `padding` must be 'SAME', 'VALID' or 2 \(low, high\) pairs of ints, got 'same'"):
             nets.max_pool({}, x, 2, 1, "same")
         with pytest.raises(ValueError, match=r"global_avg_pool: `x` must have at least 3 axes \(batch, \*spatial, channels\), got shape \(4, 3\)"):
             nets.global_avg_pool({}, jnp.ones((4, 3)))

@@ -208,7 +208,7 @@ def test_bad_input(key: jax.Array) -> None:
     with checking(False), pytest.raises(ValueError, match=r"lstm: `x` must have at least 2 axes \(time, features\), got shape \(3,\)"):
         nets.lstm(params, x[0, 0], H)
     bad = nets.LSTMState(jax.lax.full((B, H + 1), 0.0, jnp.float32), jax.lax.full((B, H + 1), 0.0, jnp.float32))
-    with checking(False), pytest.raises(ValueError, match=r"lstm: `initial_state` must have shape \(\*batch, hidden_size\) = \(2, 4\), got \(2, 5\)"):
+    with checking(False), pytest.raises(ValueError, match=r"lstm: `initial_state.hidden` must have shape \(\*batch, hidden_size\) = \(2, 4\), got \(2, 5\)"):
         nets.lstm(params, x, H, initial_state=bad)
     with pytest.raises(ValueError, match=r"gru: `hidden_size` must be a positive int, got 0"):
         trace(nets.gru(_, _, 0), key, x)

@@ -17,6 +17,7 @@ from ..core._types import DType, PRNGKey
 from .._flexible import flexible
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
 from ._dtypes import broadcasts, cast, compute_dtype
+from ._embed import checked_positions
 from ._linear import LinearParams
 from ._parts import Attention, LogitsPart, attention, on_logits_parts
 
@@ -248,19 +249,10 @@ def _pad_last(a: Array, size: int) -> Array:
 
 
 def _positions(who: str, name: str, positions: Array | None, batch: tuple[int, ...], seq: int, offset: Array | int = 0) -> Array:
-    """The positions of ``seq`` steps: ``positions`` checked to broadcast to ``(*batch, seq)``, or
-    ``offset + arange(seq)``."""
+    """The positions of ``seq`` steps: ``positions`` checked, or ``offset + arange(seq)``."""
     if positions is None:
         return jax.lax.iota(jnp.int32, seq) + offset
-    shape = tuple(getattr(positions, "shape", ()))
-    dtype = getattr(positions, "dtype", None)
-    if dtype is None or not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)):
-        raise TypeError(f"{who}: `{name}` must be an integer or float array, got {type(positions).__name__}")
-    if not shape or not broadcasts(shape, (*batch, seq)):
-        raise ValueError(
-            f"{who}: `{name}` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
-        )
-    return positions
+    return checked_positions(who, name, positions, batch, seq)
 
 
 @flexible

@@ -16,9 +16,9 @@ from .._checks import check_callable, check_rate, describe_value, positive_int, 
 from ..core._types import PRNGKey
 from ._attention import AttentionParams, as_attention
 from ._dropout import _keep  # pyright: ignore[reportPrivateUsage]  # the one dropout mask of the nets
-from ._linear import LinearParams
+from ._linear import LinearParams, Projections
 from ._norm import NormParams, RMSNormParams, layer_norm
-from ._parts import Activation, Attention, Projections
+from ._parts import Activation, Attention
 
 Norm = Callable[..., Array]
 """A norm part: ``(params, x) -> y`` over the last axis, e.g. ``nets.rms_norm(_, _, eps=1e-6)``."""

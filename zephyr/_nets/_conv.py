@@ -17,10 +17,11 @@ from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import int_pairs, is_positive_int, min_rank, positive_int, positive_ints
+from .._checks import is_positive_int, min_rank, positive_int, positive_ints
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
 from .._flexible import flexible
+from ._common import checked_padding
 from ._dtypes import compute_dtype
 
 if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
@@ -40,26 +41,11 @@ class ConvParams(TypedDict):
 
     ``weights`` has shape ``(*kernel_size, in_channels // feature_group_count, out_channels)``
     (``(*kernel_size, in_channels, out_channels)`` for the transposed ones). Its rank depends
-    on the call, so the body declares it; ``bias`` is there only when ``use_bias``.
+    on the call, so the body declares it; ``bias`` is there unless ``bias_initializer=None``.
     """
 
     weights: Array
     bias: NotRequired[Float[Array, " out_channels"]]
-
-
-def _padding(
-    who: str, padding: str | Sequence[tuple[int, int]], kernel: tuple[int, ...], dilation: tuple[int, ...], allow_causal: bool
-) -> str | list[tuple[int, int]]:
-    n = len(kernel)
-    if isinstance(padding, str):
-        options = ("SAME", "VALID", "CAUSAL") if allow_causal else ("SAME", "VALID")
-        if padding not in options:
-            raise ValueError(f"{who}: `padding` must be one of {options} or {n} (low, high) pairs, got {padding!r}")
-        return [((kernel[0] - 1) * dilation[0], 0)] if padding == "CAUSAL" else padding
-    pairs = int_pairs(padding, n)
-    if pairs is None:
-        raise ValueError(f"{who}: `padding` must be one of 'SAME', 'VALID' or {n} (low, high) pairs of ints, got {padding!r}")
-    return pairs
 
 
 @flexible
@@ -75,9 +61,8 @@ def _conv(
     num_spatial_dims: int | None = None,
     transpose: bool = False,
     feature_group_count: int = 1,
-    use_bias: bool = True,
     weights_initializer: Initializer = default_initializer,
-    bias_initializer: Initializer = zeros,
+    bias_initializer: Initializer | None = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "... out_channels"]:
@@ -89,7 +74,9 @@ def _conv(
     kernel = positive_ints(who, "kernel_size", kernel_size, n)
     strides = positive_ints(who, "stride", stride, n)
     dilations = positive_ints(who, "dilation", dilation, n)
-    pad = _padding(who, padding, kernel, dilations, allow_causal=n == 1 and not transpose)
+    pad = checked_padding(who, padding, n, ("SAME", "VALID", "CAUSAL") if n == 1 and not transpose else ("SAME", "VALID"))
+    if pad == "CAUSAL":
+        pad = [((kernel[0] - 1) * dilations[0], 0)]
     positive_int(who, "out_channels", out_channels)
     in_channels = x.shape[-1]
     if not is_positive_int(feature_group_count) or in_channels % feature_group_count or out_channels % feature_group_count:
@@ -112,8 +99,8 @@ def _conv(
             flat, w, strides, pad, rhs_dilation=dilations, dimension_numbers=layout,
             feature_group_count=feature_group_count,
         )
-    if use_bias:
-        bias = validate(params["bias"], (out_channels,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when use_bias
+    if bias_initializer is not None:
+        bias = validate(params["bias"], (out_channels,), bias_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only with an initializer
         y = y + jax.numpy.broadcast_to(bias.astype(compute), y.shape)
     return y.reshape(batch + y.shape[1:])
 
@@ -151,7 +138,7 @@ conv = _alias("conv", """A convolution over the axes before the channels (channe
 
     Args:
         params: ``{"weights": (*kernel_size, in_channels // feature_group_count, out_channels),
-            "bias": (out_channels,)}`` (``bias`` only with ``use_bias``).
+            "bias": (out_channels,)}`` (``bias`` only with ``bias_initializer``).
         x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
         out_channels: the number of output channels.
         kernel_size: the window, one int per spatial axis.
@@ -162,9 +149,8 @@ conv = _alias("conv", """A convolution over the axes before the channels (channe
         dilation: the kernel dilation (``rhs_dilation``), an int or one per axis.
         feature_group_count: split the channels into this many groups convolved separately
             (``in_channels`` for a depthwise convolution); must divide both channel counts.
-        use_bias: whether to add ``bias``.
         weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
+        bias_initializer: initializer of ``bias`` (default: zeros); None: no bias.
         dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
         param_dtype: the storage dtype of the params (default float32).
 
@@ -197,16 +183,15 @@ conv_transpose = _alias("conv_transpose", """A transposed convolution over the a
 
     Args:
         params: ``{"weights": (*kernel_size, in_channels, out_channels), "bias": (out_channels,)}``
-            (``bias`` only with ``use_bias``).
+            (``bias`` only with ``bias_initializer``).
         x: ``(*batch, *spatial, in_channels)``, any number of batch axes (none included).
         out_channels: the number of output channels.
         kernel_size: the window, one int per spatial axis.
         stride: the upsampling factor, an int or one per axis.
         padding: ``"SAME"``, ``"VALID"`` or one ``(low, high)`` pair per spatial axis.
         dilation: the kernel dilation, an int or one per axis.
-        use_bias: whether to add ``bias``.
         weights_initializer: initializer of ``weights`` (default: truncated normal, fan-in).
-        bias_initializer: initializer of ``bias`` (default: zeros).
+        bias_initializer: initializer of ``bias`` (default: zeros); None: no bias.
         dtype: the computation dtype (default: the promotion of ``x`` and ``weights``).
         param_dtype: the storage dtype of the params (default float32).
 

@@ -21,6 +21,16 @@ def _keep(key: PRNGKey, rate: float, shape: tuple[int, ...], x: Array) -> Array:
     return jnp.where(mask, x / (1.0 - rate), jax.lax.full_like(x, 0))
 
 
+def _dropped(who: str, key: PRNGKey, x: Array, rate: float, deterministic: bool, shape: tuple[int, ...]) -> Array:
+    """``x`` through a dropout mask of ``shape`` (broadcast), checked; ``x`` itself when deterministic."""
+    check_rate(who, "rate", rate)
+    check_bool(who, "deterministic", deterministic)
+    if deterministic or rate == 0.0:
+        return x
+    check_random_key(key, who)
+    return _keep(key, rate, shape, x)
+
+
 @flexible
 def dropout(
     params: NoParams,
@@ -59,12 +69,7 @@ def dropout(
         >>> nets.dropout({}, jax.random.key(0), jnp.ones(3), 0.5, deterministic=True).tolist()
         [1.0, 1.0, 1.0]
     """
-    check_rate("dropout", "rate", rate)
-    check_bool("dropout", "deterministic", deterministic)
-    if deterministic or rate == 0.0:
-        return x
-    check_random_key(key, "dropout")
-    return _keep(key, rate, x.shape, x)
+    return _dropped("dropout", key, x, rate, deterministic, x.shape)
 
 
 @flexible
@@ -99,10 +104,6 @@ def stochastic_depth(
         >>> [row[0] == row[1] for row in y.tolist()]
         [True, True, True, True, True, True]
     """
-    check_rate("stochastic_depth", "rate", rate)
     if x.ndim < 1:
         raise ValueError(f"stochastic_depth: `x` must have a batch axis, got shape {x.shape}")
-    if deterministic or rate == 0.0:
-        return x
-    check_random_key(key, "stochastic_depth")
-    return _keep(key, rate, (x.shape[0],) + (1,) * (x.ndim - 1), x)
+    return _dropped("stochastic_depth", key, x, rate, deterministic, (x.shape[0],) + (1,) * (x.ndim - 1))

@@ -10,7 +10,7 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float, Integer, Real
 
-from .._checks import min_rank, positive_int
+from .._checks import describe_value, min_rank, positive_int
 from .._flexible import flexible
 from ..core._api import validate
 from ..core._types import DType, Initializer
@@ -34,6 +34,24 @@ class PositionalEmbedParams(TypedDict):
     """Params of :func:`positional_embed`: one row per position."""
 
     embeddings: Annotated[Float[Array, "max_len d"], positional_initializer]
+
+
+def checked_positions(
+    who: str, name: str, positions: Array, batch: tuple[int, ...], seq: int, integer: bool = False
+) -> Array:
+    """``positions`` checked: integers (or floats unless ``integer``) that broadcast right-aligned
+    to ``(*batch, seq)``: the positions of rope, learned positions and attention."""
+    dtype = getattr(positions, "dtype", None)
+    kinds = (jnp.integer,) if integer else (jnp.integer, jnp.floating)
+    if dtype is None or not any(jnp.issubdtype(dtype, kind) for kind in kinds):
+        expected = "integers" if integer else "an integer or float array"
+        raise TypeError(f"{who}: `{name}` must be {expected}, got {describe_value(positions)}")
+    shape = tuple(positions.shape)
+    if not shape or not broadcasts(shape, (*batch, seq)):
+        raise ValueError(
+            f"{who}: `{name}` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
+        )
+    return positions
 
 
 def _rows(table: Array, index: Array, valid: Array) -> Array:
@@ -173,13 +191,7 @@ def _positions_index(x: Array, max_len: int, positions: Array | None, offset: in
         return index, (index >= 0) & (index < max_len)  # under jit, only the steps past the table are NaN
     if not isinstance(offset, int) or offset != 0:
         raise ValueError(f"{who}: give `positions` or `offset`, not both")
-    if not jnp.issubdtype(positions.dtype, jnp.integer):
-        raise TypeError(f"{who}: `positions` must be integers, got dtype {positions.dtype}")
-    shape = tuple(positions.shape)
-    if not shape or len(shape) > len(batch) + 1 or not broadcasts(shape, (*batch, seq)):
-        raise ValueError(
-            f"{who}: `positions` must broadcast (right-aligned) to (*batch, seq) = {(*batch, seq)}, got shape {shape}"
-        )
+    checked_positions(who, "positions", positions, batch, seq, integer=True)
     check_range(who, "positions", positions, 0, max_len, note=" = [0, `max_len`)")
     return positions, in_range(who, "positions", positions, 0, max_len, note=" = [0, `max_len`)")
 
@@ -273,20 +285,7 @@ def rope(
     if positions is None:
         pos = jnp.broadcast_to(np.arange(seq).astype(angle_dtype), (seq,))
     else:
-        if positions.ndim < 1 or positions.shape[-1] != seq:
-            raise ValueError(
-                f"rope: `positions` must end with the {seq} steps of `x` (axis -3 of shape {x.shape}), "
-                f"got shape {positions.shape}"
-            )
-        pos = positions.astype(angle_dtype)
-    batch_shape = x.shape[:-3]
-    if pos.ndim - 1 > len(batch_shape) or any(
-        p not in (1, b) for p, b in zip(pos.shape[:-1][::-1], batch_shape[::-1])
-    ):
-        raise ValueError(
-            f"rope: `positions` of shape {pos.shape} does not broadcast against the batch axes "
-            f"{batch_shape} of `x`"
-        )
+        pos = checked_positions("rope", "positions", positions, tuple(x.shape[:-3]), seq).astype(angle_dtype)
     inverse_frequency = (base ** (-np.arange(0, half, dtype=np.float64) * 2 / head_dim)).astype(angle_dtype)
     angles = pos[..., None] * jnp.broadcast_to(inverse_frequency, pos.shape + (half,))
     angles = jnp.broadcast_to(angles[..., None, :], x.shape[:-1] + (half,))

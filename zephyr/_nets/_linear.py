@@ -1,19 +1,22 @@
-"""Affine layers: ``linear``, ``branch_linear``, ``linear_like``, ``mlp``."""
+"""Affine layers: ``linear``, ``branch_linear``, ``linear_like``, ``mlp``, and ``projections``
+(how the linear maps of an MLP or an attention are made)."""
 
 from __future__ import annotations
 
-import typing
+import functools
 from collections.abc import Callable, Sequence
-from typing import NotRequired, TypedDict
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.nn.initializers import zeros
 from jaxtyping import Float
 
 from ..core._api import validate
-from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, fail, min_rank
+from .._checks import check_bool, check_callable, check_dtype, check_size, check_sizes, checked_by, min_rank
 from ..typing._checking import is_checking
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer
@@ -50,20 +53,17 @@ def _check_linear(
             check_dtype("linear", name, d)
 
 
-# Whether each dtype seen is a float dtype: a dict lookup instead of ``jnp.issubdtype`` on
-# every call (six per checked call of a three-layer mlp).
-_IS_FLOAT: dict[object, bool] = {}
+@functools.cache
+def _is_float(dtype: np.dtype[Any]) -> bool:
+    """Whether ``dtype`` is a float dtype, remembered per dtype: ``jnp.issubdtype`` is slow for
+    a check run on every call (six per checked call of a three-layer mlp)."""
+    return bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 def _check_float(who: str, name: str, array: Array) -> None:
     """With checking on, a param the annotation says is float must be (int params give zeros)."""
-    if is_checking():
-        dtype = array.dtype
-        is_float = _IS_FLOAT.get(dtype)
-        if is_float is None:
-            is_float = _IS_FLOAT[dtype] = bool(jnp.issubdtype(dtype, jnp.floating))
-        if not is_float:
-            raise TypeError(f"{who}: `params['{name}']` must be a float array (its annotation is Float), got dtype {dtype}")
+    if is_checking() and not _is_float(array.dtype):
+        raise TypeError(f"{who}: `params['{name}']` must be a float array (its annotation is Float), got dtype {array.dtype}")
 
 
 @flexible
@@ -117,6 +117,59 @@ def linear(
     return y
 
 
+@dataclass(frozen=True)
+class Projections:
+    """How the linear maps of attention and MLPs are made: see :func:`projections`."""
+
+    use_bias: bool = True
+    weights_initializer: Initializer = default_initializer
+    out_initializer: Initializer | None = None
+    bias_initializer: Initializer = zeros
+    dtype: DType | None = None
+    param_dtype: DType | None = None
+
+    def __call__(self, params: LinearParams, x: Array, out_dim: int, out: bool = False) -> Array:
+        """``nets.linear`` made this way (``out``: a map back into the residual stream)."""
+        init = self.weights_initializer if not out or self.out_initializer is None else self.out_initializer
+        return linear(
+            params, x, out_dim, self.use_bias, weights_initializer=init, bias_initializer=self.bias_initializer,
+            dtype=self.dtype, param_dtype=self.param_dtype,
+        )  # fmt: skip
+
+
+def projections(
+    use_bias: bool = True,
+    *,
+    weights_initializer: Initializer = default_initializer,
+    out_initializer: Initializer | None = None,
+    bias_initializer: Initializer = zeros,
+    dtype: DType | None = None,
+    param_dtype: DType | None = None,
+) -> Projections:
+    """How the linear maps of an attention or MLP part are made (a part of :func:`attention`
+    and :func:`feed_forward`).
+
+    Args:
+        use_bias: whether the maps have a bias.
+        weights_initializer: initializer of the weights into the heads or the hidden layer.
+        out_initializer: initializer of the weights back into the residual (attention's
+            ``out``, the MLP's last layer); default ``weights_initializer``.
+        bias_initializer: initializer of the biases.
+        dtype: the computation dtype.
+        param_dtype: the storage dtype of the params (default float32).
+
+    Returns:
+        A :class:`Projections` value.
+
+    Example:
+        >>> from zephyr import nets
+        >>> nets.projections(use_bias=False).use_bias
+        False
+    """
+    check_bool("projections", "use_bias", use_bias)
+    return Projections(use_bias, weights_initializer, out_initializer, bias_initializer, dtype, param_dtype)
+
+
 @flexible
 def linear_like(
     params: LinearParams,
@@ -168,9 +221,7 @@ def branch_linear(
         >>> nets.branch_linear(params, x, 3).shape
         (2, 3, 4)
     """
-    branches = typing.cast(object, num_branches)  # any value at run time
-    if not isinstance(branches, int) or isinstance(branches, bool) or branches < 1:
-        fail("branch_linear", "num_branches", ">= 1", num_branches)
+    check_size("branch_linear", "num_branches", num_branches)
     d = x.shape[-1]
     flat_params: LinearParams = params  # same keys as LinearParams, other dim names
     y = linear(flat_params, x, num_branches * d, use_bias, dtype=dtype, param_dtype=param_dtype)
@@ -185,12 +236,7 @@ def mlp(
     activation: Callable[[Array], Array] = jax.nn.relu,
     activation_final: Callable[[Array], Array] = lambda y: y,
     *,
-    use_bias: bool = True,
-    weights_initializer: Initializer = default_initializer,
-    final_weights_initializer: Initializer | None = None,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
+    projections: Projections = Projections(),
 ) -> Float[Array, "*batch d_out"]:
     """A stack of :func:`linear` layers, ``activation`` between them.
 
@@ -200,13 +246,9 @@ def mlp(
         out_dims: the output size of each layer; the last is the output size.
         activation: applied after every layer but the last.
         activation_final: applied after the last layer (default: identity).
-        use_bias: whether the layers have a bias.
-        weights_initializer: initializer of the layers' weights (default: truncated normal, fan-in).
-        final_weights_initializer: initializer of the last layer's weights (default
-            ``weights_initializer``), e.g. nanoGPT's residual projection scaled by ``1 / sqrt(2 * layers)``.
-        bias_initializer: initializer of the biases (default zeros).
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
+        projections: how the layers are made (:func:`projections`: bias, initializers, dtypes;
+            its ``out_initializer`` is the last layer's, e.g. nanoGPT's residual projection
+            scaled by ``1 / sqrt(2 * layers)``).
 
     Returns:
         ``(*batch, out_dims[-1])``.
@@ -219,25 +261,12 @@ def mlp(
         >>> sorted(params), nets.mlp(params, x, [8, 3]).shape
         ([0, 1], (2, 3))
     """
-    given = typing.cast(object, out_dims)  # any value at run time
-    if isinstance(given, list | tuple) and not given:
-        raise ValueError("mlp: `out_dims` must name at least one layer, got []")
     dims = check_sizes("mlp", "out_dims", out_dims)
     check_callable("mlp", "activation", activation)
     check_callable("mlp", "activation_final", activation_final)
-    check_bool("mlp", "use_bias", use_bias)
+    if not isinstance(projections, Projections):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        raise TypeError(f"mlp: `projections` must come from nets.projections(...), got {type(projections).__name__}")
     for i, out_dim in enumerate(dims):
-        last = i == len(dims) - 1
-        init = final_weights_initializer if last and final_weights_initializer is not None else weights_initializer
-        x = linear(
-            params[i],
-            x,
-            out_dim,
-            use_bias,
-            weights_initializer=init,
-            bias_initializer=bias_initializer,
-            dtype=dtype,
-            param_dtype=param_dtype,
-        )
+        x = projections(params[i], x, out_dim, out=i == len(dims) - 1)
         x = activation(x) if i < len(dims) - 1 else activation_final(x)
     return x

@@ -24,7 +24,8 @@ from ._dtypes import at_least_float32, cast, compute_dtype
 class NormParams(TypedDict):
     """Params of :func:`layer_norm` and :func:`group_norm`: shaped by the normalized axes.
 
-    Both leaves are optional (``create_scale`` / ``create_offset``); the net's body declares them.
+    Both leaves are optional (``scale_initializer`` / ``offset_initializer`` None: none); the
+    net's body declares them.
     """
 
     scale: NotRequired[Float[Array, "*normalized"]]
@@ -101,32 +102,37 @@ def _normalize(xs: Array, axes: tuple[int, ...], eps: float, center: bool) -> Ar
     return jax.lax.mul(xs, _back(inverse, axes, xs.shape))
 
 
-def _check_switches(who: str, eps: float, **switches: bool) -> None:
-    """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each switch a bool."""
+def _check_options(who: str, eps: float, scale_initializer: object, offset_initializer: object = None) -> None:
+    """``eps`` a number >= 0 (a negative one gives NaN for constant inputs); each initializer a
+    function or None (no such param)."""
     given = typing.cast(object, eps)  # any value at run time
     if isinstance(given, bool) or not isinstance(given, int | float | np.floating) or not 0.0 <= float(eps) < math.inf:
         fail(who, "eps", "a finite number >= 0", eps)
-    for name, value in switches.items():
-        check_bool(who, name, value)
+    for name, f in (("scale", scale_initializer), ("offset", offset_initializer)):
+        if f is not None and not callable(f):
+            fail(who, f"{name}_initializer", f"an initializer (key, shape, dtype) -> Array, or None for no {name}", f, TypeError)
 
 
 def _scale_offset(
-    params: NormParams,
+    params: NormParams | RMSNormParams,
     y: Array,
     axes: tuple[int, ...],
     param_shape: tuple[int, ...],
-    create_scale: bool,
-    create_offset: bool,
-    scale_initializer: Initializer,
-    offset_initializer: Initializer,
+    scale_initializer: Initializer | None,
+    offset_initializer: Initializer | None,
     param_dtype: DType | None,
     dtype: np.dtype[Any],
+    unit_offset: bool = False,
 ) -> Array:
-    if create_scale:
-        scale = validate(params["scale"], param_shape, scale_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
-        y = jax.lax.mul(y, _along(scale, axes, y.shape, dtype))
-    if create_offset:
-        offset = validate(params["offset"], param_shape, offset_initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_offset
+    """``y * scale + offset`` (``y * (1 + scale)`` with ``unit_offset``), each param only with its
+    initializer, shaped ``param_shape`` along ``axes`` of ``y``."""
+    leaves = typing.cast(dict[str, Array], params)  # "scale" and "offset", as the initializers say
+    if scale_initializer is not None:
+        scale = validate(leaves["scale"], param_shape, scale_initializer, dtype=param_dtype)
+        factor = _along(scale, axes, y.shape, dtype)
+        y = jax.lax.mul(y, factor + jax.lax.full((), 1, factor.dtype) if unit_offset else factor)
+    if offset_initializer is not None:
+        offset = validate(leaves["offset"], param_shape, offset_initializer, dtype=param_dtype)
         y = jax.lax.add(y, _along(offset, axes, y.shape, dtype))
     return y
 
@@ -137,17 +143,39 @@ def _compute(dtype: DType | None, x: Array, param_dtype: DType | None) -> np.dty
     return compute_dtype(dtype, x, stored)
 
 
+def _normed(
+    who: str,
+    params: NormParams | RMSNormParams,
+    x: Array,
+    axis: int | Sequence[int],
+    eps: float,
+    center: bool,
+    scale_initializer: Initializer | None,
+    offset_initializer: Initializer | None,
+    unit_offset: bool,
+    dtype: DType | None,
+    param_dtype: DType | None,
+) -> Array:
+    """The body of ``layer_norm`` (``center``) and ``rms_norm``: statistics over ``axis`` in at
+    least float32, then the scale and offset."""
+    min_rank(who, "x", x.shape, 1)
+    _check_options(who, eps, scale_initializer, offset_initializer)
+    axes = _axes(who, axis, x.ndim)
+    compute = _compute(dtype, x, param_dtype)
+    y = cast(_normalize(cast(x, at_least_float32(compute)), axes, eps, center), compute)
+    param_shape = tuple(x.shape[a] for a in axes)
+    return _scale_offset(params, y, axes, param_shape, scale_initializer, offset_initializer, param_dtype, compute, unit_offset)
+
+
 @flexible
 def layer_norm(
     params: NormParams,
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = -1,
     *,
-    create_scale: bool = True,
-    create_offset: bool = True,
     eps: float = 1e-5,
-    scale_initializer: Initializer = ones,
-    offset_initializer: Initializer = zeros,
+    scale_initializer: Initializer | None = ones,
+    offset_initializer: Initializer | None = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "*shape"]:
@@ -158,14 +186,12 @@ def layer_norm(
 
     Args:
         params: ``{"scale": s, "offset": s}`` with ``s = tuple(x.shape[a] for a in axis)``
-            (sorted axes); each only if created.
+            (sorted axes); each only with its initializer.
         x: any shape with at least one axis.
         axis: the normalized axis or axes (relative axes welcome).
-        create_scale: whether to learn a scale (initialized to ones).
-        create_offset: whether to learn an offset (initialized to zeros).
         eps: added to the variance.
-        scale_initializer: initializer of ``scale`` (default ones).
-        offset_initializer: initializer of ``offset`` (default zeros).
+        scale_initializer: initializer of ``scale`` (default ones); None: no scale.
+        offset_initializer: initializer of ``offset`` (default zeros); None: no offset.
         dtype: the computation dtype (default: the promotion of ``x`` and the params).
         param_dtype: the storage dtype of the params (default float32).
 
@@ -182,18 +208,9 @@ def layer_norm(
         >>> nets.layer_norm(params, x).shape
         (2, 3, 5)
     """
-    min_rank("layer_norm", "x", x.shape, 1)
-    _check_switches("layer_norm", eps, create_scale=create_scale, create_offset=create_offset)
-    axes = _axes("layer_norm", axis, x.ndim)
-    compute = _compute(dtype, x, param_dtype)
-    stats = at_least_float32(compute)
-    y = _normalize(cast(x, stats), axes, eps, center=True)
-    param_shape = tuple(x.shape[a] for a in axes)
-    y = _scale_offset(
-        params, cast(y, compute), axes, param_shape, create_scale, create_offset,
-        scale_initializer, offset_initializer, param_dtype, compute,
+    return _normed(
+        "layer_norm", params, x, axis, eps, True, scale_initializer, offset_initializer, False, dtype, param_dtype
     )
-    return y
 
 
 @flexible
@@ -202,9 +219,8 @@ def rms_norm(
     x: Float[Array, "*shape"],
     axis: int | Sequence[int] = -1,
     *,
-    create_scale: bool = True,
     eps: float = 1e-5,
-    scale_initializer: Initializer = ones,
+    scale_initializer: Initializer | None = ones,
     unit_offset: bool = False,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
@@ -212,12 +228,13 @@ def rms_norm(
     """Root-mean-square normalization: ``x / sqrt(mean(x**2) + eps) * scale`` over ``axis``.
 
     Args:
-        params: ``{"scale": s}`` with ``s = tuple(x.shape[a] for a in axis)``, if created.
+        params: ``{"scale": s}`` with ``s = tuple(x.shape[a] for a in axis)`` (none without
+            ``scale_initializer``).
         x: any shape with at least one axis.
         axis: the normalized axis or axes.
-        create_scale: whether to learn a scale (initialized to ones).
         eps: added to the mean square.
-        scale_initializer: initializer of ``scale`` (default ones; zeros with ``unit_offset``).
+        scale_initializer: initializer of ``scale`` (default ones; zeros with ``unit_offset``);
+            None: no scale.
         unit_offset: scale by ``1 + scale`` (Gemma's RMSNorm, ``scale`` initialized to zeros).
         dtype: the computation dtype.
         param_dtype: the storage dtype of the params (default float32).
@@ -235,19 +252,9 @@ def rms_norm(
         >>> nets.rms_norm(params, x).shape
         (2, 5)
     """
-    min_rank("rms_norm", "x", x.shape, 1)
-    _check_switches("rms_norm", eps, create_scale=create_scale)
-    axes = _axes("rms_norm", axis, x.ndim)
-    compute = _compute(dtype, x, param_dtype)
-    stats = at_least_float32(compute)
-    y = cast(_normalize(cast(x, stats), axes, eps, center=False), compute)
-    if create_scale:
-        param_shape = tuple(x.shape[a] for a in axes)
-        initializer = zeros if unit_offset and scale_initializer is ones else scale_initializer
-        scale = validate(params["scale"], param_shape, initializer, dtype=param_dtype)  # pyright: ignore[reportTypedDictNotRequiredAccess]  # read only when create_scale
-        factor = _along(scale, axes, y.shape, compute)
-        y = jax.lax.mul(y, factor + jax.lax.full((), 1, factor.dtype) if unit_offset else factor)
-    return y
+    if unit_offset and scale_initializer is ones:
+        scale_initializer = zeros  # Gemma's scale starts at zeros: 1 + scale = 1
+    return _normed("rms_norm", params, x, axis, eps, False, scale_initializer, None, unit_offset, dtype, param_dtype)
 
 
 @flexible
@@ -256,11 +263,9 @@ def group_norm(
     x: Float[Array, "batch *spatial channels"],
     num_groups: int,
     *,
-    create_scale: bool = True,
-    create_offset: bool = True,
     eps: float = 1e-5,
-    scale_initializer: Initializer = ones,
-    offset_initializer: Initializer = zeros,
+    scale_initializer: Initializer | None = ones,
+    offset_initializer: Initializer | None = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Float[Array, "batch *spatial channels"]:
@@ -270,15 +275,13 @@ def group_norm(
     group are taken over all its spatial axes and the group's channels.
 
     Args:
-        params: ``{"scale": (channels,), "offset": (channels,)}``, each only if created.
+        params: ``{"scale": (channels,), "offset": (channels,)}``, each only with its initializer.
         x: ``(batch, *spatial, channels)``; ``num_groups`` must divide ``channels``.
         num_groups: the number of groups (1: layer norm over all but the batch axis;
             ``channels``: instance norm).
-        create_scale: whether to learn a per-channel scale (initialized to ones).
-        create_offset: whether to learn a per-channel offset (initialized to zeros).
         eps: added to the variance.
-        scale_initializer: initializer of ``scale`` (default ones).
-        offset_initializer: initializer of ``offset`` (default zeros).
+        scale_initializer: initializer of the per-channel ``scale`` (default ones); None: no scale.
+        offset_initializer: initializer of the per-channel ``offset`` (default zeros); None: no offset.
         dtype: the computation dtype.
         param_dtype: the storage dtype of the params (default float32).
 
@@ -296,7 +299,7 @@ def group_norm(
         >>> nets.group_norm(params, x, 3).shape
         (2, 4, 4, 6)
     """
-    _check_switches("group_norm", eps, create_scale=create_scale, create_offset=create_offset)
+    _check_options("group_norm", eps, scale_initializer, offset_initializer)
     min_rank("group_norm", "x", x.shape, 2, "(batch, ..., channels)")
     channels = x.shape[-1]
     if not is_positive_int(num_groups) or channels % num_groups != 0:
@@ -304,14 +307,10 @@ def group_norm(
             f"group_norm: `num_groups` must divide the {channels} channels of `x`, got {num_groups}"
         )
     compute = _compute(dtype, x, param_dtype)
-    stats = at_least_float32(compute)
-    grouped = x.astype(stats).reshape(x.shape[:-1] + (num_groups, channels // num_groups))
+    grouped = x.astype(at_least_float32(compute)).reshape(x.shape[:-1] + (num_groups, channels // num_groups))
     reduce = tuple(range(1, x.ndim - 1)) + (x.ndim,)
     y = cast(_normalize(grouped, reduce, eps, center=True).reshape(x.shape), compute)
-    return _scale_offset(
-        params, y, (x.ndim - 1,), (channels,), create_scale, create_offset,
-        scale_initializer, offset_initializer, param_dtype, compute,
-    )
+    return _scale_offset(params, y, (x.ndim - 1,), (channels,), scale_initializer, offset_initializer, param_dtype, compute)
 
 
 @flexible
@@ -324,10 +323,8 @@ def batch_norm(
     momentum: float = 0.99,
     eps: float = 1e-5,
     axis: int | Sequence[int] = -1,
-    create_scale: bool = True,
-    create_offset: bool = True,
-    scale_initializer: Initializer = ones,
-    offset_initializer: Initializer = zeros,
+    scale_initializer: Initializer | None = ones,
+    offset_initializer: Initializer | None = zeros,
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> tuple[Float[Array, "*shape"], BatchNormState]:
@@ -352,10 +349,8 @@ def batch_norm(
         momentum: the weight of the old running statistics in the update.
         eps: added to the variance.
         axis: the feature axis or axes.
-        create_scale: whether to learn a scale (initialized to ones).
-        create_offset: whether to learn an offset (initialized to zeros).
-        scale_initializer: initializer of ``scale`` (default ones).
-        offset_initializer: initializer of ``offset`` (default zeros).
+        scale_initializer: initializer of ``scale`` (default ones); None: no scale.
+        offset_initializer: initializer of ``offset`` (default zeros); None: no offset.
         dtype: the computation dtype.
         param_dtype: the storage dtype of the params and the state (default float32).
 
@@ -377,7 +372,7 @@ def batch_norm(
     min_rank("batch_norm", "x", x.shape, 2, "(batch, ..., features)")
     if not 0.0 <= momentum <= 1.0:
         fail("batch_norm", "momentum", "in [0, 1]", momentum)
-    _check_switches("batch_norm", eps, create_scale=create_scale, create_offset=create_offset)
+    _check_options("batch_norm", eps, scale_initializer, offset_initializer)
     axes = _axes("batch_norm", axis, x.ndim)
     if len(axes) == x.ndim:
         raise ValueError(
@@ -411,8 +406,5 @@ def batch_norm(
         new_state = {"mean": running_mean, "var": running_var}
     inv = jax.lax.rsqrt(var + eps)
     y = (xs - _along(mean, axes, xs.shape, stats)) * _along(inv, axes, xs.shape, stats)
-    y = _scale_offset(
-        params, y.astype(compute), axes, feature_shape, create_scale, create_offset,
-        scale_initializer, offset_initializer, param_dtype, compute,
-    )
+    y = _scale_offset(params, y.astype(compute), axes, feature_shape, scale_initializer, offset_initializer, param_dtype, compute)
     return y, new_state

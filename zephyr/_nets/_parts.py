@@ -1,4 +1,4 @@
-"""The parts of attention: ``projections``, ``attention`` (one hashable value for every use),
+"""The parts of attention: ``attention`` (one hashable value for every use),
 and what acts on queries and keys (``rotary``) or on the logits (``soft_cap``, ``sliding_window``).
 
 Parts are frozen dataclasses: equal when their fields are, hashable, so a block built from
@@ -14,13 +14,10 @@ from typing import Protocol
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jax.nn.initializers import zeros
 
 from .._checks import check_rate, positive_int, positive_int_or_none
-from ..core._initializers import default_initializer
-from ..core._types import DType, Initializer
 from ._embed import rope
-from ._linear import LinearParams, linear
+from ._linear import Projections
 
 
 class QKPart(Protocol):
@@ -42,58 +39,6 @@ class LogitsPart(Protocol):
     """
 
     def __call__(self, logits: Array, q_index: Array, k_index: Array, /) -> Array: ...
-
-
-@dataclass(frozen=True)
-class Projections:
-    """How the linear maps of attention and MLPs are made: see :func:`projections`."""
-
-    use_bias: bool = True
-    weights_initializer: Initializer = default_initializer
-    out_initializer: Initializer | None = None
-    bias_initializer: Initializer = zeros
-    dtype: DType | None = None
-    param_dtype: DType | None = None
-
-    def __call__(self, params: LinearParams, x: Array, out_dim: int, out: bool = False) -> Array:
-        """``nets.linear`` made this way (``out``: a map back into the residual stream)."""
-        init = self.weights_initializer if not out or self.out_initializer is None else self.out_initializer
-        return linear(
-            params, x, out_dim, self.use_bias, weights_initializer=init, bias_initializer=self.bias_initializer,
-            dtype=self.dtype, param_dtype=self.param_dtype,
-        )  # fmt: skip
-
-
-def projections(
-    use_bias: bool = True,
-    *,
-    weights_initializer: Initializer = default_initializer,
-    out_initializer: Initializer | None = None,
-    bias_initializer: Initializer = zeros,
-    dtype: DType | None = None,
-    param_dtype: DType | None = None,
-) -> Projections:
-    """How the linear maps of an attention or MLP part are made (a part of :func:`attention`
-    and :func:`feed_forward`).
-
-    Args:
-        use_bias: whether the maps have a bias.
-        weights_initializer: initializer of the weights into the heads or the hidden layer.
-        out_initializer: initializer of the weights back into the residual (attention's
-            ``out``, the MLP's last layer); default ``weights_initializer``.
-        bias_initializer: initializer of the biases.
-        dtype: the computation dtype.
-        param_dtype: the storage dtype of the params (default float32).
-
-    Returns:
-        A :class:`Projections` value.
-
-    Example:
-        >>> from zephyr import nets
-        >>> nets.projections(use_bias=False).use_bias
-        False
-    """
-    return Projections(use_bias, weights_initializer, out_initializer, bias_initializer, dtype, param_dtype)
 
 
 @dataclass(frozen=True)

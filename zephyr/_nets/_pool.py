@@ -11,8 +11,9 @@ import numpy as np
 from jax import Array
 from jaxtyping import Float
 
-from .._checks import int_pairs, min_rank, positive_ints
+from .._checks import min_rank, positive_ints
 from .._flexible import flexible
+from ._common import checked_padding
 
 if TYPE_CHECKING:  # a str variable type-checks; its value is checked at run time
     PoolPadding = Literal["SAME", "VALID"] | str | Sequence[tuple[int, int]]
@@ -85,17 +86,6 @@ def _full(values: tuple[int, ...], ndim: int) -> tuple[int, ...]:
     return (1,) * (ndim - 1 - len(values)) + values + (1,)
 
 
-def _padding(who: str, padding: str | Sequence[tuple[int, int]], m: int, ndim: int) -> str | list[tuple[int, int]]:
-    if isinstance(padding, str):
-        if padding not in ("SAME", "VALID"):
-            raise ValueError(f"{who}: `padding` must be 'SAME', 'VALID' or {m} (low, high) pairs, got {padding!r}")
-        return padding
-    pairs = int_pairs(padding, m)
-    if pairs is None:
-        raise ValueError(f"{who}: `padding` must be 'SAME', 'VALID' or {m} (low, high) pairs of ints, got {padding!r}")
-    return [(0, 0)] * (ndim - 1 - m) + pairs + [(0, 0)]
-
-
 def _reduce(
     who: str,
     x: Array,
@@ -110,7 +100,8 @@ def _reduce(
     full_stride = _full_rank(who, "stride", x, stride, usual)
     stride = stride if full_stride is None else full_stride
     strides = _full(positive_ints(who, "stride", stride, len(window), " (one per pooled axis)"), x.ndim)
-    pad = _padding(who, padding, len(window), x.ndim)
+    pairs = checked_padding(who, padding, len(window))
+    pad = pairs if isinstance(pairs, str) else [(0, 0)] * (x.ndim - 1 - len(window)) + pairs + [(0, 0)]
     dims = _full(window, x.ndim)
     y = _reduce_window(x, np.array(init, x.dtype), op, dims, strides, pad)
     return y, dims, strides, pad

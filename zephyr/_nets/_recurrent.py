@@ -183,30 +183,29 @@ class BidirectionalParams(TypedDict):
 
 
 class _Weights(NamedTuple):
+    """A built-in cell's leaves in the computation dtype: ``biases`` is ``(bias,)``, or the GRU's
+    ``(bias_input, bias_hidden)``; ``activation`` is the RNN's."""
+
     w_input: Array
     w_hidden: Array
-    bias_input: Array
-    bias_hidden: Array | None
+    biases: tuple[Array, ...]
     compute: np.dtype[Any]
-
-
-def _bias(b: Array, shape: tuple[int, ...]) -> Array:
-    return jnp.broadcast_to(b, shape)
+    activation: Callable[[Array], Array]
 
 
 def _project_input(weights: _Weights, x: Array) -> Array:
     """``x @ w_input + bias_input``, for one step or a whole sequence at once."""
     y = jnp.matmul(x.astype(weights.compute), weights.w_input)
-    return y + _bias(weights.bias_input, y.shape)
+    return y + jnp.broadcast_to(weights.biases[0], y.shape)
 
 
 def _hidden(weights: _Weights, h: Array) -> Array:
     y = jnp.matmul(h, weights.w_hidden)
-    return y if weights.bias_hidden is None else y + _bias(weights.bias_hidden, y.shape)
+    return y + jnp.broadcast_to(weights.biases[1], y.shape) if len(weights.biases) > 1 else y
 
 
-def _rnn_update(weights: _Weights, activation: Callable[[Array], Array], h: Array, px: Array) -> Array:
-    return activation(px + _hidden(weights, h)).astype(weights.compute)
+def _rnn_update(weights: _Weights, h: Array, px: Array) -> Array:
+    return weights.activation(px + _hidden(weights, h)).astype(weights.compute)
 
 
 def _lstm_update(weights: _Weights, carry: LSTMState, px: Array) -> LSTMState:
@@ -227,73 +226,92 @@ def _gru_update(weights: _Weights, h: Array, px: Array) -> Array:
     return ((1.0 - z) * n + z * h).astype(weights.compute)
 
 
+class _Kind(NamedTuple):
+    """What sets a built-in cell apart: its gates side by side in the weights, its bias leaves and
+    their default initializer, its update ``(weights, carry, x_t @ w_input + bias) -> carry``."""
+
+    gates: int
+    biases: tuple[str, ...]
+    default_bias: Initializer
+    update: Callable[[_Weights, Any, Array], Any]
+    lstm: bool = False  # the carry is an LSTMState
+
+
+_RNN = _Kind(1, ("bias",), zeros, _rnn_update)
+_LSTM = _Kind(4, ("bias",), lstm_bias_initializer, _lstm_update, lstm=True)
+_GRU = _Kind(3, ("bias_input", "bias_hidden"), zeros, _gru_update)
+
+
 def _is_pair(value: object) -> bool:
     return isinstance(value, tuple) and len(value) == 2  # pyright: ignore[reportUnknownArgumentType]  # any tuple
 
 
-def _check_carry(who: str, name: str, carry: Array, batch: tuple[int, ...], hidden_size: int) -> None:
-    expected = (*batch, hidden_size)
-    if tuple(carry.shape) != expected:
-        raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(carry.shape)}")
-
-
-class _Init(NamedTuple):
-    """The initializers of a cell's leaves, the cell's own bias filled in."""
-
-    w_input: Initializer
-    w_hidden: Initializer
-    bias: Initializer
-
-
-def _checked_init(who: str, initializers: CellInitializers, default_bias: Initializer = zeros) -> _Init:
-    if not isinstance(initializers, CellInitializers):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
-        raise TypeError(f"{who}: `initializers` must come from nets.cell_initializers(...), got {describe_value(initializers)}")
-    bias = default_bias if initializers.bias is None else initializers.bias
-    return _Init(initializers.w_input, initializers.w_hidden, bias)
-
-
-def _single_bias_weights(
-    params: RNNParams | LSTMParams,
+def _weights(
+    who: str,
+    kind: _Kind,
+    params: RNNParams | LSTMParams | GRUParams,
     x: Array,
     hidden_size: int,
-    gates: int,
-    init: _Init,
+    initializers: CellInitializers,
     dtype: DType | None,
     param_dtype: DType | None,
+    activation: Callable[[Array], Array],
 ) -> _Weights:
-    """The weights of a cell with ``gates`` gates sharing one bias (rnn: 1, lstm: 4)."""
-    features, width = x.shape[-1], gates * hidden_size
-    w_input = validate(params["w_input"], (features, width), init.w_input, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, width), init.w_hidden, dtype=param_dtype)
-    bias = validate(params["bias"], (width,), init.bias, dtype=param_dtype)
+    """The leaves of a ``kind`` cell for inputs ``x`` ``(..., features)``, declared and checked."""
+    if not isinstance(initializers, CellInitializers):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+        raise TypeError(f"{who}: `initializers` must come from nets.cell_initializers(...), got {describe_value(initializers)}")
+    bias = kind.default_bias if initializers.bias is None else initializers.bias
+    leaves = cast(dict[str, Array], params)  # the kind's leaf names
+    width = kind.gates * hidden_size
+    w_input = validate(leaves["w_input"], (x.shape[-1], width), initializers.w_input, dtype=param_dtype)
+    w_hidden = validate(leaves["w_hidden"], (hidden_size, width), initializers.w_hidden, dtype=param_dtype)
+    biases = [validate(leaves[name], (width,), bias, dtype=param_dtype) for name in kind.biases]
     compute = compute_dtype(dtype, x, w_input)
-    return _Weights(w_input.astype(compute), w_hidden.astype(compute), bias.astype(compute), None, compute)
+    as_compute = tuple(b.astype(compute) for b in biases)
+    return _Weights(w_input.astype(compute), w_hidden.astype(compute), as_compute, compute, activation)
 
 
-def _rnn_weights(
-    params: RNNParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
-) -> _Weights:
-    return _single_bias_weights(params, x, hidden_size, 1, init, dtype, param_dtype)
+def _carry(who: str, name: str, value: Any, batch: tuple[int, ...], hidden_size: int, compute: np.dtype[Any], lstm: bool) -> Any:
+    """A cell's carry checked against ``(*batch, hidden_size)`` (each half of an ``LSTMState`` with
+    ``lstm``) and cast to ``compute``; None: zeros."""
+    if value is None:
+        zero = jax.lax.full((*batch, hidden_size), 0, compute)
+        return LSTMState(zero, zero) if lstm else zero
+    if lstm:
+        if not _is_pair(value):
+            raise TypeError(f"{who}: `{name}` must be an LSTMState(hidden, cell), got {type(value).__name__}")
+        halves = (_carry(who, f"{name}.{field}", v, batch, hidden_size, compute, False) for field, v in zip(LSTMState._fields, value))
+        return LSTMState(*halves)
+    expected = (*batch, hidden_size)
+    if tuple(value.shape) != expected:
+        raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(value.shape)}")
+    return value.astype(compute)
 
 
-def _lstm_weights(
-    params: LSTMParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
-) -> _Weights:
-    return _single_bias_weights(params, x, hidden_size, 4, init, dtype, param_dtype)
+def _output(carry: Any) -> Array:
+    """What a built-in cell outputs: ``h`` (an LSTM's ``carry.hidden``)."""
+    return carry.hidden if isinstance(carry, LSTMState) else carry
 
 
-def _gru_weights(
-    params: GRUParams, x: Array, hidden_size: int, init: _Init, dtype: DType | None, param_dtype: DType | None
-) -> _Weights:
-    features, width = x.shape[-1], 3 * hidden_size
-    w_input = validate(params["w_input"], (features, width), init.w_input, dtype=param_dtype)
-    w_hidden = validate(params["w_hidden"], (hidden_size, width), init.w_hidden, dtype=param_dtype)
-    bias_input = validate(params["bias_input"], (width,), init.bias, dtype=param_dtype)
-    bias_hidden = validate(params["bias_hidden"], (width,), init.bias, dtype=param_dtype)
-    compute = compute_dtype(dtype, x, w_input)
-    return _Weights(
-        w_input.astype(compute), w_hidden.astype(compute), bias_input.astype(compute), bias_hidden.astype(compute), compute
-    )
+def _cell(
+    who: str,
+    kind: _Kind,
+    params: RNNParams | LSTMParams | GRUParams,
+    carry: Any,
+    x_t: Array,
+    hidden_size: int,
+    initializers: CellInitializers,
+    dtype: DType | None,
+    param_dtype: DType | None,
+    activation: Callable[[Array], Array] = jnp.tanh,
+) -> tuple[Any, Array]:
+    """One step of a built-in cell: ``(new_carry, h)``."""
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
+    weights = _weights(who, kind, params, x_t, hidden_size, initializers, dtype, param_dtype, activation)
+    state = _carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size, weights.compute, kind.lstm)
+    new = kind.update(weights, state, _project_input(weights, x_t))
+    return new, _output(new)
 
 
 class _Lengths(NamedTuple):
@@ -420,14 +438,7 @@ def rnn_cell(
         >>> y.shape
         (2, 4)
     """
-    who = "rnn_cell"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
-    _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    init = _checked_init(who, initializers)
-    weights = _rnn_weights(params, x_t, hidden_size, init, dtype, param_dtype)
-    h = _rnn_update(weights, activation, carry.astype(weights.compute), _project_input(weights, x_t))
-    return h, h
+    return _cell("rnn_cell", _RNN, params, carry, x_t, hidden_size, initializers, dtype, param_dtype, activation)
 
 
 @flexible
@@ -470,19 +481,7 @@ def lstm_cell(
         >>> h.shape, new_state.cell.shape
         ((2, 4), (2, 4))
     """
-    who = "lstm_cell"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
-    if not _is_pair(carry):
-        raise TypeError(f"{who}: `carry` must be an LSTMState(hidden, cell), got {type(carry).__name__}")
-    batch = tuple(x_t.shape[:-1])
-    _check_carry(who, "carry.hidden", carry[0], batch, hidden_size)
-    _check_carry(who, "carry.cell", carry[1], batch, hidden_size)
-    init = _checked_init(who, initializers, lstm_bias_initializer)
-    weights = _lstm_weights(params, x_t, hidden_size, init, dtype, param_dtype)
-    state = LSTMState(carry[0].astype(weights.compute), carry[1].astype(weights.compute))
-    new = _lstm_update(weights, state, _project_input(weights, x_t))
-    return new, new.hidden
+    return _cell("lstm_cell", _LSTM, params, carry, x_t, hidden_size, initializers, dtype, param_dtype)
 
 
 @flexible
@@ -522,24 +521,41 @@ def gru_cell(
         >>> nets.gru_cell(params, h, x_t, 4)[1].shape
         (2, 4)
     """
-    who = "gru_cell"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
-    _check_carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size)
-    init = _checked_init(who, initializers)
-    weights = _gru_weights(params, x_t, hidden_size, init, dtype, param_dtype)
-    h = _gru_update(weights, carry.astype(weights.compute), _project_input(weights, x_t))
-    return h, h
+    return _cell("gru_cell", _GRU, params, carry, x_t, hidden_size, initializers, dtype, param_dtype)
 
 
 # ---------------------------------------------------------------------------------- sequences
 
 
-def _initial(who: str, initial_state: Array | None, batch: tuple[int, ...], hidden_size: int, compute: np.dtype[Any]) -> Array:
-    if initial_state is None:
-        return jax.lax.full((*batch, hidden_size), 0, compute)
-    _check_carry(who, "initial_state", initial_state, batch, hidden_size)
-    return initial_state.astype(compute)
+def _sequence(
+    who: str,
+    kind: _Kind,
+    params: RNNParams | LSTMParams | GRUParams,
+    x: Array,
+    hidden_size: int,
+    initial_state: Any,
+    seq_lengths: Array | None,
+    reverse: bool,
+    return_state: bool,
+    initializers: CellInitializers,
+    dtype: DType | None,
+    param_dtype: DType | None,
+    activation: Callable[[Array], Array] = jnp.tanh,
+) -> Array | tuple[Array, Any]:
+    """A built-in cell over a sequence in one ``lax.scan``, the input projection of every step
+    computed at once before it: the body of ``rnn``, ``lstm``, ``gru`` and ``bidirectional``."""
+    positive_int(who, "hidden_size", hidden_size)
+    min_rank(who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(who, seq_lengths, x)
+    weights = _weights(who, kind, params, x, hidden_size, initializers, dtype, param_dtype, activation)
+    state = _carry(who, "initial_state", initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute, kind.lstm)
+
+    def step(carry: Any, px: Array) -> tuple[Any, Array]:
+        new = kind.update(weights, carry, px)
+        return new, _output(new)
+
+    final, ys = _scan(step, state, _project_input(weights, x), reverse, lengths)
+    return (ys, final) if return_state else ys
 
 
 def _described(value: object) -> str:
@@ -751,19 +767,10 @@ def rnn(
         >>> nets.rnn(params, x, 4).shape
         (2, 7, 4)
     """
-    who = "rnn"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x", x.shape, 2, "(time, features)")
-    lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, initializers)
-    weights = _rnn_weights(params, x, hidden_size, init, dtype, param_dtype)
-    h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
-    def step(h: Array, px: Array) -> tuple[Array, Array]:
-        new = _rnn_update(weights, activation, h, px)
-        return new, new
-
-    final, ys = _scan(step, h0, _project_input(weights, x), reverse, lengths)
-    return (ys, cast(Array, final)) if return_state else ys
+    return _sequence(
+        "rnn", _RNN, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
+        param_dtype, activation,
+    )  # fmt: skip
 
 
 @overload
@@ -848,29 +855,10 @@ def lstm(
         >>> bool((ys[1, 3:] == 0).all())
         True
     """
-    who = "lstm"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x", x.shape, 2, "(time, features)")
-    lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, initializers, lstm_bias_initializer)
-    weights = _lstm_weights(params, x, hidden_size, init, dtype, param_dtype)
-    batch = tuple(x.shape[:-2])
-    if initial_state is None:
-        zero = jax.lax.full((*batch, hidden_size), 0, weights.compute)
-        state0 = LSTMState(zero, zero)
-    else:
-        if not _is_pair(initial_state):
-            raise TypeError(f"{who}: `initial_state` must be an LSTMState(hidden, cell), got {type(initial_state).__name__}")
-        state0 = LSTMState(
-            _initial(who, initial_state[0], batch, hidden_size, weights.compute),
-            _initial(who, initial_state[1], batch, hidden_size, weights.compute),
-        )
-    def step(carry: LSTMState, px: Array) -> tuple[LSTMState, Array]:
-        new = _lstm_update(weights, carry, px)
-        return new, new.hidden
-
-    final, ys = _scan(step, state0, _project_input(weights, x), reverse, lengths)
-    return (ys, cast(LSTMState, final)) if return_state else ys
+    return _sequence(
+        "lstm", _LSTM, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
+        param_dtype,
+    )  # fmt: skip
 
 
 @overload
@@ -948,19 +936,10 @@ def gru(
         >>> nets.gru(params, x, 4, reverse=True).shape
         (7, 4)
     """
-    who = "gru"
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x", x.shape, 2, "(time, features)")
-    lengths = _seq_lengths(who, seq_lengths, x)
-    init = _checked_init(who, initializers)
-    weights = _gru_weights(params, x, hidden_size, init, dtype, param_dtype)
-    h0 = _initial(who, initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute)
-    def step(h: Array, px: Array) -> tuple[Array, Array]:
-        new = _gru_update(weights, h, px)
-        return new, new
-
-    final, ys = _scan(step, h0, _project_input(weights, x), reverse, lengths)
-    return (ys, cast(Array, final)) if return_state else ys
+    return _sequence(
+        "gru", _GRU, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
+        param_dtype,
+    )  # fmt: skip
 
 
 @overload
@@ -1035,31 +1014,12 @@ def bidirectional(
         ((2, 4), True)
     """
     who = "bidirectional"
-    check_option(who, "cell", cell, ("rnn", "lstm", "gru"))
-    min_rank(who, "x", x.shape, 2, "(time, features)")
-    if seq_lengths is not None:
-        _seq_lengths(who, seq_lengths, x)  # named as this net's argument
-    outputs: list[Array] = []
-    finals: list[Array | LSTMState] = []
-    for direction, reverse in (("forward", False), ("backward", True)):
-        p = params["forward"] if direction == "forward" else params["backward"]
-        final: Array | LSTMState
-        if cell == "lstm":
-            y, final = lstm(
-                cast(LSTMParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
-                dtype=dtype, param_dtype=param_dtype,
-            )  # fmt: skip
-        elif cell == "gru":
-            y, final = gru(
-                cast(GRUParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
-                dtype=dtype, param_dtype=param_dtype,
-            )  # fmt: skip
-        else:
-            y, final = rnn(
-                cast(RNNParams, p), x, hidden_size, seq_lengths=seq_lengths, reverse=reverse, return_state=True,
-                dtype=dtype, param_dtype=param_dtype,
-            )  # fmt: skip
-        outputs.append(y)
-        finals.append(final)
-    ys = jnp.concatenate(outputs, axis=-1)
-    return (ys, (finals[0], finals[1])) if return_state else ys
+    kind = {"rnn": _RNN, "lstm": _LSTM, "gru": _GRU}[check_option(who, "cell", cell, ("rnn", "lstm", "gru"))]
+    runs = [
+        cast(tuple[Array, Array | LSTMState], _sequence(
+            who, kind, p, x, hidden_size, None, seq_lengths, reverse, True, CellInitializers(), dtype, param_dtype
+        ))  # return_state=True: a pair
+        for p, reverse in ((params["forward"], False), (params["backward"], True))
+    ]
+    ys = jnp.concatenate([y for y, _final in runs], axis=-1)
+    return (ys, (runs[0][1], runs[1][1])) if return_state else ys

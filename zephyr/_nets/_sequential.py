@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import cast
 
 from jax import Array
 from jaxtyping import Shaped
 
 from ..core._types import Params
-from ..functools._composition import chain, thread_params
+from ..functools._composition import chain
 from .._flexible import flexible
 
 
@@ -49,25 +50,12 @@ def sequential(
     for i, layer in enumerate(functions):
         if not callable(layer):
             raise TypeError(f"sequential: `layers[{i}]` is {type(layer).__name__}, not a function (params, x) -> x")
-    return chain(thread_params(functions, _OrEmpty(params)))(x)
+    return chain([functools.partial(layer, _or_empty(params, i)) for i, layer in enumerate(functions)])(x)
 
 
-class _OrEmpty(Mapping[Any, Params]):
+def _or_empty(params: Params, i: int) -> Params:
     """``params[i]``, or ``{}`` for a layer without params (``trace`` creates no subtree for it)."""
-
-    __slots__ = ("_params",)
-
-    def __init__(self, params: Params) -> None:
-        self._params = params
-
-    def __getitem__(self, key: Any, /) -> Params:
-        try:
-            return self._params[key]
-        except (KeyError, IndexError):
-            return {}
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(cast("Mapping[Any, Params]", self._params))
-
-    def __len__(self) -> int:
-        return len(cast("Mapping[Any, Params]", self._params))
+    try:
+        return params[i]
+    except (KeyError, IndexError):
+        return {}

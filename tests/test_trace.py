@@ -15,7 +15,6 @@ import pytest
 
 from zephyr import default_initializer, nets, stack, trace, trace_with_state, validate
 from zephyr.core._paths import path_hash
-import zephyr.core._initializers as core_initializers
 from zephyr.core._initializers import leaf_key
 from zephyr.functools.partial import flexible
 from zephyr.functools.partial import placeholder_hole as _
@@ -476,22 +475,6 @@ def test_a_default_key_draws_each_leaf_with_threefry4x32_from_its_folded_key(mak
     folded = jax.random.fold_in(key, path_hash(("block", "w")))
     np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(jax.random.split(folded)).ravel())
     np.testing.assert_array_equal(params["block"]["w"], _uniform(k, (5, 6), jnp.float32))
-
-
-def test_without_threefry4x32_a_default_key_is_used_as_folded(monkeypatch: pytest.MonkeyPatch) -> None:
-    # An older JAX (before 0.10.2) has no threefry4x32: the folded key draws the leaf itself.
-    monkeypatch.setattr(core_initializers, "_leaf_key_impl_available", lambda: False)
-
-    def fresh_uniform(k: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32) -> jax.Array:
-        return jax.random.uniform(k, shape, dtype)  # a new initializer: no compiled program cached
-
-    def net(params: Params, x: jax.Array) -> jax.Array:
-        return x @ validate(params["w"], (x.shape[-1], 2), fresh_uniform)
-
-    key = jax.random.key(5)
-    params = trace(net, key, jnp.ones((1, 3)))
-    folded = jax.random.fold_in(key, path_hash(("w",)))
-    np.testing.assert_array_equal(params["w"], fresh_uniform(folded, (3, 2)))
 
 
 def test_a_key_of_another_generator_is_used_as_it_is() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import Callable
-from typing import Annotated, TypedDict
+from typing import Annotated, NotRequired, Required, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -65,6 +65,32 @@ class BlockParams(TypedDict):
 def block(params: BlockParams, x: Float[Array, "b d"], heads: int, d_head: int, out_dim: int) -> Array:
     h = (x @ params["up"]) @ params["down"] * params["scale"][None]
     return typed_linear(params["proj"], h, out_dim)
+
+
+class _TotalBase(TypedDict):
+    weights: Float[Array, "d_in out_dim"]
+
+
+class _PartialParams(_TotalBase, total=False):
+    bias: Float[Array, " out_dim"]  # not required: left to the body
+    scale: Required[Float[Array, " out_dim"]]
+    shift: NotRequired[Float[Array, " out_dim"]]
+
+
+@flexible
+def partly_required(params: _PartialParams, x: Float[Array, "*batch d_in"], out_dim: int) -> Float[Array, "*batch out_dim"]:
+    return x @ params["weights"] * params["scale"][None]
+
+
+def test_required_fields_are_read_from_the_hint_and_the_declaring_class(key: Array) -> None:
+    # `weights` is required by its total base, `scale` by Required[...] (a string annotation
+    # here, which __required_keys__ misses); the leaves and the checked keys agree.
+    layout = params_layout(partly_required)
+    assert layout is not None
+    assert [leaf.path for leaf in layout.leaves] == [("weights",), ("scale",)]
+    assert layout.levels[0].required == {"weights", "scale"}
+    params = trace(partly_required, key, jnp.ones((2, 3)), 4)
+    assert jax.tree.map(jnp.shape, params) == {"weights": (3, 4), "scale": (4,)}
 
 
 def test_symbolic_dims_nested_typeddicts_and_annotated_extras(key: Array) -> None:

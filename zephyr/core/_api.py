@@ -149,19 +149,16 @@ def validate(
         (3, 2)
     """
     resolved_dtype: DType | None = dtype
-    literal = _literal_shape(shape)
-    if literal is not None:
-        expected: Shape = literal
-    else:
-        if isinstance(shape, tuple | list):  # a sequence with an item that is not an int
-            items: list[object] = list(cast("Iterable[object]", shape))
-            index = next(i for i, d in enumerate(items) if not is_int(d))
+    if isinstance(shape, tuple | list):
+        items: list[object] = list(cast("Iterable[object]", shape))
+        index = next((i for i, d in enumerate(items) if not is_int(d)), None)  # numpy ints are sizes too
+        if index is not None:
             raise TypeError(
                 f"validate of {_name_for_error(array, _caller())}: `shape` must be a tuple of ints, got {shape!r} (item {index} is "
                 f"{type(items[index]).__name__} {items[index]!r}; sizes computed with / are floats: use //)"
             )
-        if not _NAMED_SHAPE:
-            raise TypeError(f"validate: `shape` must be a tuple of ints, got {shape!r}")
+        expected: Shape = tuple(int(cast(int, d)) for d in items)
+    else:  # a named shape: the layer above resolves it (importing zephyr sets the resolver)
         expected, annotated_dtype = _NAMED_SHAPE[0](shape, "validate")
         if resolved_dtype is None:
             resolved_dtype = annotated_dtype
@@ -198,15 +195,6 @@ def validate(
             f"got {np.dtype(array.dtype).name}"  # type: ignore[union-attr]
         )
     return array  # type: ignore[return-value]  # an array-like with a shape: an Array here
-
-
-def _literal_shape(shape: object) -> Shape | None:
-    """``shape`` as a tuple if it is a sequence of ints, else ``None`` (a dim spec)."""
-    if isinstance(shape, tuple | list):
-        dims: list[object] = list(cast("Iterable[object]", shape))
-        if all(is_int(d) for d in dims):  # numpy ints too: sizes computed with numpy
-            return tuple(int(cast(int, d)) for d in dims)
-    return None
 
 
 @functools.cache

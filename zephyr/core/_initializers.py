@@ -4,7 +4,6 @@ initialization per kind of leaf.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from types import CellType
@@ -15,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from .._jax import eval_shape, jit
+from .._jax import jit
 from ._cache import LRU
 from ._paths import path_hash
 from ._types import DType, Initializer, Leaf, PRNGKey, Shape, name_of
@@ -94,28 +93,19 @@ def initializer_identity(initializer: Initializer) -> Hashable:
     return (code, captured)
 
 
-# The generator each leaf is drawn with, where this JAX has it (0.10.2+). threefry4x32 is
-# as partitionable as the default threefry2x32 (a sharded leaf gets the same values, each
-# device computing only its shard) and identical across backends; on CPU it runs ~3x faster
-# with no temporaries, because XLA:CPU gets threefry2x32 as a rolled loop that keeps two
-# leaf-sized counters (see benchmarks/README.md). (philox4x32, also new in 0.10.2, fails to
-# compile under sharding there.)
+# The generator each leaf is drawn with (new in JAX 0.10.2, the oldest zephyr supports).
+# threefry4x32 is as partitionable as the default threefry2x32 (a sharded leaf gets the same
+# values, each device computing only its shard) and identical across backends; on CPU it runs
+# ~3x faster with no temporaries, because XLA:CPU gets threefry2x32 as a rolled loop that keeps
+# two leaf-sized counters (see benchmarks/README.md). (philox4x32, also new in 0.10.2, fails
+# to compile under sharding there.)
 LEAF_KEY_IMPL = "threefry4x32"
-
-
-@functools.cache
-def _leaf_key_impl_available() -> bool:
-    try:
-        eval_shape(lambda: jax.random.key(0, impl=LEAF_KEY_IMPL))  # shapes only: no device work
-    except ValueError:  # an older JAX: leaves keep the trace key's generator
-        return False
-    return True
 
 
 def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
     """The key a leaf is initialized with: ``fold_in(key, path_hash)``, on a fast generator.
 
-    A default (threefry2x32) key is carried over to threefry4x32 where JAX has it: the 128
+    A default (threefry2x32) key is carried over to threefry4x32: the 128
     bits of the new key are the two keys of ``split(fold_in(key, path_hash))``. A key of any
     other generator is used as it is.
 
@@ -128,7 +118,7 @@ def leaf_key(key: PRNGKey, path_hash: Any) -> PRNGKey:
     True
     """
     folded = jax.random.fold_in(key, path_hash)
-    if str(jax.random.key_impl(folded)) != "threefry2x32" or not _leaf_key_impl_available():
+    if str(jax.random.key_impl(folded)) != "threefry2x32":
         return folded
     words = jax.random.key_data(jax.random.split(folded)).reshape(4)
     leaf_key: PRNGKey = jax.random.wrap_key_data(words, impl=LEAF_KEY_IMPL)

@@ -17,6 +17,7 @@ running the call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple, cast
 
@@ -37,13 +38,8 @@ class _Below(NamedTuple):
     prefixes: tuple[Path, ...]  # the proper prefixes of those relative paths
 
 
-_UNKNOWN = object()  # _Recorded.below() not computed yet
-
-
 class _Recorded:
     """One call recorded for replay: where it ran, what it declared, the shapes it returned."""
-
-    __slots__ = ("root", "path", "declared", "out_tree", "out_leaves", "_below")
 
     def __init__(self, root: str, path: Path, declared: list[Declaration], out_tree: Any, out_leaves: list[Any]) -> None:
         self.root = root  # the trace's root, "params" or "state"
@@ -51,15 +47,13 @@ class _Recorded:
         self.declared = declared  # its journal entries, in order
         self.out_tree = out_tree
         self.out_leaves = out_leaves  # jax.ShapeDtypeStruct for each array, else the value itself
-        self._below: _Below | None | object = _UNKNOWN
 
+    @functools.cached_property
     def below(self) -> _Below | None:
         """The declarations as leaves below :attr:`path` (computed at the first replay: most
         recorded calls, the outermost net's among them, are never replayed); ``None`` when one
         is not below it (a captured node)."""
-        if self._below is _UNKNOWN:
-            self._below = _below(self.root, self.path, self.declared)
-        return cast("_Below | None", self._below)
+        return _below(self.root, self.path, self.declared)
 
 
 def _is_node(value: object) -> bool:
@@ -119,7 +113,7 @@ def _below(root: str, path: Path, declared: list[Declaration]) -> _Below | None:
         for entry in declared:
             if isinstance(entry, Replayed):
                 record = cast(_Recorded, entry.record)
-                if entry.path[: len(path)] != path or record.below() is None:
+                if entry.path[: len(path)] != path or record.below is None:
                     return None
                 _declare_again(scratch, record, entry.path[len(path) :])
             else:
@@ -148,7 +142,7 @@ def _declare_again(state: TraceState, recorded: _Recorded, path: Path) -> None:
     there would: in one step where nothing is declared yet at ``path``, else one by one."""
     if not recorded.declared:
         return
-    below = recorded.below()
+    below = recorded.below
     if below is not None and state.is_empty_at(path):
         state.add_below(path, below.leaves, below.prefixes, Replayed(path, recorded))
         return

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import threading
+import traceback
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple, NoReturn
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
@@ -150,13 +150,10 @@ class TraceState:
             )
         for i in range(len(path)):
             if path[:i] in self.specs:
-                self._overlap(path[:i], path)
-
-    def _overlap(self, leaf: Path, below: Path) -> NoReturn:
-        raise ValueError(
-            f"`{format_path(leaf, self.root)}` is a leaf, so `{format_path(below, self.root)}` "
-            "cannot be declared below it: one path is either an array or a subtree"
-        )
+                raise ValueError(
+                    f"`{format_path(path[:i], self.root)}` is a leaf, so `{format_path(path, self.root)}` "
+                    "cannot be declared below it: one path is either an array or a subtree"
+                )
 
 
 class _Declarations(threading.local):
@@ -180,10 +177,7 @@ def _describe(shape: Shape, dtype: np.dtype[Any]) -> str:
 def empty(shape: Shape, dtype: np.dtype[Any]) -> Array:
     # The cheapest abstract array to stage (about 3x cheaper than jnp.zeros); its values
     # are never computed: the forward only runs abstractly.
-    empty = getattr(jax.lax, "empty", None)
-    if empty is not None:
-        return empty(shape, dtype)  # type: ignore[no-any-return]
-    return jnp.zeros(shape, dtype)  # pyright: ignore[reportUnknownMemberType]  # jax's device parameter is partially typed
+    return jax.lax.empty(shape, dtype)  # type: ignore[no-any-return]  # jax types lax.empty partially
 
 
 _LEAK_CHECK: list[Callable[[], bool]] = []
@@ -225,41 +219,31 @@ class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
     that names its path.
     """
 
-    __slots__ = ("_state", "_path")
+    __slots__ = ("state", "path")
 
     def __init__(self, state: TraceState, path: Path) -> None:
-        self._state = state
-        self._path = path
-
-    @property
-    def path(self) -> Path:
-        """The keys from the root params to this node."""
-        return self._path
-
-    @property
-    def state(self) -> TraceState:
-        """The trace this node belongs to."""
-        return self._state
+        self.state = state  # the trace this node belongs to
+        self.path = path  # the keys from the root params to this node
 
     def __getitem__(self, key: PathKey) -> TraceNode | Array:
-        path = self._path + (check_key(self._path, key),)
-        spec = self._state.specs.get(path)
+        path = self.path + (check_key(self.path, key),)
+        spec = self.state.specs.get(path)
         if spec is None:
-            return TraceNode(self._state, path)
-        return self._state.stand_in(spec)
+            return TraceNode(self.state, path)
+        return self.state.stand_in(spec)
 
     def __repr__(self) -> str:
-        return f"<zephyr trace node {format_path(self._path, self._state.root)}>"
+        return f"<zephyr trace node {format_path(self.path, self.state.root)}>"
 
     def _undeclared(self, *args: object, **kwargs: object) -> NoReturn:
         raise TypeError(
-            f"`{format_path(self._path, self._state.root)}` is used as an array before it is declared.\n"
+            f"`{format_path(self.path, self.state.root)}` is used as an array before it is declared.\n"
             + MSG_UNDECLARED
         )
 
     def __iter__(self) -> Iterator[PathKey]:
         raise TypeError(
-            f"`{format_path(self._path, self._state.root)}` cannot be iterated during trace: its "
+            f"`{format_path(self.path, self.state.root)}` cannot be iterated during trace: its "
             "keys are whatever the net declares. Index it with the keys you use."
         )
 
@@ -276,7 +260,7 @@ class TraceNode(Mapping[PathKey, "TraceNode | Array"]):
         if name.startswith("__"):
             raise AttributeError(name)
         raise AttributeError(
-            f"`{format_path(self._path, self._state.root)}` has no `.{name}`: it is used as an "
+            f"`{format_path(self.path, self.state.root)}` has no `.{name}`: it is used as an "
             "array before it is declared.\n" + MSG_UNDECLARED
         )
 
@@ -404,11 +388,7 @@ def run_abstract(
 def _indexed_leaf(error: TypeError, states: Sequence[TraceState]) -> TypeError | None:
     """JAX's "string indexing" ``error``, as a ``TypeError`` naming the declared leaf that was
     indexed like a subtree (found among the locals of the frames it passed), if one was."""
-    frames: list[Any] = []
-    tb = error.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
+    frames = [frame for frame, _line in traceback.walk_tb(error.__traceback__)]
     for frame in reversed(frames):  # innermost first: JAX's own indexing holds the array
         for value in frame.f_locals.values():
             for state in states:

@@ -203,10 +203,10 @@ class Holed:
 
 def _ordered_signature(original: inspect.Signature, parameters: list[inspect.Parameter]) -> inspect.Signature:
     # A positional hole after a filled default-less parameter may now follow one with a
-    # default; keep the signature valid by ordering by kind, stably.
+    # default: it becomes keyword-only, and the parameters are ordered by kind, stably (they
+    # come in the original's order, which is by kind already).
     kinds = inspect.Parameter
     order = [kinds.POSITIONAL_ONLY, kinds.POSITIONAL_OR_KEYWORD, kinds.VAR_POSITIONAL, kinds.KEYWORD_ONLY, kinds.VAR_KEYWORD]
-    parameters = sorted(parameters, key=lambda p: order.index(p.kind))
     seen_default = False
     fixed: list[inspect.Parameter] = []
     for p in parameters:
@@ -216,8 +216,7 @@ def _ordered_signature(original: inspect.Signature, parameters: list[inspect.Par
             elif seen_default:
                 p = p.replace(kind=kinds.KEYWORD_ONLY)
         fixed.append(p)
-    fixed = sorted(fixed, key=lambda p: order.index(p.kind))
-    return original.replace(parameters=fixed)
+    return original.replace(parameters=sorted(fixed, key=lambda p: order.index(p.kind)))
 
 
 def _short(value: object) -> str:
@@ -232,8 +231,8 @@ def _short(value: object) -> str:
 
 def accept_holes(fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:
     """``fn`` accepting holes: a call with a hole returns a :class:`Holed`, any other call is
-    ``call(args, kwargs)``. The wrapper keeps ``fn``'s name, docstring, ``__wrapped__`` and
-    ``inspect.signature``, and is marked so that :func:`is_flexible` knows it.
+    ``call(args, kwargs)``. The wrapper keeps ``fn``'s name, docstring and ``__wrapped__`` (so
+    ``inspect.signature`` gives ``fn``'s), and is marked so that :func:`is_flexible` knows it.
 
     Example:
         >>> from zephyr.functools.partial import placeholder_hole as _
@@ -263,10 +262,6 @@ def accept_holes(fn: Callable[..., Any], call: Callable[[tuple[Any, ...], dict[s
         return call(args, kwargs)
 
     wrapper.__zephyr_flexible__ = True  # type: ignore[attr-defined]
-    try:
-        wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
-    except (TypeError, ValueError):
-        pass
     return wrapper
 
 

@@ -70,11 +70,16 @@ class Signature3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):  # pyright: ignor
     def __call__(self, a: _A, b: _B, c: _C, /, *args: _P3.args, **kwargs: _P3.kwargs) -> _R: ...
 
 
-class Flexible0(Protocol[_Q, _R]):
-    """``@flexible`` on a function without positional parameters: its own signature."""
+class _Flexible(Protocol):
+    """What every ``Flexible*`` has: a name, and the mark that makes a wrapper (not any
+    function) one of them."""
 
     __name__: str
-    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
+    __zephyr_flexible__: bool
+
+
+class Flexible0(_Flexible, Protocol[_Q, _R]):
+    """``@flexible`` on a function without positional parameters: its own signature."""
 
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
 
@@ -82,11 +87,8 @@ class Flexible0(Protocol[_Q, _R]):
 # mypy reports the hole overloads as overlapping the ones before them: it cannot rule out a
 # ``PlaceholderType`` inside the generic ``_P1``/``_P2`` tail. The tails are the function's
 # own parameters, which no function annotates with ``PlaceholderType``.
-class Flexible1(Protocol[_Q, _A, _P1, _R]):
+class Flexible1(_Flexible, Protocol[_Q, _A, _P1, _R]):
     """``@flexible`` on ``f(a, *rest)``: ``f(_, *rest)`` is a function of ``a``."""
-
-    __name__: str
-    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
 
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
@@ -96,11 +98,8 @@ class Flexible1(Protocol[_Q, _A, _P1, _R]):
     def __call__(self, a: _H, /, *args: _P1.args, **kwargs: _P1.kwargs) -> Callable[[_A], _R]: ...
 
 
-class Flexible2(Protocol[_Q, _A, _P1, _B, _P2, _R]):
+class Flexible2(_Flexible, Protocol[_Q, _A, _P1, _B, _P2, _R]):
     """``@flexible`` on ``f(a, b, *rest)``: holes in ``a`` and ``b`` are typed."""
-
-    __name__: str
-    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
 
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...
@@ -114,15 +113,12 @@ class Flexible2(Protocol[_Q, _A, _P1, _B, _P2, _R]):
     def __call__(self, a: _A | ParamsTree, b: _H, /, *args: _P2.args, **kwargs: _P2.kwargs) -> Callable[[_B], _R]: ...
 
 
-class Flexible3(Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
+class Flexible3(_Flexible, Protocol[_Q, _A, _P1, _B, _P2, _C, _P3, _R]):
     """``@flexible`` on ``f(a, b, c, *rest)``: holes in ``a``, ``b`` and ``c`` are typed.
 
     ``block(_, _, 8)`` is a ``Callable[[A, B], R]``; ``block(p, x, "8")`` is an error about
     the call (no overload matches), never a holed call.
     """
-
-    __name__: str
-    __zephyr_flexible__: bool  # what makes a wrapper (not any function) one of these
 
     @overload
     def __call__(self, *args: _Q.args, **kwargs: _Q.kwargs) -> _R: ...

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, cast, get_origin
+from typing import Any, cast
 
 from ..core._api import resolve_named_shapes
 from ..core._types import DType, Path, PathKey, Shape
-from ._dims import resolve_call_shape
+from ._dims import resolve_call_shape, spec_dims
 
 RunningCall = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]
 """A @flexible call in progress: the function and its arguments."""
@@ -37,31 +37,23 @@ _CALLS = _Calls()
 
 
 def calls_state() -> _Calls:
-    """This thread's running calls and whether a checked call is among them."""
-    return _CALLS
-
-
-def running_calls() -> list[RunningCall]:
-    """The @flexible calls running in this thread, innermost last (``flexible`` pushes and pops).
+    """This thread's running calls (``stack``, innermost last: ``flexible`` pushes and pops)
+    and whether a checked call is among them.
 
     A list per thread rather than a context variable: pushing a tuple costs a fraction of a
     ``ContextVar.set`` on every call of every net, and a net's call never spans tasks.
     """
-    return _CALLS.stack
+    return _CALLS
 
 
 def named_shape(shape: object, who: str) -> tuple[Shape, DType | None]:
     """A dim string or jaxtyping annotation given to ``validate``, resolved from the arguments
     of the innermost running @flexible call (see :func:`zephyr.typing._dims.resolve_call_shape`)."""
-    if not isinstance(shape, str) and not hasattr(shape, "dim_str") and get_origin(shape) is not Annotated:
-        raise TypeError(
-            f"{who}: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" or a "
-            f"jaxtyping annotation, got {shape!r}"
-        )
+    dims, dtype = spec_dims(shape, who)
     if not _CALLS.stack:
         raise TypeError(MSG_DIMS_NEED_FLEXIBLE.format(shape=shape))
     fn, args, kwargs = _CALLS.stack[-1]
-    return resolve_call_shape(fn, args, kwargs, shape, who)
+    return resolve_call_shape(fn, args, kwargs, dims, who), dtype
 
 
 resolve_named_shapes(named_shape)
@@ -95,7 +87,7 @@ def find_below(tree: object, target: object, depth: int = 4) -> Path | None:
 def params_origin(params: object, calls: Sequence[tuple[Any, ...]]) -> tuple[Path, Any]:
     """Where ``params`` sits in the params of the ``@flexible`` calls running around it.
 
-    ``calls`` are the running calls (:func:`running_calls`: innermost last, each
+    ``calls`` are the running calls (``calls_state().stack``: innermost last, each
     ``(fn, args, kwargs)``). Returns the path of ``params`` from the params of the
     outermost call that holds it, and that call's function (``None`` if no call holds it).
 

@@ -28,8 +28,8 @@ from jaxtyping import jaxtyped  # pyright: ignore[reportUnknownVariableType]  # 
 
 from ..core._trace import check_leaks_when, stand_in_name
 from ..core._types import Path, PathKey, format_path, name_of
-from ._calls import calls_state, params_origin, running_calls
-from ._dims import Bound, call_target
+from ._calls import calls_state, params_origin
+from ._dims import call_target
 from ._signature import ParamsLayout, ParamsLevel, bound_dims, leaf_specs, params_layout
 
 # The call signatures each function's check passed, as the keys of a dict (weakly keyed by the
@@ -42,12 +42,8 @@ _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 _FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType)
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 CHECKING: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "zephyr_checking", default=_env_flag("ZEPHYR_TYPECHECK")
+    "zephyr_checking", default=os.environ.get("ZEPHYR_TYPECHECK", "").strip().lower() in {"1", "true", "yes", "on"}
 )
 """Whether annotated nets check their arguments at run time (:func:`checking`).
 
@@ -154,8 +150,7 @@ def _describe(value: object) -> str:
     if shape is not None:
         return f"an array of shape {tuple(shape)}"
     if isinstance(value, Mapping):
-        keys = ", ".join(repr(k) for k in cast("Mapping[object, object]", value))
-        return f"a subtree (keys {keys or 'none'})"
+        return f"a subtree (keys {_keys_text(cast('Mapping[object, object]', value))})"
     return f"{type(value).__name__} {value!r}"
 
 
@@ -223,20 +218,19 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
     the params of the outermost running ``@flexible`` call that holds these params."""
     arguments = layout.signature.bind(*args, **kwargs).arguments
     params = arguments[layout.params_name]
-    prefix, outer = params_origin(params, running_calls())
+    prefix, outer = params_origin(params, calls_state().stack)
     who = f"`{name_of(fn)}`" + (f" (in `{name_of(outer)}`)" if outer is not None and outer is not fn else "")
     _check_structure(who, layout, params, prefix)
     if not layout.leaves:
         return
     bound = bound_dims(fn, layout, args, kwargs)
-    for spec in leaf_specs(fn, layout, (), bound):
+    for leaf, spec in zip(layout.leaves, leaf_specs(fn, layout, (), bound)):
         value: Any = params
         for key in spec.path:
             value = value[key]  # there: the structure is checked
         actual = tuple(getattr(value, "shape", ()))
         if actual != spec.shape:
-            leaf = next(l for l in layout.leaves if l.path == spec.path)
-            cause = bound.explain(leaf.dims) if isinstance(bound, Bound) else ""
+            cause = bound.explain(leaf.dims)
             raise ValueError(
                 f"{who}: `{format_path(prefix + spec.path)}`: expected shape {spec.shape} "
                 f"({leaf.annotation.dim_str!r}), got {actual}" + (f": {cause}" if cause else "")
@@ -244,7 +238,7 @@ def check_params(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, 
 
 
 # How ``_extend_key`` reads a value, by its exact type (``_kind_of`` adds a type on first sight).
-_PLAIN_VALUE, _JAX_ARRAY, _ARRAY, _DTYPE, _FUNCTION, _DICT, _SEQUENCE, _UNKNOWN = range(8)
+_PLAIN_VALUE, _JAX_ARRAY, _ARRAY, _FUNCTION, _DICT, _SEQUENCE, _UNKNOWN = range(7)
 _KINDS: dict[type[object], int] = {kind: _PLAIN_VALUE for kind in _PLAIN}
 _KINDS.update({dict: _DICT, list: _SEQUENCE, tuple: _SEQUENCE})
 
@@ -259,7 +253,7 @@ def _kind_of(value: object) -> int:
     elif isinstance(value, jax.Array):
         return _ARRAY  # a tracer: an array or not by its aval, which its type does not fix
     elif issubclass(kind, np.dtype):
-        how = _DTYPE
+        how = _PLAIN_VALUE  # hashable, and equal when the dtype is
     elif issubclass(kind, _FUNCTIONS) or kind.__name__ in ("custom_jvp", "custom_vjp", "PjitFunction"):
         how = _FUNCTION
     else:
@@ -309,8 +303,6 @@ def _extend_key(value: object, key: list[object]) -> bool:
                 return False
     elif how == _ARRAY:  # a numpy array or a tracer
         key += (kind, known.shape, known.dtype)
-    elif how == _DTYPE:
-        key += (kind, known)
     elif how == _FUNCTION:
         key.append(kind)  # checked by callable(): the type tells
     else:

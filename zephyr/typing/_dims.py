@@ -15,14 +15,30 @@ import typing
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import jax.numpy as jnp
 import numpy as np
 
 from ..core._types import DType, Shape
 
-_VARIADIC_ANONYMOUS = "..."
+V = TypeVar("V")
+
+
+def weakly_cached(compute: Callable[[Callable[..., Any]], V]) -> Callable[[Callable[..., Any]], V]:
+    """``compute(fn)``, computed once per function and kept while it lives (weakly keyed, as
+    jit's cache is): what zephyr reads of a net's signature on every call."""
+    table: weakref.WeakKeyDictionary[Callable[..., Any], V] = weakref.WeakKeyDictionary()
+
+    @functools.wraps(compute)
+    def cached(fn: Callable[..., Any]) -> V:
+        try:
+            return table[fn]
+        except KeyError:
+            value = table[fn] = compute(fn)
+            return value
+
+    return cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +65,8 @@ def parse_dims(dim_str: str) -> tuple[Dim, ...]:
     """
     dims: list[Dim] = []
     for token in dim_str.replace(",", " ").split():
-        token = token.lstrip("#")  # broadcastable marker: the size is the same for us
-        if token.startswith("?"):
-            token = token[1:]
-        if token in (_VARIADIC_ANONYMOUS, "*_", "*#_"):
+        token = token.lstrip("#").removeprefix("?")  # broadcastable and tree-path markers: the size is the same for us
+        if token in ("...", "*_", "*#_"):
             dims.append(Dim("variadic"))
         elif token.startswith("*"):
             dims.append(Dim("variadic", name=token[1:].lstrip("#")))
@@ -96,12 +110,11 @@ class Bound(dict[str, int]):
         return "; ".join(dict.fromkeys(parts))
 
 
-def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where: str, source: str | None = None) -> None:
+def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: Bound, where: str, source: str) -> None:
     """Bind the named dims of ``dims`` to the axes of ``shape``, checking earlier bindings.
 
     Raises ``ValueError`` naming ``where`` when the rank or a dim disagrees. ``source`` (the
-    argument's name) is recorded for each dim it binds first, when ``bound`` is a
-    :class:`Bound`.
+    argument's name) is recorded for each dim it binds first.
     """
     variadic = next((i for i, d in enumerate(dims) if d.kind == "variadic"), None)
     if variadic is None:
@@ -116,23 +129,22 @@ def bind_shape(dims: tuple[Dim, ...], shape: Shape, bound: dict[str, int], where
             )
         pairs = list(zip(dims[:variadic], shape[:variadic]))
         pairs += list(zip(dims[variadic + 1 :], shape[len(shape) - after :]))
-    sources = bound.sources if isinstance(bound, Bound) else None
+    sources = bound.sources
     for dim, size in pairs:
         if dim.kind == "named":
             previous = bound.setdefault(dim.name, int(size))
             if previous != size:
-                first = f" (bound by {sources[dim.name]})" if sources and dim.name in sources else ""
+                first = f" (bound by {sources[dim.name]})" if dim.name in sources else ""
                 raise ValueError(
                     f"{where}: dim `{dim.name}` is {size} here but {previous} elsewhere{first} "
                     f"(shape {tuple(shape)})"
                 )
-            if sources is not None and source is not None:
-                sources.setdefault(dim.name, f"{source} {tuple(shape)}")
+            sources.setdefault(dim.name, f"{source} {tuple(shape)}")
         elif dim.kind == "fixed" and dim.size != size:
             raise ValueError(f"{where}: expected axis of size {dim.size}, got shape {tuple(shape)}")
 
 
-def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -> Shape:
+def evaluate_dims(dims: tuple[Dim, ...], bound: Bound, where: str) -> Shape:
     """The concrete shape ``dims`` describe, given ``bound`` names.
 
     Raises ``ValueError`` naming ``where`` and the dim that has no value.
@@ -159,10 +171,9 @@ def evaluate_dims(dims: tuple[Dim, ...], bound: Mapping[str, int], where: str) -
     return tuple(shape)
 
 
-def _unbound(name: str, bound: Mapping[str, int], where: str) -> str:
-    others = bound.others if isinstance(bound, Bound) else {}
-    if name in others:
-        return f"{where}: argument `{name}` binds dim `{name}`: expected an int, got {others[name]!r}"
+def _unbound(name: str, bound: Bound, where: str) -> str:
+    if name in bound.others:
+        return f"{where}: argument `{name}` binds dim `{name}`: expected an int, got {bound.others[name]!r}"
     known = ", ".join(f"{k}={v}" for k, v in bound.items()) or "none"
     return (
         f"{where}: cannot bind dim `{name}`: no array argument is annotated with `{name}` and "
@@ -198,28 +209,22 @@ def strip_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
     return annotation, ()
 
 
-_HINTS: weakref.WeakKeyDictionary[Callable[..., Any], dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
+@weakly_cached
 def resolved_hints(fn: Callable[..., Any]) -> dict[str, Any]:
-    """``fn``'s annotations with strings resolved and ``Annotated`` kept (cached)."""
-    hints = _HINTS.get(fn)
-    if hints is None:
-        try:
-            hints = typing.get_type_hints(annotated_function(fn), include_extras=True)  # a partial's, a method's, a callable object's too
-        except Exception as error:  # an unresolvable forward reference
-            raise TypeError(
-                f"`{getattr(fn, '__qualname__', fn)}`: cannot resolve its annotations ({error})"
-            ) from error
-        _HINTS[fn] = hints
-    return hints
+    """``fn``'s annotations with strings resolved and ``Annotated`` kept (cached): those of the
+    Python function that describes a call of ``fn`` (see :func:`call_target`), or ``fn``'s."""
+    target = call_target(fn)  # a partial's, a method's, a callable object's function
+    try:
+        return typing.get_type_hints(fn if target is None else target[0], include_extras=True)
+    except Exception as error:  # an unresolvable forward reference
+        raise TypeError(f"`{getattr(fn, '__qualname__', fn)}`: cannot resolve its annotations ({error})") from error
 
 
 def bind_arguments(
     fn: Callable[..., Any],
     arguments: Mapping[str, Any],
     skip: str | None = None,
-) -> dict[str, int]:
+) -> Bound:
     """Dim names bound by ``fn``'s arguments: int arguments by name, arrays by annotation."""
     dims_of = _annotated_dims(fn)
     bound = Bound()
@@ -235,48 +240,37 @@ def bind_arguments(
         shape = getattr(value, "shape", None)
         if shape is None:
             bound.others.setdefault(arg_name, value)
-        dims = dims_of(arg_name)
+        dims = dims_of.get(arg_name)
         if dims is not None and shape is not None:
             bind_shape(dims, tuple(shape), bound, f"`{name}` argument `{arg_name}`", f"`{arg_name}`")
     return bound
 
 
-class _AnnotatedDims:
-    """The dims of each annotated parameter of one function, each parsed at its first use."""
-
-    __slots__ = ("_hints", "_parsed")
-
-    def __init__(self, hints: dict[str, Any]) -> None:
-        self._hints = hints
-        self._parsed: dict[str, tuple[Dim, ...] | None] = {}
-
-    def __call__(self, name: str) -> tuple[Dim, ...] | None:
-        """The dims of parameter ``name``'s jaxtyping annotation, or ``None`` if it has none."""
-        try:
-            return self._parsed[name]
-        except KeyError:
-            pass
-        hint = self._hints.get(name)
-        parsed = None if hint is None else annotation_dims(strip_annotated(hint)[0])
-        dims = self._parsed[name] = None if parsed is None else parsed[0]
-        return dims
+@weakly_cached
+def _annotated_dims(fn: Callable[..., Any]) -> dict[str, tuple[Dim, ...]]:
+    """The dims of each parameter of ``fn`` that has a jaxtyping annotation."""
+    parsed = {name: annotation_dims(strip_annotated(hint)[0]) for name, hint in resolved_hints(fn).items()}
+    return {name: found[0] for name, found in parsed.items() if found is not None}
 
 
-_DIMS: weakref.WeakKeyDictionary[Callable[..., Any], _AnnotatedDims] = weakref.WeakKeyDictionary()
-
-
-def _annotated_dims(fn: Callable[..., Any]) -> _AnnotatedDims:
-    found = _DIMS.get(fn)
-    if found is None:
-        found = _DIMS[fn] = _AnnotatedDims(resolved_hints(fn))
-    return found
+def spec_dims(spec: object, who: str) -> tuple[tuple[Dim, ...], DType | None]:
+    """The dims (and dtype, for an annotation) of a dim string or a jaxtyping annotation."""
+    if isinstance(spec, str):
+        return parse_dims(spec), None
+    parsed = annotation_dims(strip_annotated(spec)[0])
+    if parsed is None:
+        raise TypeError(
+            f"{who}: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" "
+            f"or a jaxtyping annotation, got {spec!r}"
+        )
+    return parsed
 
 
 def resolve_call_shape(
-    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], spec: object, who: str
-) -> tuple[Shape, DType | None]:
-    """A concrete shape (and dtype, for annotations) from a dim string or jaxtyping annotation,
-    its names bound from the arguments of one call ``fn(*args, **kwargs)``.
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], dims: tuple[Dim, ...], who: str
+) -> Shape:
+    """The concrete shape of ``dims``, their names bound from the arguments of one call
+    ``fn(*args, **kwargs)``.
 
     ``flexible`` records each running call with this resolver, so ``validate(params["w"],
     "d_in out")`` binds ``d_in`` from the ``x`` the net was called with, even if the body has
@@ -286,41 +280,21 @@ def resolve_call_shape(
     >>> from jax import Array
     >>> from jaxtyping import Float
     >>> def dense(params, x: Float[Array, "b d_in"], out_dim: int): ...
-    >>> resolve_call_shape(dense, ({}, np.ones((2, 3)), 4), {}, "d_in out_dim", "validate")
-    ((3, 4), None)
+    >>> resolve_call_shape(dense, ({}, np.ones((2, 3)), 4), {}, parse_dims("d_in out_dim"), "validate")
+    (3, 4)
     """
-    if isinstance(spec, str):
-        dims, dtype = parse_dims(spec), None
-    else:
-        parsed = annotation_dims(strip_annotated(spec)[0])
-        if parsed is None:
-            raise TypeError(
-                f"{who}: `shape` must be a tuple of ints, a dim string such as \"d_in out_dim\" "
-                f"or a jaxtyping annotation, got {spec!r}"
-            )
-        dims, dtype = parsed
     if all(d.kind == "fixed" for d in dims):
-        return tuple(d.size for d in dims), dtype
+        return tuple(d.size for d in dims)
     where = f"{who} in `{getattr(fn, '__name__', fn)}`"
     try:
         arguments = call_arguments(fn, args, kwargs, partial=True)
     except TypeError as error:
         raise TypeError(f"{where}: {error}") from None
     bound = bind_arguments(fn, arguments, skip=next(iter(_signature(fn).parameters), None))
-    return evaluate_dims(dims, bound, where), dtype
+    return evaluate_dims(dims, bound, where)
 
 
-_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], inspect.Signature] = weakref.WeakKeyDictionary()
-
-
-def _signature(fn: Callable[..., Any]) -> inspect.Signature:
-    signature = _SIGNATURES.get(fn)
-    if signature is None:
-        signature = _SIGNATURES[fn] = inspect.signature(fn)
-    return signature
-
-
-_EMPTY = inspect.Parameter.empty
+_signature = weakly_cached(inspect.signature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,23 +307,14 @@ class _Parameters:
     defaults: dict[str, Any]
 
 
-_PARAMETERS: weakref.WeakKeyDictionary[Callable[..., Any], _Parameters | None] = weakref.WeakKeyDictionary()
-
-
+@weakly_cached
 def _parameters(fn: Callable[..., Any]) -> _Parameters | None:
-    try:
-        return _PARAMETERS[fn]
-    except KeyError:
-        pass
     parameters = list(_signature(fn).parameters.values())
-    kinds = {p.kind for p in parameters}
-    found = None
-    if kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}:
-        positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
-        defaults = {p.name: p.default for p in parameters if p.default is not _EMPTY}
-        found = _Parameters(tuple(p.name for p in parameters), positional, defaults)
-    _PARAMETERS[fn] = found
-    return found
+    if not {p.kind for p in parameters} <= {inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY}:
+        return None
+    positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters)
+    defaults = {p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}
+    return _Parameters(tuple(p.name for p in parameters), positional, defaults)
 
 
 def call_arguments(
@@ -414,16 +379,3 @@ def call_target(fn: object) -> tuple[types.FunctionType, tuple[Any, ...], dict[s
     if not isinstance(fn, type) and isinstance(call, types.FunctionType):
         return call, (fn,), {}
     return None
-
-
-def annotated_function(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The Python function whose annotations describe a call of ``fn`` (see :func:`call_target`),
-    or ``fn`` itself.
-
-    >>> class Scale:
-    ...     def __call__(self, x: int) -> int: return x
-    >>> annotated_function(Scale()) is Scale.__call__
-    True
-    """
-    target = call_target(fn)
-    return fn if target is None else target[0]

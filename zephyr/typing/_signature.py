@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import inspect
 import typing
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,7 +20,8 @@ from typing import Any, cast
 from ..core._initializers import default_initializer, to_dtype
 from ..core._trace import TraceNode, declare_defaults
 from ..core._types import DType, Initializer, Leaf, Path, format_path, name_of
-from ._dims import Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims, resolved_hints, strip_annotated
+from ._dims import Bound, Dim, annotation_dims, bind_arguments, call_arguments, evaluate_dims
+from ._dims import resolved_hints, strip_annotated, weakly_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +60,7 @@ class ParamsLayout:
     levels: tuple[ParamsLevel, ...] = ()
 
 
-_LAYOUTS: weakref.WeakKeyDictionary[Callable[..., Any], ParamsLayout | None] = weakref.WeakKeyDictionary()
-
-
+@weakly_cached
 def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
     """What ``fn``'s params annotation declares, or ``None`` if it is not a ``TypedDict``.
 
@@ -73,41 +71,35 @@ def params_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
         >>> [(leaf.path, leaf.annotation.dim_str) for leaf in layout.leaves]
         [(('weights',), 'd_in out_dim')]
     """
-    try:
-        return _LAYOUTS[fn]
-    except KeyError:
-        pass
     if getattr(fn, "__zephyr_flexible__", False):
         return params_layout(inspect.unwrap(fn))
-    layout = _compute_layout(fn)
-    _LAYOUTS[fn] = layout
-    return layout
-
-
-def _compute_layout(fn: Callable[..., Any]) -> ParamsLayout | None:
     signature = inspect.signature(fn)
     if not signature.parameters:
         return None
     params_name = next(iter(signature.parameters))
-    hints = resolved_hints(fn)
-    annotation = hints.get(params_name)
-    if annotation is None or not typing.is_typeddict(strip_annotated(annotation)[0]):
+    typed_dict = strip_annotated(resolved_hints(fn).get(params_name))[0]
+    if not typing.is_typeddict(typed_dict):
         return None
-    typed_dict = strip_annotated(annotation)[0]
-    leaves = tuple(_leaves_of(typed_dict, (), name_of(fn)))
+    leaves = tuple(_leaves_of(typed_dict, name_of(fn)))
     return ParamsLayout(params_name, leaves, signature, tuple(_levels_of(typed_dict, (), set())))
 
 
-def _field_type(hint: Any, total: bool) -> tuple[Any, bool]:
-    """A field's type without ``Annotated``/``Required``/``NotRequired``, and whether it is
-    required (read from the hint: ``__required_keys__`` is wrong for string annotations before
-    Python 3.12)."""
-    base = strip_annotated(hint)[0]
-    required = total
-    while typing.get_origin(base) in (typing.Required, typing.NotRequired):
-        required = typing.get_origin(base) is typing.Required
-        base = strip_annotated(typing.get_args(base)[0])[0]
-    return base, required
+def _fields(typed_dict: Any) -> dict[str, tuple[Any, tuple[Any, ...], bool]]:
+    """Each field's type without ``Annotated``/``Required``/``NotRequired``, its ``Annotated``
+    extras, and whether it is required: by its ``Required``/``NotRequired`` if it has one
+    (``__required_keys__`` misses those in string annotations before Python 3.12), else by
+    ``__required_keys__`` (the totality of the class that declares it)."""
+    required_keys: frozenset[str] = getattr(typed_dict, "__required_keys__", frozenset())
+    fields: dict[str, tuple[Any, tuple[Any, ...], bool]] = {}
+    for key, hint in typing.get_type_hints(typed_dict, include_extras=True).items():
+        base, extras = strip_annotated(hint)
+        required = key in required_keys
+        while typing.get_origin(base) in (typing.Required, typing.NotRequired):
+            required = typing.get_origin(base) is typing.Required
+            base, more = strip_annotated(typing.get_args(base)[0])
+            extras += more
+        fields[key] = (base, extras, required)
+    return fields
 
 
 def _levels_of(typed_dict: Any, prefix: Path, seen: set[int]) -> Iterator[ParamsLevel]:
@@ -115,37 +107,23 @@ def _levels_of(typed_dict: Any, prefix: Path, seen: set[int]) -> Iterator[Params
     if id(typed_dict) in seen:  # a recursive TypedDict: each level once
         return
     seen = seen | {id(typed_dict)}
-    hints = typing.get_type_hints(typed_dict, include_extras=True)
-    total = bool(getattr(typed_dict, "__total__", True))
-    typed = {key: _field_type(hint, total) for key, hint in hints.items()}
-    fields = {key: base for key, (base, _required) in typed.items()}
-    required = frozenset(key for key, (_base, is_required) in typed.items() if is_required)
-    subtrees = frozenset(key for key, base in fields.items() if typing.is_typeddict(base))
-    leaves = frozenset(key for key, base in fields.items() if key not in subtrees and annotation_dims(base) is not None)
-    yield ParamsLevel(prefix, typed_dict.__name__, tuple(fields), leaves, subtrees, required)
-    for key in fields:
-        if key in subtrees:
-            yield from _levels_of(fields[key], prefix + (key,), seen)
+    fields = _fields(typed_dict)
+    required = frozenset(key for key, (_base, _extras, is_required) in fields.items() if is_required)
+    subtrees = [key for key, (base, _extras, _required) in fields.items() if typing.is_typeddict(base)]
+    leaves = frozenset(key for key, (base, _extras, _required) in fields.items() if annotation_dims(base) is not None)
+    yield ParamsLevel(prefix, typed_dict.__name__, tuple(fields), leaves, frozenset(subtrees), required)
+    for key in subtrees:
+        yield from _levels_of(fields[key][0], prefix + (key,), seen)
 
 
-def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTemplate]:
-    hints = typing.get_type_hints(typed_dict, include_extras=True)
-    required: frozenset[str] = getattr(typed_dict, "__required_keys__", frozenset(hints))
-    for key, hint in hints.items():
-        if key not in required:
-            continue
-        base, extras = strip_annotated(hint)
-        if typing.get_origin(base) is typing.Required:
-            base, more = strip_annotated(typing.get_args(base)[0])
-            extras += more
-        path = prefix + (key,)
-        if typing.is_typeddict(base):
-            # A sub-network: its dims are named in its own signature, and it declares its
-            # leaves when it is called.
-            continue
+def _leaves_of(typed_dict: Any, owner: str) -> Iterator[LeafTemplate]:
+    """The required array fields (a field typed with a ``TypedDict`` is a sub-network: its dims
+    are named in its own signature, and it declares its leaves when it is called)."""
+    for key, (base, extras, required) in _fields(typed_dict).items():
         parsed = annotation_dims(base)
-        if parsed is None:
+        if not required or parsed is None:
             continue
+        path: Path = (key,)
         dims, dtype = parsed
         initializer: Initializer = default_initializer
         tags: list[str] = []
@@ -169,7 +147,7 @@ def _leaves_of(typed_dict: Any, prefix: Path, owner: str) -> Iterator[LeafTempla
         yield LeafTemplate(path, dims, dtype, initializer, tuple(tags), base)
 
 
-def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
     """Dim names bound by the arguments of one call of ``fn``."""
     try:
         arguments = call_arguments(fn, args, kwargs)
@@ -178,7 +156,7 @@ def bound_dims(fn: Callable[..., Any], layout: ParamsLayout, args: tuple[Any, ..
     return bind_arguments(fn, arguments, skip=layout.params_name)
 
 
-def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: dict[str, int]) -> Iterator[Leaf]:
+def leaf_specs(fn: Callable[..., Any], layout: ParamsLayout, node_path: Path, bound: Bound) -> Iterator[Leaf]:
     """Concrete :class:`Leaf` records for the leaves of ``layout``, at their paths relative to
     the params (``node_path``, where those params are, names them in errors)."""
     for leaf in layout.leaves:

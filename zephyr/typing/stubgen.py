@@ -65,7 +65,8 @@ The rules:
   one parameter per line.
 
 mypy's ``stubtest`` checks the stubs against the run-time modules (``flexible`` keeps
-``__wrapped__`` and ``__signature__``); it compares names and kinds, not parameter types.
+``__wrapped__``, so ``inspect.signature`` reads the function's); it compares names and kinds,
+not parameter types.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ import re
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Literal, cast, is_typeddict
 
@@ -113,6 +115,7 @@ class Parameter:
     kind: Kind
     annotation: str | None
     has_default: bool
+    node: ast.expr | None = field(default=None, compare=False)  # the annotation as parsed
 
     def render(self, annotation: str | None = None) -> str:
         shown = self.annotation if annotation is None else annotation
@@ -159,21 +162,22 @@ def parameters_of(node: ast.FunctionDef | ast.AsyncFunctionDef, source: str) -> 
     """The parameters of a ``def``, with their annotations as written in ``source``."""
     arguments = node.args
 
-    def text(annotation: ast.expr | None) -> str | None:
-        return None if annotation is None else annotation_text(annotation, source)
+    def parameter(argument: ast.arg, kind: Kind, has_default: bool) -> Parameter:
+        annotation = argument.annotation
+        text = None if annotation is None else annotation_text(annotation, source)
+        return Parameter(argument.arg, kind, text, has_default, annotation)
 
     positional = [*arguments.posonlyargs, *arguments.args]
     first_default = len(positional) - len(arguments.defaults)
-    result: list[Parameter] = []
-    for i, argument in enumerate(positional):
-        kind: Kind = "positional_only" if i < len(arguments.posonlyargs) else "positional"
-        result.append(Parameter(argument.arg, kind, text(argument.annotation), i >= first_default))
+    result = [
+        parameter(argument, "positional_only" if i < len(arguments.posonlyargs) else "positional", i >= first_default)
+        for i, argument in enumerate(positional)
+    ]
     if arguments.vararg is not None:
-        result.append(Parameter(arguments.vararg.arg, "var_positional", text(arguments.vararg.annotation), False))
-    for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults):
-        result.append(Parameter(argument.arg, "keyword_only", text(argument.annotation), default is not None))
+        result.append(parameter(arguments.vararg, "var_positional", False))
+    result += [parameter(a, "keyword_only", d is not None) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults)]
     if arguments.kwarg is not None:
-        result.append(Parameter(arguments.kwarg.arg, "var_keyword", text(arguments.kwarg.annotation), False))
+        result.append(parameter(arguments.kwarg, "var_keyword", False))
     return result
 
 
@@ -236,18 +240,12 @@ def module_bindings(module: types.ModuleType, tree: ast.Module) -> dict[str, Bin
 
 
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
-    """The statements of a module body, looking inside ``if TYPE_CHECKING:``."""
+    """The statements of a module body, looking inside ``if [typing.]TYPE_CHECKING:``."""
     for statement in body:
-        if isinstance(statement, ast.If) and _is_type_checking(statement.test):
+        if isinstance(statement, ast.If) and ast.unparse(statement.test).rpartition(".")[2] == "TYPE_CHECKING":
             yield from _top_level(statement.body)
         else:
             yield statement
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
 
 
 def _defined_names(statement: ast.stmt) -> list[str]:
@@ -275,11 +273,6 @@ class Source:
     text: str
     tree: ast.Module
 
-    @classmethod
-    def of(cls, module: types.ModuleType) -> Source:
-        """The source of ``module``, parsed once per run (``zephyr._nets._attention`` has 5 nets)."""
-        return _parsed(module)
-
     @functools.cached_property
     def bindings(self) -> dict[str, Binding]:
         return module_bindings(self.module, self.tree)
@@ -298,7 +291,8 @@ class Source:
 
 
 @functools.cache
-def _parsed(module: types.ModuleType) -> Source:
+def source_of(module: types.ModuleType) -> Source:
+    """The source of ``module``, parsed once per run (``zephyr._nets._attention`` has 5 nets)."""
     text = inspect.getsource(module)
     return Source(module, text, ast.parse(text))
 
@@ -373,16 +367,14 @@ class FlexibleStub:
         # An alias ``functools.partial(f, k=v)`` is stubbed as ``f`` without ``k``, and its
         # protocols are ``f``'s (they hold the leading parameters only, never an option).
         is_alias = isinstance(cast(object, function), functools.partial)
-        keywords: dict[str, object] = getattr(function, "keywords", {}) if is_alias else {}
-        fixed = set(keywords)
+        fixed: set[str] = set(getattr(function, "keywords", {})) if is_alias else set()
         original = inspect.unwrap(function)
         module = sys.modules[original.__module__]
-        source = Source.of(module)
+        source = source_of(module)
         bindings = source.bindings
-        nodes = source.signatures(original.__name__)
+        function_name = original.__name__ if fixed else name
         variants: list[Variant] = []
-        for n, node in enumerate(nodes):
-            function_name = original.__name__ if fixed else name
+        for n, node in enumerate(source.signatures(original.__name__)):
             prefix = f"_{_pascal(function_name)}{n + 1 if n else ''}_"
             variant, used = _variant(node, source.text, module, prefix, function_name, fixed)
             variants.append(variant)
@@ -405,7 +397,7 @@ class FlexibleStub:
         ]
         for variant in self.variants:
             for holes in variant.forms:
-                blocks.append("@overload\n" + _holed(variant, variant.parameters, holes, head, ""))
+                blocks.append("@overload\n" + _holed(variant, holes, head))
         if len(blocks) == 1:  # nothing can be a hole: a plain signature
             blocks[0] = blocks[0].removeprefix("@overload\n")
         return "\n".join(blocks) + "\n"
@@ -436,23 +428,22 @@ def _variant(
 ) -> tuple[Variant, list[str]]:
     """The stub view of one signature (without the ``fixed`` keywords), and the names its
     annotations use."""
-    pairs = [(p, a) for p, a in zip(parameters_of(node, source), _arguments(node)) if p.name not in fixed]
-    parameters = [p for p, _a in pairs]
+    parameters = [p for p in parameters_of(node, source) if p.name not in fixed]
     # The params/state parameters are shown as ParamsTree, and their TypedDicts as ParamsTree
     # wherever else they appear (``batch_norm`` returns its new state).
     shown_as_params: set[str] = set()
-    for parameter, argument in pairs:
-        if parameter.name in PARAMS_NAMES and argument.annotation is not None:
-            shown_as_params.update(n for n in names_in(argument.annotation) if is_typeddict(getattr(module, n, None)))
+    for parameter in parameters:
+        if parameter.name in PARAMS_NAMES and parameter.node is not None:
+            shown_as_params.update(n for n in names_in(parameter.node) if is_typeddict(getattr(module, n, None)))
     annotations: dict[str, str] = {}
     used: list[str] = []
-    for parameter, argument in pairs:
-        if argument.annotation is None:
+    for parameter in parameters:
+        if parameter.node is None:
             continue
         if parameter.name in PARAMS_NAMES:
             annotations[parameter.name] = "ParamsTree"
             continue
-        names = names_in(argument.annotation)
+        names = names_in(parameter.node)
         used += [n for n in names if n not in shown_as_params]
         if shown_as_params.intersection(names):
             annotations[parameter.name] = _as_params(parameter.annotation or "", shown_as_params)
@@ -460,16 +451,12 @@ def _variant(
     if node.returns is not None:
         returns = _as_params(annotation_text(node.returns, source), shown_as_params)
         used += [n for n in names_in(node.returns) if n not in shown_as_params]
-    leading: list[int] = []
-    for i, parameter in enumerate(parameters):
-        if parameter.kind not in ("positional_only", "positional") or parameter.has_default:
-            break
-        leading.append(i)
-    inputs: list[int] = []
-    for i in leading:
-        if not _is_input(parameters[i].name, pairs[i][1].annotation, module):
-            break
-        inputs.append(i)
+
+    def is_leading(i: int) -> bool:  # positional, without a default
+        return parameters[i].kind in ("positional_only", "positional") and not parameters[i].has_default
+
+    leading = list(takewhile(is_leading, range(len(parameters))))
+    inputs = list(takewhile(lambda i: _is_input(parameters[i], module), leading))
     forms: list[list[int]] = []
     for form in (inputs, inputs[-1:], leading):
         if form and form not in forms:
@@ -477,12 +464,13 @@ def _variant(
     return Variant(parameters, returns, annotations, forms, prefix, function), _unique(used)
 
 
-def _is_input(name: str, annotation: ast.expr | None, module: types.ModuleType) -> bool:
+def _is_input(parameter: Parameter, module: types.ModuleType) -> bool:
     """Whether a leading parameter is an input (params, an array, a cache) rather than a
     hyperparameter: its name is ``params``/``state``, or its annotation is (or subscripts)
     ``jax.Array``, a jaxtyping dtype, a ``TypedDict``, a ``NamedTuple``, ``Params`` or ``ParamsTree``."""
-    if name in PARAMS_NAMES:
+    if parameter.name in PARAMS_NAMES:
         return True
+    annotation = parameter.node
     if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
         annotation = ast.parse(annotation.value, mode="eval").body
     while isinstance(annotation, ast.Subscript):
@@ -505,27 +493,16 @@ def _is_input(name: str, annotation: ast.expr | None, module: types.ModuleType) 
     return getattr(value, "__name__", None) in ("Params", "ParamsTree") and str(getattr(value, "__module__", "")).startswith("zephyr")
 
 
-def _holed(variant: Variant, parameters: Sequence[Parameter], holes: Sequence[int], head: str, indent: str) -> str:
-    """One overload: ``holes`` (indices into ``parameters``) typed as holes, returning a protocol."""
-    last = max(holes)
-    shown = [
-        Parameter(p.name, "positional_only", p.annotation, p.has_default) if i <= last else p
-        for i, p in enumerate(parameters)
-    ]
+def _holed(variant: Variant, holes: Sequence[int], head: str) -> str:
+    """One overload: ``holes`` (indices into the parameters) typed as holes, every parameter up
+    to the last hole positional-only, returning the protocol of the holes."""
+    shown = [replace(p, kind="positional_only") if i <= max(holes) else p for i, p in enumerate(variant.parameters)]
     annotations = dict(variant.annotations)
-    for i in holes:
-        annotations[parameters[i].name] = "PlaceholderType"
-    index = {p.name: i for i, p in enumerate(variant.parameters)}
-    returns = variant.protocol_name([index[parameters[i].name] for i in holes])
-    return render_signature(head, shown, returns, indent, annotations)
+    annotations.update((variant.parameters[i].name, "PlaceholderType") for i in holes)
+    return render_signature(head, shown, variant.protocol_name(holes), "", annotations)
 
 
 _SELF = Parameter("self", "positional", None, False)
-
-
-def _arguments(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.arg]:
-    a = node.args
-    return [*a.posonlyargs, *a.args, *([a.vararg] if a.vararg else []), *a.kwonlyargs, *([a.kwarg] if a.kwarg else [])]
 
 
 def _as_params(annotation: str, names: set[str]) -> str:
@@ -564,7 +541,7 @@ def flexible_names(module: types.ModuleType) -> list[str]:
         >>> "linear" in flexible_names(zephyr.nets), "chain" in flexible_names(zephyr.nets)
         (True, False)
     """
-    source = Source.of(module)
+    source = source_of(module)
     exported = _all_names(source.tree)
     names: list[str] = []
     for statement in _top_level(source.tree.body):
@@ -584,7 +561,7 @@ class ModuleStub:
 
     def __init__(self, module: types.ModuleType, stubbed: Sequence[str] = ()) -> None:
         self.module = module
-        self.source = Source.of(module)
+        self.source = source_of(module)
         self.package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
         # A flexible function re-exported from another stubbed module is imported from there,
         # with its overloads; one re-exported from a module without a stub is written out.
@@ -683,24 +660,16 @@ class ModuleStub:
         if isinstance(statement, ast.Expr):
             return ""
         if isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
-            decorators = [
-                f"{indent}@{ast.unparse(d)}\n"
-                for d in statement.decorator_list
-                if _decorator_name(d) in _KEPT_DECORATORS or isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter")
-            ]
             returns = None if statement.returns is None else annotation_text(statement.returns, source)
             keyword = "async def" if isinstance(statement, ast.AsyncFunctionDef) else "def"
             head = f"{keyword} {statement.name}"
-            return "".join(decorators) + render_signature(head, parameters_of(statement, source), returns, indent) + "\n"
+            return _decorators(statement, indent) + render_signature(head, parameters_of(statement, source), returns, indent) + "\n"
         if isinstance(statement, ast.ClassDef):
             bases = [annotation_text(b, source) for b in statement.bases]
             bases += [f"{k.arg}={annotation_text(k.value, source)}" for k in statement.keywords if k.arg]
-            class_decorators = "".join(
-                f"{indent}@{ast.unparse(d)}\n" for d in statement.decorator_list if _decorator_name(d) in _KEPT_DECORATORS
-            )
             head = f"{indent}class {statement.name}" + (f"({', '.join(bases)})" if bases else "") + ":\n"
             members = [m for m in (self._statement(s, indent + "    ") for s in statement.body) if m]
-            return class_decorators + head + ("".join(members) if members else f"{indent}    ...\n")
+            return _decorators(statement, indent) + head + ("".join(members) if members else f"{indent}    ...\n")
         if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
             annotation = annotation_text(statement.annotation, source)
             assigned = ""
@@ -717,10 +686,9 @@ class ModuleStub:
             if targets == ["__all__"] or _is_alias(value):
                 text = ast.get_source_segment(source, statement) or ast.unparse(statement)
                 return "".join(f"{indent}{line}\n" for line in text.splitlines())
-            kind = None
             if isinstance(value, ast.Constant) and isinstance(value.value, bool | int | float | str | bytes):
                 kind = type(value.value).__name__
-            if kind is None:
+            else:
                 self.needs_incomplete = True
                 kind = "Incomplete"
             return "".join(f"{indent}{t}: {kind}\n" for t in targets)
@@ -745,6 +713,16 @@ def _merge_imports(lines: Sequence[str]) -> list[str]:
 
 def _alias(alias: ast.alias) -> str:
     return alias.name + (f" as {alias.asname}" if alias.asname else "")
+
+
+def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, indent: str) -> str:
+    """The decorators a stub keeps (``@overload``, ``@property`` and its ``.setter``, ...)."""
+    kept = [
+        d
+        for d in node.decorator_list
+        if _decorator_name(d) in _KEPT_DECORATORS or (isinstance(d, ast.Attribute) and d.attr in ("setter", "deleter"))
+    ]
+    return "".join(f"{indent}@{ast.unparse(d)}\n" for d in kept)
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -818,7 +796,7 @@ def generate(names: Sequence[str]) -> dict[Path, str]:
         >>> "def linear(" in files[Path("zephyr/nets.pyi")]
         True
     """
-    _parsed.cache_clear()  # read the sources afresh on each run
+    source_of.cache_clear()  # read the sources afresh on each run
     modules = stub_modules(names)
     return {stub_path(m): ModuleStub(importlib.import_module(m), modules).render() for m in modules}
 
@@ -859,19 +837,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="compare with --out; exit 1 with a diff if stale")
     args = parser.parse_args(argv)
     out: Path = args.out if args.out is not None else _default_out(args.modules)
+    own = args.out is None and list(args.modules) == ["zephyr"]  # zephyr's own stubs, linked from zephyr/
     files = generate(args.modules)
+    old = {path: (out / path).read_text() if (out / path).exists() else "" for path in sorted(files)}
+    changed = [path for path in old if old[path] != files[path]]
     roots = {path.parts[0] for path in files}
     stale = sorted(p.relative_to(out) for root in roots for p in (out / root).rglob("*.pyi") if p.relative_to(out) not in files)
     if args.check:
         diff: list[str] = []
-        for path, text in sorted(files.items()):
-            target = out / path
-            old = target.read_text() if target.exists() else ""
-            if old != text:
-                diff += difflib.unified_diff(old.splitlines(True), text.splitlines(True), str(target), f"{target} (generated)")
-        for path in stale:
-            diff.append(f"{out / path}: not generated any more (delete it)\n")
-        if args.out is None and list(args.modules) == ["zephyr"]:
+        for path in changed:
+            target = str(out / path)
+            diff += difflib.unified_diff(old[path].splitlines(True), files[path].splitlines(True), target, f"{target} (generated)")
+        diff += [f"{out / path}: not generated any more (delete it)\n" for path in stale]
+        if own:
             diff += _unlinked(out, files)
         if diff:
             sys.stdout.writelines(diff)
@@ -880,16 +858,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"stubs in {out}/ are up to date ({len(files)} files)")
         return 0
-    for path, text in sorted(files.items()):
-        target = out / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text() != text:
-            target.write_text(text)
-            print(f"wrote {target}")
+    for path in changed:
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(files[path])
+        print(f"wrote {out / path}")
     for path in stale:
         (out / path).unlink()
         print(f"deleted {out / path}")
-    if args.out is None and list(args.modules) == ["zephyr"]:
+    if own:
         for path in files:
             link = out.parent / path
             if not link.is_symlink():

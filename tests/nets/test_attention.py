@@ -23,7 +23,8 @@ def _jit(f: F) -> F:
 
 
 def _jacobian(f: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
-    return cast(jax.Array, jax.jacobian(f)(x))  # pyright: ignore[reportUnknownMemberType]  # partially unknown in jax's types
+    """The Jacobian of ``f`` at ``x``, computed under ``jit`` (one program, not one per operation)."""
+    return cast(jax.Array, jax.jit(jax.jacobian(f))(x))  # pyright: ignore[reportUnknownMemberType]  # partially unknown in jax's types
 
 
 def _array(value: Any) -> jax.Array:
@@ -176,16 +177,19 @@ def test_causal_output_at_t_is_independent_of_later_inputs(key: jax.Array) -> No
     x = _normal(key, 1, (2, 7, 8))
     params = trace(nets.multi_head_self_attention(_, _, 4), key, x)
     y = nets.multi_head_self_attention(params, x, 4, is_causal=True)
+
+    @_jit  # one program for the seven calls below (same shapes: inputs after t replaced by a mask)
+    def causal(x: jax.Array) -> jax.Array:
+        return nets.multi_head_self_attention(params, x, 4, is_causal=True)
+
+    later = jax.lax.iota(jnp.int32, 7)[None, :, None]
     for t in range(7):
-        changed = x.at[:, t + 1 :].set(_normal(key, 10 + t, (2, 6 - t, 8)))
-        y_changed = nets.multi_head_self_attention(params, changed, 4, is_causal=True)
+        changed = jnp.where(later > t, _normal(key, 10 + t, x.shape), x)
+        y_changed = causal(changed)
         _close(y[:, : t + 1], y_changed[:, : t + 1], 1e-6)
         if t < 6:
             assert not np.allclose(np.asarray(y[:, t + 1 :]), np.asarray(y_changed[:, t + 1 :]))
     # and the Jacobian of output t with respect to inputs after t is zero
-    def causal(x: jax.Array) -> jax.Array:
-        return nets.multi_head_self_attention(params, x, 4, is_causal=True)
-
     jac = _jacobian(causal, x[0])
     for t in range(6):
         assert float(jnp.max(jnp.abs(jac[t, :, t + 1 :]))) == 0.0
@@ -200,9 +204,10 @@ def test_kv_cache_token_by_token_equals_full_causal_attention(key: jax.Array, nu
     plain = nets.attention(4, num_kv_heads=num_kv_heads)
     _close(full, nets.multi_head_self_attention(params, x, plain, is_causal=True))  # causal value == is_causal
     cache = nets.init_cache(x, 8, att)
+    step = _jit(nets.step)  # one program for the six steps
     outputs: list[jax.Array] = []
     for t in range(6):
-        y_t, cache = nets.step(params, cache, x[:, t : t + 1])
+        y_t, cache = step(params, cache, x[:, t : t + 1])
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
     assert int(cache.length) == 6
@@ -454,9 +459,10 @@ def test_kv_cache_step_with_rope_equals_full_causal(key: jax.Array) -> None:
     full = nets.multi_head_self_attention(params, x, att)
     cache = nets.init_cache(x, 8, att)
     prefix, cache = nets.step(params, cache, x[:, :3])
+    step = _jit(nets.step)  # one program for the four steps
     outputs = [prefix]
     for t in range(3, 7):
-        y_t, cache = nets.step(params, cache, x[:, t : t + 1])
+        y_t, cache = step(params, cache, x[:, t : t + 1])
         outputs.append(y_t)
     _close(jnp.concatenate(outputs, axis=1), full, 1e-5)
 

@@ -180,32 +180,35 @@ def test_no_bias_projections(key: jax.Array) -> None:
 
 
 def test_dropout_in_attention_and_blocks(key: jax.Array) -> None:
+    # jitted, one program per block value (compiling each eager operation was most of the time)
+    block = jax.jit(nets.transformer_block, static_argnums=2)
+    stack = jax.jit(nets.transformer, static_argnums=(2, 3), static_argnames="scan")
     x = _normal(key, 1, (2, 5, 8))
     params = _randomize(trace(nets.transformer_block(_, _, 2), key, x), key)
-    plain = nets.transformer_block(params, x, nets.block(nets.attention(2, causal=True)))
+    plain = block(params, x, nets.block(nets.attention(2, causal=True)))
     dropping = nets.block(nets.attention(2, causal=True, dropout_rate=0.2), residual_dropout=0.3)
-    _close(nets.transformer_block(params, x, nets.without_dropout(dropping)), plain)
-    a = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
-    b = nets.transformer_block(params, x, dropping, key=jax.random.key(1))
-    c = nets.transformer_block(params, x, dropping, key=jax.random.key(2))
+    _close(block(params, x, nets.without_dropout(dropping)), plain)
+    a = block(params, x, dropping, key=jax.random.key(1))
+    b = block(params, x, dropping, key=jax.random.key(1))
+    c = block(params, x, dropping, key=jax.random.key(2))
     _close(a, b, 0)
     assert not np.allclose(np.asarray(a), np.asarray(c)) and not np.allclose(np.asarray(a), np.asarray(plain))
     # residual dropout at rate 1 drops both branches: a pre-norm block returns its input
-    _close(nets.transformer_block(params, x, nets.block(2, residual_dropout=1.0), key=jax.random.key(3)), x, 0)
+    _close(block(params, x, nets.block(2, residual_dropout=1.0), key=jax.random.key(3)), x, 0)
     # attention-weight dropout at rate 1: every head is 0, the attention is its output bias
     y = nets.multi_head_self_attention(params["attention"], x, nets.attention(2, dropout_rate=1.0), key=jax.random.key(4))
     _close(y, jnp.broadcast_to(_get(params, "attention", "out", "bias"), x.shape), 1e-6)
     # a stack with dropout gives each layer its own key, and is reproducible
     stack_params = trace(nets.transformer(_, _, 2, 2), key, x)
     drop_stack = nets.block(2, residual_dropout=0.1)
-    s1 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
-    s2 = nets.transformer(stack_params, x, 2, drop_stack, key=jax.random.key(7))
+    s1 = stack(stack_params, x, 2, drop_stack, key=jax.random.key(7))
+    s2 = stack(stack_params, x, 2, drop_stack, key=jax.random.key(7))
     _close(s1, s2, 0)
-    _close(nets.transformer(stack_params, x, 2, nets.without_dropout(drop_stack)), nets.transformer(stack_params, x, 2, 2))
+    _close(stack(stack_params, x, 2, nets.without_dropout(drop_stack)), stack(stack_params, x, 2, 2))
     pattern = nets.without_dropout((drop_stack, nets.block(nets.attention(2, dropout_rate=0.5))))
     assert [(b.residual_dropout, b.attention.dropout_rate) for b in pattern] == [(0.0, 0.0), (0.0, 0.0)]
     looped = trace(nets.transformer(_, _, 2, 2, scan=False), key, x)
-    _close(nets.transformer(looped, x, 2, pattern, scan=False), nets.transformer(looped, x, 2, 2, scan=False))
+    _close(stack(looped, x, 2, pattern, scan=False), stack(looped, x, 2, 2, scan=False))
 
 
 def test_part_errors(key: jax.Array) -> None:

@@ -74,11 +74,19 @@ test-py-newest: $(STAMP)
 # user sees them, every test and example; pyright checks everything; stubtest compares stubs
 # and runtime. The five-checker matrix over tests/typing runs in test-py
 # (tests/typing/test_checkers.py). Once, in .venv (the newest JAX).
+# mypy then stubtest (one .mypy_cache) run beside pyright, one per core; mypy's lane prints
+# after pyright's, so that their reports do not interleave.
 typecheck: $(STAMP)
 	$(PY) -m zephyr.typing.stubgen --check
-	$(PY) -m mypy zephyr tests examples
-	$(PY) -m pyright
-	$(PY) -m mypy.stubtest zephyr --mypy-config-file tests/typing/stubtest.ini --allowlist tests/typing/stubtest_allowlist.txt
+	@log=$$(mktemp); \
+	{ $(PY) -m mypy zephyr tests examples && \
+	  $(PY) -m mypy.stubtest zephyr --mypy-config-file tests/typing/stubtest.ini --allowlist tests/typing/stubtest_allowlist.txt; \
+	} >$$log 2>&1 & lane=$$!; \
+	echo "$(PY) -m pyright  (beside: mypy zephyr tests examples, then stubtest)"; \
+	$(PY) -m pyright; pyright=$$?; \
+	wait $$lane; mypy=$$?; \
+	echo "--- mypy, then stubtest:"; cat $$log; rm -f $$log; \
+	test $$pyright -eq 0 && test $$mypy -eq 0
 
 # The site (guide, API reference from the docstrings, examples) into site/. --strict: a
 # broken link or cross-reference, a page left out of the nav, or a public name missing from

@@ -5,7 +5,7 @@ one trace among the five (it was five tests per net and mode, with six traces).
 
 Each sweep runs twice: with run-time checking on (as the rest of the suite, see the root
 conftest.py) and off (the default a user gets), so the unchecked path of every net is
-covered too.
+covered too; the unchecked half in the newest environment only (``once``).
 """
 
 from __future__ import annotations

@@ -146,8 +146,8 @@ def projections(
     dtype: DType | None = None,
     param_dtype: DType | None = None,
 ) -> Projections:
-    """How the linear maps of an attention or MLP part are made (a part of :func:`attention`
-    and :func:`feed_forward`).
+    """How the linear maps of an attention or MLP part are made (a part of :func:`attention`,
+    :func:`feed_forward` and :func:`mlp`).
 
     Args:
         use_bias: whether the maps have a bias.

@@ -181,10 +181,7 @@ def _bits(x: jax.Array) -> jax.Array:
 def _checksum(x: jax.Array) -> jax.Array:
     """A position-weighted sum of the bits, mod 2**32: any one changed element changes it."""
     bits = _bits(x)
-    index = jnp.zeros(bits.shape, jnp.uint32)  # pyright: ignore[reportUnknownMemberType]  # jax types `device` partially
-    for axis in range(bits.ndim):
-        iota = jax.lax.broadcasted_iota(jnp.uint32, bits.shape, axis)  # pyright: ignore[reportUnknownMemberType]  # jax types `out_sharding` partially
-        index = index * jnp.uint32(bits.shape[axis]) + iota
+    index = jax.lax.iota(jnp.uint32, bits.size).reshape(bits.shape)  # the row-major position, mod 2**32
     weights = index * jnp.uint32(0x3C6EF362) + jnp.uint32(1)  # even times index, plus one: odd, so invertible mod 2**32
     return jnp.sum(bits * weights, dtype=jnp.uint32)
 
@@ -362,7 +359,7 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
     """
     fd = os.open(os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline, pause = time.monotonic() + timeout, 0.005
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -377,8 +374,7 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
                         + f") and did not release it within lock_timeout={timeout:g} s; nothing was changed. "
                         "Wait for that save, or stop its process (the lock is released when it exits)"
                     ) from None
-                time.sleep(min(pause, left))
-                pause = min(2 * pause, 0.1)
+                time.sleep(min(0.01, left))
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         try:

@@ -136,14 +136,12 @@ def describe_value(value: object) -> str:
 
 
 def _is_random_key(key: object) -> bool:
-    dtype: Any = getattr(key, "dtype", None)
-    raw_shape: Any = getattr(key, "shape", None)
-    if dtype is None or raw_shape is None or not isinstance(key, jax.Array | np.ndarray):
+    if not isinstance(key, jax.Array | np.ndarray):
         return False
-    shape: tuple[int, ...] = tuple(raw_shape)
-    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        return shape == ()
-    return bool(dtype == np.uint32) and shape == (2,)
+    array: jax.Array | np.ndarray[Any, Any] = key  # pyright: ignore[reportUnknownVariableType]  # numpy's generic ndarray
+    if jnp.issubdtype(array.dtype, jax.dtypes.prng_key):
+        return array.shape == ()
+    return array.dtype == np.uint32 and array.shape == (2,)
 
 
 def check_random_key(key: object, who: str) -> None:

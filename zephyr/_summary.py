@@ -67,12 +67,10 @@ def _label(path: Path) -> str:
 
 
 def _human(nbytes: int) -> str:
-    size = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    raise AssertionError("unreachable")
+    power = min(max(nbytes.bit_length() - 1, 0) // 10, 3)  # the largest 1024**power <= nbytes, at most GiB
+    if not power:
+        return f"{nbytes} B"
+    return f"{nbytes / 1024**power:.1f} {('KiB', 'MiB', 'GiB')[power - 1]}"
 
 
 def _plain(rows: list[tuple[tuple[str, ...], bool]]) -> str:

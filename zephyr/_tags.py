@@ -152,10 +152,8 @@ def tag(tree: object, rules: Mapping[str, str | Iterable[str]]) -> Any:
     rules_given = cast(object, rules)  # any value at run time
     if not isinstance(rules_given, Mapping):
         raise TypeError(f"tags.tag: `rules` must be a dict {{selector: tag or tags}}, got {rules!r}")
-    compiled: list[tuple[str, tuple[str, ...]]] = []
     check_selectors(*rules)
-    for where, extra in rules.items():
-        compiled.append((where, check_tags(f"tags.tag (rule {where!r})", extra)))
+    compiled = [(where, check_tags(f"tags.tag (rule {where!r})", extra)) for where, extra in rules.items()]
 
     def add(leaf: Leaf) -> Leaf:
         added = [t for where, extra in compiled if matches(leaf, where) for t in extra]

@@ -43,19 +43,9 @@ def _rows(tree: object, tags: object, max_depth: int | None) -> list[tuple[tuple
                 rows.append(((_label(prefix), "", "", "", f"{totals.pop(prefix):,}"), True))
         if max_depth is not None and len(leaf.path) > max_depth:
             continue
-        leaf_tags = tuple(dict.fromkeys(leaf.tags + extra.get(leaf.path, ())))
-        rows.append(
-            (
-                (
-                    _label(leaf.path),
-                    str(leaf.shape),
-                    leaf.dtype.name,
-                    ", ".join(leaf_tags),
-                    f"{leaf.size:,}",
-                ),
-                False,
-            )
-        )
+        leaf_tags = ", ".join(dict.fromkeys(leaf.tags + extra.get(leaf.path, ())))
+        cells = (_label(leaf.path), str(leaf.shape), leaf.dtype.name, leaf_tags, f"{leaf.size:,}")
+        rows.append((cells, False))
     total = totals.get((), 0)
     nbytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
     rows.append((("total", "", "", "", f"{total:,} ({_human(nbytes)})"), True))
@@ -139,8 +129,7 @@ def summary(
             print(text, file=out)
         else:
             table = Table(*_HEADER, title=f"params: {rows[-1][0][-1]}")
-            for column in table.columns[-1:]:
-                column.justify = "right"
+            table.columns[-1].justify = "right"
             for index, (cells, bold) in enumerate(rows):
                 table.add_row(*cells, style="bold" if bold else None, end_section=index == len(rows) - 2)
             Console(file=out).print(table)

@@ -79,9 +79,7 @@ def _sharding_for(leaf: Leaf, mesh: Mesh, rules: ShardingRules) -> NamedSharding
             f"{leaf.shape} ({len(leaf.shape)} axes)"
         )
     for axis, (size, names) in enumerate(zip(leaf.shape, spec)):
-        if names is None:
-            continue
-        group = (names,) if isinstance(names, str) else tuple(names)
+        group = (names,) if isinstance(names, str) else tuple(names or ())  # None: no mesh axis, one part
         for name in group:
             if name not in mesh.shape:
                 raise ValueError(

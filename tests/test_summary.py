@@ -45,3 +45,12 @@ def test_prints_with_rich_or_plain_text(key: Array, monkeypatch: pytest.MonkeyPa
     assert summary(params, file=plain) == text
     assert plain.getvalue() == text + "\n"
     assert str(jax.tree.structure(params)) == str(jax.tree.structure(trace(NET, key, X)))
+
+
+@pytest.mark.parametrize(
+    ("size", "total"),
+    [(255, "(1020 B)"), (256, "(1.0 KiB)"), (2**18 - 1, "(1024.0 KiB)"), (2**18, "(1.0 MiB)"), (3 * 2**28, "(3.0 GiB)"), (2**40, "(4096.0 GiB)")],
+)
+def test_the_total_size_is_in_the_largest_unit_below_it(size: int, total: str) -> None:
+    abstract = {"w": jax.ShapeDtypeStruct((size,), jnp.float32)}  # 4 bytes a parameter, nothing allocated
+    assert summary(abstract, show=False).splitlines()[-1].split()[-2:] == total.split()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import jax
 import numpy as np
 
 import pytest
 
 from zephyr._checks import (
+    check_random_key,
     check_option,
     check_rate,
     fail,
@@ -100,3 +102,25 @@ def test_sizes_accept_numpy_ints_and_return_python_ints() -> None:
         positive_int("f", "n", True)
     with pytest.raises(ValueError, match=r"f: `n` must be a positive int or 2 positive ints, got True"):
         positive_ints("f", "n", True, 2)
+
+
+@pytest.mark.parametrize(
+    "key", [jax.random.key(0), jax.random.PRNGKey(0), np.zeros(2, np.uint32)], ids=["typed", "raw", "numpy raw"]
+)
+def test_a_single_random_key_is_accepted(key: Any) -> None:
+    check_random_key(key, "f")
+
+
+@pytest.mark.parametrize(
+    ("key", "given"),
+    [
+        (0, "int 0"),
+        (jax.random.split(jax.random.key(0)), "of shape (2,) and dtype key<"),
+        (np.zeros(2, np.int32), "ndarray of shape (2,) and dtype int32"),
+        (np.zeros((2, 2), np.uint32), "ndarray of shape (2, 2) and dtype uint32"),
+    ],
+    ids=["int", "two typed keys", "int32 pair", "uint32 of shape (2, 2)"],
+)
+def test_anything_else_is_not_a_random_key(key: Any, given: str) -> None:
+    with pytest.raises(TypeError, match=r"^f: `key` must be a JAX random key, .*, got .*" + re.escape(given)):
+        check_random_key(key, "f")

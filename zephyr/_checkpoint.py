@@ -359,7 +359,7 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
     """
     fd = os.open(os.path.join(root, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        deadline = time.monotonic() + timeout
+        deadline, pause = time.monotonic() + timeout, 0.005
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -374,7 +374,8 @@ def _locked(root: str, timeout: float, who: str) -> Generator[None]:
                         + f") and did not release it within lock_timeout={timeout:g} s; nothing was changed. "
                         "Wait for that save, or stop its process (the lock is released when it exits)"
                     ) from None
-                time.sleep(min(0.01, left))
+                time.sleep(min(pause, left))
+                pause = min(2 * pause, 0.1)  # quick for a short wait, light on the (NFS) lock server for a long one
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
         try:

@@ -77,6 +77,7 @@ import builtins
 import difflib
 import functools
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -213,20 +214,15 @@ class Binding:
 
 def absolute_module(node: ast.ImportFrom, package: str) -> str:
     """The absolute module of ``from ..x import y`` written in ``package``."""
-    if not node.level:
-        return node.module or ""
-    base = package.split(".")
-    base = base[: len(base) - node.level + 1]
-    return ".".join([*base, node.module] if node.module else base)
+    return importlib.util.resolve_name("." * node.level + (node.module or ""), package)
 
 
 def module_bindings(module: types.ModuleType, tree: ast.Module) -> dict[str, Binding]:
     """Every top-level name of ``module``: where it is imported from, or itself."""
-    package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
     bindings: dict[str, Binding] = {}
     for statement in _top_level(tree.body):
         if isinstance(statement, ast.ImportFrom):
-            origin = absolute_module(statement, package)
+            origin = absolute_module(statement, module.__package__ or "")
             for alias in statement.names:
                 bindings[alias.asname or alias.name] = Binding(origin, alias.name)
         elif isinstance(statement, ast.Import):
@@ -319,21 +315,15 @@ class Imports:
 
 
 def _same_object(a: Binding, b: Binding) -> bool:
-    if a == b:
-        return True
     try:
-        return _resolve(a) is _resolve(b)
-    except (ImportError, AttributeError):
+        return a == b or _resolve(a) is _resolve(b)
+    except (ImportError, AttributeError, ValueError):
         return False
 
 
 def _resolve(binding: Binding) -> object:
-    if binding.module is None:
-        return importlib.import_module(binding.name)
-    module = importlib.import_module(binding.module)
-    if hasattr(module, binding.name):
-        return getattr(module, binding.name)
-    return importlib.import_module(f"{binding.module}.{binding.name}")
+    """The object ``binding`` imports: a module, a module's attribute, or a submodule."""
+    return pkgutil.resolve_name(binding.name if binding.module is None else f"{binding.module}.{binding.name}")
 
 
 def _pascal(name: str) -> str:
@@ -475,16 +465,11 @@ def _is_input(parameter: Parameter, module: types.ModuleType) -> bool:
         annotation = ast.parse(annotation.value, mode="eval").body
     while isinstance(annotation, ast.Subscript):
         annotation = annotation.value
-    path: list[str] = []
-    while isinstance(annotation, ast.Attribute):
-        path.insert(0, annotation.attr)
-        annotation = annotation.value
-    if not isinstance(annotation, ast.Name):
+    if annotation is None:
         return False
-    value: object = getattr(module, annotation.id, None)
-    for attribute in path:
-        value = getattr(value, attribute, None)
-    if value is None:
+    try:  # a dotted name (``jax.Array``) in the module's namespace; else (``A | B``) not an input
+        value = pkgutil.resolve_name(f"{module.__name__}:{ast.unparse(annotation)}")
+    except (AttributeError, ValueError):
         return False
     if value is jax.Array or str(getattr(value, "__module__", "")).startswith("jaxtyping"):
         return True
@@ -517,22 +502,6 @@ def _as_params(annotation: str, names: set[str]) -> str:
 # A whole module
 
 
-def _is_exported(name: str, alias: ast.alias, exported: set[str] | None) -> bool:
-    if name.startswith("_"):
-        return False
-    return alias.asname == alias.name or (exported is not None and name in exported)
-
-
-def _all_names(tree: ast.Module) -> set[str] | None:
-    for statement in tree.body:
-        if isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in statement.targets):
-            try:
-                return set(ast.literal_eval(statement.value))
-            except ValueError:
-                return None
-    return None
-
-
 def flexible_names(module: types.ModuleType) -> list[str]:
     """The public flexible functions that ``module`` exposes (defines or re-exports).
 
@@ -541,14 +510,14 @@ def flexible_names(module: types.ModuleType) -> list[str]:
         >>> "linear" in flexible_names(zephyr.nets), "chain" in flexible_names(zephyr.nets)
         (True, False)
     """
-    source = source_of(module)
-    exported = _all_names(source.tree)
+    exported: Sequence[str] = getattr(module, "__all__", ())
     names: list[str] = []
-    for statement in _top_level(source.tree.body):
+    for statement in _top_level(source_of(module).tree.body):
         if isinstance(statement, ast.ImportFrom):
             for alias in statement.names:
                 name = alias.asname or alias.name
-                if _is_exported(name, alias, exported) and is_flexible(getattr(module, name, None)):
+                shown = alias.asname == alias.name or name in exported  # a re-export
+                if shown and not name.startswith("_") and is_flexible(getattr(module, name, None)):
                     names.append(name)
         elif isinstance(statement, ast.FunctionDef | ast.AsyncFunctionDef):
             if not statement.name.startswith("_") and is_flexible(getattr(module, statement.name, None)):
@@ -562,11 +531,11 @@ class ModuleStub:
     def __init__(self, module: types.ModuleType, stubbed: Sequence[str] = ()) -> None:
         self.module = module
         self.source = source_of(module)
-        self.package = module.__name__ if hasattr(module, "__path__") else module.__name__.rpartition(".")[0]
+        self.package = module.__package__ or ""
         # A flexible function re-exported from another stubbed module is imported from there,
         # with its overloads; one re-exported from a module without a stub is written out.
         self.flexible = set(flexible_names(module))
-        self.exported = _all_names(self.source.tree) or set()
+        self.exported: set[str] = set(getattr(module, "__all__", ()))
         self.submodules: list[ast.alias] = []
         for statement in _top_level(self.source.tree.body):
             if isinstance(statement, ast.ImportFrom) and absolute_module(statement, self.package) in stubbed:

@@ -217,24 +217,6 @@ def absolute_module(node: ast.ImportFrom, package: str) -> str:
     return importlib.util.resolve_name("." * node.level + (node.module or ""), package)
 
 
-def module_bindings(module: types.ModuleType, tree: ast.Module) -> dict[str, Binding]:
-    """Every top-level name of ``module``: where it is imported from, or itself."""
-    bindings: dict[str, Binding] = {}
-    for statement in _top_level(tree.body):
-        if isinstance(statement, ast.ImportFrom):
-            origin = absolute_module(statement, module.__package__ or "")
-            for alias in statement.names:
-                bindings[alias.asname or alias.name] = Binding(origin, alias.name)
-        elif isinstance(statement, ast.Import):
-            for alias in statement.names:
-                bound = alias.asname or alias.name.split(".")[0]
-                bindings[bound] = Binding(None, alias.name)
-        else:
-            for name in _defined_names(statement):
-                bindings[name] = Binding(module.__name__, name)
-    return bindings
-
-
 def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
     """The statements of a module body, looking inside ``if [typing.]TYPE_CHECKING:``."""
     for statement in body:
@@ -271,7 +253,20 @@ class Source:
 
     @functools.cached_property
     def bindings(self) -> dict[str, Binding]:
-        return module_bindings(self.module, self.tree)
+        """Every top-level name of the module: where it is imported from, or itself."""
+        bindings: dict[str, Binding] = {}
+        for statement in _top_level(self.tree.body):
+            if isinstance(statement, ast.ImportFrom):
+                origin = absolute_module(statement, self.module.__package__ or "")
+                for alias in statement.names:
+                    bindings[alias.asname or alias.name] = Binding(origin, alias.name)
+            elif isinstance(statement, ast.Import):
+                for alias in statement.names:
+                    bindings[alias.asname or alias.name.split(".")[0]] = Binding(None, alias.name)
+            else:
+                for name in _defined_names(statement):
+                    bindings[name] = Binding(self.module.__name__, name)
+        return bindings
 
     def signatures(self, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
         """The ``@overload``s of a top-level function, or else its ``def``."""
@@ -592,9 +587,9 @@ class ModuleStub:
             # Keep re-exports (``y as y``), and other imports only if the stub uses them.
             needed = [a for a in aliases if a.asname == a.name or (a.asname or a.name.split(".")[0]) in used]
             if needed:
-                own.append(prefix + ", ".join(_alias(a) for a in needed))
+                own.append(prefix + ", ".join(ast.unparse(a) for a in needed))
         if self.submodules:
-            own.insert(0, "\n".join(f"import {_alias(a)}" for a in self.submodules))
+            own.insert(0, "\n".join(ast.unparse(ast.Import([a])) for a in self.submodules))
         lines = [*_unique(own), *_merge_imports(imports.lines)]
         for chunk in (["\n".join(lines) + "\n"] if lines else []) + chunks:
             out += "\n" + chunk.rstrip("\n") + "\n"
@@ -680,10 +675,6 @@ def _merge_imports(lines: Sequence[str]) -> list[str]:
     return sorted(plain) + sorted(merged)
 
 
-def _alias(alias: ast.alias) -> str:
-    return alias.name + (f" as {alias.asname}" if alias.asname else "")
-
-
 def _decorators(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef, indent: str) -> str:
     """The decorators a stub keeps (``@overload``, ``@property`` and its ``.setter``, ...)."""
     kept = [
@@ -748,11 +739,8 @@ def stub_modules(names: Sequence[str]) -> list[str]:
 
 
 def stub_path(module_name: str) -> Path:
-    module = importlib.import_module(module_name)
-    parts = module_name.split(".")
-    if hasattr(module, "__path__"):
-        return Path(*parts, "__init__.pyi")
-    return Path(*parts[:-1], parts[-1] + ".pyi")
+    path = Path(*module_name.split("."))
+    return path / "__init__.pyi" if hasattr(importlib.import_module(module_name), "__path__") else path.with_suffix(".pyi")
 
 
 def generate(names: Sequence[str]) -> dict[Path, str]:

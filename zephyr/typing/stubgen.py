@@ -423,19 +423,15 @@ def _variant(
     annotations: dict[str, str] = {}
     used: list[str] = []
     for parameter in parameters:
-        if parameter.node is None:
-            continue
-        if parameter.name in PARAMS_NAMES:
+        if parameter.name in PARAMS_NAMES and parameter.node is not None:
             annotations[parameter.name] = "ParamsTree"
-            continue
-        names = names_in(parameter.node)
-        used += [n for n in names if n not in shown_as_params]
-        if shown_as_params.intersection(names):
-            annotations[parameter.name] = _as_params(parameter.annotation or "", shown_as_params)
+        elif parameter.node is not None and parameter.annotation is not None:
+            used += names_in(parameter.node)
+            annotations[parameter.name] = _as_params(parameter.annotation, shown_as_params)
     returns = None
     if node.returns is not None:
         returns = _as_params(annotation_text(node.returns, source), shown_as_params)
-        used += [n for n in names_in(node.returns) if n not in shown_as_params]
+        used += names_in(node.returns)
 
     def is_leading(i: int) -> bool:  # positional, without a default
         return parameters[i].kind in ("positional_only", "positional") and not parameters[i].has_default
@@ -446,7 +442,7 @@ def _variant(
     for form in (inputs, inputs[-1:], leading):
         if form and form not in forms:
             forms.append(form)
-    return Variant(parameters, returns, annotations, forms, prefix, function), _unique(used)
+    return Variant(parameters, returns, annotations, forms, prefix, function), _unique([n for n in used if n not in shown_as_params])
 
 
 def _is_input(parameter: Parameter, module: types.ModuleType) -> bool:
@@ -758,14 +754,6 @@ def generate(names: Sequence[str]) -> dict[Path, str]:
     return {stub_path(m): ModuleStub(importlib.import_module(m), modules).render() for m in modules}
 
 
-def _default_out(modules: Sequence[str]) -> Path:
-    """Where the stubs go: ``stubs/`` (zephyr's own: the project's ``stubs/``, which each
-    ``zephyr/<module>.pyi`` links to, so that every install finds them next to the modules)."""
-    if list(modules) == ["zephyr"]:
-        return Path(importlib.import_module("zephyr").__file__ or ".").resolve().parents[1] / "stubs"
-    return Path("stubs")
-
-
 def _unlinked(out: Path, files: Mapping[Path, str]) -> list[str]:
     """zephyr's own stubs whose ``zephyr/<module>.pyi`` is not a link to ``stubs/``."""
     package = out.parent
@@ -793,8 +781,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="compare with --out; exit 1 with a diff if stale")
     args = parser.parse_args(argv)
-    out: Path = args.out if args.out is not None else _default_out(args.modules)
-    own = args.out is None and list(args.modules) == ["zephyr"]  # zephyr's own stubs, linked from zephyr/
+    # The stubs go to --out or stubs/; zephyr's own to the project's stubs/, which each
+    # zephyr/<module>.pyi links to, so that every install finds them next to the modules.
+    own = args.out is None and list(args.modules) == ["zephyr"]
+    out: Path = args.out or Path("stubs")
+    if own:
+        out = Path(importlib.import_module("zephyr").__file__ or ".").resolve().parents[1] / "stubs"
     files = generate(args.modules)
     old = {path: (out / path).read_text() if (out / path).exists() else "" for path in sorted(files)}
     changed = [path for path in old if old[path] != files[path]]

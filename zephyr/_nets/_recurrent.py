@@ -20,7 +20,7 @@ from .._flexible import flexible
 from ..core._api import validate
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
-from ._dtypes import compute_dtype
+from ._dtypes import add_trailing, compute_dtype
 from ._ranges import in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
@@ -195,13 +195,12 @@ class _Weights(NamedTuple):
 
 def _project_input(weights: _Weights, x: Array) -> Array:
     """``x @ w_input + bias_input``, for one step or a whole sequence at once."""
-    y = jnp.matmul(x.astype(weights.compute), weights.w_input)
-    return y + jnp.broadcast_to(weights.biases[0], y.shape)
+    return add_trailing(jnp.matmul(x.astype(weights.compute), weights.w_input), weights.biases[0])
 
 
 def _hidden(weights: _Weights, h: Array) -> Array:
     y = jnp.matmul(h, weights.w_hidden)
-    return y + jnp.broadcast_to(weights.biases[1], y.shape) if len(weights.biases) > 1 else y
+    return add_trailing(y, weights.biases[1]) if len(weights.biases) > 1 else y
 
 
 def _rnn_update(weights: _Weights, h: Array, px: Array) -> Array:

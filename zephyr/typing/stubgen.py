@@ -446,7 +446,8 @@ def _variant(
     for form in (inputs, inputs[-1:], leading):
         if form and form not in forms:
             forms.append(form)
-    return Variant(parameters, returns, annotations, forms, prefix, function), _unique([n for n in used if n not in shown_as_params])
+    used = _unique([n for n in used if n not in shown_as_params])
+    return Variant(parameters, returns, annotations, forms, prefix, function), used
 
 
 def _is_input(parameter: Parameter, module: types.ModuleType) -> bool:
@@ -718,14 +719,12 @@ def stub_modules(names: Sequence[str]) -> list[str]:
     """
     chosen: set[str] = set()
     for name in names:
-        module = importlib.import_module(name)
         chosen.add(name)
-        if hasattr(module, "__path__"):
-            for info in pkgutil.walk_packages(module.__path__, name + "."):
-                if any(part.startswith("_") for part in info.name.split(".")):
-                    continue
-                if flexible_names(importlib.import_module(info.name)):
-                    chosen.add(info.name)
+        package_path = getattr(importlib.import_module(name), "__path__", [])  # a module: no submodules
+        for info in pkgutil.walk_packages(package_path, name + "."):
+            public = not any(part.startswith("_") for part in info.name.split("."))
+            if public and flexible_names(importlib.import_module(info.name)):
+                chosen.add(info.name)
     with_parents = set(chosen)
     for name in chosen:
         parts = name.split(".")
@@ -734,8 +733,9 @@ def stub_modules(names: Sequence[str]) -> list[str]:
 
 
 def stub_path(module_name: str) -> Path:
+    module = importlib.import_module(module_name)
     path = Path(*module_name.split("."))
-    return path / "__init__.pyi" if hasattr(importlib.import_module(module_name), "__path__") else path.with_suffix(".pyi")
+    return path / "__init__.pyi" if hasattr(module, "__path__") else path.with_suffix(".pyi")
 
 
 def generate(names: Sequence[str]) -> dict[Path, str]:

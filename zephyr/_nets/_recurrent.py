@@ -20,7 +20,7 @@ from .._flexible import flexible
 from ..core._api import validate
 from ..core._initializers import default_initializer
 from ..core._types import DType, Initializer, Params, PRNGKey, Shape
-from ._dtypes import compute_dtype
+from ._dtypes import add_trailing, compute_dtype
 from ._ranges import in_range, wide
 
 _orthogonal = jax.nn.initializers.orthogonal()
@@ -195,13 +195,12 @@ class _Weights(NamedTuple):
 
 def _project_input(weights: _Weights, x: Array) -> Array:
     """``x @ w_input + bias_input``, for one step or a whole sequence at once."""
-    y = jnp.matmul(x.astype(weights.compute), weights.w_input)
-    return y + jnp.broadcast_to(weights.biases[0], y.shape)
+    return add_trailing(jnp.matmul(x.astype(weights.compute), weights.w_input), weights.biases[0])
 
 
 def _hidden(weights: _Weights, h: Array) -> Array:
     y = jnp.matmul(h, weights.w_hidden)
-    return y + jnp.broadcast_to(weights.biases[1], y.shape) if len(weights.biases) > 1 else y
+    return add_trailing(y, weights.biases[1]) if len(weights.biases) > 1 else y
 
 
 def _rnn_update(weights: _Weights, h: Array, px: Array) -> Array:
@@ -246,45 +245,51 @@ def _is_pair(value: object) -> bool:
     return isinstance(value, tuple) and len(value) == 2  # pyright: ignore[reportUnknownArgumentType]  # any tuple
 
 
-def _weights(
-    who: str,
-    kind: _Kind,
-    params: RNNParams | LSTMParams | GRUParams,
-    x: Array,
-    hidden_size: int,
-    initializers: CellInitializers,
-    dtype: DType | None,
-    param_dtype: DType | None,
-    activation: Callable[[Array], Array],
-) -> _Weights:
-    """The leaves of a ``kind`` cell for inputs ``x`` ``(..., features)``, declared and checked."""
-    if not isinstance(initializers, CellInitializers):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
-        raise TypeError(f"{who}: `initializers` must come from nets.cell_initializers(...), got {describe_value(initializers)}")
-    bias = kind.default_bias if initializers.bias is None else initializers.bias
-    leaves = cast(dict[str, Array], params)  # the kind's leaf names
-    width = kind.gates * hidden_size
-    w_input = validate(leaves["w_input"], (x.shape[-1], width), initializers.w_input, dtype=param_dtype)
-    w_hidden = validate(leaves["w_hidden"], (hidden_size, width), initializers.w_hidden, dtype=param_dtype)
-    biases = [validate(leaves[name], (width,), bias, dtype=param_dtype) for name in kind.biases]
-    compute = compute_dtype(dtype, x, w_input)
-    as_compute = tuple(b.astype(compute) for b in biases)
-    return _Weights(w_input.astype(compute), w_hidden.astype(compute), as_compute, compute, activation)
+class _Cell(NamedTuple):
+    """A built-in cell as one public net runs it (``who``, for messages): its kind and the
+    hyperparameters that ``rnn_cell`` ... ``bidirectional`` pass on."""
+
+    who: str
+    kind: _Kind
+    hidden_size: int
+    initializers: CellInitializers
+    dtype: DType | None
+    param_dtype: DType | None
+    activation: Callable[[Array], Array] = jnp.tanh
+
+    def prepare(
+        self, params: RNNParams | LSTMParams | GRUParams, x: Array, carry_name: str, carry: Any, batch: tuple[int, ...]
+    ) -> tuple[_Weights, Any]:
+        """The leaves for inputs ``x`` ``(*batch, [time,] features)``, declared and checked, and
+        the carry ``carry_name`` checked against ``(*batch, hidden_size)``, both in the compute dtype."""
+        who, kind, hidden_size, initializers = self.who, self.kind, self.hidden_size, self.initializers
+        if not isinstance(initializers, CellInitializers):  # pyright: ignore[reportUnnecessaryIsInstance]  # user input
+            raise TypeError(f"{who}: `initializers` must come from nets.cell_initializers(...), got {describe_value(initializers)}")
+        bias = kind.default_bias if initializers.bias is None else initializers.bias
+        leaves = cast(dict[str, Array], params)  # the kind's leaf names
+        width = kind.gates * hidden_size
+        w_input = validate(leaves["w_input"], (x.shape[-1], width), initializers.w_input, dtype=self.param_dtype)
+        w_hidden = validate(leaves["w_hidden"], (hidden_size, width), initializers.w_hidden, dtype=self.param_dtype)
+        biases = [validate(leaves[name], (width,), bias, dtype=self.param_dtype) for name in kind.biases]
+        compute = compute_dtype(self.dtype, x, w_input)
+        as_compute = tuple(b.astype(compute) for b in biases)
+        weights = _Weights(w_input.astype(compute), w_hidden.astype(compute), as_compute, compute, self.activation)
+        return weights, _carry(who, carry_name, carry, (*batch, hidden_size), compute, kind.lstm)
 
 
-def _carry(who: str, name: str, value: Any, batch: tuple[int, ...], hidden_size: int, compute: np.dtype[Any], lstm: bool) -> Any:
-    """A cell's carry checked against ``(*batch, hidden_size)`` (each half of an ``LSTMState`` with
-    ``lstm``) and cast to ``compute``; None: zeros."""
+def _carry(who: str, name: str, value: Any, shape: tuple[int, ...], compute: np.dtype[Any], lstm: bool) -> Any:
+    """A cell's carry checked against ``shape`` ``(*batch, hidden_size)`` (each half of an
+    ``LSTMState`` with ``lstm``) and cast to ``compute``; None: zeros."""
     if value is None:
-        zero = jax.lax.full((*batch, hidden_size), 0, compute)
+        zero = jax.lax.full(shape, 0, compute)
         return LSTMState(zero, zero) if lstm else zero
     if lstm:
         if not _is_pair(value):
             raise TypeError(f"{who}: `{name}` must be an LSTMState(hidden, cell), got {type(value).__name__}")
-        halves = (_carry(who, f"{name}.{field}", v, batch, hidden_size, compute, False) for field, v in zip(LSTMState._fields, value))
+        halves = (_carry(who, f"{name}.{field}", v, shape, compute, False) for field, v in zip(LSTMState._fields, value))
         return LSTMState(*halves)
-    expected = (*batch, hidden_size)
-    if tuple(value.shape) != expected:
-        raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {expected}, got {tuple(value.shape)}")
+    if tuple(value.shape) != shape:
+        raise ValueError(f"{who}: `{name}` must have shape (*batch, hidden_size) = {shape}, got {tuple(value.shape)}")
     return value.astype(compute)
 
 
@@ -293,24 +298,12 @@ def _output(carry: Any) -> Array:
     return carry.hidden if isinstance(carry, LSTMState) else carry
 
 
-def _cell(
-    who: str,
-    kind: _Kind,
-    params: RNNParams | LSTMParams | GRUParams,
-    carry: Any,
-    x_t: Array,
-    hidden_size: int,
-    initializers: CellInitializers,
-    dtype: DType | None,
-    param_dtype: DType | None,
-    activation: Callable[[Array], Array] = jnp.tanh,
-) -> tuple[Any, Array]:
+def _cell(cell: _Cell, params: RNNParams | LSTMParams | GRUParams, carry: Any, x_t: Array) -> tuple[Any, Array]:
     """One step of a built-in cell: ``(new_carry, h)``."""
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x_t", x_t.shape, 1, "(features,)")
-    weights = _weights(who, kind, params, x_t, hidden_size, initializers, dtype, param_dtype, activation)
-    state = _carry(who, "carry", carry, tuple(x_t.shape[:-1]), hidden_size, weights.compute, kind.lstm)
-    new = kind.update(weights, state, _project_input(weights, x_t))
+    positive_int(cell.who, "hidden_size", cell.hidden_size)
+    min_rank(cell.who, "x_t", x_t.shape, 1, "(features,)")
+    weights, state = cell.prepare(params, x_t, "carry", carry, tuple(x_t.shape[:-1]))
+    new = cell.kind.update(weights, state, _project_input(weights, x_t))
     return new, _output(new)
 
 
@@ -437,7 +430,7 @@ def rnn_cell(
         >>> y.shape
         (2, 4)
     """
-    return _cell("rnn_cell", _RNN, params, carry, x_t, hidden_size, initializers, dtype, param_dtype, activation)
+    return _cell(_Cell("rnn_cell", _RNN, hidden_size, initializers, dtype, param_dtype, activation), params, carry, x_t)
 
 
 @flexible
@@ -480,7 +473,7 @@ def lstm_cell(
         >>> h.shape, new_state.cell.shape
         ((2, 4), (2, 4))
     """
-    return _cell("lstm_cell", _LSTM, params, carry, x_t, hidden_size, initializers, dtype, param_dtype)
+    return _cell(_Cell("lstm_cell", _LSTM, hidden_size, initializers, dtype, param_dtype), params, carry, x_t)
 
 
 @flexible
@@ -520,37 +513,30 @@ def gru_cell(
         >>> nets.gru_cell(params, h, x_t, 4)[1].shape
         (2, 4)
     """
-    return _cell("gru_cell", _GRU, params, carry, x_t, hidden_size, initializers, dtype, param_dtype)
+    return _cell(_Cell("gru_cell", _GRU, hidden_size, initializers, dtype, param_dtype), params, carry, x_t)
 
 
 # ---------------------------------------------------------------------------------- sequences
 
 
 def _sequence(
-    who: str,
-    kind: _Kind,
+    cell: _Cell,
     params: RNNParams | LSTMParams | GRUParams,
     x: Array,
-    hidden_size: int,
     initial_state: Any,
     seq_lengths: Array | None,
     reverse: bool,
     return_state: bool,
-    initializers: CellInitializers,
-    dtype: DType | None,
-    param_dtype: DType | None,
-    activation: Callable[[Array], Array] = jnp.tanh,
 ) -> Array | tuple[Array, Any]:
     """A built-in cell over a sequence in one ``lax.scan``, the input projection of every step
     computed at once before it: the body of ``rnn``, ``lstm``, ``gru`` and ``bidirectional``."""
-    positive_int(who, "hidden_size", hidden_size)
-    min_rank(who, "x", x.shape, 2, "(time, features)")
-    lengths = _seq_lengths(who, seq_lengths, x)
-    weights = _weights(who, kind, params, x, hidden_size, initializers, dtype, param_dtype, activation)
-    state = _carry(who, "initial_state", initial_state, tuple(x.shape[:-2]), hidden_size, weights.compute, kind.lstm)
+    positive_int(cell.who, "hidden_size", cell.hidden_size)
+    min_rank(cell.who, "x", x.shape, 2, "(time, features)")
+    lengths = _seq_lengths(cell.who, seq_lengths, x)
+    weights, state = cell.prepare(params, x, "initial_state", initial_state, tuple(x.shape[:-2]))
 
     def step(carry: Any, px: Array) -> tuple[Any, Array]:
-        new = kind.update(weights, carry, px)
+        new = cell.kind.update(weights, carry, px)
         return new, _output(new)
 
     final, ys = _scan(step, state, _project_input(weights, x), reverse, lengths)
@@ -766,10 +752,8 @@ def rnn(
         >>> nets.rnn(params, x, 4).shape
         (2, 7, 4)
     """
-    return _sequence(
-        "rnn", _RNN, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
-        param_dtype, activation,
-    )  # fmt: skip
+    cell = _Cell("rnn", _RNN, hidden_size, initializers, dtype, param_dtype, activation)
+    return _sequence(cell, params, x, initial_state, seq_lengths, reverse, return_state)
 
 
 @overload
@@ -854,10 +838,8 @@ def lstm(
         >>> bool((ys[1, 3:] == 0).all())
         True
     """
-    return _sequence(
-        "lstm", _LSTM, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
-        param_dtype,
-    )  # fmt: skip
+    cell = _Cell("lstm", _LSTM, hidden_size, initializers, dtype, param_dtype)
+    return _sequence(cell, params, x, initial_state, seq_lengths, reverse, return_state)
 
 
 @overload
@@ -935,10 +917,8 @@ def gru(
         >>> nets.gru(params, x, 4, reverse=True).shape
         (7, 4)
     """
-    return _sequence(
-        "gru", _GRU, params, x, hidden_size, initial_state, seq_lengths, reverse, return_state, initializers, dtype,
-        param_dtype,
-    )  # fmt: skip
+    cell = _Cell("gru", _GRU, hidden_size, initializers, dtype, param_dtype)
+    return _sequence(cell, params, x, initial_state, seq_lengths, reverse, return_state)
 
 
 @overload
@@ -1014,10 +994,9 @@ def bidirectional(
     """
     who = "bidirectional"
     kind = {"rnn": _RNN, "lstm": _LSTM, "gru": _GRU}[check_option(who, "cell", cell, ("rnn", "lstm", "gru"))]
+    net = _Cell(who, kind, hidden_size, CellInitializers(), dtype, param_dtype)
     runs = [
-        cast(tuple[Array, Array | LSTMState], _sequence(
-            who, kind, p, x, hidden_size, None, seq_lengths, reverse, True, CellInitializers(), dtype, param_dtype
-        ))  # return_state=True: a pair
+        cast(tuple[Array, Array | LSTMState], _sequence(net, p, x, None, seq_lengths, reverse, True))  # a pair
         for p, reverse in ((params["forward"], False), (params["backward"], True))
     ]
     ys = jnp.concatenate([y for y, _final in runs], axis=-1)

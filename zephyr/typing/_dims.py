@@ -240,8 +240,7 @@ def bind_arguments(
         shape = getattr(value, "shape", None)
         if shape is None:
             bound.others.setdefault(arg_name, value)
-        dims = dims_of.get(arg_name)
-        if dims is not None and shape is not None:
+        elif (dims := dims_of.get(arg_name)) is not None:
             bind_shape(dims, tuple(shape), bound, f"`{name}` argument `{arg_name}`", f"`{arg_name}`")
     return bound
 

@@ -6,7 +6,10 @@ Set here, at the root, so that the settings do not depend on which files a worke
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 os.environ.setdefault("ZEPHYR_TYPECHECK", "1")
@@ -26,11 +29,27 @@ os.environ["XLA_FLAGS"] = " ".join(
     [_given] + [f"--{flag}={value}" for flag, value in _XLA_FLAGS.items() if flag not in _given]
 ).strip()
 
+# A compilation cache for the run, in a fresh directory that the workers (and the examples'
+# subprocesses) inherit through the environment and the process that made it removes at exit.
+# The suite compiles the same programs many times over: the registry sweep each net with
+# checking on and then off (the same program: checking adds no operation), the two workers
+# the same eager operations. Per run, so a cache hit is never a program of another JAX or
+# another version of zephyr; a caller's JAX_COMPILATION_CACHE_DIR is kept.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache_dir = tempfile.mkdtemp(prefix="zephyr-tests-xla-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
+    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # every program: most are small
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])  # if JAX came first
+jax.config.update("jax_persistent_cache_min_compile_time_secs", float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", int(os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"]))
 
 
 @pytest.fixture(autouse=True)

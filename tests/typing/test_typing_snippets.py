@@ -91,8 +91,8 @@ def test_every_net_has_a_snippet() -> None:
     assert not missing, f"add a holed call of each to tests/typing/check_nets.py: {missing}"
 
 
-def test_mypy_accepts_the_snippets() -> None:
-    result = mypy(*(p.relative_to(ROOT) for p in SNIPPETS))
+def test_mypy_accepts_the_snippets(mypy_cache_dir: Path) -> None:
+    result = mypy("--cache-dir", mypy_cache_dir, *(p.relative_to(ROOT) for p in SNIPPETS))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -101,7 +101,7 @@ def test_pyright_accepts_the_snippets() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_each_negative_snippet_is_an_error_in_both_checkers(tmp_path: Path) -> None:
+def test_each_negative_snippet_is_an_error_in_both_checkers(tmp_path: Path, mypy_cache_dir: Path) -> None:
     expected_mypy: dict[int, set[str]] = {}
     expected_pyright: dict[int, set[str]] = {}
     stripped: list[str] = []
@@ -116,7 +116,7 @@ def test_each_negative_snippet_is_an_error_in_both_checkers(tmp_path: Path) -> N
     copy = tmp_path / "check_errors_stripped.py"
     copy.write_text("\n".join(stripped) + "\n")
 
-    result = mypy("--config-file", ROOT / "mypy.ini", copy)
+    result = mypy("--config-file", ROOT / "mypy.ini", "--cache-dir", mypy_cache_dir, copy)
     assert mypy_errors(result.stdout) == expected_mypy, result.stdout
 
     pyright_config(tmp_path)
@@ -170,7 +170,7 @@ def use(key: Array, x: Array) -> None:
 '''
 
 
-def test_user_module_stubs(tmp_path: Path) -> None:
+def test_user_module_stubs(tmp_path: Path, mypy_cache_dir: Path) -> None:
     """``python -m zephyr.typing.stubgen mypkg --out stubs`` types the holes of a user's nets."""
     package = tmp_path / "mypkg"
     package.mkdir()
@@ -186,10 +186,11 @@ def test_user_module_stubs(tmp_path: Path) -> None:
     }
     assert run(*generate, "--check", cwd=tmp_path).returncode == 0
 
-    (tmp_path / "mypy.ini").write_text(
-        f"[mypy]\nstrict = True\nwarn_unused_ignores = True\nmypy_path = stubs\n"
-    )
-    result = mypy("--cache-dir", tmp_path / ".mypy_cache", "user.py", cwd=tmp_path)
+    # The repository's options and the user's stubs: mypy reuses what the other mypy runs of
+    # this process cached (JAX, numpy, zephyr's stubs) and checks the user's package.
+    options = (ROOT / "mypy.ini").read_text().replace("[mypy]\n", "[mypy]\nmypy_path = stubs\n", 1)
+    (tmp_path / "mypy.ini").write_text(options)
+    result = mypy("--cache-dir", mypy_cache_dir, "user.py", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     pyright_config(tmp_path, tmp_path / "stubs")
     # pyright reads one stub directory: zephyr's own stubs come from the installed package.

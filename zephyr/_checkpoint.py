@@ -804,7 +804,7 @@ def _read_trees(
         raise ValueError(f"{who}: step {opened.step} at `{root}` does not match the model:\n  " + "\n  ".join(problems))
     _check_stored(ocp, opened, names, who)
 
-    default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.local_devices is partially typed
+    default = jax.sharding.make_single_device_sharding(jax.local_devices()[0])  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]  # jax.local_devices is partially typed
 
     def placement(name: str, path: Path) -> Any:
         """The sharding of the model's leaf (``like``), or the first local device."""

@@ -145,9 +145,15 @@ def expected_errors(checker: str) -> set[int]:
     return lines
 
 
+@pytest.fixture
+def scratch(checker: str, tmp_path: Path, mypy_cache_dir: Path) -> Path:
+    """The checker's working directory: for mypy, the cache its process's mypy runs share."""
+    return mypy_cache_dir if checker == "mypy" else tmp_path
+
+
 @pytest.mark.parametrize("checker", list(CHECKERS))
-def test_correct_snippets_are_clean(checker: str, tmp_path: Path, mypy_cache_dir: Path) -> None:
-    errors = CHECKERS[checker](CORRECT, mypy_cache_dir if checker == "mypy" else tmp_path)
+def test_correct_snippets_are_clean(checker: str, scratch: Path) -> None:
+    errors = CHECKERS[checker](CORRECT, scratch)
     known = {(file, line) for (name, file, line) in KNOWN_FALSE_ERRORS if name == checker}
     unexpected = {key: messages for key, messages in errors.items() if key not in known}
     assert not unexpected, json.dumps({f"{f}:{l}": m for (f, l), m in sorted(unexpected.items())}, indent=1)
@@ -156,8 +162,8 @@ def test_correct_snippets_are_clean(checker: str, tmp_path: Path, mypy_cache_dir
 
 
 @pytest.mark.parametrize("checker", list(CHECKERS))
-def test_every_mistake_is_reported(checker: str, tmp_path: Path, mypy_cache_dir: Path) -> None:
-    errors = CHECKERS[checker]([WRONG], mypy_cache_dir if checker == "mypy" else tmp_path)
+def test_every_mistake_is_reported(checker: str, scratch: Path) -> None:
+    errors = CHECKERS[checker]([WRONG], scratch)
     reported = {line for (file, line) in errors if file == WRONG.name}
     expected = expected_errors(checker)
     assert reported == expected, f"missed: {sorted(expected - reported)}, unexpected: {sorted(reported - expected)}\n{errors}"

@@ -189,6 +189,7 @@ def test_user_module_stubs(tmp_path: Path, mypy_cache_dir: Path) -> None:
     # The repository's options and the user's stubs: mypy reuses what the other mypy runs of
     # this process cached (JAX, numpy, zephyr's stubs) and checks the user's package.
     options = (ROOT / "mypy.ini").read_text().replace("[mypy]\n", "[mypy]\nmypy_path = stubs\n", 1)
+    assert "mypy_path = stubs" in options, "mypy.ini has no [mypy] section to add the user's stubs to"
     (tmp_path / "mypy.ini").write_text(options)
     result = mypy("--cache-dir", mypy_cache_dir, "user.py", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
